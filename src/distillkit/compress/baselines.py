@@ -1,0 +1,60 @@
+"""Baselines trained on the PBKD student architecture: from scratch, KD, FitNets and attention transfer."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from distillkit.config import BaselineConfig
+from distillkit.distill.losses import attention_loss, hint_loss, kd_loss
+from distillkit.models.blocks import BlockwiseNet
+
+
+class StudentObjective:
+    """One baseline's loss on a fresh student, with the frozen teacher as the source of knowledge.
+
+    - scratch: CE.
+    - kd: (1 − α)·CE + α·KD(T) (Hinton et al., 2015).
+    - fitnets: CE + w·MSE between the middle block outputs (the hint; Romero et al., 2015). Student blocks
+      restore the teacher's channels, so no regressor is needed; trained jointly rather than in two stages.
+    - at: CE + β·Σ attention losses at every block output (Zagoruyko & Komodakis, 2017).
+    """
+
+    def __init__(
+        self, method: str, student: BlockwiseNet, teacher: BlockwiseNet, cfg: BaselineConfig
+    ) -> None:
+        self.method, self.student, self.teacher, self.cfg = method, student, teacher, cfg
+        self.hint_block = len(student.blocks) // 2
+
+    def parameters(self) -> Iterable[nn.Parameter]:
+        return self.student.parameters()
+
+    def set_mode(self) -> None:
+        self.student.train()
+        self.teacher.eval()
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        if self.method == "scratch":
+            ce = F.cross_entropy(self.student(x), y)
+            return ce, {"ce": ce.item()}
+        feats = self.student.block_outputs(x)
+        logits = self.student.head(feats[-1])
+        ce = F.cross_entropy(logits, y)
+        with torch.no_grad():
+            teacher_feats = self.teacher.block_outputs(x)
+            teacher_logits = self.teacher.head(teacher_feats[-1])
+        if self.method == "kd":
+            kd = kd_loss(logits, teacher_logits, self.cfg.kd_temperature)
+            a = self.cfg.kd_alpha
+            return (1 - a) * ce + a * kd, {"ce": ce.item(), "kd": kd.item()}
+        if self.method == "fitnets":
+            k = self.hint_block
+            hint = hint_loss(feats[k], teacher_feats[k])
+            return ce + self.cfg.fitnets_weight * hint, {"ce": ce.item(), "hint": hint.item()}
+        if self.method == "at":
+            at = sum(attention_loss(s, t) for s, t in zip(feats, teacher_feats, strict=True))
+            return ce + self.cfg.at_weight * at, {"ce": ce.item(), "at": float(at)}
+        raise ValueError(f"unknown baseline '{self.method}'")

@@ -1,0 +1,240 @@
+"""`distillkit compress`: config → data + teacher → PBKD (+ baselines) → report, student, ONNX, plot."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from distillkit.compress.baselines import StudentObjective
+from distillkit.compress.export import export_onnx
+from distillkit.compress.pbkd import KDFinetuneObjective, progressive_distill
+from distillkit.compress.profile import profile_model
+from distillkit.compress.student import design_student, fresh_copy
+from distillkit.config import CompressConfig, dump_config
+from distillkit.data.images import build_image_datasets, make_loaders
+from distillkit.engine.checkpoint import save_checkpoint
+from distillkit.engine.device import resolve_device, seed_everything
+from distillkit.engine.loop import evaluate, fit
+from distillkit.models.blocks import BlockwiseNet, block_shapes, split_model
+from distillkit.report.meta import run_metadata
+from distillkit.report.plots import plot_accuracy_vs_macs
+from distillkit.report.tables import print_table
+from distillkit.train import obtain_model
+
+
+class CompressionRun:
+    """One compression job; `run()` returns the report dict written to report.json."""
+
+    def __init__(self, cfg: CompressConfig, out: Path, quiet: bool = False) -> None:
+        self.cfg, self.out, self.quiet = cfg, Path(out), quiet
+        self.device = resolve_device(cfg.device)
+        self.out.mkdir(parents=True, exist_ok=True)
+
+    def profile(self, model: nn.Module, repeats: int | None = None) -> dict:
+        p = self.cfg.profile
+        return profile_model(
+            model,
+            self.input_shape,
+            p.latency_batches,
+            repeats or p.latency_repeats,
+            self.device,
+            p.latency_threads,
+        )
+
+    def measure(self, model: nn.Module, test_loader: DataLoader, repeats: int | None = None) -> dict:
+        prof = self.profile(model, repeats)
+        entry = {
+            "accuracy": evaluate(model, test_loader, self.device),
+            "params": prof["params"],
+            "macs": prof["macs"],
+        }
+        entry["latency_ms"] = prof["latency_ms"]
+        if "gpu_latency_ms" in prof:
+            entry["gpu_latency_ms"] = prof["gpu_latency_ms"]
+        return entry
+
+    def run(self) -> dict:
+        cfg = self.cfg
+        seed_everything(cfg.seed)
+        data = build_image_datasets(cfg.data, cfg.seed)
+        train_loader, test_loader = make_loaders(data, cfg.data, cfg.seed)
+        self.input_shape = (data.in_channels, data.image_size, data.image_size)
+        teacher_model, teacher_seconds = obtain_model(
+            cfg.teacher, data, train_loader, self.device, self.out / "teacher.pt", cfg.seed
+        )
+        teacher = split_model(teacher_model.eval(), cfg.blocks).to(self.device)
+        example = torch.zeros(2, *self.input_shape, device=self.device)
+        shapes = block_shapes(teacher, example)
+        teacher_entry = self.measure(teacher, test_loader)
+
+        steps = cfg.pbkd.stage.num_steps(len(train_loader))
+        stages: list[dict] = []
+
+        def after_stage(stage: int, k: int, net: BlockwiseNet, result) -> None:
+            entry = {
+                "name": f"block {k}",
+                "block": k,
+                "stage": stage + 1,
+                **self.measure(net, test_loader, 10),
+            }
+            entry |= {"steps": result.steps, "seconds": round(result.seconds, 2)}
+            stages.append(entry)
+            if not self.quiet:
+                print(
+                    f"stage {stage + 1}: block {k} replaced, accuracy {entry['accuracy']:.2f}%, "
+                    f"MACs {entry['macs'] / 1e6:.2f}M, {result.seconds:.1f}s"
+                )
+
+        seed_everything(cfg.seed)
+        students = design_student(teacher.blocks, shapes, cfg.student.design, cfg.student.ratio)
+        student = progressive_distill(
+            teacher,
+            students,
+            train_loader,
+            steps,
+            cfg.pbkd.optim,
+            self.device,
+            cfg.pbkd.local_weight,
+            cfg.pbkd.order,
+            after_stage,
+        )
+        total_steps = steps * len(students)
+        ft = cfg.pbkd.finetune
+        if ft.enabled:
+            ft_steps = ft.budget.num_steps(len(train_loader))
+            result = fit(
+                KDFinetuneObjective(student, teacher, ft.alpha, ft.temperature),
+                train_loader,
+                ft_steps,
+                ft.optim,
+                self.device,
+                desc="finetune (KD)",
+            )
+            total_steps += ft_steps
+            stages.append(
+                {
+                    "name": "finetune",
+                    "block": None,
+                    "stage": len(stages) + 1,
+                    **self.measure(student, test_loader, 10),
+                    "steps": ft_steps,
+                    "seconds": round(result.seconds, 2),
+                }
+            )
+        pbkd_seconds = sum(s["seconds"] for s in stages)
+        student_entry = self.measure(student, test_loader)
+
+        baselines = {}
+        for method in cfg.baselines.methods:
+            seed_everything(cfg.seed)
+            fresh = design_student(teacher.blocks, shapes, cfg.student.design, cfg.student.ratio)
+            net = BlockwiseNet(fresh, fresh_copy(teacher.head), teacher.names).to(self.device)
+            result = fit(
+                StudentObjective(method, net, teacher, cfg.baselines),
+                train_loader,
+                total_steps,
+                cfg.baselines.optim,
+                self.device,
+                desc=f"baseline {method}",
+            )
+            baselines[method] = {
+                "accuracy": evaluate(net, test_loader, self.device),
+                "steps": total_steps,
+                "seconds": round(result.seconds, 2),
+            }
+
+        report = self.write(
+            teacher_entry,
+            student_entry,
+            stages,
+            baselines,
+            student,
+            teacher_seconds,
+            pbkd_seconds,
+            total_steps,
+        )
+        return report
+
+    def write(
+        self,
+        teacher_entry,
+        student_entry,
+        stages,
+        baselines,
+        student,
+        teacher_seconds,
+        pbkd_seconds,
+        total_steps,
+    ) -> dict:
+        cfg = self.cfg
+        save_checkpoint(student.state_dict(), self.out / "student.pt")
+        onnx_info = None
+        if cfg.export_onnx:
+            onnx_info = export_onnx(student, (1, *self.input_shape), self.out / "student.onnx")
+        lat_t, lat_s = teacher_entry["latency_ms"], student_entry["latency_ms"]
+        speedup = {
+            "macs": teacher_entry["macs"] / student_entry["macs"],
+            "params": teacher_entry["params"] / student_entry["params"],
+            "latency": {b: lat_t[b] / lat_s[b] for b in lat_t},
+        }
+        report = {
+            "method": "pbkd",
+            "teacher": teacher_entry,
+            "student": student_entry,
+            "stages": stages,
+            "speedup": speedup,
+            "baselines": baselines,
+            "training": {
+                "teacher_seconds": teacher_seconds,
+                "pbkd_seconds": pbkd_seconds,
+                "pbkd_steps": total_steps,
+                "pbkd_to_teacher_time": (pbkd_seconds / teacher_seconds) if teacher_seconds else None,
+            },
+            "onnx": onnx_info,
+            "blocks": list(student.names),
+            "seed": cfg.seed,
+            "config": dump_config(cfg),
+            **run_metadata(self.device),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        (self.out / "report.json").write_text(json.dumps(report, indent=2))
+        plot_accuracy_vs_macs(report, self.out / "accuracy_vs_macs.png")
+        if not self.quiet:
+            print_summary(report)
+        return report
+
+
+def print_summary(report: dict) -> None:
+    """Teacher vs student (and baselines) as a table on the terminal."""
+    t, s = report["teacher"], report["student"]
+    batches = list(t["latency_ms"])
+    header = ["model", "top-1 %", "params", "MACs (M)", *[f"latency b{b} (ms)" for b in batches]]
+
+    def row(name: str, e: dict) -> list[str]:
+        return [
+            name,
+            f"{e['accuracy']:.2f}",
+            f"{e['params']:,}",
+            f"{e['macs'] / 1e6:.2f}",
+            *[f"{e['latency_ms'][b]:.2f}" for b in batches],
+        ]
+
+    rows = [row("teacher", t), row("student (PBKD)", s)]
+    for name, b in report.get("baselines", {}).items():
+        rows.append([f"student ({name})", f"{b['accuracy']:.2f}", "", "", *["" for _ in batches]])
+    sp = report["speedup"]
+    rows.append(
+        [
+            "speed-up",
+            "",
+            f"{sp['params']:.2f}×",
+            f"{sp['macs']:.2f}×",
+            *[f"{sp['latency'][b]:.2f}×" for b in batches],
+        ]
+    )
+    print_table("PBKD compression", header, rows)

@@ -1,0 +1,117 @@
+"""Progressive blockwise knowledge distillation (Wang, Zhao, Li, Tan, IJCAI 2018).
+
+Network A⁰ is the teacher. Stage k replaces one teacher block with its student block; everything else is
+frozen (blocks already replaced keep their trained student weights). Only the new block trains, on
+``CE(Aᵏ(x), y) + λ · ½‖S_k(h) − T_k(h)‖²`` where h is the input of block k in Aᵏ.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+
+from distillkit.config import OptimConfig
+from distillkit.distill.losses import kd_loss, local_l2
+from distillkit.engine.loop import FitResult, fit
+from distillkit.errors import ConfigError
+from distillkit.models.blocks import BlockwiseNet
+
+
+def stage_order(order: str | Sequence[int], num_blocks: int) -> list[int]:
+    """Block indices in the order they are replaced: bottom_up, top_down, or an explicit permutation."""
+    if order == "bottom_up":
+        return list(range(num_blocks))
+    if order == "top_down":
+        return list(reversed(range(num_blocks)))
+    indices = list(order)
+    if sorted(indices) != list(range(num_blocks)):
+        raise ConfigError(f"pbkd.order {indices} must list each block index 0..{num_blocks - 1} once")
+    return indices
+
+
+class BlockStageObjective:
+    """Stage objective: train `net.blocks[k]` only, with CE on the whole net plus the local L2 to the teacher."""
+
+    def __init__(self, net: BlockwiseNet, k: int, teacher_block: nn.Module, local_weight: float) -> None:
+        self.net, self.k, self.teacher_block, self.local_weight = net, k, teacher_block, local_weight
+
+    def parameters(self) -> Iterable[nn.Parameter]:
+        return self.net.blocks[self.k].parameters()
+
+    def set_mode(self) -> None:
+        self.net.eval()
+        self.net.blocks[self.k].train()
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        with torch.no_grad():
+            h = self.net.run_blocks(x, 0, self.k)
+            target = self.teacher_block(h) if self.local_weight > 0 else None
+        s = self.net.blocks[self.k](h)
+        logits = self.net.head(self.net.run_blocks(s, self.k + 1))
+        ce = F.cross_entropy(logits, y)
+        if target is None:
+            return ce, {"ce": ce.item()}
+        local = local_l2(s, target)
+        return ce + self.local_weight * local, {"ce": ce.item(), "local": local.item()}
+
+
+class KDFinetuneObjective:
+    """The whole student trained with (1 − α)·CE + α·KD from the frozen teacher."""
+
+    def __init__(self, student: nn.Module, teacher: nn.Module, alpha: float, temperature: float) -> None:
+        self.student, self.teacher, self.alpha, self.temperature = student, teacher, alpha, temperature
+
+    def parameters(self) -> Iterable[nn.Parameter]:
+        return self.student.parameters()
+
+    def set_mode(self) -> None:
+        self.student.train()
+        self.teacher.eval()
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        logits = self.student(x)
+        with torch.no_grad():
+            teacher_logits = self.teacher(x)
+        ce = F.cross_entropy(logits, y)
+        kd = kd_loss(logits, teacher_logits, self.temperature)
+        return (1 - self.alpha) * ce + self.alpha * kd, {"ce": ce.item(), "kd": kd.item()}
+
+
+StageCallback = Callable[[int, int, BlockwiseNet, FitResult], None]
+
+
+def progressive_distill(
+    teacher: BlockwiseNet,
+    students: Sequence[nn.Module],
+    loader: DataLoader,
+    steps_per_stage: int,
+    optim: OptimConfig,
+    device: torch.device,
+    local_weight: float = 1.0,
+    order: str | Sequence[int] = "bottom_up",
+    after_stage: StageCallback | None = None,
+) -> BlockwiseNet:
+    """Replace the teacher's blocks by `students` one stage at a time; returns the student network.
+
+    The teacher is never modified: its parameters are frozen and the student gets its own copy of the head.
+    `after_stage(stage, block, net, fit_result)` is called after each stage (for evaluation and reports).
+    """
+    if len(students) != len(teacher.blocks):
+        raise ConfigError(f"{len(students)} student blocks for {len(teacher.blocks)} teacher blocks")
+    teacher.to(device).eval().requires_grad_(False)
+    net = BlockwiseNet(list(teacher.blocks), copy.deepcopy(teacher.head), teacher.names).to(device)
+    for stage, k in enumerate(stage_order(order, len(students))):
+        net.requires_grad_(False)
+        net.blocks[k] = students[k].to(device).requires_grad_(True)
+        objective = BlockStageObjective(net, k, teacher.blocks[k], local_weight)
+        result = fit(objective, loader, steps_per_stage, optim, device, desc=f"stage {stage + 1}: block {k}")
+        net.blocks[k].requires_grad_(False)
+        if after_stage is not None:
+            after_stage(stage, k, net, result)
+    net.eval().requires_grad_(True)
+    return net

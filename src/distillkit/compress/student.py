@@ -1,0 +1,170 @@
+"""Student block design that preserves the teacher block's receptive field (Wang et al., IJCAI 2018, §3.2).
+
+A student block repeats the teacher block's spatial operations — every conv's kernel size, stride, dilation and
+padding, every pooling layer — so its receptive field is the teacher's, but each conv keeps only a fraction
+(`ratio`) of the filters. A final 1×1 conv + BN + ReLU restores the teacher block's output channels. Residual
+units keep their shape: the branch is thinned and ends in a 1×1 conv back to the unit's width.
+
+Designs:
+- ``thin``: each k×k conv becomes a k×k conv with `ratio` × the filters.
+- ``depthwise``: each k×k conv (k > 1) becomes a depthwise k×k conv (same stride/dilation) followed by a
+  pointwise conv to `ratio` × the filters — the same receptive field for far fewer MACs.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import fx, nn
+from torchvision.models.resnet import BasicBlock, Bottleneck
+
+from distillkit.errors import SplitError
+from distillkit.models.blocks import BlockTracer, ResidualUnit
+
+_KEEP = (nn.ReLU, nn.ReLU6, nn.SiLU, nn.GELU, nn.Identity, nn.Dropout, nn.MaxPool2d, nn.AvgPool2d)
+
+
+def thinned(channels: int, ratio: float) -> int:
+    return max(1, int(round(channels * ratio)))
+
+
+def design_student_block(
+    block: nn.Module, in_channels: int, out_channels: int, design: str = "thin", ratio: float = 0.5
+) -> nn.Sequential:
+    """A freshly initialised student for teacher `block` (in/out channels of the block's tensors)."""
+    if design not in ("thin", "depthwise"):
+        raise SplitError(f"unknown student design '{design}'; choose 'thin' or 'depthwise'")
+    layers: list[nn.Module] = []
+    channels = in_channels
+    for name, module in _module_chain(block):
+        if isinstance(module, nn.Conv2d):
+            if module.groups != 1:
+                raise SplitError(
+                    f"student design: grouped conv '{name}' is not supported; give the student block"
+                )
+            out = thinned(module.out_channels, ratio)
+            layers += _conv(module, channels, out, design)
+            channels = out
+        elif isinstance(module, nn.BatchNorm2d):
+            layers.append(nn.BatchNorm2d(channels))
+        elif isinstance(module, _KEEP):
+            layers.append(copy.deepcopy(module))
+        elif isinstance(module, (BasicBlock, Bottleneck, ResidualUnit)):
+            unit_in, unit_out = _unit_channels(module)
+            if channels != unit_in:
+                layers += _restore(channels, unit_in)
+            layers.append(_residual_student(module, unit_in, unit_out, design, ratio))
+            channels = unit_out
+        else:
+            raise SplitError(
+                f"student design: layer '{name}' ({type(module).__name__}) is not supported; "
+                "give the student block yourself"
+            )
+    if channels != out_channels:
+        layers += _restore(channels, out_channels)
+    return nn.Sequential(*layers)
+
+
+def _module_chain(block: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The block's operations in order; it must be a plain chain of modules."""
+    gm = fx.GraphModule(block, BlockTracer().trace(block))
+    chain: list[tuple[str, nn.Module]] = []
+    previous: fx.Node | None = None
+    for node in gm.graph.nodes:
+        if node.op in ("placeholder", "output"):
+            previous = node if node.op == "placeholder" else previous
+            continue
+        if node.op != "call_module" or node.all_input_nodes != [previous]:
+            raise SplitError(
+                f"student design: '{node.name}' ({node.op} {node.target}) is not part of a plain chain of "
+                "layers; give the student block yourself"
+            )
+        chain.append((str(node.target), gm.get_submodule(str(node.target))))
+        previous = node
+    return chain
+
+
+def _conv(teacher: nn.Conv2d, in_ch: int, out_ch: int, design: str) -> list[nn.Module]:
+    spatial = dict(stride=teacher.stride, padding=teacher.padding, dilation=teacher.dilation)
+    bias = teacher.bias is not None
+    if design == "depthwise" and max(teacher.kernel_size) > 1:
+        return [
+            nn.Conv2d(in_ch, in_ch, teacher.kernel_size, groups=in_ch, bias=False, **spatial),
+            nn.BatchNorm2d(in_ch),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(in_ch, out_ch, 1, bias=bias),
+        ]
+    return [nn.Conv2d(in_ch, out_ch, teacher.kernel_size, bias=bias, **spatial)]
+
+
+def _restore(in_ch: int, out_ch: int, relu: bool = True) -> list[nn.Module]:
+    layers: list[nn.Module] = [nn.Conv2d(in_ch, out_ch, 1, bias=False), nn.BatchNorm2d(out_ch)]
+    return layers + [nn.ReLU(inplace=True)] if relu else layers
+
+
+def _unit_channels(unit: nn.Module) -> tuple[int, int]:
+    convs = [m for m in _branch_layers(unit) if isinstance(m, nn.Conv2d)]
+    return convs[0].in_channels, convs[-1].out_channels
+
+
+def _branch_layers(unit: nn.Module) -> list[nn.Module]:
+    if isinstance(unit, BasicBlock):
+        return [unit.conv1, unit.bn1, nn.ReLU(inplace=True), unit.conv2, unit.bn2]
+    if isinstance(unit, Bottleneck):
+        relu = nn.ReLU(inplace=True)
+        return [unit.conv1, unit.bn1, relu, unit.conv2, unit.bn2, relu, unit.conv3, unit.bn3]
+    return list(unit.branch)
+
+
+def _residual_student(unit: nn.Module, in_ch: int, out_ch: int, design: str, ratio: float) -> ResidualUnit:
+    teacher_layers = _branch_layers(unit)
+    convs = [m for m in teacher_layers if isinstance(m, nn.Conv2d)]
+    last = convs[-1]
+    layers: list[nn.Module] = []
+    channels = in_ch
+    for m in teacher_layers:
+        if isinstance(m, nn.Conv2d):
+            # A final 1×1 conv already restores the width (Bottleneck); otherwise one is appended.
+            keep_width = m is last and max(m.kernel_size) == 1
+            out = m.out_channels if keep_width else thinned(m.out_channels, ratio)
+            layers += _conv(m, channels, out, design)
+            channels = out
+        elif isinstance(m, nn.BatchNorm2d):
+            layers.append(nn.BatchNorm2d(channels))
+        else:
+            layers.append(copy.deepcopy(m))
+    if channels != out_ch:
+        layers += [nn.ReLU(inplace=True), *_restore(channels, out_ch, relu=False)]
+    teacher_shortcut = unit.downsample if isinstance(unit, (BasicBlock, Bottleneck)) else unit.shortcut
+    return ResidualUnit(nn.Sequential(*layers), fresh_copy(teacher_shortcut))
+
+
+def fresh_copy(module: nn.Module | None) -> nn.Module:
+    """A re-initialised copy of `module` (same structure, new parameters and BN statistics)."""
+    if module is None:
+        return nn.Identity()
+    fresh = copy.deepcopy(module)
+    for m in fresh.modules():
+        if hasattr(m, "reset_parameters"):
+            m.reset_parameters()
+        if isinstance(m, nn.BatchNorm2d):
+            m.reset_running_stats()
+    return fresh
+
+
+def design_student(
+    blocks: nn.ModuleList, shapes: list[tuple[torch.Size, torch.Size]], design: str, ratio: float
+) -> list[nn.Sequential]:
+    """Student blocks for every teacher block; `shapes[k]` = (input shape, output shape) of block k."""
+    students = []
+    for k, (block, (shape_in, shape_out)) in enumerate(zip(blocks, shapes, strict=True)):
+        student = design_student_block(block, shape_in[1], shape_out[1], design, ratio)
+        with torch.no_grad():
+            got = student.eval()(torch.zeros(shape_in)).shape
+        if got != shape_out:
+            raise SplitError(
+                f"student block {k} maps {tuple(shape_in)} to {tuple(got)}, teacher to {tuple(shape_out)}"
+            )
+        students.append(student)
+    return students

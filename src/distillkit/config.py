@@ -1,0 +1,276 @@
+"""Typed configs: YAML in, `--set a.b=c` overrides, validated by pydantic with one-line errors.
+
+Every config section is a `Section` (pydantic model that forbids unknown keys). `load_config` reads a YAML file,
+applies overrides and validates; a mistyped key fails before any work, naming the key and the valid ones.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from distillkit.errors import ConfigError
+
+T = TypeVar("T", bound="Section")
+
+
+class Section(BaseModel):
+    """Base of every config block: unknown keys are errors, assignments are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+# ----------------------------------------------------------------------------------------------- shared blocks
+class OptimConfig(Section):
+    """Optimiser and schedule for one training run (SGD with momentum or AdamW, cosine decay)."""
+
+    name: Literal["sgd", "adamw"] = "sgd"
+    lr: float = Field(0.05, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(5e-4, ge=0)
+    schedule: Literal["cosine", "constant"] = "cosine"
+    warmup_steps: int = Field(0, ge=0)
+
+
+class BudgetConfig(Section):
+    """Length of a training run: `epochs` (may be fractional) or `steps`; steps wins when both are set."""
+
+    epochs: float | None = Field(None, gt=0)
+    steps: int | None = Field(None, gt=0)
+
+    def num_steps(self, batches_per_epoch: int) -> int:
+        if self.steps is not None:
+            return self.steps
+        if self.epochs is None:
+            raise ConfigError("a training budget needs 'epochs' or 'steps'")
+        return max(1, round(self.epochs * batches_per_epoch))
+
+
+class SyntheticImagesConfig(Section):
+    """The embedded synthetic image task (deterministic from `seed`)."""
+
+    num_classes: int = Field(10, ge=2, le=10)
+    train_per_class: int = Field(300, ge=1)
+    test_per_class: int = Field(100, ge=1)
+    channels: Literal[1, 3] = 3
+
+
+class ImageDataConfig(Section):
+    """An image classification data set and its loader."""
+
+    name: Literal["synthetic", "mnist", "fashion_mnist", "cifar10", "cifar100", "imagefolder"] = "synthetic"
+    root: Path | None = None
+    image_size: int = Field(32, ge=8)
+    train_subset: int | None = Field(None, ge=1)
+    test_subset: int | None = Field(None, ge=1)
+    augment: bool = False
+    batch_size: int = Field(64, ge=1)
+    eval_batch_size: int = Field(256, ge=1)
+    num_workers: int = Field(0, ge=0)
+    synthetic: SyntheticImagesConfig = SyntheticImagesConfig()
+
+
+class ModelConfig(Section):
+    """A classification network built by the toolkit (see `distillkit.models.build_model`)."""
+
+    arch: str = "vgg16"
+    width: float = Field(1.0, gt=0)
+    checkpoint: Path | None = None
+    small_input: bool = True
+
+
+# ------------------------------------------------------------------------------------------------- compress job
+class TeacherConfig(ModelConfig):
+    """The teacher: loaded from `checkpoint` if given, else trained with `train` first."""
+
+    train: BudgetConfig = BudgetConfig(epochs=5)
+    optim: OptimConfig = OptimConfig()
+
+
+class StudentConfig(Section):
+    """How student blocks are designed from teacher blocks (receptive field is always preserved)."""
+
+    design: Literal["thin", "depthwise"] = "thin"
+    ratio: float = Field(0.5, gt=0, le=1)
+
+
+class FinetuneConfig(Section):
+    """Optional last stage: the whole student trained with KD from the teacher."""
+
+    enabled: bool = False
+    budget: BudgetConfig = BudgetConfig(epochs=1)
+    optim: OptimConfig = OptimConfig(lr=0.01)
+    alpha: float = Field(0.5, ge=0, le=1)
+    temperature: float = Field(4.0, gt=0)
+
+
+class PBKDConfig(Section):
+    """Progressive blockwise distillation (Wang et al., IJCAI 2018)."""
+
+    order: Literal["bottom_up", "top_down"] | list[int] = "bottom_up"
+    stage: BudgetConfig = BudgetConfig(epochs=1.5)
+    optim: OptimConfig = OptimConfig()
+    local_weight: float = Field(1.0, ge=0)
+    finetune: FinetuneConfig = FinetuneConfig()
+
+
+class BaselineConfig(Section):
+    """Baselines trained on the same student architecture with the same number of steps as PBKD."""
+
+    methods: list[Literal["scratch", "kd", "fitnets", "at"]] = []
+    optim: OptimConfig = OptimConfig()
+    kd_alpha: float = Field(0.9, ge=0, le=1)
+    kd_temperature: float = Field(4.0, gt=0)
+    fitnets_weight: float = Field(1.0, ge=0)
+    at_weight: float = Field(1000.0, ge=0)
+
+
+class ProfileConfig(Section):
+    """Cost measurement of teacher and student."""
+
+    latency_batches: list[int] = [1, 64]
+    latency_repeats: int = Field(30, ge=1)
+    latency_threads: int | None = Field(None, ge=1)
+
+
+class CompressConfig(Section):
+    """`distillkit compress`: teacher → student by PBKD, with optional baselines."""
+
+    seed: int = 0
+    device: str = "auto"
+    data: ImageDataConfig = ImageDataConfig()
+    teacher: TeacherConfig = TeacherConfig()
+    blocks: Literal["auto"] | list[str] = "auto"
+    student: StudentConfig = StudentConfig()
+    pbkd: PBKDConfig = PBKDConfig()
+    baselines: BaselineConfig = BaselineConfig()
+    profile: ProfileConfig = ProfileConfig()
+    export_onnx: bool = True
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        if v not in ("auto", "cpu") and not v.startswith("cuda"):
+            raise ValueError("device must be 'auto', 'cpu' or 'cuda[:N]'")
+        return v
+
+
+class TrainConfig(Section):
+    """`distillkit train`: train one classifier (the teacher, or any model) and evaluate it."""
+
+    seed: int = 0
+    device: str = "auto"
+    data: ImageDataConfig = ImageDataConfig()
+    model: TeacherConfig = TeacherConfig()
+
+
+# ------------------------------------------------------------------------------------------------------ loading
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """`a.b=c` → (['a', 'b'], value) with the value parsed as YAML (so numbers, lists and null work)."""
+    if "=" not in text:
+        raise ConfigError(f"override '{text}' is not of the form key.path=value")
+    key, raw = text.split("=", 1)
+    parts = [p for p in key.strip().split(".") if p]
+    if not parts:
+        raise ConfigError(f"override '{text}' has an empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override '{text}': value is not valid YAML ({exc.__class__.__name__})") from None
+    return parts, value
+
+
+def apply_overrides(tree: dict, overrides: list[str], schema: type[Section]) -> dict:
+    """Set each `a.b=c` in the raw config tree, checking every key against the schema on the way down."""
+    for text in overrides:
+        parts, value = parse_override(text)
+        node, model = tree, schema
+        for depth, part in enumerate(parts):
+            fields = model.model_fields if model is not None else None
+            if fields is not None and part not in fields:
+                _unknown_key(".".join(parts[: depth + 1]), part, list(fields))
+            if depth == len(parts) - 1:
+                node[part] = value
+                break
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = {}
+                node[part] = child
+            node = child
+            model = _section_type(fields[part].annotation) if fields is not None else None
+    return tree
+
+
+def load_config(path: str | Path | None, schema: type[T], overrides: list[str] | None = None) -> T:
+    """Read YAML `path` (or start from defaults when None), apply overrides, validate into `schema`."""
+    tree: dict = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            tree = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" line {mark.line + 1}" if mark is not None else ""
+            raise ConfigError(f"{path}{where}: not valid YAML") from None
+        if not isinstance(tree, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping of keys")
+    apply_overrides(tree, overrides or [], schema)
+    return validate(tree, schema, source=str(path) if path else "config")
+
+
+def validate(tree: dict, schema: type[T], source: str = "config") -> T:
+    try:
+        return schema.model_validate(tree)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation(exc, schema, source)) from None
+
+
+def _format_validation(exc: ValidationError, schema: type[Section], source: str) -> str:
+    messages = []
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"]]
+        key = ".".join(loc)
+        if err["type"] == "extra_forbidden":
+            valid = _fields_at(schema, loc[:-1])
+            hint = difflib.get_close_matches(loc[-1], valid, n=1)
+            did = f" (did you mean '{hint[0]}'?)" if hint else ""
+            messages.append(f"unknown key '{key}'{did}; valid keys here: {', '.join(valid)}")
+        else:
+            messages.append(f"'{key}': {err['msg']}")
+    return f"{source}: " + "; ".join(messages)
+
+
+def _unknown_key(key: str, part: str, valid: list[str]) -> None:
+    hint = difflib.get_close_matches(part, valid, n=1)
+    did = f" (did you mean '{hint[0]}'?)" if hint else ""
+    raise ConfigError(f"unknown key '{key}'{did}; valid keys here: {', '.join(valid)}")
+
+
+def _section_type(annotation: Any) -> type[Section] | None:
+    if isinstance(annotation, type) and issubclass(annotation, Section):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found = _section_type(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _fields_at(schema: type[Section], loc: list[str]) -> list[str]:
+    model: type[Section] | None = schema
+    for part in loc:
+        if model is None or part not in model.model_fields:
+            return []
+        model = _section_type(model.model_fields[part].annotation)
+    return list(model.model_fields) if model is not None else []
+
+
+def dump_config(cfg: Section) -> dict:
+    """A JSON-safe dict of the config, as recorded in every report."""
+    return cfg.model_dump(mode="json")

@@ -1,0 +1,46 @@
+"""A Markdown reference of every config key, generated from the typed configs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic_core import PydanticUndefined
+
+from distillkit.config import Section, _section_type
+
+
+def reference(schema: type[Section]) -> str:
+    """Rows `key | type | default | meaning` for every key, nested sections flattened with dots."""
+    lines = [
+        f"### `{schema.__name__}`",
+        "",
+        (schema.__doc__ or "").strip(),
+        "",
+        "| key | type | default | meaning |",
+        "|---|---|---|---|",
+    ]
+    _rows(schema, "", lines)
+    return "\n".join(lines) + "\n"
+
+
+def _rows(schema: type[Section], prefix: str, lines: list[str]) -> None:
+    for name, field in schema.model_fields.items():
+        key = prefix + name
+        section = _section_type(field.annotation)
+        if section is not None and field.annotation is section:
+            lines.append(f"| `{key}` | section | | {(section.__doc__ or '').strip()} |")
+            _rows(section, key + ".", lines)
+            continue
+        default: Any = field.default
+        if default is PydanticUndefined:
+            default = "required"
+        elif isinstance(default, Section):
+            default = default.model_dump(mode="json")
+        lines.append(
+            f"| `{key}` | {_type_name(field.annotation)} | `{default}` | {field.description or ''} |"
+        )
+
+
+def _type_name(annotation: Any) -> str:
+    text = str(annotation).replace("typing.", "").replace("pathlib.", "").replace("|", "\\|")
+    return text.replace("<class '", "").replace("'>", "")

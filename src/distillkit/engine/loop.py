@@ -1,0 +1,148 @@
+"""The one training loop every job uses, and evaluation.
+
+A job describes *what* to train as an `Objective` (which parameters, which modules train, what loss); `fit`
+does the rest: optimiser, schedule, device moves, progress, NaN guard, history.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from distillkit.config import OptimConfig
+from distillkit.engine.progress import progress_bar
+from distillkit.errors import DistillkitError
+
+
+class Objective(Protocol):
+    """What one training run optimises."""
+
+    def parameters(self) -> Iterable[nn.Parameter]:
+        """The parameters to train; nothing else gets gradients or optimiser state."""
+
+    def set_mode(self) -> None:
+        """Put the modules in train/eval mode for a training step (frozen parts stay in eval mode)."""
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        """Total loss of a batch and its named parts (for logs)."""
+
+
+@dataclass
+class FitResult:
+    steps: int
+    seconds: float
+    samples: int
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+class NonFiniteLoss(DistillkitError):
+    """The loss became NaN or Inf."""
+
+
+def build_optimizer(params: list[nn.Parameter], cfg: OptimConfig) -> torch.optim.Optimizer:
+    if cfg.name == "sgd":
+        return torch.optim.SGD(
+            params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=True
+        )
+    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def lr_factor(step: int, total: int, cfg: OptimConfig) -> float:
+    """Linear warm-up then cosine decay (or constant) as a multiple of the base learning rate."""
+    if step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    if cfg.schedule == "constant":
+        return 1.0
+    done = (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps)
+    return 0.5 * (1.0 + math.cos(math.pi * done))
+
+
+def cycle(loader: DataLoader) -> Iterator:
+    """Batches forever, epoch after epoch (a fresh shuffle each epoch)."""
+    while True:
+        yield from loader
+
+
+def fit(
+    objective: Objective,
+    loader: DataLoader,
+    steps: int,
+    optim: OptimConfig,
+    device: torch.device,
+    desc: str = "train",
+    log_every: int = 50,
+) -> FitResult:
+    """Train `objective` for `steps` optimiser steps on batches from `loader`."""
+    params = [p for p in objective.parameters() if p.requires_grad]
+    if not params:
+        raise DistillkitError(f"{desc}: nothing to train (no parameter requires grad)")
+    optimizer = build_optimizer(params, optim)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, steps, optim))
+    result = FitResult(steps=steps, seconds=0.0, samples=0)
+    start = time.perf_counter()
+    running: dict[str, float] = {}
+    batches = cycle(loader)
+    with progress_bar(desc, total=steps) as bar:
+        for step in range(steps):
+            objective.set_mode()
+            x, y = next(batches)
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            loss, parts = objective.loss(x, y)
+            if not torch.isfinite(loss):
+                named = ", ".join(f"{k}={v:.4g}" for k, v in parts.items())
+                raise NonFiniteLoss(f"{desc}: loss is {loss.item()} at step {step} ({named})")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            result.samples += x.shape[0]
+            for k, v in parts.items():
+                running[k] = running.get(k, 0.0) + v
+            if (step + 1) % log_every == 0 or step + 1 == steps:
+                n = (step % log_every) + 1
+                entry = {"step": step + 1, **{k: v / n for k, v in running.items()}}
+                result.history.append(entry)
+                bar.set_postfix(", ".join(f"{k} {v:.3f}" for k, v in entry.items() if k != "step"))
+                running = {}
+            bar.advance()
+    optimizer.zero_grad(set_to_none=True)
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader: DataLoader, device: torch.device) -> float:
+    """Top-1 accuracy in percent; restores the model's training flag."""
+    was_training = model.training
+    model.eval()
+    correct = total = 0
+    for x, y in loader:
+        logits = model(x.to(device))
+        correct += (logits.argmax(1).cpu() == y).sum().item()
+        total += y.numel()
+    model.train(was_training)
+    return 100.0 * correct / max(1, total)
+
+
+class ClassifierObjective:
+    """Plain supervised training of a whole classifier with cross-entropy."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+
+    def parameters(self) -> Iterable[nn.Parameter]:
+        return self.model.parameters()
+
+    def set_mode(self) -> None:
+        self.model.train()
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        ce = nn.functional.cross_entropy(self.model(x), y)
+        return ce, {"ce": ce.item()}

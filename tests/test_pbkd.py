@@ -1,0 +1,96 @@
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import tiny_loader
+
+from distillkit.compress.pbkd import BlockStageObjective, progressive_distill, stage_order
+from distillkit.compress.student import design_student
+from distillkit.config import OptimConfig
+from distillkit.errors import ConfigError
+from distillkit.models import build_model
+from distillkit.models.blocks import BlockwiseNet, block_shapes, split_model
+
+
+def tiny_teacher() -> BlockwiseNet:
+    return split_model(build_model("vgg11", num_classes=4, in_channels=3, width=0.125).eval())
+
+
+def snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def test_stage_order() -> None:
+    assert stage_order("bottom_up", 3) == [0, 1, 2]
+    assert stage_order("top_down", 3) == [2, 1, 0]
+    assert stage_order([1, 0, 2], 3) == [1, 0, 2]
+    with pytest.raises(ConfigError, match="each block index"):
+        stage_order([0, 0, 2], 3)
+
+
+def test_stage_loss_is_ce_plus_local_l2() -> None:
+    teacher = tiny_teacher()
+    net = BlockwiseNet(list(teacher.blocks), teacher.head, teacher.names)
+    net.blocks[2] = copy.deepcopy(teacher.blocks[2])  # a student identical to its teacher block
+    x, y = torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 3])
+    objective = BlockStageObjective(net, 2, teacher.blocks[2], local_weight=3.0)
+    objective.set_mode()
+    net.blocks[2].eval()  # same BN behaviour as the teacher block for this check
+    loss, parts = objective.loss(x, y)
+    assert parts["local"] == 0.0
+    assert loss.item() == pytest.approx(F.cross_entropy(teacher(x), y).item(), rel=1e-6)
+    with torch.no_grad():  # a perturbed student: local = ½·mean((s − t)²)
+        for p in net.blocks[2].parameters():
+            p.add_(0.1)
+    loss, parts = objective.loss(x, y)
+    h = teacher.run_blocks(x, 0, 2)
+    s, t = net.blocks[2](h), teacher.blocks[2](h)
+    assert parts["local"] == pytest.approx(0.5 * (s - t).pow(2).mean().item(), rel=1e-5)
+    assert loss.item() == pytest.approx(parts["ce"] + 3.0 * parts["local"], rel=1e-5)
+
+
+@pytest.mark.parametrize("order", ["bottom_up", "top_down"])
+def test_progressive_training_touches_only_the_current_block(order: str) -> None:
+    teacher = tiny_teacher()
+    teacher_before = snapshot(teacher)
+    shapes = block_shapes(teacher, torch.zeros(2, 3, 32, 32))
+    students = design_student(teacher.blocks, shapes, "thin", 0.5)
+    initial = [snapshot(s) for s in students]
+    seen: list[int] = []
+    trained: dict[int, dict] = {}
+
+    def after_stage(stage: int, k: int, net: BlockwiseNet, result) -> None:
+        seen.append(k)
+        assert result.steps == 3
+        assert net.blocks[k] is students[k]
+        # the block just trained changed; blocks trained earlier did not change in this stage
+        assert any(not torch.equal(v, initial[k][n]) for n, v in students[k].state_dict().items())
+        for j, state in trained.items():
+            assert all(torch.equal(v, state[n]) for n, v in students[j].state_dict().items())
+        # blocks not yet replaced are still the teacher's
+        for j in range(len(students)):
+            if j not in trained and j != k:
+                assert net.blocks[j] is teacher.blocks[j]
+        trained[k] = snapshot(students[k])
+
+    optim = OptimConfig(lr=0.05)
+    student = progressive_distill(
+        teacher, students, tiny_loader(n=16, size=32), 3, optim, torch.device("cpu"), 1.0, order, after_stage
+    )
+    assert seen == stage_order(order, 5)
+    # the teacher is untouched and never accumulated gradients
+    after = teacher.state_dict()
+    assert all(torch.equal(after[k], v) for k, v in teacher_before.items())
+    assert all(p.grad is None and not p.requires_grad for p in teacher.parameters())
+    # the student is made of the student blocks and its own copy of the head
+    assert all(a is b for a, b in zip(student.blocks, students, strict=True))
+    assert {id(p) for p in student.head.parameters()}.isdisjoint(id(p) for p in teacher.head.parameters())
+    assert student(torch.zeros(2, 3, 32, 32)).shape == (2, 4)
+
+
+def test_stage_optimises_only_the_current_block() -> None:
+    teacher = tiny_teacher()
+    net = BlockwiseNet(list(teacher.blocks), teacher.head, teacher.names)
+    objective = BlockStageObjective(net, 1, teacher.blocks[1], 1.0)
+    assert {id(p) for p in objective.parameters()} == {id(p) for p in teacher.blocks[1].parameters()}

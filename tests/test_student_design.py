@@ -1,0 +1,106 @@
+import pytest
+import torch
+from torch import nn
+
+from distillkit.compress.profile import count_macs
+from distillkit.compress.receptive_field import ReceptiveField, receptive_field
+from distillkit.compress.student import design_student, design_student_block
+from distillkit.errors import SplitError
+from distillkit.models import build_model
+from distillkit.models.blocks import block_shapes, split_model
+
+
+def empirical_rf(block: nn.Module, channels: int, size: int = 32) -> tuple[int, int]:
+    """Measure the receptive field: which input pixels change the centre output unit when bumped up.
+
+    All conv weights are made positive so nothing cancels and ReLUs stay open; a large bump makes the pixel
+    the maximum of any pooling window it is in.
+    """
+    block = block.eval().double()  # float64: batched and single convs then agree to ~1e-12
+    with torch.no_grad():
+        for m in block.modules():
+            if isinstance(m, nn.Conv2d):
+                m.weight.copy_(m.weight.abs() + 0.01)
+                if m.bias is not None:
+                    m.bias.zero_()
+        base = torch.rand(1, channels, size, size, dtype=torch.float64) + 0.5
+        bumped = base.repeat(size * size, 1, 1, 1)
+        idx = torch.arange(size * size)
+        bumped[idx, :, idx // size, idx % size] += 100.0
+        y0, y = block(base), block(bumped)
+        ci, cj = y0.shape[2] // 2, y0.shape[3] // 2
+        changed = ((y[:, :, ci, cj] - y0[:, :, ci, cj]).abs().amax(1) > 1e-6).reshape(size, size)
+    rows, cols = changed.any(1).nonzero(), changed.any(0).nonzero()
+    return int(rows.max() - rows.min() + 1), int(cols.max() - cols.min() + 1)
+
+
+def test_receptive_field_by_hand() -> None:
+    two_convs = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1), nn.MaxPool2d(2)
+    )
+    assert receptive_field(two_convs) == ReceptiveField((6, 6), (2, 2))  # 1+2+2, then +1 for the pool
+    stem = nn.Sequential(nn.Conv2d(3, 4, 7, stride=2, padding=3), nn.MaxPool2d(3, stride=2, padding=1))
+    assert receptive_field(stem) == ReceptiveField((11, 11), (4, 4))  # 7, then + 2·2
+    dilated = nn.Sequential(nn.Conv2d(3, 4, 3, dilation=2), nn.Conv2d(4, 4, (1, 3)))
+    assert receptive_field(dilated) == ReceptiveField((5, 7), (1, 1))
+    with pytest.raises(SplitError, match="global"):
+        receptive_field(nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1)))
+
+
+@pytest.mark.parametrize("arch", ["vgg16", "resnet18", "resnet50"])
+@pytest.mark.parametrize("design", ["thin", "depthwise"])
+def test_student_preserves_receptive_field_per_block(arch: str, design: str) -> None:
+    teacher = split_model(build_model(arch, 10, 3, width=0.125).eval())
+    shapes = block_shapes(teacher, torch.zeros(2, 3, 32, 32))
+    students = design_student(teacher.blocks, shapes, design, 0.5)
+    for block, student, (shape_in, shape_out) in zip(teacher.blocks, students, shapes, strict=True):
+        assert receptive_field(student) == receptive_field(block)
+        assert student(torch.zeros(shape_in)).shape == shape_out
+        assert count_macs(student, tuple(shape_in)) < count_macs(block, tuple(shape_in))
+
+
+@pytest.mark.parametrize("design", ["thin", "depthwise"])
+def test_analytic_rf_matches_measured_rf(design: str) -> None:
+    for arch in ("vgg11", "resnet18"):
+        teacher = split_model(build_model(arch, 10, 3, width=0.125).eval())
+        shapes = block_shapes(teacher, torch.zeros(1, 3, 32, 32))
+        students = design_student(teacher.blocks, shapes, design, 0.5)
+        for k in (0, 1, 2):
+            channels = shapes[k][0][1]
+            for block in (teacher.blocks[k], students[k]):
+                rf = receptive_field(block)
+                assert empirical_rf(block, channels) == rf.size, (arch, k, type(block).__name__)
+
+
+def test_student_block_macs_by_hand() -> None:
+    # VGG stage: conv 3→64, conv 64→64, pool at 32×32. Student (ratio ½): convs 3→32, 32→32, pool, 1×1 32→64.
+    block = nn.Sequential(
+        nn.Conv2d(3, 64, 3, padding=1),
+        nn.BatchNorm2d(64),
+        nn.ReLU(),
+        nn.Conv2d(64, 64, 3, padding=1),
+        nn.BatchNorm2d(64),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+    )
+    student = design_student_block(block, 3, 64, "thin", 0.5)
+    assert count_macs(block, (1, 3, 32, 32)) == 32 * 32 * (3 * 64 * 9 + 64 * 64 * 9)
+    assert count_macs(student, (1, 3, 32, 32)) == 32 * 32 * (3 * 32 * 9 + 32 * 32 * 9) + 16 * 16 * 32 * 64
+    depthwise = design_student_block(block, 3, 64, "depthwise", 0.5)
+    expected = 32 * 32 * (3 * 9 + 3 * 32 + 32 * 9 + 32 * 32) + 16 * 16 * 32 * 64
+    assert count_macs(depthwise, (1, 3, 32, 32)) == expected
+
+
+def test_whole_vgg16_student_is_at_least_2_5x_cheaper() -> None:
+    teacher = split_model(build_model("vgg16", 10, 1, width=0.25).eval())
+    shapes = block_shapes(teacher, torch.zeros(1, 1, 32, 32))
+    students = design_student(teacher.blocks, shapes, "thin", 0.5)
+    teacher_macs = sum(count_macs(b, tuple(s[0])) for b, s in zip(teacher.blocks, shapes, strict=True))
+    student_macs = sum(count_macs(b, tuple(s[0])) for b, s in zip(students, shapes, strict=True))
+    assert teacher_macs / student_macs >= 2.5
+
+
+def test_unsupported_layer_is_named() -> None:
+    block = nn.Sequential(nn.Conv2d(3, 4, 3), nn.LayerNorm([4, 6, 6]))
+    with pytest.raises(SplitError, match="LayerNorm"):
+        design_student_block(block, 3, 4)
