@@ -21,7 +21,7 @@ T = TypeVar("T", bound="Section")
 class Section(BaseModel):
     """Base of every config block: unknown keys are errors, assignments are validated."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, use_attribute_docstrings=True)
 
 
 # ----------------------------------------------------------------------------------------------- shared blocks
@@ -29,18 +29,26 @@ class OptimConfig(Section):
     """Optimiser and schedule for one training run (SGD with momentum or AdamW, cosine decay)."""
 
     name: Literal["sgd", "adamw"] = "sgd"
+    """Optimiser: SGD with Nesterov momentum, or AdamW."""
     lr: float = Field(0.05, gt=0)
+    """Base learning rate."""
     momentum: float = Field(0.9, ge=0, lt=1)
+    """SGD momentum."""
     weight_decay: float = Field(5e-4, ge=0)
+    """Weight decay (L2 for SGD, decoupled for AdamW)."""
     schedule: Literal["cosine", "constant"] = "cosine"
+    """Learning-rate schedule over the run, after warm-up."""
     warmup_steps: int = Field(0, ge=0)
+    """Linear warm-up steps."""
 
 
 class BudgetConfig(Section):
     """Length of a training run: `epochs` (may be fractional) or `steps`; steps wins when both are set."""
 
     epochs: float | None = Field(None, gt=0)
+    """Length in passes over the training set (fractions allowed)."""
     steps: int | None = Field(None, gt=0)
+    """Length in optimiser steps; overrides `epochs`."""
 
     def num_steps(self, batches_per_epoch: int) -> int:
         if self.steps is not None:
@@ -54,33 +62,51 @@ class SyntheticImagesConfig(Section):
     """The embedded synthetic image task (deterministic from `seed`)."""
 
     num_classes: int = Field(10, ge=2, le=10)
+    """Number of shape classes (at most 10)."""
     train_per_class: int = Field(300, ge=1)
+    """Training images per class."""
     test_per_class: int = Field(100, ge=1)
+    """Test images per class."""
     channels: Literal[1, 3] = 3
+    """Grey (1) or colour (3) images."""
 
 
 class ImageDataConfig(Section):
     """An image classification data set and its loader."""
 
     name: Literal["synthetic", "mnist", "fashion_mnist", "cifar10", "cifar100", "imagefolder"] = "synthetic"
+    """Data set: embedded synthetic, MNIST-family IDX files, CIFAR python pickles or an ImageFolder tree."""
     root: Path | None = None
+    """Folder of the data set files (fashion_mnist defaults to /usr/share/datasets/fashion-mnist)."""
     image_size: int = Field(32, ge=8)
+    """Side of the square network input; 28×28 MNIST-family images are zero-padded to 32."""
     train_subset: int | None = Field(None, ge=1)
+    """Use a class-balanced subset of this many training images."""
     test_subset: int | None = Field(None, ge=1)
+    """Use a class-balanced subset of this many test images."""
     augment: bool = False
+    """Random crop (4-pixel padding) and, except for MNIST-family, horizontal flip."""
     batch_size: int = Field(64, ge=1)
+    """Training batch size."""
     eval_batch_size: int = Field(256, ge=1)
+    """Evaluation batch size."""
     num_workers: int = Field(0, ge=0)
+    """DataLoader worker processes."""
     synthetic: SyntheticImagesConfig = SyntheticImagesConfig()
+    """Settings of the synthetic data set."""
 
 
 class ModelConfig(Section):
     """A classification network built by the toolkit (see `distillkit.models.build_model`)."""
 
     arch: str = "vgg16"
+    """Architecture: vgg11/13/16/19 (batch norm) or resnet18/34/50."""
     width: float = Field(1.0, gt=0)
+    """Channel width multiplier."""
     checkpoint: Path | None = None
+    """Local state dict to load (weights_only); when set, no training is done."""
     small_input: bool = True
+    """CIFAR-style network for small inputs (3×3 stem / global-pool head) instead of ImageNet-style."""
 
 
 # ------------------------------------------------------------------------------------------------- compress job
@@ -88,68 +114,101 @@ class TeacherConfig(ModelConfig):
     """The teacher: loaded from `checkpoint` if given, else trained with `train` first."""
 
     train: BudgetConfig = BudgetConfig(epochs=5)
+    """Training length when no checkpoint is given."""
     optim: OptimConfig = OptimConfig()
+    """Optimiser for training it."""
 
 
 class StudentConfig(Section):
     """How student blocks are designed from teacher blocks (receptive field is always preserved)."""
 
     design: Literal["thin", "depthwise"] = "thin"
+    """Student block design: `thin` (same convs, fewer filters) or `depthwise` (depthwise k×k + pointwise)."""
     ratio: float = Field(0.5, gt=0, le=1)
+    """Fraction of the teacher's filters kept in each student conv."""
 
 
 class FinetuneConfig(Section):
     """Optional last stage: the whole student trained with KD from the teacher."""
 
     enabled: bool = False
+    """Run the final whole-student KD fine-tune."""
     budget: BudgetConfig = BudgetConfig(epochs=1)
+    """Fine-tune length."""
     optim: OptimConfig = OptimConfig(lr=0.01)
+    """Fine-tune optimiser."""
     alpha: float = Field(0.5, ge=0, le=1)
+    """Weight of the KD term: (1 − α)·CE + α·KD."""
     temperature: float = Field(4.0, gt=0)
+    """KD temperature."""
 
 
 class PBKDConfig(Section):
     """Progressive blockwise distillation (Wang et al., IJCAI 2018)."""
 
     order: Literal["bottom_up", "top_down"] | list[int] = "bottom_up"
+    """Order in which blocks are replaced, or an explicit list of block indices."""
     stage: BudgetConfig = BudgetConfig(epochs=1.5)
+    """Length of each stage (the paper reports about 1.5 epochs)."""
     optim: OptimConfig = OptimConfig()
+    """Optimiser of each stage."""
     local_weight: float = Field(1.0, ge=0)
+    """λ of the local loss λ·½·mean((S_k(h) − T_k(h))²)."""
     finetune: FinetuneConfig = FinetuneConfig()
+    """Optional final KD fine-tune of the whole student."""
 
 
 class BaselineConfig(Section):
     """Baselines trained on the same student architecture with the same number of steps as PBKD."""
 
     methods: list[Literal["scratch", "kd", "fitnets", "at"]] = []
+    """Baselines to train on the same student architecture with PBKD's number of steps."""
     optim: OptimConfig = OptimConfig()
+    """Optimiser of the baselines."""
     kd_alpha: float = Field(0.9, ge=0, le=1)
+    """KD baseline: weight of the KD term."""
     kd_temperature: float = Field(4.0, gt=0)
+    """KD baseline: temperature."""
     fitnets_weight: float = Field(1.0, ge=0)
+    """FitNets baseline: weight of the hint (MSE at the middle block)."""
     at_weight: float = Field(1000.0, ge=0)
+    """AT baseline: β of the attention-transfer term (Zagoruyko & Komodakis use 1000)."""
 
 
 class ProfileConfig(Section):
     """Cost measurement of teacher and student."""
 
     latency_batches: list[int] = [1, 64]
+    """Batch sizes at which latency is measured."""
     latency_repeats: int = Field(30, ge=1)
+    """Timed runs per latency measurement (the median is reported)."""
     latency_threads: int | None = Field(None, ge=1)
+    """CPU threads for latency (default: torch's current setting)."""
 
 
 class CompressConfig(Section):
     """`distillkit compress`: teacher → student by PBKD, with optional baselines."""
 
     seed: int = 0
+    """Seed of data order, initialisation and subsets."""
     device: str = "auto"
+    """`auto` (CUDA when present, else CPU), `cpu` or `cuda[:N]`."""
     data: ImageDataConfig = ImageDataConfig()
+    """Image data set."""
     teacher: TeacherConfig = TeacherConfig()
+    """The network to compress."""
     blocks: Literal["auto"] | list[str] = "auto"
+    """Block boundaries: `auto` (VGG: after each max-pool; ResNet: stem, layer1..4) or module names, each ending a block."""
     student: StudentConfig = StudentConfig()
+    """Student block design."""
     pbkd: PBKDConfig = PBKDConfig()
+    """Progressive training."""
     baselines: BaselineConfig = BaselineConfig()
+    """Baselines on the same student."""
     profile: ProfileConfig = ProfileConfig()
+    """Cost measurement."""
     export_onnx: bool = True
+    """Write student.onnx (checked with onnxruntime)."""
 
     @field_validator("device")
     @classmethod
@@ -163,9 +222,13 @@ class TrainConfig(Section):
     """`distillkit train`: train one classifier (the teacher, or any model) and evaluate it."""
 
     seed: int = 0
+    """Seed of data order, initialisation and subsets."""
     device: str = "auto"
+    """`auto` (CUDA when present, else CPU), `cpu` or `cuda[:N]`."""
     data: ImageDataConfig = ImageDataConfig()
+    """Image data set."""
     model: TeacherConfig = TeacherConfig()
+    """The network to train."""
 
 
 # ------------------------------------------------------------------------------------------------------ loading

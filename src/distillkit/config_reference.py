@@ -28,7 +28,7 @@ def _rows(schema: type[Section], prefix: str, lines: list[str]) -> None:
         key = prefix + name
         section = _section_type(field.annotation)
         if section is not None and field.annotation is section:
-            lines.append(f"| `{key}` | section | | {(section.__doc__ or '').strip()} |")
+            lines.append(f"| `{key}` | section | | {field.description or (section.__doc__ or '').strip()} |")
             _rows(section, key + ".", lines)
             continue
         default: Any = field.default

@@ -55,6 +55,6 @@ class StudentObjective:
             hint = hint_loss(feats[k], teacher_feats[k])
             return ce + self.cfg.fitnets_weight * hint, {"ce": ce.item(), "hint": hint.item()}
         if self.method == "at":
-            at = sum(attention_loss(s, t) for s, t in zip(feats, teacher_feats, strict=True))
-            return ce + self.cfg.at_weight * at, {"ce": ce.item(), "at": float(at)}
+            at = torch.stack([attention_loss(s, t) for s, t in zip(feats, teacher_feats, strict=True)]).sum()
+            return ce + self.cfg.at_weight * at, {"ce": ce.item(), "at": at.item()}
         raise ValueError(f"unknown baseline '{self.method}'")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 import time
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from torch.utils.data import DataLoader
 from distillkit.compress.baselines import StudentObjective
 from distillkit.compress.export import export_onnx
 from distillkit.compress.pbkd import KDFinetuneObjective, progressive_distill
-from distillkit.compress.profile import profile_model
+from distillkit.compress.profile import measure_latency, profile_model
 from distillkit.compress.student import design_student, fresh_copy
 from distillkit.config import CompressConfig, dump_config
 from distillkit.data.images import build_image_datasets, make_loaders
@@ -57,6 +58,25 @@ class CompressionRun:
         if "gpu_latency_ms" in prof:
             entry["gpu_latency_ms"] = prof["gpu_latency_ms"]
         return entry
+
+    def side_by_side_latency(
+        self, models: dict[str, nn.Module], rounds: int = 3
+    ) -> dict[str, dict[str, float]]:
+        """Median CPU/GPU latency per batch size, measured round-robin over `models` (`rounds` rounds)."""
+        p = self.cfg.profile
+        times: dict[str, dict[str, list[float]]] = {
+            n: {str(b): [] for b in p.latency_batches} for n in models
+        }
+        repeats = max(1, p.latency_repeats // rounds)
+        for _ in range(rounds):
+            for b in p.latency_batches:
+                for name, model in models.items():
+                    shape = (b, *self.input_shape)
+                    lat = measure_latency(
+                        model, shape, repeats, device=self.device, threads=p.latency_threads
+                    )
+                    times[name][str(b)].append(lat["median_ms"])
+        return {n: {b: statistics.median(v) for b, v in per.items()} for n, per in times.items()}
 
     def run(self) -> dict:
         cfg = self.cfg
@@ -128,6 +148,9 @@ class CompressionRun:
             )
         pbkd_seconds = sum(s["seconds"] for s in stages)
         student_entry = self.measure(student, test_loader)
+        # Final latencies: teacher and student measured in alternation, so machine load hits both alike.
+        both = self.side_by_side_latency({"teacher": teacher, "student": student})
+        teacher_entry["latency_ms"], student_entry["latency_ms"] = both["teacher"], both["student"]
 
         baselines = {}
         for method in cfg.baselines.methods:

@@ -1,0 +1,111 @@
+"""End to end: `distillkit compress` on tiny synthetic data, and the user-facing errors."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from distillkit.cli import main
+from distillkit.compress import compress_model
+
+TINY = """
+seed: 1
+data:
+  name: synthetic
+  image_size: 32
+  batch_size: 16
+  synthetic: {num_classes: 3, train_per_class: 16, test_per_class: 8, channels: 1}
+teacher:
+  arch: vgg11
+  width: 0.125
+  train: {steps: 6}
+pbkd:
+  stage: {steps: 2}
+  finetune: {enabled: true, budget: {steps: 2}}
+baselines: {methods: [scratch, kd, fitnets, at]}
+profile: {latency_batches: [1, 4], latency_repeats: 2}
+"""
+
+
+def run_cli(*argv: str) -> int:
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(argv))
+    return int(exit_info.value.code)
+
+
+def test_compress_writes_the_output_contract(tmp_path: Path) -> None:
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(TINY)
+    out = tmp_path / "run"
+    assert run_cli("compress", str(cfg), "--out", str(out), "--set", "pbkd.local_weight=0.5") == 0
+    report = json.loads((out / "report.json").read_text())
+    for who in ("teacher", "student"):
+        assert set(report[who]) >= {"accuracy", "params", "macs", "latency_ms"}
+        assert 0 <= report[who]["accuracy"] <= 100
+        assert set(report[who]["latency_ms"]) == {"1", "4"}
+    assert report["method"] == "pbkd"
+    assert [s["name"] for s in report["stages"]] == [f"block {k}" for k in range(5)] + ["finetune"]
+    assert all(set(s) >= {"accuracy", "params", "macs", "latency_ms"} for s in report["stages"])
+    assert report["stages"][-1]["macs"] == report["student"]["macs"]
+    assert report["speedup"]["macs"] == pytest.approx(report["teacher"]["macs"] / report["student"]["macs"])
+    assert report["speedup"]["macs"] > 2.0
+    assert set(report["baselines"]) == {"scratch", "kd", "fitnets", "at"}
+    assert all(b["steps"] == 5 * 2 + 2 for b in report["baselines"].values())
+    assert report["config"]["pbkd"]["local_weight"] == 0.5 and report["seed"] == 1
+    assert "torch" in report["versions"] and report["device"]["type"] == "cpu"
+    assert report["onnx"]["max_abs_diff"] < 1e-3
+    for name in ("student.pt", "student.onnx", "teacher.pt", "accuracy_vs_macs.png"):
+        assert (out / name).stat().st_size > 0
+    state = torch.load(out / "student.pt", weights_only=True)
+    assert any(k.startswith("blocks.4.") for k in state)
+
+    # the trained teacher loads back as `teacher.checkpoint`, skipping its training
+    out2 = tmp_path / "run2"
+    args = ["--set", f"teacher.checkpoint={out / 'teacher.pt'}", "--set", "baselines.methods=[]"]
+    assert run_cli("compress", str(cfg), "--out", str(out2), *args) == 0
+    report2 = json.loads((out2 / "report.json").read_text())
+    assert report2["teacher"]["accuracy"] == report["teacher"]["accuracy"]
+    assert report2["training"]["teacher_seconds"] == 0.0
+
+
+def test_bad_input_fails_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(TINY)
+    cases = [
+        (["--set", "pbkd.stage.stepz=3"], "unknown key 'pbkd.stage.stepz'"),
+        (["--set", "data.name=cifar10", "--set", f"data.root={tmp_path / 'nowhere'}"], "does not exist"),
+        (["--set", "blocks=[features.3, features.99]"], "no module named 'features.99'"),
+        (["--set", "teacher.arch=vgg99"], "unknown model arch 'vgg99'"),
+    ]
+    wrong = tmp_path / "wrong.pt"
+    torch.save({"features.0.weight": torch.zeros(1)}, wrong)
+    cases.append((["--set", f"teacher.checkpoint={wrong}"], "does not match the model"))
+    for args, expected in cases:
+        code = run_cli("compress", str(cfg), "--out", str(tmp_path / "bad"), *args)
+        err = capsys.readouterr().err.strip()
+        assert code == 2, args
+        assert expected in err, err
+        assert err.startswith("distillkit: error:") and "\n" not in err
+
+
+def test_python_api_compresses_a_users_model() -> None:
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU())
+            self.stage = nn.Sequential(nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.BatchNorm2d(32), nn.ReLU())
+            self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 3))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(self.stage(self.stem(x)))
+
+    model = Net()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    data = TensorDataset(torch.randn(16, 3, 12, 12), torch.randint(0, 3, (16,)))
+    student = compress_model(model, ["stem", "stage"], DataLoader(data, batch_size=8), steps_per_stage=2)
+    assert student(torch.randn(2, 3, 12, 12)).shape == (2, 3)
+    assert student.blocks[1][0].out_channels == 16  # half of the teacher's 32 filters
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
