@@ -16,6 +16,7 @@ import json
 import statistics
 from pathlib import Path
 
+from distillkit.compress.compute import supervised_training_macs
 from distillkit.compress.job import CompressionRun
 from distillkit.config import CompressConfig, TrainConfig, load_config
 from distillkit.report.tables import markdown_table
@@ -67,12 +68,14 @@ def summarise(reports: list[dict]) -> str:
     pbkd_vs_best = [r["student"]["accuracy"] - b for r, b in zip(reports, best, strict=True)]
     lat = reports[0]["teacher"]["latency_ms"], reports[0]["student"]["latency_ms"]
     time_ratio = col("training.pbkd_to_teacher_time")
+    macs_ratio = col("training.pbkd_to_teacher_macs")
     extra = [
         f"- seeds: {[r['seed'] for r in reports]}; MACs ratio teacher/student: {reports[0]['speedup']['macs']:.2f}×",
         f"- top-1 drop teacher → PBKD student: {mean_std(drop)} points",
         f"- PBKD minus best baseline: {mean_std(pbkd_vs_best)} points",
         f"- CPU latency, seed {reports[0]['seed']} (ms, median): teacher b1 {lat[0]['1']:.2f}, b64 {lat[0]['64']:.2f}; "
         f"student b1 {lat[1]['1']:.2f}, b64 {lat[1]['64']:.2f}",
+        f"- training compute (MACs), PBKD (all stages incl. fine-tune) / teacher: {mean_std(macs_ratio, '{:.3f}')}",
         f"- training time, PBKD (all stages incl. fine-tune) / teacher: {mean_std(time_ratio)} "
         f"({mean_std(col('training.pbkd_seconds'), '{:.0f}')} s / {reports[0]['training']['teacher_seconds']:.0f} s)",
         f"- stage accuracies (seed {reports[0]['seed']}): "
@@ -112,8 +115,13 @@ def main() -> None:
         cfg = load_config(args.config, CompressConfig, overrides)
         reports.append(CompressionRun(cfg, out).run())
     for r in reports:  # the teacher was trained once, outside the compression runs
-        r["training"]["teacher_seconds"] = teacher["train_seconds"]
-        r["training"]["pbkd_to_teacher_time"] = r["training"]["pbkd_seconds"] / teacher["train_seconds"]
+        t = r["training"]
+        cfg = CompressConfig.model_validate(r["config"])
+        samples = cfg.teacher.train.num_steps(t["batches_per_epoch"]) * cfg.data.batch_size
+        t["teacher_seconds"] = teacher["train_seconds"]
+        t["teacher_macs"] = supervised_training_macs(r["teacher"]["macs"], samples)
+        t["pbkd_to_teacher_time"] = t["pbkd_seconds"] / t["teacher_seconds"]
+        t["pbkd_to_teacher_macs"] = t["pbkd_macs"] / t["teacher_macs"]
     text = summarise(reports)
     print(text)
     dest = Path("benchmarks/results/compress_fashion_mnist.md")

@@ -63,3 +63,15 @@ def test_reference_lists_every_key() -> None:
         "`student.design`",
     ):
         assert key in text
+
+
+def test_shipped_configs_validate() -> None:
+    from distillkit.cli import preset
+    from distillkit.config import TrainConfig
+
+    root = Path(__file__).resolve().parents[1] / "configs"
+    files = sorted(root.glob("*.yaml")) + [preset("demo_compress.yaml")]
+    assert len(files) >= 4
+    for path in files:
+        schema = TrainConfig if path.name.startswith("train_") else CompressConfig
+        load_config(path, schema)  # raises ConfigError naming the file and key when a config is stale

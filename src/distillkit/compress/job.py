@@ -12,8 +12,9 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from distillkit.compress.baselines import StudentObjective
+from distillkit.compress.compute import block_costs, pbkd_training_macs, supervised_training_macs
 from distillkit.compress.export import export_onnx
-from distillkit.compress.pbkd import KDFinetuneObjective, progressive_distill
+from distillkit.compress.pbkd import KDFinetuneObjective, progressive_distill, stage_order
 from distillkit.compress.profile import measure_latency, profile_model
 from distillkit.compress.student import design_student, fresh_copy
 from distillkit.config import CompressConfig, dump_config
@@ -84,15 +85,16 @@ class CompressionRun:
         data = build_image_datasets(cfg.data, cfg.seed)
         train_loader, test_loader = make_loaders(data, cfg.data, cfg.seed)
         self.input_shape = (data.in_channels, data.image_size, data.image_size)
-        teacher_model, teacher_seconds = obtain_model(
+        obtained = obtain_model(
             cfg.teacher, data, train_loader, self.device, self.out / "teacher.pt", cfg.seed
         )
-        teacher = split_model(teacher_model.eval(), cfg.blocks).to(self.device)
+        teacher = split_model(obtained.model, cfg.blocks).to(self.device)
         example = torch.zeros(2, *self.input_shape, device=self.device)
         shapes = block_shapes(teacher, example)
         teacher_entry = self.measure(teacher, test_loader)
 
         steps = cfg.pbkd.stage.num_steps(len(train_loader))
+        stage_repeats = min(10, cfg.profile.latency_repeats)  # per-stage latency: indicative, kept short
         stages: list[dict] = []
 
         def after_stage(stage: int, k: int, net: BlockwiseNet, result) -> None:
@@ -100,7 +102,7 @@ class CompressionRun:
                 "name": f"block {k}",
                 "block": k,
                 "stage": stage + 1,
-                **self.measure(net, test_loader, 10),
+                **self.measure(net, test_loader, stage_repeats),
             }
             entry |= {"steps": result.steps, "seconds": round(result.seconds, 2)}
             stages.append(entry)
@@ -112,6 +114,7 @@ class CompressionRun:
 
         seed_everything(cfg.seed)
         students = design_student(teacher.blocks, shapes, cfg.student.design, cfg.student.ratio)
+        costs = block_costs(teacher, students, self.input_shape)
         student = progressive_distill(
             teacher,
             students,
@@ -125,8 +128,8 @@ class CompressionRun:
         )
         total_steps = steps * len(students)
         ft = cfg.pbkd.finetune
+        ft_steps = ft.budget.num_steps(len(train_loader)) if ft.enabled else 0
         if ft.enabled:
-            ft_steps = ft.budget.num_steps(len(train_loader))
             result = fit(
                 KDFinetuneObjective(student, teacher, ft.alpha, ft.temperature),
                 train_loader,
@@ -141,7 +144,7 @@ class CompressionRun:
                     "name": "finetune",
                     "block": None,
                     "stage": len(stages) + 1,
-                    **self.measure(student, test_loader, 10),
+                    **self.measure(student, test_loader, stage_repeats),
                     "steps": ft_steps,
                     "seconds": round(result.seconds, 2),
                 }
@@ -171,29 +174,27 @@ class CompressionRun:
                 "seconds": round(result.seconds, 2),
             }
 
-        report = self.write(
-            teacher_entry,
-            student_entry,
-            stages,
-            baselines,
-            student,
-            teacher_seconds,
-            pbkd_seconds,
-            total_steps,
+        batch = cfg.data.batch_size
+        order = stage_order(cfg.pbkd.order, len(students))
+        pbkd_macs = pbkd_training_macs(
+            costs, order, steps * batch, cfg.pbkd.local_weight > 0, ft_steps * batch
         )
-        return report
+        teacher_macs = supervised_training_macs(costs.teacher_total, obtained.samples)
+        training = {
+            "teacher_seconds": round(obtained.seconds, 2),
+            "teacher_samples": obtained.samples,
+            "teacher_macs": teacher_macs,
+            "pbkd_seconds": round(pbkd_seconds, 2),
+            "pbkd_steps": total_steps,
+            "pbkd_macs": pbkd_macs,
+            "pbkd_to_teacher_time": pbkd_seconds / obtained.seconds if obtained.seconds else None,
+            "pbkd_to_teacher_macs": pbkd_macs / teacher_macs if teacher_macs else None,
+            "train_samples": len(data.train),
+            "batches_per_epoch": len(train_loader),
+        }
+        return self.write(teacher_entry, student_entry, stages, baselines, student, training)
 
-    def write(
-        self,
-        teacher_entry,
-        student_entry,
-        stages,
-        baselines,
-        student,
-        teacher_seconds,
-        pbkd_seconds,
-        total_steps,
-    ) -> dict:
+    def write(self, teacher_entry, student_entry, stages, baselines, student, training: dict) -> dict:
         cfg = self.cfg
         save_checkpoint(student.state_dict(), self.out / "student.pt")
         onnx_info = None
@@ -212,12 +213,7 @@ class CompressionRun:
             "stages": stages,
             "speedup": speedup,
             "baselines": baselines,
-            "training": {
-                "teacher_seconds": teacher_seconds,
-                "pbkd_seconds": pbkd_seconds,
-                "pbkd_steps": total_steps,
-                "pbkd_to_teacher_time": (pbkd_seconds / teacher_seconds) if teacher_seconds else None,
-            },
+            "training": training,
             "onnx": onnx_info,
             "blocks": list(student.names),
             "seed": cfg.seed,

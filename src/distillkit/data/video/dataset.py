@@ -1,0 +1,118 @@
+"""`VideoDataset`: annotated videos → TSN clips (float T×C×H×W) and labels."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from distillkit.data.video.annotations import VideoRecord
+from distillkit.data.video.decode import open_video
+from distillkit.data.video.sampling import segment_indices
+from distillkit.data.video.transforms import Compose, clip_to_tensor
+from distillkit.errors import DataError
+
+
+class VideoDataset(Dataset):
+    """Video classification set returning ``(clip, label)``, the clip a float tensor (T, C, H, W).
+
+    Each item samples `num_segments` frames with `segment_indices` (``T = clips · num_segments``), decodes them
+    with `open_video` and applies `transform` (a `Compose`, or any clip transform) with a numpy generator
+    seeded by ``(seed, epoch, index)``: items are reproducible and independent of worker processes; call
+    `set_epoch` to draw new training samples each epoch.
+
+    A video that cannot be read raises `DataError` prefixed with the record's ``file:line`` when `on_error` is
+    ``"fail"``. With ``"skip"`` it is replaced by the next readable record, appended once to `skipped` as
+    ``(source, reason)`` and reported with a warning; with DataLoader workers each worker keeps its own
+    `skipped` list, the warnings reach the main process's stderr.
+    """
+
+    def __init__(
+        self,
+        records: Sequence[VideoRecord],
+        root: str | Path | None,
+        num_segments: int,
+        train: bool,
+        transform: Callable | None = None,
+        on_error: Literal["fail", "skip"] = "fail",
+        seed: int = 0,
+        *,
+        clips: int = 1,
+        short: Literal["loop", "error"] = "loop",
+        template: str = "img_{:05d}.jpg",
+        start_index: int = 1,
+    ) -> None:
+        if on_error not in ("fail", "skip"):
+            raise ValueError(f"on_error must be 'fail' or 'skip', got {on_error!r}")
+        if not records:
+            raise DataError("video dataset: no records")
+        self.records = list(records)
+        self.root = Path(root) if root is not None else None
+        self.num_segments = num_segments
+        self.train = train
+        if transform is not None and not getattr(transform, "takes_label", False):
+            transform = Compose([transform])
+        self.transform = transform
+        self.on_error = on_error
+        self.seed = seed
+        self.clips = clips
+        self.short = short
+        self.template = template
+        self.start_index = start_index
+        self.epoch = 0
+        self.skipped: list[tuple[str, str]] = []
+        self._bad: set[int] = set()
+
+    @property
+    def labels(self) -> list[int]:
+        return [r.label for r in self.records]
+
+    def set_epoch(self, epoch: int) -> None:
+        """Change the random draws of every item (training sampling and random transforms)."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        n = len(self.records)
+        for step in range(n):
+            i = (index + step) % n
+            if i in self._bad:
+                continue
+            record = self.records[i]
+            try:
+                return self._load(i)
+            except DataError as exc:
+                reason = str(exc)
+                if self.on_error == "fail":
+                    if record.source and not reason.startswith(record.source):
+                        reason = f"{record.source}: {reason}"
+                    raise DataError(reason) from exc
+                self._bad.add(i)
+                self.skipped.append((record.source, reason))
+                warnings.warn(f"skipped unreadable video {record.source}: {reason}", RuntimeWarning, stacklevel=2)
+        raise DataError(f"video dataset: none of the {n} videos could be read (first: {self.skipped[0][1]})")
+
+    def _load(self, i: int) -> tuple[torch.Tensor, int]:
+        record = self.records[i]
+        reader = open_video(record, self.root, template=self.template, start_index=self.start_index)
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        indices = segment_indices(
+            reader.num_frames,
+            self.num_segments,
+            self.train,
+            rng,
+            self.clips,
+            short=self.short,
+            source=record.source or record.path,
+        )
+        frames = reader.read(indices.ravel())
+        if self.transform is None:
+            return clip_to_tensor(frames), record.label
+        return self.transform(frames, record.label, rng)
