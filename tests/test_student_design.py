@@ -104,3 +104,36 @@ def test_unsupported_layer_is_named() -> None:
     block = nn.Sequential(nn.Conv2d(3, 4, 3), nn.LayerNorm([4, 6, 6]))
     with pytest.raises(SplitError, match="LayerNorm"):
         design_student_block(block, 3, 4)
+
+
+@pytest.mark.parametrize("arch", ["vgg11", "resnet18", "resnet50"])
+def test_inherit_at_full_ratio_reproduces_the_teacher_block(arch: str) -> None:
+    teacher = split_model(build_model(arch, 10, 3, width=0.125).eval())
+    for m in teacher.modules():  # non-trivial BN statistics
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    shapes = block_shapes(teacher, torch.zeros(2, 3, 32, 32))
+    students = design_student(teacher.blocks, shapes, "thin", 1.0, init="inherit")
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        for block, student in zip(teacher.blocks, students, strict=True):
+            assert torch.allclose(student.eval()(x), block(x), atol=1e-5)
+            x = block(x)
+
+
+def test_inherit_keeps_the_largest_filters() -> None:
+    block = nn.Sequential(
+        nn.Conv2d(2, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1), nn.BatchNorm2d(4)
+    )
+    with torch.no_grad():
+        for i, scale in enumerate([1.0, 5.0, 0.1, 3.0]):  # filters 1 and 3 have the largest L1 norm
+            block[0].weight[i].fill_(scale)
+        block[1].running_mean.copy_(torch.tensor([0.0, 1.0, 2.0, 3.0]))
+    student = design_student_block(block, 2, 4, "thin", 0.5, init="inherit")
+    assert torch.equal(student[0].weight, block[0].weight[[1, 3]])
+    assert torch.equal(student[1].running_mean, torch.tensor([1.0, 3.0]))
+    kept = block[3].weight.abs().sum(dim=(1, 2, 3)).topk(2).indices.sort().values
+    assert torch.equal(student[3].weight, block[3].weight[kept][:, [1, 3]])
+    with pytest.raises(SplitError, match="inherit"):
+        design_student_block(block, 2, 4, "depthwise", 0.5, init="inherit")

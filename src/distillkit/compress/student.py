@@ -30,13 +30,27 @@ def thinned(channels: int, ratio: float) -> int:
 
 
 def design_student_block(
-    block: nn.Module, in_channels: int, out_channels: int, design: str = "thin", ratio: float = 0.5
+    block: nn.Module,
+    in_channels: int,
+    out_channels: int,
+    design: str = "thin",
+    ratio: float = 0.5,
+    init: str = "random",
 ) -> nn.Sequential:
-    """A freshly initialised student for teacher `block` (in/out channels of the block's tensors)."""
+    """A student for teacher `block` (in/out channels of the block's tensors).
+
+    `init="random"` initialises it afresh; `init="inherit"` (thin design only) starts every thinned conv from the
+    teacher's filters of largest L1 norm (Li et al., "Pruning Filters for Efficient ConvNets", ICLR 2017), with
+    their input channels and batch-norm statistics, so the student starts from a subset of the teacher's features;
+    the 1×1 restoring convs stay random.
+    """
     if design not in ("thin", "depthwise"):
         raise SplitError(f"unknown student design '{design}'; choose 'thin' or 'depthwise'")
+    if init not in ("random", "inherit") or (init == "inherit" and design != "thin"):
+        raise SplitError(f"student init '{init}' with design '{design}': 'inherit' needs the thin design")
+    inherit = init == "inherit"
     layers: list[nn.Module] = []
-    channels = in_channels
+    channels, keep = in_channels, None
     for name, module in _module_chain(block):
         if isinstance(module, nn.Conv2d):
             if module.groups != 1:
@@ -45,17 +59,18 @@ def design_student_block(
                 )
             out = thinned(module.out_channels, ratio)
             layers += _conv(module, channels, out, design)
+            keep = _inherit_conv(layers[-1], module, keep) if inherit else None
             channels = out
         elif isinstance(module, nn.BatchNorm2d):
-            layers.append(nn.BatchNorm2d(channels))
+            layers.append(_inherit_bn(module, keep) if inherit else nn.BatchNorm2d(channels))
         elif isinstance(module, _KEEP):
             layers.append(copy.deepcopy(module))
         elif isinstance(module, (BasicBlock, Bottleneck, ResidualUnit)):
             unit_in, unit_out = _unit_channels(module)
             if channels != unit_in:
                 layers += _restore(channels, unit_in)
-            layers.append(_residual_student(module, unit_in, unit_out, design, ratio))
-            channels = unit_out
+            layers.append(_residual_student(module, unit_in, unit_out, design, ratio, inherit))
+            channels, keep = unit_out, None
         else:
             raise SplitError(
                 f"student design: layer '{name}' ({type(module).__name__}) is not supported; "
@@ -117,27 +132,63 @@ def _branch_layers(unit: nn.Module) -> list[nn.Module]:
     return list(unit.branch)
 
 
-def _residual_student(unit: nn.Module, in_ch: int, out_ch: int, design: str, ratio: float) -> ResidualUnit:
+def _residual_student(
+    unit: nn.Module, in_ch: int, out_ch: int, design: str, ratio: float, inherit: bool = False
+) -> ResidualUnit:
     teacher_layers = _branch_layers(unit)
     convs = [m for m in teacher_layers if isinstance(m, nn.Conv2d)]
     last = convs[-1]
     layers: list[nn.Module] = []
-    channels = in_ch
+    channels, keep = in_ch, None
     for m in teacher_layers:
         if isinstance(m, nn.Conv2d):
             # A final 1×1 conv already restores the width (Bottleneck); otherwise one is appended.
             keep_width = m is last and max(m.kernel_size) == 1
             out = m.out_channels if keep_width else thinned(m.out_channels, ratio)
             layers += _conv(m, channels, out, design)
+            keep = _inherit_conv(layers[-1], m, keep) if inherit else None
             channels = out
         elif isinstance(m, nn.BatchNorm2d):
-            layers.append(nn.BatchNorm2d(channels))
+            layers.append(_inherit_bn(m, keep) if inherit else nn.BatchNorm2d(channels))
         else:
             layers.append(copy.deepcopy(m))
     if channels != out_ch:
         layers += [nn.ReLU(inplace=True), *_restore(channels, out_ch, relu=False)]
     teacher_shortcut = unit.downsample if isinstance(unit, (BasicBlock, Bottleneck)) else unit.shortcut
-    return ResidualUnit(nn.Sequential(*layers), fresh_copy(teacher_shortcut))
+    shortcut = copy.deepcopy(teacher_shortcut) if inherit and teacher_shortcut is not None else None
+    return ResidualUnit(nn.Sequential(*layers), shortcut or fresh_copy(teacher_shortcut))
+
+
+@torch.no_grad()
+def _inherit_conv(
+    student: nn.Conv2d, teacher: nn.Conv2d, keep_in: torch.Tensor | None
+) -> torch.Tensor | None:
+    """Copy the teacher's filters of largest L1 norm into `student`; returns the kept output channels."""
+    weight = teacher.weight if keep_in is None else teacher.weight[:, keep_in]
+    if student.out_channels == teacher.out_channels:
+        keep_out = None
+        student.weight.copy_(weight)
+    else:
+        norms = teacher.weight.abs().sum(dim=(1, 2, 3))
+        keep_out = norms.topk(student.out_channels).indices.sort().values
+        student.weight.copy_(weight[keep_out])
+    if student.bias is not None and teacher.bias is not None:
+        student.bias.copy_(teacher.bias if keep_out is None else teacher.bias[keep_out])
+    return keep_out
+
+
+@torch.no_grad()
+def _inherit_bn(teacher: nn.BatchNorm2d, keep: torch.Tensor | None) -> nn.BatchNorm2d:
+    """A copy of the teacher's batch norm restricted to the kept channels."""
+    bn = copy.deepcopy(teacher)
+    if keep is None:
+        return bn
+    bn.num_features = len(keep)
+    for name in ("weight", "bias"):
+        setattr(bn, name, nn.Parameter(getattr(teacher, name)[keep].clone()))
+    for name in ("running_mean", "running_var"):
+        setattr(bn, name, getattr(teacher, name)[keep].clone())
+    return bn
 
 
 def fresh_copy(module: nn.Module | None) -> nn.Module:
@@ -154,12 +205,16 @@ def fresh_copy(module: nn.Module | None) -> nn.Module:
 
 
 def design_student(
-    blocks: nn.ModuleList, shapes: list[tuple[torch.Size, torch.Size]], design: str, ratio: float
+    blocks: nn.ModuleList,
+    shapes: list[tuple[torch.Size, torch.Size]],
+    design: str,
+    ratio: float,
+    init: str = "random",
 ) -> list[nn.Sequential]:
     """Student blocks for every teacher block; `shapes[k]` = (input shape, output shape) of block k."""
     students = []
     for k, (block, (shape_in, shape_out)) in enumerate(zip(blocks, shapes, strict=True)):
-        student = design_student_block(block, shape_in[1], shape_out[1], design, ratio)
+        student = design_student_block(block, shape_in[1], shape_out[1], design, ratio, init)
         with torch.no_grad():
             got = student.eval()(torch.zeros(shape_in)).shape
         if got != shape_out:

@@ -167,7 +167,11 @@ def _render_objects(
 
 
 def _background(
-    kind: np.ndarray, angle: np.ndarray, freq: np.ndarray, phase: np.ndarray, grid: tuple[np.ndarray, np.ndarray]
+    kind: np.ndarray,
+    angle: np.ndarray,
+    freq: np.ndarray,
+    phase: np.ndarray,
+    grid: tuple[np.ndarray, np.ndarray],
 ) -> np.ndarray:
     """Pattern in [-1, 1] of shape (n, S, S): 0 stripes, 1 checker, 2 dots, 3 linear gradient."""
     x, y = grid
@@ -198,6 +202,59 @@ def _hsv_to_rgb(h: np.ndarray, s: np.ndarray, v: np.ndarray) -> np.ndarray:
     return v[:, None] - v[:, None] * s[:, None] * np.clip(np.minimum(k, 4 - k), 0, 1)
 
 
+def _motion_paths(labels: np.ndarray, tau: np.ndarray, p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Per-frame (n, T) centre, scale and angle of both objects for motion classes; class time is ±tau."""
+    col = (slice(None), None)
+    path = _static_paths(p, len(tau))
+    table = [MOTION_CLASSES[c] for c in labels]
+    kind = np.array([k for _, k, _, _ in table])
+    direction = np.array([d for _, _, d, _ in table])
+    direction /= np.maximum(np.linalg.norm(direction, axis=1, keepdims=True), 1e-12)
+    t = np.array([s for *_, s in table], dtype=np.float64)[col] * tau  # the time-reversed partner uses -tau
+    amount, hx, hy = p["amount"][col], np.cos(p["heading"])[col], np.sin(p["heading"])[col]
+    length = 0.6 + 0.3 * amount
+    stop = 2 * length * (np.minimum(t, 0) + 0.25)  # covers `length` in the first half, then rests
+    offsets = {
+        "translate": (length * t * direction[:, 0:1], length * t * direction[:, 1:2]),
+        "move_stop": (stop * hx, stop * hy),
+    }
+    phi = p["heading"][col] + np.pi * (1 + 0.5 * amount) * t
+    offsets["orbit"] = ((0.2 + 0.1 * amount) * np.cos(phi), (0.2 + 0.1 * amount) * np.sin(phi))
+    for k, (dx, dy) in offsets.items():
+        m = kind == k
+        path["cx1"][m] += dx[m]
+        path["cy1"][m] += dy[m]
+    m = kind == "rotate"
+    path["th1"][m] += (np.pi * (0.6 + 0.4 * amount) * t)[m]
+    m = kind == "scale"
+    path["sc1"][m] *= np.exp(np.log(2.0 + amount) * t)[m]
+    m = kind == "pair"  # the second object is the partner: both move along a random axis
+    half = (0.6 + 0.2 * amount) * (1 - 1.2 * t) / 2
+    for i, (axis, h) in enumerate((("x", hx), ("y", hy))):
+        centre = p["mid"][:, i : i + 1]
+        path[f"c{axis}1"][m] = (centre + half * h)[m]
+        path[f"c{axis}2"][m] = (centre - half * h)[m]
+    return path
+
+
+def _static_paths(p: dict[str, np.ndarray], frames: int) -> dict[str, np.ndarray]:
+    """Both objects at rest: (n, T) arrays cx, cy, sc, th for object 1 (main) and 2."""
+
+    def rep(a: np.ndarray) -> np.ndarray:
+        return np.repeat(a[:, None], frames, axis=1)
+
+    return {
+        "cx1": rep(p["mid"][:, 0]),
+        "cy1": rep(p["mid"][:, 1]),
+        "sc1": rep(p["scale"][:, 0]),
+        "th1": rep(p["theta"][:, 0]),
+        "cx2": rep(p["other"][:, 0]),
+        "cy2": rep(p["other"][:, 1]),
+        "sc2": rep(p["scale"][:, 1]),
+        "th2": rep(p["theta"][:, 1]),
+    }
+
+
 def make_synthetic_videos(
     preset: Preset, num_classes: int, videos_per_class: int, frames: int, size: int, seed: int
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -216,78 +273,50 @@ def make_synthetic_videos(
     labels = np.tile(np.arange(num_classes, dtype=np.int64), videos_per_class)
 
     # All random draws happen up front in a fixed order, independent of the labels.
-    mid = rng.uniform(-0.35, 0.35, (n, 2))
-    scale = np.exp(rng.uniform(np.log(0.17), np.log(0.28), n))
-    theta = rng.uniform(0, 2 * np.pi, n)
-    heading = rng.uniform(0, 2 * np.pi, n)
-    amount = rng.uniform(0, 1, n)
-    spin = rng.uniform(-0.6, 0.6, n)
+    p = {"mid": rng.uniform(-0.35, 0.35, (n, 2))}
+    scale1, theta1 = np.exp(rng.uniform(np.log(0.2), np.log(0.32), n)), rng.uniform(0, 2 * np.pi, n)
+    p["heading"], p["amount"], spin = (
+        rng.uniform(0, 2 * np.pi, n),
+        rng.uniform(0, 1, n),
+        rng.uniform(-0.6, 0.6, n),
+    )
     shape = rng.integers(0, len(SHAPES), (n, 2))
     texture = rng.integers(0, 4, (n, 2)), rng.integers(2, 4, (n, 2)).astype(np.float64)
-    other = rng.uniform(-0.6, 0.6, (n, 2))
-    other_scale = np.exp(rng.uniform(np.log(0.17), np.log(0.28), n))
-    other_theta = rng.uniform(0, 2 * np.pi, n)
-    bg_colour = rng.uniform(0, 1, (n, 3))
-    colours = np.stack([_contrasting(rng, bg_colour), _contrasting(rng, bg_colour)], axis=1)  # (n, obj, tone, 3)
-    bg_kind = rng.integers(0, 4, n)
-    bg_angle = rng.uniform(0, np.pi, n)
-    bg_freq = rng.uniform(1.0, 3.0, n)
-    bg_phase = rng.uniform(0, 2 * np.pi, (n, 2))
-    bg_amp = rng.uniform(0.03, 0.1, n)
-    noise_std = rng.uniform(0.01, 0.03, n)
+    p["other"] = rng.uniform(-0.6, 0.6, (n, 2))  # the second object's centre
+    p["scale"] = np.stack([scale1, np.exp(rng.uniform(np.log(0.2), np.log(0.32), n))], axis=1)
+    p["theta"] = np.stack([theta1, rng.uniform(0, 2 * np.pi, n)], axis=1)
+    bg_uniform = rng.uniform(0, 1, (n, 3))
+    if preset == "motion":
+        bg_colour = bg_uniform
+    else:  # dark and desaturated, so that the class colour stands out
+        bg_colour = _hsv_to_rgb(bg_uniform[:, 0], 0.3 * bg_uniform[:, 1], 0.05 + 0.3 * bg_uniform[:, 2])
+    colours = np.stack(
+        [_contrasting(rng, bg_colour), _contrasting(rng, bg_colour)], axis=1
+    )  # (n, obj, tone, 3)
+    bg_kind, bg_angle = rng.integers(0, 4, n), rng.uniform(0, np.pi, n)
+    bg_freq, bg_phase = rng.uniform(1.0, 3.0, n), rng.uniform(0, 2 * np.pi, (n, 2))
+    bg_amp, noise_std = rng.uniform(0.03, 0.1, n), rng.uniform(0.01, 0.03, n)
     hue_jitter, sat, val = rng.uniform(-0.02, 0.02, n), rng.uniform(0.65, 1.0, n), rng.uniform(0.75, 1.0, n)
-    bg_hsv = rng.uniform(0, 1, n), rng.uniform(0, 0.3, n), rng.uniform(0.05, 0.35, n)
 
     tau = np.linspace(-0.5, 0.5, frames) if frames > 1 else np.zeros(1)
-    cols = (slice(None), None)
-    cx1, cy1 = np.repeat(mid[:, 0:1], frames, 1), np.repeat(mid[:, 1:2], frames, 1)
-    sc1, th1 = np.repeat(scale[cols], frames, 1), np.repeat(theta[cols], frames, 1)
-    cx2, cy2 = np.repeat(other[:, 0:1], frames, 1), np.repeat(other[:, 1:2], frames, 1)
     if preset == "motion":
-        table = [MOTION_CLASSES[c] for c in labels]
-        kind = np.array([k for _, k, _, _ in table])
-        direction = np.array([d for _, _, d, _ in table])
-        direction /= np.maximum(np.linalg.norm(direction, axis=1, keepdims=True), 1e-12)
-        t = np.array([s for *_, s in table], dtype=np.float64)[cols] * tau  # (n, T) class time
-        hx, hy = np.cos(heading)[cols], np.sin(heading)[cols]
-        m = kind == "translate"
-        length = (0.6 + 0.3 * amount)[cols]
-        cx1[m] += (length * t * direction[:, 0:1])[m]
-        cy1[m] += (length * t * direction[:, 1:2])[m]
-        m = kind == "rotate"
-        th1[m] += (np.pi * (0.6 + 0.4 * amount)[cols] * t)[m]
-        m = kind == "scale"
-        sc1[m] *= np.exp(np.log(2.0 + amount)[cols] * t)[m]
-        m = kind == "pair"
-        half = ((0.6 + 0.2 * amount)[cols] * (1 - 1.2 * t)) / 2
-        for a, b, centre, h in ((cx1, cx2, mid[:, 0:1], hx), (cy1, cy2, mid[:, 1:2], hy)):
-            a[m], b[m] = (centre + half * h)[m], (centre - half * h)[m]
-        m = kind == "move_stop"
-        path = 2 * length * (np.minimum(t, 0) + 0.25)
-        cx1[m] += (path * hx)[m]
-        cy1[m] += (path * hy)[m]
-        m = kind == "orbit"
-        phi = heading[cols] + np.pi * (1 + 0.5 * amount)[cols] * t
-        radius = (0.2 + 0.1 * amount)[cols]
-        cx1[m] += (radius * np.cos(phi))[m]
-        cy1[m] += (radius * np.sin(phi))[m]
-    else:
+        path = _motion_paths(labels, tau, p)
+    else:  # the class sets shape, colour and background pattern; the small drift and spin are random
         hue, shp, pattern = (np.array(a) for a in zip(*map(_appearance_class, labels), strict=True))
         shape[:, 0] = shp
-        colours[:, 0, 0] = _hsv_to_rgb((hue / len(HUES) + hue_jitter) % 1, sat, val)
-        colours[:, 0, 1] = _hsv_to_rgb((hue / len(HUES) + hue_jitter) % 1, sat * 0.6, val * 0.8)
-        bg_colour = _hsv_to_rgb(*bg_hsv)
+        for tone, (s, v) in enumerate(((sat, val), (sat * 0.6, val * 0.8))):
+            colours[:, 0, tone] = _hsv_to_rgb((hue / len(HUES) + hue_jitter) % 1, s, v)
         bg_kind = np.array([0, 0, 1, 2])[pattern]
         bg_angle = np.where(pattern == 0, np.pi / 2, np.where(pattern == 1, 0.0, bg_angle))
         bg_amp = bg_amp + 0.1
-        drift = 0.3 * amount[cols] * tau
-        cx1 += drift * np.cos(heading)[cols]
-        cy1 += drift * np.sin(heading)[cols]
-        th1 += spin[cols] * tau
+        path = _static_paths(p, frames)
+        drift = 0.3 * p["amount"][:, None] * tau
+        path["cx1"] += drift * np.cos(p["heading"])[:, None]
+        path["cy1"] += drift * np.sin(p["heading"])[:, None]
+        path["th1"] += spin[:, None] * tau
 
     coords = ((np.arange(size) + 0.5) / size * 2 - 1).astype(np.float32)
     grid = np.meshgrid(coords, coords, indexing="xy")
-    const = (other_scale[cols] * np.ones(frames), other_theta[cols] * np.ones(frames))
     videos = np.empty((n, frames, size, size, 3), dtype=np.uint8)
     noise_rng = np.random.default_rng([seed, 1])
     chunk = max(1, 2**22 // (frames * size * size * 3))  # about 16 MiB of float32 per chunk
@@ -296,13 +325,84 @@ def make_synthetic_videos(
         pattern_img = _background(bg_kind[sl], bg_angle[sl], bg_freq[sl], bg_phase[sl], grid)
         bg = bg_colour[sl][:, None, None, :] + (bg_amp[sl][:, None, None] * pattern_img)[..., None]
         canvas = np.repeat(bg.astype(np.float32)[:, None], frames, axis=1)
-        for obj, (cx, cy, sc, th) in enumerate(((cx2, cy2, *const), (cx1, cy1, sc1, th1))):
-            j = 1 - obj  # draw the second object first, the main one on top
+        for j in (1, 0):  # the second object first, the main one on top
+            cx, cy, sc, th = (path[f"{k}{j + 1}"][sl] for k in ("cx", "cy", "sc", "th"))
             tex = (texture[0][sl, j], texture[1][sl, j])
-            _render_objects(canvas, cx[sl], cy[sl], sc[sl], th[sl], shape[sl, j], colours[sl, j], tex, grid)
+            _render_objects(canvas, cx, cy, sc, th, shape[sl, j], colours[sl, j], tex, grid)
         noise = noise_rng.standard_normal(canvas.shape, dtype=np.float32)
         canvas += noise * noise_std[sl].astype(np.float32)[:, None, None, None, None]
         canvas *= 255
         np.clip(canvas, 0, 255, out=canvas)
         videos[sl] = np.rint(canvas).astype(np.uint8)
     return videos, labels, [names[c] for c in range(num_classes)]
+
+
+def _encode_mp4(path: Path, video: np.ndarray, fps: int) -> None:
+    import av  # PyAV, imported here so that generating in memory does not need it
+
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height = video.shape[2], video.shape[1]
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": "16", "preset": "veryfast", "threads": "1"}
+        for frame in video:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+
+
+def write_synthetic_videos(
+    out_dir: str | Path,
+    preset: Preset,
+    num_classes: int,
+    videos_per_class: int,
+    frames: int,
+    size: int,
+    seed: int,
+    fps: int = 8,
+    test_fraction: float = 0.2,
+) -> Path:
+    """Write the videos of `make_synthetic_videos` as H.264 mp4 files plus annotation files; returns `out_dir`.
+
+    Layout under `out_dir`: `videos/{class_name}/{index:05d}.mp4` (index = position in the generated arrays);
+    `classes.txt` (one name per line, in label order); `train.txt` / `test.txt` (`videos/.../00000.mp4 label`
+    lines; the last `test_fraction` of each class's videos are test); Something-Something-V2 style
+    `labels.json` (class name → index as a string) and `train.json` / `validation.json`, whose `id` is the
+    video's relative path without its extension (the file is `{id}.mp4`); and `synthetic.json`, the arguments.
+    """
+    if size % 2:
+        raise ValueError(f"size must be even for yuv420p mp4 files, got {size}")
+    if not 0.0 <= test_fraction < 1.0:
+        raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}")
+    out = Path(out_dir)
+    videos, labels, names = make_synthetic_videos(preset, num_classes, videos_per_class, frames, size, seed)
+    n_test = int(round(videos_per_class * test_fraction))
+    splits: dict[str, list[tuple[str, int]]] = {"train": [], "test": []}
+    for i, (video, label) in enumerate(zip(videos, labels, strict=True)):
+        rel = f"videos/{names[label]}/{i:05d}"
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        _encode_mp4(out / f"{rel}.mp4", video, fps)
+        rank = i // num_classes  # position of this video within its class
+        splits["test" if rank >= videos_per_class - n_test else "train"].append((rel, int(label)))
+
+    (out / "classes.txt").write_text("".join(f"{name}\n" for name in names))
+    for split, items in splits.items():
+        (out / f"{split}.txt").write_text("".join(f"{rel}.mp4 {label}\n" for rel, label in items))
+    (out / "labels.json").write_text(json.dumps({name: str(c) for c, name in enumerate(names)}, indent=1))
+    for split, file in (("train", "train.json"), ("test", "validation.json")):
+        entries = [
+            {"id": rel, "label": names[label], "template": names[label], "placeholders": []}
+            for rel, label in splits[split]
+        ]
+        (out / file).write_text(json.dumps(entries, indent=1))
+    args = {
+        "preset": preset,
+        "num_classes": num_classes,
+        "videos_per_class": videos_per_class,
+        "frames": frames,
+        "size": size,
+        "seed": seed,
+        "fps": fps,
+        "test_fraction": test_fraction,
+    }
+    (out / "synthetic.json").write_text(json.dumps(args, indent=1))
+    return out

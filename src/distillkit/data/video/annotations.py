@@ -215,7 +215,7 @@ def parse_ssv2(labels_json: PathLike, split_json: PathLike) -> list[VideoRecord]
                 f"{source}: entry {video_id!r} has no 'template' (an SSv2 test split without labels is not supported)"
             )
         name = str(entry["template"]).replace("[", "").replace("]", "")
-        label = _class_index(name, index, source)
+        label = _class_index(name, index, f"{source}: id {video_id}")
         _check_unique(video_id, seen, "id", source)
         records.append(VideoRecord(f"{video_id}.webm", label, None, source))
     return _nonempty(records, split_json)
@@ -366,7 +366,9 @@ def parse_hmdb51(
     names = list(classes) if classes is not None else list(files)
     missing = [c for c in names if c not in files]
     if missing:
-        raise DataError(f"{split_dir}: no split file for class {missing[0]!r} ({missing[0]}_test_split{split}.txt)")
+        raise DataError(
+            f"{split_dir}: no split file for class {missing[0]!r} ({missing[0]}_test_split{split}.txt)"
+        )
     wanted = 1 if subset == "train" else 2
     records: list[VideoRecord] = []
     for label, name in enumerate(names):
@@ -390,7 +392,13 @@ def write_list(records: Sequence[VideoRecord], path: PathLike, *, with_frames: b
     lines = []
     for r in records:
         where = r.source or r.path
-        if not r.path or r.path != r.path.strip() or r.path.startswith("#") or "\n" in r.path or "\r" in r.path:
+        if (
+            not r.path
+            or r.path != r.path.strip()
+            or r.path.startswith("#")
+            or "\n" in r.path
+            or "\r" in r.path
+        ):
             raise DataError(f"{where}: path {r.path!r} cannot be written to a list file")
         if with_frames:
             if r.num_frames is None:
@@ -402,7 +410,9 @@ def write_list(records: Sequence[VideoRecord], path: PathLike, *, with_frames: b
     Path(path).write_text("".join(lines), encoding="utf-8")
 
 
-_FORMATS: dict[str, tuple[tuple[str, ...], Callable[..., list[VideoRecord]], Callable[..., list[str]] | None]] = {
+# format → (names of its inputs, parser, class-name reader)
+_Format = tuple[tuple[str, ...], Callable[..., list[VideoRecord]], Callable[..., list[str]] | None]
+_FORMATS: dict[str, _Format] = {
     "list": (("list file",), parse_list_file, None),
     "rawframes": (("rawframe list",), parse_rawframe_list, None),
     "ssv2": (("labels JSON", "split JSON"), parse_ssv2, ssv2_classes),

@@ -96,7 +96,9 @@ class VideoDataset(Dataset):
                     raise DataError(reason) from exc
                 self._bad.add(i)
                 self.skipped.append((record.source, reason))
-                warnings.warn(f"skipped unreadable video {record.source}: {reason}", RuntimeWarning, stacklevel=2)
+                warnings.warn(
+                    f"skipped unreadable video {record.source}: {reason}", RuntimeWarning, stacklevel=2
+                )
         raise DataError(f"video dataset: none of the {n} videos could be read (first: {self.skipped[0][1]})")
 
     def _load(self, i: int) -> tuple[torch.Tensor, int]:

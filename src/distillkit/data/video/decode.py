@@ -41,6 +41,12 @@ def _check_indices(indices: Sequence[int], num_frames: int, name: object) -> lis
     return idx
 
 
+def _pyav():  # imported on first use: parsing annotations does not need PyAV
+    import av
+
+    return av
+
+
 def _av_message(exc: Exception) -> str:
     text = getattr(exc, "strerror", None) or str(exc)
     return " ".join(f"PyAV {exc.__class__.__name__}: {text}".split())
@@ -56,9 +62,6 @@ class PyAVReader:
     """
 
     def __init__(self, path: str | Path) -> None:
-        import av
-
-        self._av = av
         self.path = Path(path)
         with self._open() as container:
             stream = container.streams.video[0]
@@ -66,7 +69,7 @@ class PyAVReader:
             if count <= 0:
                 try:
                     count = sum(1 for p in container.demux(stream) if p.size > 0 and not p.is_discard)
-                except self._av.FFmpegError as exc:
+                except _pyav().FFmpegError as exc:
                     raise DataError(f"{self.path}: cannot read video packets ({_av_message(exc)})") from None
         if count <= 0:
             raise DataError(f"{self.path}: video has no frames")
@@ -80,8 +83,8 @@ class PyAVReader:
         if not self.path.is_file():
             raise DataError(f"{self.path}: video file not found")
         try:
-            container = self._av.open(str(self.path))
-        except (self._av.FFmpegError, OSError) as exc:
+            container = _pyav().open(str(self.path))
+        except (_pyav().FFmpegError, OSError) as exc:
             raise DataError(f"{self.path}: cannot open video ({_av_message(exc)})") from None
         if not container.streams.video:
             container.close()
@@ -101,7 +104,7 @@ class PyAVReader:
                     decoded += 1
                     if decoded > last:
                         break
-            except self._av.FFmpegError as exc:
+            except _pyav().FFmpegError as exc:
                 raise DataError(
                     f"{self.path}: decoding failed after {decoded} of {self._num_frames} frames ({_av_message(exc)})"
                 ) from None

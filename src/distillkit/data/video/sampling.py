@@ -40,7 +40,9 @@ def segment_indices(
     k = np.arange(num_segments)
     if num_frames < num_segments:
         if short == "error":
-            raise DataError(f"{source}: video has {num_frames} frames, fewer than num_segments={num_segments}")
+            raise DataError(
+                f"{source}: video has {num_frames} frames, fewer than num_segments={num_segments}"
+            )
         out = np.tile(k % num_frames, (clips, 1))
     elif train:
         rng = rng if rng is not None else np.random.default_rng()

@@ -50,7 +50,9 @@ def _size(size: int | Sequence[int]) -> tuple[int, int]:
     return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
 
 
-def _resized_crop(x: torch.Tensor, top: int, left: int, h: int, w: int, size: tuple[int, int]) -> torch.Tensor:
+def _resized_crop(
+    x: torch.Tensor, top: int, left: int, h: int, w: int, size: tuple[int, int]
+) -> torch.Tensor:
     x = x[..., top : top + h, left : left + w]
     if (h, w) == size:
         return x

@@ -1,0 +1,205 @@
+"""Temporal Shift Module (Lin, Gan, Han, ICCV 2019) and TSN on the torchvision ResNets of `build_resnet`.
+
+A clip (N, T, C, H, W) runs through a 2D ResNet as N*T frames. With the shift on, every residual unit first shifts
+part of its branch input's channels along time ("residual shift": before `conv1`, the identity path untouched).
+Per-frame features are averaged over time (TSN average consensus) and classified by one linear `head`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from distillkit.errors import CheckpointError, ConfigError
+from distillkit.models.resnet import _DEPTHS, build_resnet
+
+STAGES = ("layer1", "layer2", "layer3", "layer4")
+
+
+def temporal_shift(x: Tensor, num_segments: int, shift_div: int = 8) -> Tensor:
+    """Shift channels of frames (N*T, C, H, W) along time, out of place; returns the same shape.
+
+    Channels [0, C/shift_div) move one step back in time (frame t gets frame t+1's), channels
+    [C/shift_div, 2C/shift_div) one step forward (frame t gets frame t-1's), the rest stay; the vacated ends
+    are zero. With nothing to shift (C < shift_div or one segment) `x` itself is returned.
+    """
+    nt, c, h, w = x.shape
+    if nt % num_segments:
+        raise ValueError(f"batch of {nt} frames is not a multiple of num_segments={num_segments}")
+    fold = c // shift_div
+    if fold == 0 or num_segments == 1:
+        return x
+    x = x.reshape(nt // num_segments, num_segments, c, h, w)
+    pad = x.new_zeros(x.shape[0], 1, fold, h, w)
+    back = torch.cat([x[:, 1:, :fold], pad], dim=1)
+    forward = torch.cat([pad, x[:, :-1, fold : 2 * fold]], dim=1)
+    return torch.cat([back, forward, x[:, :, 2 * fold :]], dim=2).reshape(nt, c, h, w)
+
+
+class TemporalShift(nn.Module):
+    """`temporal_shift` as a parameter-free module."""
+
+    def __init__(self, num_segments: int, shift_div: int = 8) -> None:
+        super().__init__()
+        self.num_segments = num_segments
+        self.shift_div = shift_div
+
+    def forward(self, x: Tensor) -> Tensor:
+        return temporal_shift(x, self.num_segments, self.shift_div)
+
+    def extra_repr(self) -> str:
+        return f"num_segments={self.num_segments}, shift_div={self.shift_div}"
+
+
+class ShiftConv2d(nn.Conv2d):
+    """A `Conv2d` that temporally shifts its input first: TSM's residual shift when it is a unit's `conv1`.
+
+    It is a `Conv2d` with the same parameters, so state dicts, MAC counts and module names stay those of the
+    2D network (a TSM, a TSN and a torchvision ResNet load each other's weights).
+    """
+
+    def __init__(self, *args, num_segments: int, shift_div: int = 8, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.num_segments = num_segments
+        self.shift_div = shift_div
+
+    @classmethod
+    def from_conv(cls, conv: nn.Conv2d, num_segments: int, shift_div: int = 8) -> ShiftConv2d:
+        """A shifting copy of `conv` that shares its parameters."""
+        new = cls(
+            conv.in_channels,
+            conv.out_channels,
+            conv.kernel_size,
+            stride=conv.stride,
+            padding=conv.padding,
+            dilation=conv.dilation,
+            groups=conv.groups,
+            bias=conv.bias is not None,
+            padding_mode=conv.padding_mode,
+            num_segments=num_segments,
+            shift_div=shift_div,
+        )
+        new.weight = conv.weight
+        new.bias = conv.bias
+        return new
+
+    def forward(self, x: Tensor) -> Tensor:
+        return super().forward(temporal_shift(x, self.num_segments, self.shift_div))
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, num_segments={self.num_segments}, shift_div={self.shift_div}"
+
+
+def add_temporal_shift(model: nn.Module, num_segments: int, shift_div: int = 8) -> None:
+    """Turn `conv1` of every residual unit in `layer1`..`layer4` (a torchvision ResNet's) into a `ShiftConv2d`."""
+    for stage in STAGES:
+        for unit in getattr(model, stage):
+            if not isinstance(unit.conv1, ShiftConv2d):
+                unit.conv1 = ShiftConv2d.from_conv(unit.conv1, num_segments, shift_div)
+
+
+class VideoResNet(nn.Module):
+    """TSM (`shift=True`) or TSN (`shift=False`) on a torchvision ResNet: clips (N, T, C, H, W) → logits (N, K).
+
+    Module names are those of torchvision's ResNet, except that the classifier `fc` is `head`, an `nn.Linear`
+    on the clip feature (the mean of the per-frame features; for a linear head the same as averaging per-frame
+    logits). `pretrained` is a local torchvision state dict file; its `fc` is ignored.
+    """
+
+    def __init__(
+        self,
+        arch: str,
+        num_classes: int,
+        num_segments: int,
+        width: float = 1.0,
+        shift: bool = True,
+        shift_div: int = 8,
+        small_input: bool = True,
+        in_channels: int = 3,
+        pretrained: str | Path | None = None,
+    ) -> None:
+        super().__init__()
+        if arch not in _DEPTHS:
+            raise ConfigError(f"unknown video backbone '{arch}'; available: {', '.join(sorted(_DEPTHS))}")
+        if num_segments < 1 or (shift and shift_div < 2):
+            raise ConfigError(f"need num_segments >= 1 and shift_div >= 2, got {num_segments}, {shift_div}")
+        base = build_resnet(arch, num_classes, in_channels, width, small_input)
+        self.num_segments = num_segments
+        self.shift = shift
+        self.conv1, self.bn1, self.relu, self.maxpool = base.conv1, base.bn1, base.relu, base.maxpool
+        self.layer1, self.layer2, self.layer3, self.layer4 = (
+            base.layer1,
+            base.layer2,
+            base.layer3,
+            base.layer4,
+        )
+        self.avgpool = base.avgpool
+        self.head: nn.Linear = base.fc
+        self.feature_dim = base.fc.in_features
+        if pretrained is not None:
+            self.load_backbone(pretrained)
+        if shift:
+            add_temporal_shift(self, num_segments, shift_div)
+
+    def load_backbone(self, path: str | Path) -> None:
+        """Load a torchvision ResNet state dict (e.g. ImageNet weights) from a local file, skipping `fc`."""
+        path = Path(path)
+        if not path.is_file():
+            raise CheckpointError(f"pretrained weights not found: {path}")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # a pickle with code in it, or not a torch file at all
+            raise CheckpointError(
+                f"{path}: not a weights-only state dict ({exc.__class__.__name__})"
+            ) from None
+        if isinstance(state, dict) and isinstance(state.get("model"), dict):
+            state = state["model"]
+        if not isinstance(state, dict):
+            raise CheckpointError(f"{path}: holds a {type(state).__name__}, not a state dict")
+        state = {k: v for k, v in state.items() if not k.startswith(("fc.", "head."))}
+        own = {k: v for k, v in self.state_dict().items() if not k.startswith("head.")}
+        missing = [k for k in own if k not in state]
+        unexpected = [k for k in state if k not in own]
+        wrong = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+        if missing or unexpected or wrong:
+            parts = []
+            if wrong:
+                k = wrong[0]
+                parts.append(
+                    f"{len(wrong)} shape mismatches (first '{k}': {tuple(state[k].shape)} in the file, "
+                    f"{tuple(own[k].shape)} in the model)"
+                )
+                if k == "conv1.weight":
+                    parts.append("ImageNet weights need small_input=False, width=1 and in_channels=3")
+            if missing:
+                parts.append(f"{len(missing)} keys missing (first '{missing[0]}')")
+            if unexpected:
+                parts.append(f"{len(unexpected)} unexpected keys (first '{unexpected[0]}')")
+            raise CheckpointError(f"{path} does not match the backbone: " + "; ".join(parts))
+        self.load_state_dict(state, strict=False)
+
+    def forward_features(self, x: Tensor) -> dict[str, Tensor]:
+        """Stage outputs `layer1`..`layer4` (N, T, C, H, W), per-frame features `frames` (N, T, C) and the clip
+        feature `pooled` (N, C)."""
+        if x.dim() != 5:
+            raise ValueError(f"expected clips (N, T, C, H, W), got shape {tuple(x.shape)}")
+        n, t = x.shape[:2]
+        if self.shift and t != self.num_segments:
+            raise ValueError(f"TSM built for {self.num_segments} segments got clips of {t} frames")
+        h = self.maxpool(self.relu(self.bn1(self.conv1(x.flatten(0, 1)))))
+        out = {}
+        for stage in STAGES:
+            h = getattr(self, stage)(h)
+            out[stage] = h.unflatten(0, (n, t))
+        out["frames"] = torch.flatten(self.avgpool(h), 1).unflatten(0, (n, t))
+        out["pooled"] = out["frames"].mean(dim=1)
+        return out
+
+    def classify(self, pooled: Tensor) -> Tensor:
+        """Logits (N, K) of clip features (N, C)."""
+        return self.head(pooled)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.classify(self.forward_features(x)["pooled"])
