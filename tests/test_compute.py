@@ -1,6 +1,11 @@
 import pytest
 
-from distillkit.compress.compute import BlockCosts, pbkd_stage_macs, pbkd_training_macs, supervised_training_macs
+from distillkit.compress.compute import (
+    BlockCosts,
+    pbkd_stage_macs,
+    pbkd_training_macs,
+    supervised_training_macs,
+)
 
 
 def test_stage_cost_by_hand() -> None:
@@ -18,7 +23,9 @@ def test_total_cost() -> None:
     stage0 = 10 + 8 + 2 * (20 + 2)
     stage1 = 4 + 20 + 12 + 2 * 2
     finetune = 3 * (4 + 6 + 2) + (10 + 20 + 2)
-    assert pbkd_training_macs(costs, [0, 1], 5, True, finetune_samples=3) == 5 * (stage0 + stage1) + 3 * finetune
+    assert (
+        pbkd_training_macs(costs, [0, 1], 5, True, finetune_samples=3) == 5 * (stage0 + stage1) + 3 * finetune
+    )
     assert supervised_training_macs(costs.teacher_total, 7) == 3 * 32 * 7
     # top-down: stage for block 1 first (block 0 still the teacher's), then block 0 with nothing replaced before it
     assert pbkd_training_macs(costs, [1, 0], 1, False) == (10 + 12 + 4) + (8 + 2 * (6 + 2))

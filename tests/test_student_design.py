@@ -124,7 +124,11 @@ def test_inherit_at_full_ratio_reproduces_the_teacher_block(arch: str) -> None:
 
 def test_inherit_keeps_the_largest_filters() -> None:
     block = nn.Sequential(
-        nn.Conv2d(2, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1), nn.BatchNorm2d(4)
+        nn.Conv2d(2, 4, 3, padding=1),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.Conv2d(4, 4, 3, padding=1),
+        nn.BatchNorm2d(4),
     )
     with torch.no_grad():
         for i, scale in enumerate([1.0, 5.0, 0.1, 3.0]):  # filters 1 and 3 have the largest L1 norm

@@ -113,7 +113,9 @@ class CompressionRun:
                 )
 
         seed_everything(cfg.seed)
-        students = design_student(teacher.blocks, shapes, cfg.student.design, cfg.student.ratio, cfg.student.init)
+        students = design_student(
+            teacher.blocks, shapes, cfg.student.design, cfg.student.ratio, cfg.student.init
+        )
         costs = block_costs(teacher, students, self.input_shape)
         student = progressive_distill(
             teacher,
