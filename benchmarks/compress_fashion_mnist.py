@@ -114,6 +114,12 @@ def main() -> None:
         ]
         cfg = load_config(args.config, CompressConfig, overrides)
         reports.append(CompressionRun(cfg, out).run())
+        write_summary(args.config, reports, teacher)  # after every seed, so a cut-short run still reports
+    write_summary(args.config, reports, teacher)
+
+
+def write_summary(config: Path, reports: list[dict], teacher: dict) -> None:
+    """Print the table and write it to benchmarks/results/compress_fashion_mnist.md."""
     for r in reports:  # the teacher was trained once, outside the compression runs
         t = r["training"]
         cfg = CompressConfig.model_validate(r["config"])
@@ -126,7 +132,7 @@ def main() -> None:
     print(text)
     dest = Path("benchmarks/results/compress_fashion_mnist.md")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    dest.write_text(f"Config: `{args.config}`\n\n" + text)
+    dest.write_text(f"Config: `{config}`\n\n" + text)
 
 
 if __name__ == "__main__":

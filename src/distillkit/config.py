@@ -126,8 +126,9 @@ class StudentConfig(Section):
     """Student block design: `thin` (same convs, fewer filters) or `depthwise` (depthwise k×k + pointwise)."""
     ratio: float = Field(0.5, gt=0, le=1)
     """Fraction of the teacher's filters kept in each student conv."""
-    init: Literal["random", "inherit"] = "random"
-    """`random`, or `inherit` (thin design): start each thinned conv from the teacher's filters of largest L1 norm."""
+    init: Literal["auto", "random", "inherit"] = "auto"
+    """`inherit`: start each thinned conv from the teacher's filters of largest L1 norm (thin design only);
+    `random`: fresh initialisation; `auto`: inherit for the thin design, random for depthwise."""
 
 
 class FinetuneConfig(Section):

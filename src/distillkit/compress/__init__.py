@@ -13,7 +13,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from distillkit.compress.pbkd import progressive_distill
-from distillkit.compress.student import design_student
+from distillkit.compress.student import design_student, resolve_init
 from distillkit.config import OptimConfig
 from distillkit.engine.device import resolve_device
 from distillkit.models.blocks import BlockwiseNet, block_shapes, split_model
@@ -28,6 +28,7 @@ def compress_model(
     steps_per_stage: int,
     ratio: float = 0.5,
     design: str = "thin",
+    init: str = "auto",
     local_weight: float = 1.0,
     optim: OptimConfig | None = None,
     order: str | Sequence[int] = "bottom_up",
@@ -35,13 +36,14 @@ def compress_model(
 ) -> BlockwiseNet:
     """Compress a trained `model` by PBKD, cutting it after each module named in `blocks` ("auto" for VGG/ResNet).
 
-    The model is not modified; the returned student is a `BlockwiseNet` (an ordinary `nn.Module`).
+    The model is not modified; the returned student is a `BlockwiseNet` (an ordinary `nn.Module`). `init="auto"`
+    starts thin student convs from the teacher's largest filters (see `design_student_block`).
     """
     device = resolve_device(device) if isinstance(device, str) else device
     teacher = split_model(model.eval(), blocks).to(device)
     x, _ = next(iter(train_loader))
     shapes = block_shapes(teacher, x[:2].to(device))
-    students = design_student(teacher.blocks, shapes, design, ratio)
+    students = design_student(teacher.blocks, shapes, design, ratio, resolve_init(design, init))
     return progressive_distill(
         teacher, students, train_loader, steps_per_stage, optim or OptimConfig(), device, local_weight, order
     )

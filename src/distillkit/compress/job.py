@@ -16,7 +16,7 @@ from distillkit.compress.compute import block_costs, pbkd_training_macs, supervi
 from distillkit.compress.export import export_onnx
 from distillkit.compress.pbkd import KDFinetuneObjective, progressive_distill, stage_order
 from distillkit.compress.profile import measure_latency, profile_model
-from distillkit.compress.student import design_student, fresh_copy
+from distillkit.compress.student import design_student, fresh_copy, resolve_init
 from distillkit.config import CompressConfig, dump_config
 from distillkit.data.images import build_image_datasets, make_loaders
 from distillkit.engine.checkpoint import save_checkpoint
@@ -78,6 +78,10 @@ class CompressionRun:
                     )
                     times[name][str(b)].append(lat["median_ms"])
         return {n: {b: statistics.median(v) for b, v in per.items()} for n, per in times.items()}
+
+    @property
+    def student_init(self) -> str:
+        return resolve_init(self.cfg.student.design, self.cfg.student.init)
 
     def run(self) -> dict:
         cfg = self.cfg
@@ -218,6 +222,7 @@ class CompressionRun:
             "training": training,
             "onnx": onnx_info,
             "blocks": list(student.names),
+            "student_init": self.student_init,
             "seed": cfg.seed,
             "config": dump_config(cfg),
             **run_metadata(self.device),

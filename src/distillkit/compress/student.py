@@ -25,6 +25,13 @@ from distillkit.models.blocks import BlockTracer, ResidualUnit
 _KEEP = (nn.ReLU, nn.ReLU6, nn.SiLU, nn.GELU, nn.Identity, nn.Dropout, nn.MaxPool2d, nn.AvgPool2d)
 
 
+def resolve_init(design: str, init: str) -> str:
+    """`auto` → `inherit` for the thin design, `random` for depthwise; other values unchanged."""
+    if init != "auto":
+        return init
+    return "inherit" if design == "thin" else "random"
+
+
 def thinned(channels: int, ratio: float) -> int:
     return max(1, int(round(channels * ratio)))
 
