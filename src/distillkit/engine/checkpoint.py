@@ -35,3 +35,38 @@ def load_checkpoint(path: str | Path) -> Any:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise CheckpointError(f"{path}: not a weights-only checkpoint ({exc.__class__.__name__})") from None
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """A state dict from `path` (a plain one, or a checkpoint holding one under 'model'), read weights-only."""
+    state = load_checkpoint(path)
+    if isinstance(state, dict) and isinstance(state.get("model"), dict):
+        state = state["model"]
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: holds a {type(state).__name__}, not a state dict")
+    return state
+
+
+def check_state_dict(
+    state: dict, own: dict, path: str | Path, what: str = "the model", hint: str = ""
+) -> None:
+    """Raise one CheckpointError naming the first missing, unexpected and wrong-shaped keys, if any."""
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    wrong = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if not (missing or unexpected or wrong):
+        return
+    parts = []
+    if wrong:
+        k = wrong[0]
+        parts.append(
+            f"{len(wrong)} shape mismatches (first '{k}': {tuple(state[k].shape)} in the file, "
+            f"{tuple(own[k].shape)} in {what})"
+        )
+        if hint and k == "conv1.weight":
+            parts.append(hint)
+    if missing:
+        parts.append(f"{len(missing)} keys missing (first '{missing[0]}')")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected keys (first '{unexpected[0]}')")
+    raise CheckpointError(f"{path} does not match {what}: " + "; ".join(parts))

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from torch import nn
 
-from distillkit.errors import CheckpointError, ConfigError
+from distillkit.engine.checkpoint import check_state_dict, read_state_dict
+from distillkit.errors import ConfigError
 from distillkit.models.resnet import _DEPTHS, build_resnet
 from distillkit.models.vgg import VGG, VGG_LAYOUTS
 
@@ -27,33 +27,6 @@ def build_model(
 
 def load_weights(model: nn.Module, path: str | Path) -> None:
     """Load a state dict (or a checkpoint holding one under 'model') with `weights_only=True`."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # a pickle with code in it, or not a torch file at all
-        raise CheckpointError(
-            f"{path}: cannot be read as a weights-only checkpoint ({exc.__class__.__name__})"
-        ) from None
-    if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
-        state = state["model"]
-    if not isinstance(state, dict):
-        raise CheckpointError(f"{path}: holds a {type(state).__name__}, not a state dict")
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    wrong = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
-    if missing or unexpected or wrong:
-        parts = []
-        if wrong:
-            k = wrong[0]
-            parts.append(
-                f"shape of '{k}' is {tuple(state[k].shape)} in the file, {tuple(own[k].shape)} in the model"
-            )
-        if missing:
-            parts.append(f"{len(missing)} keys missing (first '{missing[0]}')")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected keys (first '{unexpected[0]}')")
-        raise CheckpointError(f"{path} does not match the model: " + "; ".join(parts))
+    state = read_state_dict(path)
+    check_state_dict(state, model.state_dict(), path)
     model.load_state_dict(state)

@@ -12,7 +12,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from distillkit.errors import CheckpointError, ConfigError
+from distillkit.engine.checkpoint import check_state_dict, read_state_dict
+from distillkit.errors import ConfigError
 from distillkit.models.resnet import _DEPTHS, build_resnet
 
 STAGES = ("layer1", "layer2", "layer3", "layer4")
@@ -145,39 +146,11 @@ class VideoResNet(nn.Module):
 
     def load_backbone(self, path: str | Path) -> None:
         """Load a torchvision ResNet state dict (e.g. ImageNet weights) from a local file, skipping `fc`."""
-        path = Path(path)
-        if not path.is_file():
-            raise CheckpointError(f"pretrained weights not found: {path}")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # a pickle with code in it, or not a torch file at all
-            raise CheckpointError(
-                f"{path}: not a weights-only state dict ({exc.__class__.__name__})"
-            ) from None
-        if isinstance(state, dict) and isinstance(state.get("model"), dict):
-            state = state["model"]
-        if not isinstance(state, dict):
-            raise CheckpointError(f"{path}: holds a {type(state).__name__}, not a state dict")
+        state = read_state_dict(path)
         state = {k: v for k, v in state.items() if not k.startswith(("fc.", "head."))}
         own = {k: v for k, v in self.state_dict().items() if not k.startswith("head.")}
-        missing = [k for k in own if k not in state]
-        unexpected = [k for k in state if k not in own]
-        wrong = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
-        if missing or unexpected or wrong:
-            parts = []
-            if wrong:
-                k = wrong[0]
-                parts.append(
-                    f"{len(wrong)} shape mismatches (first '{k}': {tuple(state[k].shape)} in the file, "
-                    f"{tuple(own[k].shape)} in the model)"
-                )
-                if k == "conv1.weight":
-                    parts.append("ImageNet weights need small_input=False, width=1 and in_channels=3")
-            if missing:
-                parts.append(f"{len(missing)} keys missing (first '{missing[0]}')")
-            if unexpected:
-                parts.append(f"{len(unexpected)} unexpected keys (first '{unexpected[0]}')")
-            raise CheckpointError(f"{path} does not match the backbone: " + "; ".join(parts))
+        hint = "ImageNet weights need small_input=False, width=1 and in_channels=3"
+        check_state_dict(state, own, path, "the backbone", hint)
         self.load_state_dict(state, strict=False)
 
     def forward_features(self, x: Tensor) -> dict[str, Tensor]:
