@@ -46,15 +46,18 @@ def design_student_block(
 ) -> nn.Sequential:
     """A student for teacher `block` (in/out channels of the block's tensors).
 
-    `init="random"` initialises it afresh; `init="inherit"` (thin design only) starts every thinned conv from the
+    `init="random"` initialises it afresh (`"auto"`: inherit for thin, random for depthwise); `init="inherit"` (thin design only) starts every thinned conv from the
     teacher's filters of largest L1 norm (Li et al., "Pruning Filters for Efficient ConvNets", ICLR 2017), with
     their input channels and batch-norm statistics, so the student starts from a subset of the teacher's features;
     the 1×1 restoring convs stay random.
     """
     if design not in ("thin", "depthwise"):
         raise SplitError(f"unknown student design '{design}'; choose 'thin' or 'depthwise'")
-    if init not in ("random", "inherit") or (init == "inherit" and design != "thin"):
-        raise SplitError(f"student init '{init}' with design '{design}': 'inherit' needs the thin design")
+    init = resolve_init(design, init)
+    if init not in ("random", "inherit"):
+        raise SplitError(f"unknown student init '{init}'; choose 'auto', 'random' or 'inherit'")
+    if init == "inherit" and design != "thin":
+        raise SplitError(f"student init 'inherit' needs the thin design, not '{design}'")
     inherit = init == "inherit"
     layers: list[nn.Module] = []
     channels, keep = in_channels, None
