@@ -7,7 +7,9 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-from distillkit.errors import DistillkitError
+from distillkit.errors import ConfigError, DistillkitError
+
+_SCHEMAS = {"compress": "CompressConfig", "train": "TrainConfig", "train-video": "VideoTrainConfig"}
 
 
 def _add_job(sub: argparse._SubParsersAction, name: str, help_text: str) -> argparse.ArgumentParser:
@@ -33,8 +35,81 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run the jobs on the embedded synthetic data (a few minutes on a CPU)")
     demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder")
     ref = sub.add_parser("config", help="print the reference of every config key of a job, as Markdown")
-    ref.add_argument("job", choices=["compress", "train"])
+    ref.add_argument("job", choices=sorted(_SCHEMAS))
+    _add_data(sub)
     return parser
+
+
+def _add_data(sub: argparse._SubParsersAction) -> None:
+    data = sub.add_parser("data", help="video data tools: synthetic data, annotation conversion")
+    tools = data.add_subparsers(dest="tool", required=True)
+    synth = tools.add_parser(
+        "synth",
+        help="write the embedded synthetic video benchmark as mp4 files and annotation files",
+        description="Write synthetic videos (mp4) with list (train.txt/test.txt) and SSv2 JSON annotations.",
+    )
+    synth.add_argument("--preset", choices=["motion", "appearance"], default="motion")
+    synth.add_argument("--out", type=Path, required=True, help="output folder")
+    synth.add_argument("--num-classes", type=int, default=6)
+    synth.add_argument("--videos-per-class", type=int, default=50)
+    synth.add_argument("--frames", type=int, default=16)
+    synth.add_argument("--size", type=int, default=64, help="frame height and width (even)")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--fps", type=int, default=8)
+    synth.add_argument("--test-fraction", type=float, default=0.2)
+    conv = tools.add_parser(
+        "convert",
+        help="turn SSv2 / Kinetics / UCF101 / HMDB51 / rawframe annotations into a list file",
+        description="Inputs per format: ssv2: labels.json split.json; kinetics: CSV; ucf101: classInd.txt "
+        "split.txt; hmdb51: split folder; list / rawframes: the list (checked and rewritten).",
+    )
+    conv.add_argument("format", choices=["list", "rawframes", "ssv2", "kinetics", "ucf101", "hmdb51"])
+    conv.add_argument("inputs", nargs="+", type=Path)
+    conv.add_argument("--out", type=Path, required=True, help="the list file to write")
+    conv.add_argument("--classes-out", type=Path, help="also write the class names, one a line")
+    conv.add_argument("--split", type=int, help="HMDB51 split number (1-3)")
+    conv.add_argument("--subset", choices=["train", "test"], help="HMDB51 subset")
+    conv.add_argument("--classes", type=Path, help="Kinetics: class names file (use the training classes)")
+    conv.add_argument(
+        "--path-format",
+        help="ssv2: video path from {id} (default {id}.webm); kinetics: from {label}, {label_}, {youtube_id}, "
+        "{clip_id}, {split} (default {label}/{clip_id}.mp4)",
+    )
+
+
+def _run_data(args: argparse.Namespace) -> None:
+    if args.tool == "synth":
+        from distillkit.data.synthetic_video import write_synthetic_videos
+
+        try:
+            write_synthetic_videos(
+                args.out, args.preset, args.num_classes, args.videos_per_class, args.frames, args.size,
+                args.seed, fps=args.fps, test_fraction=args.test_fraction,
+            )  # fmt: skip
+        except ValueError as exc:
+            raise ConfigError(f"data synth: {exc}") from None
+        n = args.num_classes * args.videos_per_class
+        print(f"wrote {n} {args.preset} videos ({args.frames}×{args.size}×{args.size}) to {args.out}")
+        return
+    from distillkit.data.video.annotations import convert
+
+    options: dict = {}
+    if args.format == "hmdb51":
+        options = {"split": args.split or 1, "subset": args.subset or "train"}
+    elif args.split is not None or args.subset is not None:
+        raise ConfigError("--split and --subset apply to hmdb51 only")
+    if args.classes is not None:
+        if args.format != "kinetics":
+            raise ConfigError("--classes applies to kinetics only")
+        if not args.classes.is_file():
+            raise ConfigError(f"{args.classes}: class names file not found")
+        options["classes"] = [x.strip() for x in args.classes.read_text().splitlines() if x.strip()]
+    if args.path_format is not None:
+        if args.format not in ("ssv2", "kinetics"):
+            raise ConfigError("--path-format applies to ssv2 and kinetics only")
+        options["path_format"] = args.path_format
+    records = convert(args.format, *args.inputs, out=args.out, classes_out=args.classes_out, **options)
+    print(f"wrote {len(records)} videos to {args.out}")
 
 
 def preset(name: str) -> Path:
@@ -44,7 +119,8 @@ def preset(name: str) -> Path:
 
 def run(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from distillkit.config import CompressConfig, TrainConfig, load_config
+    from distillkit import config
+    from distillkit.config import CompressConfig, load_config, load_train_config
 
     if args.command == "compress":
         from distillkit.compress.job import CompressionRun
@@ -53,7 +129,7 @@ def run(argv: list[str] | None = None) -> int:
     elif args.command == "train":
         from distillkit.train import run_train
 
-        run_train(load_config(args.config, TrainConfig, args.overrides), args.out)
+        run_train(load_train_config(args.config, args.overrides), args.out)
     elif args.command == "demo":
         from distillkit.compress.job import CompressionRun
 
@@ -64,7 +140,9 @@ def run(argv: list[str] | None = None) -> int:
     elif args.command == "config":
         from distillkit.config_reference import reference
 
-        print(reference({"compress": CompressConfig, "train": TrainConfig}[args.job]))
+        print(reference(getattr(config, _SCHEMAS[args.job])))
+    elif args.command == "data":
+        _run_data(args)
     return 0
 
 

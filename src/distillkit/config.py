@@ -8,14 +8,23 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from distillkit.errors import ConfigError
 
 T = TypeVar("T", bound="Section")
+
+
+def _check_device(v: str) -> str:
+    if v not in ("auto", "cpu") and not v.startswith("cuda"):
+        raise ValueError("device must be 'auto', 'cpu' or 'cuda[:N]'")
+    return v
+
+
+Device = Annotated[str, AfterValidator(_check_device)]
 
 
 class Section(BaseModel):
@@ -194,7 +203,7 @@ class CompressConfig(Section):
 
     seed: int = 0
     """Seed of data order, initialisation and subsets."""
-    device: str = "auto"
+    device: Device = "auto"
     """`auto` (CUDA when present, else CPU), `cpu` or `cuda[:N]`."""
     data: ImageDataConfig = ImageDataConfig()
     """Image data set."""
@@ -213,25 +222,120 @@ class CompressConfig(Section):
     export_onnx: bool = True
     """Write student.onnx (checked with onnxruntime)."""
 
-    @field_validator("device")
-    @classmethod
-    def _device(cls, v: str) -> str:
-        if v not in ("auto", "cpu") and not v.startswith("cuda"):
-            raise ValueError("device must be 'auto', 'cpu' or 'cuda[:N]'")
-        return v
-
 
 class TrainConfig(Section):
     """`distillkit train`: train one classifier (the teacher, or any model) and evaluate it."""
 
+    task: Literal["image"] = "image"
+    """`image` for this schema; a config with `task: video` is a `VideoTrainConfig`."""
     seed: int = 0
     """Seed of data order, initialisation and subsets."""
-    device: str = "auto"
+    device: Device = "auto"
     """`auto` (CUDA when present, else CPU), `cpu` or `cuda[:N]`."""
     data: ImageDataConfig = ImageDataConfig()
     """Image data set."""
     model: TeacherConfig = TeacherConfig()
     """The network to train."""
+
+
+# ------------------------------------------------------------------------------------------------------- video
+class SyntheticVideosConfig(Section):
+    """The embedded synthetic video benchmark, generated in memory (DESIGN.md §3)."""
+
+    preset: Literal["motion", "appearance"] = "motion"
+    """`motion`: the class is the motion (SSv2-like); `appearance`: the class is what is seen (Kinetics-like)."""
+    num_classes: int = Field(6, ge=2)
+    """Number of classes (at most 18 for motion, 24 for appearance)."""
+    train_per_class: int = Field(60, ge=1)
+    """Training videos per class."""
+    test_per_class: int = Field(20, ge=1)
+    """Test videos per class (the last ones of each class, as `distillkit data synth` splits them)."""
+    frames: int = Field(8, ge=1)
+    """Frames per video."""
+    size: int = Field(32, ge=8)
+    """Frame height and width in pixels."""
+    seed: int = 0
+    """Seed of the generator (independent of the run's seed)."""
+
+
+class VideoDataConfig(Section):
+    """A video classification data set: the embedded synthetic one, or annotation lists of files or rawframes."""
+
+    name: Literal["synthetic", "list", "rawframes"] = "synthetic"
+    """`synthetic` (in memory), `list` (`path label` lines) or `rawframes` (`dir num_frames label` lines).
+    Other formats (SSv2, Kinetics, UCF101, HMDB51) are turned into lists by `distillkit data convert`."""
+    root: Path | None = None
+    """Folder the paths in the lists are relative to."""
+    train_list: Path | None = None
+    """Training annotation list."""
+    test_list: Path | None = None
+    """Test annotation list."""
+    classes: Path | None = None
+    """Class names, one per line in label order (optional; gives the number of classes and the flip map)."""
+    num_classes: int | None = Field(None, ge=2)
+    """Number of classes when no `classes` file is given (default: largest label + 1)."""
+    num_segments: int = Field(8, ge=1)
+    """TSN segments, i.e. frames per clip."""
+    test_clips: int = Field(1, ge=1)
+    """Clips per video at test time (their logits are averaged)."""
+    resize: int | None = Field(None, ge=8)
+    """Resize the short side to this many pixels before cropping (None: keep)."""
+    crop: int | None = Field(None, ge=8)
+    """Crop size (multi-scale crop in training, centre crop in test); None: no crop."""
+    flip: bool = False
+    """Random horizontal flips in training, with labels mapped through the left/right map of the class names."""
+    mean: list[float] = [0.5, 0.5, 0.5]
+    """Per-channel mean for normalisation (pixel values in [0, 1])."""
+    std: list[float] = [0.25, 0.25, 0.25]
+    """Per-channel standard deviation for normalisation."""
+    batch_size: int = Field(16, ge=1)
+    """Training batch size (clips)."""
+    eval_batch_size: int = Field(32, ge=1)
+    """Evaluation batch size (clips)."""
+    num_workers: int = Field(0, ge=0)
+    """DataLoader worker processes (0: load in the main process)."""
+    on_error: Literal["fail", "skip"] = "fail"
+    """An unreadable video stops the run (`fail`) or is skipped, counted in the log and the results (`skip`)."""
+    synthetic: SyntheticVideosConfig = SyntheticVideosConfig()
+    """Generator settings when `name` is `synthetic`."""
+
+
+class VideoModelConfig(Section):
+    """A TSM (temporal shift) or TSN (no shift) ResNet for clips."""
+
+    arch: Literal["resnet18", "resnet34", "resnet50"] = "resnet18"
+    """torchvision ResNet depth."""
+    width: float = Field(1.0, gt=0)
+    """Channel width multiplier (1.0: torchvision's ResNet)."""
+    shift: bool = True
+    """Temporal shift in every residual branch (TSM); false gives TSN with frame averaging."""
+    shift_div: int = Field(8, ge=2)
+    """1/shift_div of the channels shift forward in time, as many backward."""
+    small_input: bool = True
+    """3×3 stride-1 stem without max-pool, for small frames; false: torchvision's 7×7 stem (ImageNet weights)."""
+    pretrained: Path | None = None
+    """Local torchvision ResNet state dict to start the backbone from (e.g. ImageNet weights)."""
+    checkpoint: Path | None = None
+    """A trained video model to load instead of training (its `model.pt`)."""
+
+
+class VideoTrainConfig(Section):
+    """`distillkit train` with `task: video`: train a video classifier (non-incremental; the Joint bound)."""
+
+    task: Literal["video"] = "video"
+    """Must be `video`."""
+    seed: int = 0
+    """Seed of data order, sampling and initialisation."""
+    device: Device = "auto"
+    """`auto` (CUDA when present, else CPU), `cpu` or `cuda[:N]`."""
+    data: VideoDataConfig = VideoDataConfig()
+    """Video data set."""
+    model: VideoModelConfig = VideoModelConfig()
+    """The video network."""
+    train: BudgetConfig = BudgetConfig(epochs=10)
+    """Training length."""
+    optim: OptimConfig = OptimConfig(lr=0.01, weight_decay=1e-4)
+    """Optimiser."""
 
 
 # ------------------------------------------------------------------------------------------------------ loading
@@ -335,6 +439,28 @@ def _fields_at(schema: type[Section], loc: list[str]) -> list[str]:
             return []
         model = _section_type(model.model_fields[part].annotation)
     return list(model.model_fields) if model is not None else []
+
+
+def load_train_config(
+    path: str | Path | None, overrides: list[str] | None = None
+) -> TrainConfig | VideoTrainConfig:
+    """`distillkit train`'s config: a `VideoTrainConfig` when its `task` (or a `task=` override) is `video`."""
+    task = "image"
+    if path is not None and Path(path).is_file():
+        try:
+            tree = yaml.safe_load(Path(path).read_text())
+        except yaml.YAMLError:
+            tree = None  # load_config reports it with the line
+        if isinstance(tree, dict) and "task" in tree:
+            task = tree["task"]
+    for text in overrides or []:
+        parts, value = parse_override(text)
+        if parts == ["task"]:
+            task = value
+    schemas = {"image": TrainConfig, "video": VideoTrainConfig}
+    if task not in schemas:
+        raise ConfigError(f"{path or 'config'}: 'task' must be 'image' or 'video', got {task!r}")
+    return load_config(path, schemas[task], overrides)
 
 
 def dump_config(cfg: Section) -> dict:

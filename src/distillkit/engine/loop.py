@@ -65,9 +65,14 @@ def lr_factor(step: int, total: int, cfg: OptimConfig) -> float:
 
 
 def cycle(loader: DataLoader) -> Iterator:
-    """Batches forever, epoch after epoch (a fresh shuffle each epoch)."""
+    """Batches forever, epoch after epoch: a fresh shuffle, and fresh random draws from data sets that have
+    `set_epoch` (video sets seed their sampling by epoch)."""
+    epoch = 0
     while True:
+        if hasattr(loader.dataset, "set_epoch"):
+            loader.dataset.set_epoch(epoch)
         yield from loader
+        epoch += 1
 
 
 def fit(
@@ -115,6 +120,30 @@ def fit(
     optimizer.zero_grad(set_to_none=True)
     result.seconds = time.perf_counter() - start
     return result
+
+
+@torch.no_grad()
+def predict(model: nn.Module, loader: DataLoader, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits (N, K) and targets (N,) of a whole loader, in eval mode (the training flag is restored).
+
+    Clips holding several test views (T = views · `model.num_segments` frames) are split into views and their
+    logits averaged.
+    """
+    was_training = model.training
+    model.eval()
+    logits, targets = [], []
+    segments = getattr(model, "num_segments", None)
+    for x, y in loader:
+        x = x.to(device)
+        if segments and x.dim() == 5 and x.shape[1] > segments and x.shape[1] % segments == 0:
+            views = x.shape[1] // segments
+            out = model(x.unflatten(1, (views, segments)).flatten(0, 1)).unflatten(0, (-1, views)).mean(1)
+        else:
+            out = model(x)
+        logits.append(out.float().cpu())
+        targets.append(y)
+    model.train(was_training)
+    return torch.cat(logits), torch.cat(targets)
 
 
 @torch.no_grad()

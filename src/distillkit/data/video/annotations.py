@@ -194,8 +194,9 @@ def ssv2_classes(labels_json: PathLike) -> list[str]:
     return [by_label[i] for i in range(len(by_label))]
 
 
-def parse_ssv2(labels_json: PathLike, split_json: PathLike) -> list[VideoRecord]:
-    """Parse an SSv2 train/validation split: the template without brackets is the class name, path ``{id}.webm``.
+def parse_ssv2(labels_json: PathLike, split_json: PathLike, path_format: str = "{id}.webm") -> list[VideoRecord]:
+    """Parse an SSv2 train/validation split: the template without brackets is the class name, the path
+    `path_format` (``{id}.webm`` as distributed; ``{id}.mp4`` for the synthetic set, ``{id}`` for rawframes).
 
     The test split (entries without ``template``) has no labels and is not supported.
     """
@@ -217,7 +218,7 @@ def parse_ssv2(labels_json: PathLike, split_json: PathLike) -> list[VideoRecord]
         name = str(entry["template"]).replace("[", "").replace("]", "")
         label = _class_index(name, index, f"{source}: id {video_id}")
         _check_unique(video_id, seen, "id", source)
-        records.append(VideoRecord(f"{video_id}.webm", label, None, source))
+        records.append(VideoRecord(path_format.format(id=video_id), label, None, source))
     return _nonempty(records, split_json)
 
 

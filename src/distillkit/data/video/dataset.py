@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -28,8 +29,9 @@ class VideoDataset(Dataset):
 
     A video that cannot be read raises `DataError` prefixed with the record's ``file:line`` when `on_error` is
     ``"fail"``. With ``"skip"`` it is replaced by the next readable record, appended once to `skipped` as
-    ``(source, reason)`` and reported with a warning; with DataLoader workers each worker keeps its own
-    `skipped` list, the warnings reach the main process's stderr.
+    ``(source, reason)``, reported with a warning and, when `skip_log` is set, appended to that file as a JSON
+    line; with DataLoader workers each worker keeps its own `skipped` list, so jobs count skips from the log
+    file (`read_skip_log`).
     """
 
     def __init__(
@@ -66,6 +68,7 @@ class VideoDataset(Dataset):
         self.start_index = start_index
         self.epoch = 0
         self.skipped: list[tuple[str, str]] = []
+        self.skip_log: Path | None = None
         self._bad: set[int] = set()
 
     @property
@@ -96,6 +99,9 @@ class VideoDataset(Dataset):
                     raise DataError(reason) from exc
                 self._bad.add(i)
                 self.skipped.append((record.source, reason))
+                if self.skip_log is not None:  # one JSON line per skip; O_APPEND keeps worker lines whole
+                    with open(self.skip_log, "a", encoding="utf-8") as log:
+                        log.write(json.dumps({"source": record.source, "reason": reason}) + "\n")
                 warnings.warn(
                     f"skipped unreadable video {record.source}: {reason}", RuntimeWarning, stacklevel=2
                 )
@@ -118,3 +124,15 @@ class VideoDataset(Dataset):
         if self.transform is None:
             return clip_to_tensor(frames), record.label
         return self.transform(frames, record.label, rng)
+
+
+def read_skip_log(path: Path) -> list[dict[str, str]]:
+    """Distinct videos skipped, as written to a `skip_log` (by any process), in first-skip order."""
+    if not Path(path).is_file():
+        return []
+    seen: dict[str, dict[str, str]] = {}
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            entry = json.loads(line)
+            seen.setdefault(entry["source"], entry)
+    return list(seen.values())

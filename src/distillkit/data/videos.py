@@ -1,0 +1,193 @@
+"""Video classification data sets from a `VideoDataConfig`: the embedded synthetic set, or annotation lists.
+
+Every set returns ``(clip, label)`` with the clip a float tensor (T, C, H, W), has `labels`, `set_epoch` and
+`raw_clip` (the uint8 frames of the test-time clip, which the exemplar memory stores).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from distillkit.config import VideoDataConfig
+from distillkit.data.synthetic_video import make_synthetic_videos
+from distillkit.data.video.annotations import VideoRecord, parse_list_file, parse_rawframe_list
+from distillkit.data.video.dataset import VideoDataset
+from distillkit.data.video.decode import open_video
+from distillkit.data.video.sampling import segment_indices
+from distillkit.data.video.transforms import (
+    CenterCrop,
+    Compose,
+    MultiScaleCrop,
+    Normalize,
+    RandomHorizontalFlip,
+    Resize,
+    left_right_label_map,
+)
+from distillkit.errors import ConfigError, DataError
+
+
+class ClipArrayDataset(Dataset):
+    """In-memory videos (N, T, H, W, 3) uint8 with TSN sampling and clip transforms, like `VideoDataset`."""
+
+    def __init__(
+        self,
+        videos: np.ndarray,
+        labels: np.ndarray,
+        num_segments: int,
+        train: bool,
+        transform: Callable | None = None,
+        seed: int = 0,
+        clips: int = 1,
+    ) -> None:
+        if videos.ndim != 5 or videos.shape[-1] != 3 or len(videos) != len(labels):
+            raise ValueError(
+                f"expected videos (N, T, H, W, 3) and N labels, got {videos.shape}, {len(labels)}"
+            )
+        self.videos = videos
+        self._labels = [int(v) for v in labels]
+        self.num_segments = num_segments
+        self.train = train
+        self.transform = transform
+        self.seed = seed
+        self.clips = clips
+        self.epoch = 0
+        self.skipped: list[tuple[str, str]] = []
+
+    @property
+    def labels(self) -> list[int]:
+        return self._labels
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self._labels)
+
+    def raw_clip(self, index: int) -> np.ndarray:
+        """The uint8 frames (T, H, W, 3) of the test-time clip of video `index` (segment centres)."""
+        t = self.videos.shape[1]
+        return self.videos[index][segment_indices(t, self.num_segments, train=False)]
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        indices = segment_indices(self.videos.shape[1], self.num_segments, self.train, rng, self.clips)
+        frames = self.videos[index][indices.ravel()]
+        label = self._labels[index]
+        if self.transform is None:
+            return torch.from_numpy(frames).permute(0, 3, 1, 2).float().div(255), label
+        return self.transform(frames, label, rng)
+
+
+def raw_clip(dataset: Dataset, index: int) -> np.ndarray:
+    """Test-time uint8 frames (T, H, W, 3) of item `index` of a `ClipArrayDataset` or `VideoDataset`."""
+    if isinstance(dataset, ClipArrayDataset):
+        return dataset.raw_clip(index)
+    if isinstance(dataset, VideoDataset):
+        record = dataset.records[index]
+        reader = open_video(record, dataset.root, template=dataset.template, start_index=dataset.start_index)
+        indices = segment_indices(reader.num_frames, dataset.num_segments, train=False, source=record.source)
+        return np.asarray(reader.read(indices))
+    raise TypeError(f"no raw clips for {type(dataset).__name__}")
+
+
+@dataclass
+class VideoDatasets:
+    train: Dataset
+    test: Dataset
+    num_classes: int
+    class_names: list[str]
+
+    def skipped(self) -> list[tuple[str, str]]:
+        """Videos skipped so far (``on_error: skip``), as (source, reason), in this process."""
+        return [*getattr(self.train, "skipped", []), *getattr(self.test, "skipped", [])]
+
+
+def clip_transforms(cfg: VideoDataConfig, class_names: list[str]) -> tuple[Compose, Compose]:
+    """Training and test transforms of a config: resize, crop, flip (with the left/right label map), normalise."""
+    train: list[Callable] = [Resize(cfg.resize)] if cfg.resize else []
+    test: list[Callable] = [Resize(cfg.resize)] if cfg.resize else []
+    if cfg.crop:
+        train.append(MultiScaleCrop(cfg.crop))
+        test.append(CenterCrop(cfg.crop))
+    if cfg.flip:
+        train.append(RandomHorizontalFlip(0.5, left_right_label_map(class_names)))
+    if len(cfg.mean) != len(cfg.std):
+        raise ConfigError("data.mean and data.std must have the same length")
+    norm = Normalize(cfg.mean, cfg.std)
+    return Compose([*train, norm]), Compose([*test, norm])
+
+
+def _class_names(cfg: VideoDataConfig, records: list[VideoRecord]) -> list[str]:
+    if cfg.classes is not None:
+        if not cfg.classes.is_file():
+            raise DataError(f"{cfg.classes}: class names file not found (data.classes)")
+        names = [
+            line.strip() for line in cfg.classes.read_text(encoding="utf-8").splitlines() if line.strip()
+        ]
+        if not names:
+            raise DataError(f"{cfg.classes}: no class names")
+        return names
+    n = cfg.num_classes or 1 + max(r.label for r in records)
+    return [f"class_{c}" for c in range(n)]
+
+
+def _lists(cfg: VideoDataConfig) -> tuple[list[VideoRecord], list[VideoRecord]]:
+    parse = parse_list_file if cfg.name == "list" else parse_rawframe_list
+    for key in ("train_list", "test_list"):
+        if getattr(cfg, key) is None:
+            raise ConfigError(f"data.{key} is required when data.name is '{cfg.name}'")
+    limit = cfg.num_classes
+    if cfg.classes is not None and cfg.classes.is_file():
+        limit = len([x for x in cfg.classes.read_text(encoding="utf-8").splitlines() if x.strip()])
+    return parse(cfg.train_list, limit), parse(cfg.test_list, limit)
+
+
+def build_video_datasets(cfg: VideoDataConfig, seed: int) -> VideoDatasets:
+    """The training and test sets of `cfg` (test: segment centres, `test_clips` views)."""
+    if cfg.name == "synthetic":
+        s = cfg.synthetic
+        per_class = s.train_per_class + s.test_per_class
+        try:
+            videos, labels, names = make_synthetic_videos(
+                s.preset, s.num_classes, per_class, s.frames, s.size, s.seed
+            )
+        except ValueError as exc:
+            raise ConfigError(f"data.synthetic: {exc}") from None
+        rank = np.arange(len(labels)) // s.num_classes  # position of each video within its class
+        is_test = rank >= s.train_per_class
+        train_tf, test_tf = clip_transforms(cfg, names)
+        train = ClipArrayDataset(videos[~is_test], labels[~is_test], cfg.num_segments, True, train_tf, seed)
+        test = ClipArrayDataset(
+            videos[is_test], labels[is_test], cfg.num_segments, False, test_tf, seed, cfg.test_clips
+        )
+        return VideoDatasets(train, test, s.num_classes, names)
+    train_records, test_records = _lists(cfg)
+    names = _class_names(cfg, train_records + test_records)
+    train_tf, test_tf = clip_transforms(cfg, names)
+    common = {"root": cfg.root, "num_segments": cfg.num_segments, "on_error": cfg.on_error, "seed": seed}
+    train = VideoDataset(train_records, train=True, transform=train_tf, **common)
+    test = VideoDataset(test_records, train=False, transform=test_tf, clips=cfg.test_clips, **common)
+    return VideoDatasets(train, test, len(names), names)
+
+
+def _seed_worker(worker_id: int) -> None:
+    torch.set_num_threads(1)
+
+
+def video_loader(dataset: Dataset, cfg: VideoDataConfig, train: bool, seed: int) -> DataLoader:
+    """A DataLoader over clips: shuffled with a seeded generator in training, in order for testing."""
+    return DataLoader(
+        dataset,
+        batch_size=cfg.batch_size if train else cfg.eval_batch_size,
+        shuffle=train,
+        drop_last=train and len(dataset) >= cfg.batch_size,
+        num_workers=cfg.num_workers,
+        persistent_workers=cfg.num_workers > 0,
+        worker_init_fn=_seed_worker if cfg.num_workers > 0 else None,
+        generator=torch.Generator().manual_seed(seed) if train else None,
+    )
