@@ -9,7 +9,19 @@ from pathlib import Path
 
 from distillkit.errors import ConfigError, DistillkitError
 
-_SCHEMAS = {"compress": "CompressConfig", "train": "TrainConfig", "train-video": "VideoTrainConfig"}
+_SCHEMAS = {
+    "compress": "distillkit.config:CompressConfig",
+    "train": "distillkit.config:TrainConfig",
+    "train-video": "distillkit.config:VideoTrainConfig",
+    "incremental": "distillkit.incremental.config:IncrementalConfig",
+}
+
+
+def _schema(job: str) -> type:
+    import importlib
+
+    module, name = _SCHEMAS[job].split(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def _add_job(sub: argparse._SubParsersAction, name: str, help_text: str) -> argparse.ArgumentParser:
@@ -32,6 +44,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_job(sub, "compress", "compress a CNN by progressive blockwise knowledge distillation (PBKD)")
     _add_job(sub, "train", "train and evaluate one classifier")
+    inc = _add_job(sub, "incremental", "learn video classes step by step (class-incremental) and evaluate")
+    inc.add_argument("--resume", action="store_true", help="continue the run in --out after its last step")
+    cmp = sub.add_parser(
+        "compare", help="table of class-incremental runs side by side (mean ± std over seeds)"
+    )
+    cmp.add_argument("runs", nargs="+", type=Path, help="run folders holding results.json")
+    cmp.add_argument("--out", type=Path, help="also write the table to this Markdown file")
+    sub.add_parser("methods", help="list the registered class-incremental methods")
     demo = sub.add_parser("demo", help="run the jobs on the embedded synthetic data (a few minutes on a CPU)")
     demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder")
     ref = sub.add_parser("config", help="print the reference of every config key of a job, as Markdown")
@@ -119,7 +139,6 @@ def preset(name: str) -> Path:
 
 def run(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from distillkit import config
     from distillkit.config import CompressConfig, load_config, load_train_config
 
     if args.command == "compress":
@@ -130,6 +149,20 @@ def run(argv: list[str] | None = None) -> int:
         from distillkit.train import run_train
 
         run_train(load_train_config(args.config, args.overrides), args.out)
+    elif args.command == "incremental":
+        from distillkit.incremental.runner import run_incremental
+
+        cfg = load_config(args.config, _schema("incremental"), args.overrides)
+        run_incremental(cfg, args.out, resume=args.resume)
+    elif args.command == "compare":
+        from distillkit.incremental.compare import write_comparison
+
+        write_comparison(args.runs, args.out)
+    elif args.command == "methods":
+        from distillkit.incremental.methods import METHODS
+
+        for name, cls in METHODS.items():
+            print(f"{name:10s} {(cls.__doc__ or '').strip().splitlines()[0]}")
     elif args.command == "demo":
         from distillkit.compress.job import CompressionRun
 
@@ -140,7 +173,7 @@ def run(argv: list[str] | None = None) -> int:
     elif args.command == "config":
         from distillkit.config_reference import reference
 
-        print(reference(getattr(config, _SCHEMAS[args.job])))
+        print(reference(_schema(args.job)))
     elif args.command == "data":
         _run_data(args)
     return 0

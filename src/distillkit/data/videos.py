@@ -101,6 +101,8 @@ class VideoDatasets:
     test: Dataset
     num_classes: int
     class_names: list[str]
+    train_eval: Dataset
+    """The training videos as test-time clips (segment centres, test transform): for features of training data."""
 
     def skipped(self) -> list[tuple[str, str]]:
         """Videos skipped so far (``on_error: skip``), as (source, reason), in this process."""
@@ -165,14 +167,16 @@ def build_video_datasets(cfg: VideoDataConfig, seed: int) -> VideoDatasets:
         test = ClipArrayDataset(
             videos[is_test], labels[is_test], cfg.num_segments, False, test_tf, seed, cfg.test_clips
         )
-        return VideoDatasets(train, test, s.num_classes, names)
+        train_eval = ClipArrayDataset(videos[~is_test], labels[~is_test], cfg.num_segments, False, test_tf, seed)
+        return VideoDatasets(train, test, s.num_classes, names, train_eval)
     train_records, test_records = _lists(cfg)
     names = _class_names(cfg, train_records + test_records)
     train_tf, test_tf = clip_transforms(cfg, names)
     common = {"root": cfg.root, "num_segments": cfg.num_segments, "on_error": cfg.on_error, "seed": seed}
     train = VideoDataset(train_records, train=True, transform=train_tf, **common)
     test = VideoDataset(test_records, train=False, transform=test_tf, clips=cfg.test_clips, **common)
-    return VideoDatasets(train, test, len(names), names)
+    train_eval = VideoDataset(train_records, train=False, transform=test_tf, **common)
+    return VideoDatasets(train, test, len(names), names, train_eval)
 
 
 def _seed_worker(worker_id: int) -> None:

@@ -31,3 +31,40 @@ def attention_map(features: torch.Tensor) -> torch.Tensor:
 def attention_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
     """Attention transfer: mean squared difference of normalised attention maps (use weight β≈1000)."""
     return (attention_map(student) - attention_map(teacher)).pow(2).mean()
+
+
+def less_forget_loss(features: torch.Tensor, old_features: torch.Tensor) -> torch.Tensor:
+    """LUCIR's less-forget constraint (Hou et al., 2019): 1 − cos(f, f_old), mean over the batch."""
+    return (1.0 - F.cosine_similarity(features, old_features, dim=1)).mean()
+
+
+def margin_ranking_loss(
+    scores: torch.Tensor, targets: torch.Tensor, num_old: int, margin: float, hard_negatives: int
+) -> torch.Tensor:
+    """LUCIR's inter-class separation: for samples of old classes, the ground-truth score must exceed each of the
+    `hard_negatives` highest new-class scores by `margin` (hinge, mean over the pairs; 0 without such samples).
+    """
+    old = targets < num_old
+    new_classes = scores.shape[1] - num_old
+    if num_old == 0 or new_classes == 0 or not old.any():
+        return scores.new_zeros(())
+    k = min(hard_negatives, new_classes)
+    gt = scores[old].gather(1, targets[old][:, None])  # (n, 1)
+    hard = scores[old, num_old:].topk(k, dim=1).values  # (n, k)
+    return F.relu(margin - gt + hard).mean()
+
+
+def pod_spatial_loss(features: torch.Tensor, old_features: torch.Tensor) -> torch.Tensor:
+    """PODNet's POD-spatial (Douillard et al., 2020) for one stage output (N, C, H, W): squared features pooled
+    along width and along height, concatenated, L2-normalised; Frobenius distance, mean over the batch."""
+
+    def pooled(x: torch.Tensor) -> torch.Tensor:
+        x = x.pow(2)
+        return F.normalize(torch.cat([x.sum(dim=3).flatten(1), x.sum(dim=2).flatten(1)], dim=1), dim=1)
+
+    return (pooled(features) - pooled(old_features)).norm(dim=1).mean()
+
+
+def pod_flat_loss(features: torch.Tensor, old_features: torch.Tensor) -> torch.Tensor:
+    """PODNet's POD-flat: Euclidean distance between the final embeddings, mean over the batch."""
+    return (features - old_features).norm(dim=1).mean()

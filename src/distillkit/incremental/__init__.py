@@ -1,0 +1,1 @@
+"""Class-incremental learning: scenario, exemplar memory, methods, metrics, stream runner."""

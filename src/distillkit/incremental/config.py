@@ -1,0 +1,99 @@
+"""`distillkit incremental`'s config: data, backbone, scenario, memory, training per step, the method."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from distillkit.config import (
+    BudgetConfig,
+    Device,
+    OptimConfig,
+    Section,
+    VideoDataConfig,
+    VideoModelConfig,
+)
+
+
+class ScenarioConfig(Section):
+    """Which classes arrive when: B base classes, then steps of K classes, in an order drawn from a seed."""
+
+    preset: str | None = None
+    """A named protocol (`tcd_ucf101`, `tcd_hmdb51`, `tcd_ssv2`, `vclimb_*`, `synthetic_motion`); overrides
+    base/increment/num_steps."""
+    base: int = Field(4, ge=1)
+    """Classes of the first (base) step."""
+    increment: int = Field(4, ge=1)
+    """New classes per incremental step."""
+    num_steps: int | None = Field(None, ge=0)
+    """Incremental steps after the base one (None: as many as the data allows)."""
+    order_seed: int | None = 1993
+    """Seed of the class order (PyCIL's 1993 by default; null: classes in label order)."""
+    order: list[int] | None = None
+    """An explicit class order (original labels); overrides `order_seed`."""
+
+
+class MemoryConfig(Section):
+    """Exemplar memory: a total budget counted in stored frames, filled with herding or random picks."""
+
+    budget_frames: int = Field(0, ge=0)
+    """Total frames the memory may hold (0: no memory)."""
+    per_class_frames: int | None = Field(None, ge=1)
+    """Optional cap per class, in frames."""
+    selection: Literal["herding", "random"] = "herding"
+    """How exemplar videos are picked per class."""
+    jpeg_quality: int = Field(90, ge=1, le=100)
+    """JPEG quality of stored frames."""
+
+
+class StepTrainingConfig(Section):
+    """How long and how each step trains."""
+
+    base: BudgetConfig = BudgetConfig(epochs=10)
+    """Training length of the base step."""
+    step: BudgetConfig = BudgetConfig(epochs=10)
+    """Training length of every incremental step."""
+    optim: OptimConfig = OptimConfig(lr=0.01, weight_decay=1e-4)
+    """Optimiser of the base step."""
+    step_optim: OptimConfig | None = None
+    """Optimiser of incremental steps (None: the same as `optim`)."""
+
+
+class MethodConfig(Section):
+    """The class-incremental method, by registered name, and its own options (checked by the method)."""
+
+    name: str = "finetune"
+    """Registered method: finetune, joint, lwf, icarl, lucir, podnet (see `distillkit incremental --list`)."""
+    options: dict[str, Any] = {}
+    """The method's options; each method documents and validates its own."""
+
+
+class EvalConfig(Section):
+    """Evaluation after every step."""
+
+    nme: bool | None = None
+    """Also evaluate the nearest-mean-of-exemplars classifier (None: when the method keeps a memory)."""
+
+
+class IncrementalConfig(Section):
+    """`distillkit incremental`: learn classes step by step, evaluating all classes seen after each step."""
+
+    seed: int = 0
+    """Seed of initialisation, data order and sampling (the class order has its own seed)."""
+    device: Device = "auto"
+    """`auto` (CUDA when present, else CPU), `cpu` or `cuda[:N]`."""
+    data: VideoDataConfig = VideoDataConfig()
+    """Video data set (all classes; the scenario picks them step by step)."""
+    model: VideoModelConfig = VideoModelConfig()
+    """Backbone (TSM or TSN ResNet)."""
+    scenario: ScenarioConfig = ScenarioConfig()
+    """Class order and steps."""
+    memory: MemoryConfig = MemoryConfig()
+    """Exemplar memory."""
+    train: StepTrainingConfig = StepTrainingConfig()
+    """Training per step."""
+    method: MethodConfig = MethodConfig()
+    """The method."""
+    eval: EvalConfig = EvalConfig()
+    """Evaluation."""

@@ -1,0 +1,566 @@
+"""Exemplar memory on disk: key-frames of old-class videos as JPEG folders, listed in a JSON manifest.
+
+Layout under the memory folder ``root``::
+
+    manifest.json                    {"version": 1, "budget_frames", "num_segments", "classes": {...}}
+    <label>/<video_id>/img_00001.jpg the kept frames of one exemplar, in time order
+
+``classes`` maps each label (as a string) to its exemplars in priority order, each
+``{"video_id", "label", "frames": [kept time positions, sorted, in 0..num_segments-1], "dir": "<label>/<video_id>"}``;
+the manifest also records ``per_class_frames`` and ``jpeg_quality``. It is plain JSON (never pickle), replaced
+atomically on every change, and checked on `ExemplarMemory.load`: a path that leaves the folder or any malformed
+entry raises `CheckpointError` naming the manifest and the key. The budget counts stored frames.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from distillkit.data.video.annotations import VideoRecord
+from distillkit.data.video.decode import RawFramesReader
+from distillkit.data.video.transforms import Compose, clip_to_tensor
+from distillkit.errors import CheckpointError, ConfigError, DistillkitError
+
+
+@dataclass(frozen=True)
+class Exemplar:
+    """One stored video of one class."""
+
+    video_id: str
+    label: int
+    frames: tuple[int, ...]
+    """Kept time positions, sorted, in ``0 .. num_segments - 1``; frame k of the folder is position frames[k]."""
+    dir: str
+    """Folder of the frames relative to the memory root, ``<label>/<video_id>``."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"video_id": self.video_id, "label": self.label, "frames": list(self.frames), "dir": self.dir}
+
+
+def fill_positions(stored: Sequence[int], num_segments: int) -> list[int]:
+    """For each time position t of a clip, the index in `stored` (sorted positions) of the nearest one.
+
+    Ties go to the earlier stored position, so stored positions map to themselves and gaps are filled in time
+    order.
+    """
+    if len(stored) == 0:
+        raise ValueError("fill_positions: no stored positions")
+    gap = np.abs(np.arange(num_segments)[:, None] - np.asarray(stored)[None, :])
+    return [int(i) for i in gap.argmin(axis=1)]
+
+
+def _video_id_problem(video_id: object) -> str | None:
+    """Why `video_id` cannot name a folder, or None when it can."""
+    if not isinstance(video_id, str) or not video_id:
+        return "must be a non-empty string"
+    if any(c in video_id for c in "/\\\0"):
+        return "must not contain '/', '\\' or NUL"
+    if video_id.startswith("."):
+        return "must not start with '.'"
+    if len(video_id.encode()) > 200:
+        return "must be at most 200 bytes"
+    return None
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+class _ManifestReader:
+    """Typed access to a parsed manifest with errors naming the file and key."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def fail(self, key: str, problem: str) -> CheckpointError:
+        return CheckpointError(f"{self.path}: {key}: {problem}")
+
+    def get(self, obj: dict[str, Any], name: str, where: str, kind: type) -> Any:
+        key = f"{where}.{name}" if where else name
+        if name not in obj:
+            raise self.fail(key, "missing")
+        value = obj[name]
+        ok = _is_int(value) if kind is int else isinstance(value, kind)
+        if not ok:
+            raise self.fail(key, f"must be {_KIND_NAMES[kind]}, got {type(value).__name__} {value!r:.60}")
+        return value
+
+    def int_at_least(self, obj: dict[str, Any], name: str, minimum: int) -> int:
+        value = self.get(obj, name, "", int)
+        if value < minimum:
+            raise self.fail(name, f"must be >= {minimum}, got {value}")
+        return value
+
+
+_KIND_NAMES = {int: "an integer", str: "a string", list: "a list", dict: "an object"}
+
+
+class ExemplarMemory:
+    """Exemplars of old classes stored on disk under `root`, within a budget of `budget_frames` frames.
+
+    `per_class_frames` optionally caps the frames of any one class. Each exemplar keeps some of the
+    `num_segments` time positions of a clip (all of them, or key-frames chosen by a `FrameSelector`). Create a
+    new memory with the constructor (the folder must not hold one yet) and reopen it with `load`.
+    """
+
+    MANIFEST = "manifest.json"
+    TEMPLATE = "img_{:05d}.jpg"
+    VERSION = 1
+
+    def __init__(
+        self,
+        root: str | Path,
+        budget_frames: int,
+        num_segments: int,
+        per_class_frames: int | None = None,
+        jpeg_quality: int = 90,
+    ) -> None:
+        self._settings(root, budget_frames, num_segments, per_class_frames, jpeg_quality)
+        if self.manifest_path.exists():
+            raise CheckpointError(
+                f"{self.manifest_path}: this folder already holds an exemplar memory; reopen it with "
+                "ExemplarMemory.load or use an empty folder"
+            )
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._write_manifest()
+
+    def _settings(
+        self,
+        root: str | Path,
+        budget_frames: int,
+        num_segments: int,
+        per_class_frames: int | None,
+        jpeg_quality: int,
+    ) -> None:
+        if not _is_int(budget_frames) or budget_frames < 0:
+            raise ConfigError(f"memory budget must be an integer >= 0 frames, got {budget_frames!r}")
+        if not _is_int(num_segments) or num_segments < 1:
+            raise ConfigError(f"memory num_segments must be an integer >= 1, got {num_segments!r}")
+        if per_class_frames is not None and (not _is_int(per_class_frames) or per_class_frames < 1):
+            raise ConfigError(
+                f"memory per_class_frames must be None or an integer >= 1, got {per_class_frames!r}"
+            )
+        if not _is_int(jpeg_quality) or not 1 <= jpeg_quality <= 100:
+            raise ConfigError(f"memory jpeg_quality must be an integer in 1..100, got {jpeg_quality!r}")
+        self.root = Path(root)
+        self.budget_frames = budget_frames
+        self.num_segments = num_segments
+        self.per_class_frames = per_class_frames
+        self.jpeg_quality = jpeg_quality
+        self._classes: dict[int, list[Exemplar]] = {}
+
+    # ------------------------------------------------------------------------------------------ load / save
+    @classmethod
+    def load(cls, root: str | Path) -> ExemplarMemory:
+        """Reopen the memory saved under `root`, checking every entry of its manifest and its frame files."""
+        path = Path(root) / cls.MANIFEST
+        reader = _ManifestReader(path)
+        data = _read_json(path)
+        if not isinstance(data, dict):
+            raise CheckpointError(f"{path}: expected a JSON object at the top level")
+        version = reader.get(data, "version", "", int)
+        if version != cls.VERSION:
+            raise reader.fail("version", f"unsupported manifest version {version} (expected {cls.VERSION})")
+        budget = reader.int_at_least(data, "budget_frames", 0)
+        num_segments = reader.int_at_least(data, "num_segments", 1)
+        per_class = data.get("per_class_frames")
+        if per_class is not None and (not _is_int(per_class) or per_class < 1):
+            raise reader.fail("per_class_frames", f"must be null or an integer >= 1, got {per_class!r:.60}")
+        quality = data.get("jpeg_quality", 90)
+        if not _is_int(quality) or not 1 <= quality <= 100:
+            raise reader.fail("jpeg_quality", f"must be an integer in 1..100, got {quality!r:.60}")
+        memory = cls.__new__(cls)
+        memory._settings(root, budget, num_segments, per_class, quality)
+        for key, entries in reader.get(data, "classes", "", dict).items():
+            label = memory._parse_class(reader, key, entries)
+            if label is not None:
+                parsed = [
+                    memory._parse_entry(reader, f"classes.{key}[{i}]", label, e)
+                    for i, e in enumerate(entries)
+                ]
+                memory._check_class(reader, key, parsed)
+                memory._classes[label] = parsed
+        try:
+            memory.check_budget()
+        except DistillkitError as exc:
+            raise CheckpointError(f"{path}: {exc}") from None
+        return memory
+
+    def _parse_class(self, reader: _ManifestReader, key: str, entries: object) -> int | None:
+        if not (key.isdigit() and key.isascii() and str(int(key)) == key):
+            raise reader.fail(
+                f"classes.{key}", "class keys must be labels (integers >= 0 written in decimal)"
+            )
+        if not isinstance(entries, list):
+            raise reader.fail(f"classes.{key}", f"must be a list of exemplars, got {type(entries).__name__}")
+        return int(key) if entries else None
+
+    def _parse_entry(self, reader: _ManifestReader, where: str, label: int, entry: object) -> Exemplar:
+        if not isinstance(entry, dict):
+            raise reader.fail(where, f"must be an object, got {type(entry).__name__}")
+        video_id = reader.get(entry, "video_id", where, str)
+        entry_label = reader.get(entry, "label", where, int)
+        frames = reader.get(entry, "frames", where, list)
+        directory = reader.get(entry, "dir", where, str)
+        if entry_label != label:
+            raise reader.fail(
+                f"{where}.label", f"is {entry_label} but the exemplar is listed under class {label}"
+            )
+        if not frames:
+            raise reader.fail(f"{where}.frames", "must not be empty")
+        for k, t in enumerate(frames):
+            if not _is_int(t) or not 0 <= t < self.num_segments:
+                raise reader.fail(
+                    f"{where}.frames[{k}]", f"must be an integer in 0..{self.num_segments - 1}, got {t!r:.60}"
+                )
+            if k and t <= frames[k - 1]:
+                raise reader.fail(
+                    f"{where}.frames", f"time positions must be strictly increasing, got {frames}"
+                )
+        self._check_dir(reader, where, directory)
+        problem = _video_id_problem(video_id)
+        if problem:
+            raise reader.fail(f"{where}.video_id", f"{video_id!r} {problem}")
+        if directory != f"{label}/{video_id}":
+            raise reader.fail(
+                f"{where}.dir", f"is {directory!r}, expected '{label}/{video_id}' (<label>/<video_id>)"
+            )
+        exemplar = Exemplar(video_id, label, tuple(frames), directory)
+        self._check_files(reader, where, exemplar)
+        return exemplar
+
+    def _check_dir(self, reader: _ManifestReader, where: str, directory: str) -> None:
+        """Reject a folder that is absolute, has '..', or resolves (through symlinks) outside the root."""
+        rel = Path(directory)
+        if rel.is_absolute() or directory.startswith(("/", "\\")) or ".." in rel.parts:
+            raise reader.fail(
+                f"{where}.dir", f"{directory!r} escapes the memory folder (absolute or '..' path)"
+            )
+        root = self.root.resolve()
+        target = (self.root / rel).resolve()
+        if target == root or not target.is_relative_to(root):
+            raise reader.fail(
+                f"{where}.dir", f"{directory!r} resolves to {target}, outside the memory folder {root}"
+            )
+
+    def _check_files(self, reader: _ManifestReader, where: str, exemplar: Exemplar) -> None:
+        folder = self.root / exemplar.dir
+        if not folder.is_dir():
+            raise reader.fail(f"{where}.dir", f"folder {folder} not found")
+        for k in range(1, len(exemplar.frames) + 1):
+            if not (folder / self.TEMPLATE.format(k)).is_file():
+                name = self.TEMPLATE.format(k)
+                raise reader.fail(f"{where}.frames", f"frame file {folder / name} not found")
+
+    def _check_class(self, reader: _ManifestReader, key: str, entries: list[Exemplar]) -> None:
+        seen: set[str] = set()
+        for i, e in enumerate(entries):
+            if e.video_id in seen:
+                raise reader.fail(f"classes.{key}[{i}].video_id", f"duplicate video id {e.video_id!r}")
+            seen.add(e.video_id)
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.root / self.MANIFEST
+
+    def _write_manifest(self) -> None:
+        data = {
+            "version": self.VERSION,
+            "budget_frames": self.budget_frames,
+            "num_segments": self.num_segments,
+            "per_class_frames": self.per_class_frames,
+            "jpeg_quality": self.jpeg_quality,
+            "classes": {str(c): [e.to_json() for e in entries] for c, entries in self._classes.items()},
+        }
+        fd, tmp = tempfile.mkstemp(prefix=".manifest.", suffix=".tmp", dir=self.root)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(data, f, indent=1)
+                f.write("\n")
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, self.manifest_path)
+        except BaseException:
+            with suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+
+    def fork(self, root: str | Path) -> ExemplarMemory:
+        """A copy of this memory in the empty folder `root`, frames hard-linked (copied across file systems).
+
+        The stream runner keeps one memory folder per finished step, so a run killed while a step changes its
+        memory resumes from the previous step's folder intact.
+        """
+        other = ExemplarMemory(
+            root, self.budget_frames, self.num_segments, self.per_class_frames, self.jpeg_quality
+        )
+        for label, entries in self._classes.items():
+            for exemplar in entries:
+                source, target = self.root / exemplar.dir, other.root / exemplar.dir
+                target.mkdir(parents=True)
+                for name in os.listdir(source):
+                    try:
+                        os.link(source / name, target / name)
+                    except OSError:
+                        shutil.copy2(source / name, target / name)
+            other._classes[label] = list(entries)
+        other._write_manifest()
+        return other
+
+    # ------------------------------------------------------------------------------------------ add / reduce
+    def add_class(
+        self, label: int, exemplars: Sequence[tuple[str, torch.Tensor | np.ndarray, Sequence[int]]]
+    ) -> None:
+        """Store the exemplars of a new class in priority order: ``(video_id, clip uint8 (T, H, W, 3), positions)``.
+
+        Only the frames at `positions` (time positions of the clip, ``T = num_segments``) are written. Raises
+        `DistillkitError` when the class would put the memory over its budget: `reduce` the old classes first.
+        """
+        if not _is_int(label) or label < 0:
+            raise ValueError(f"memory: label must be an integer >= 0, got {label!r}")
+        if label in self._classes:
+            raise ValueError(
+                f"memory: class {label} is already stored; reduce() it instead of adding it again"
+            )
+        prepared: list[tuple[Exemplar, np.ndarray]] = []
+        seen: set[str] = set()
+        for video_id, clip, positions in exemplars:
+            problem = _video_id_problem(video_id)
+            if problem:
+                raise ValueError(f"memory: class {label}: video id {video_id!r} {problem}")
+            if video_id in seen:
+                raise ValueError(f"memory: class {label}: duplicate video id {video_id!r}")
+            seen.add(video_id)
+            kept = self._positions(positions, f"class {label}, video {video_id!r}")
+            frames = self._clip(clip, f"class {label}, video {video_id!r}")
+            prepared.append((Exemplar(video_id, label, kept, f"{label}/{video_id}"), frames[list(kept)]))
+        if not prepared:
+            return
+        self._check_room(label, sum(len(e.frames) for e, _ in prepared), len(prepared))
+        written: list[Exemplar] = []
+        try:
+            for exemplar, frames in prepared:
+                self._write_frames(exemplar, frames)
+                written.append(exemplar)
+            self._classes[label] = written
+            self._write_manifest()
+        except BaseException:
+            self._classes.pop(label, None)
+            for exemplar in written:
+                shutil.rmtree(self.root / exemplar.dir, ignore_errors=True)
+            raise
+
+    def _positions(self, positions: Sequence[int], what: str) -> tuple[int, ...]:
+        values = [int(t) for t in np.asarray(positions).ravel()]
+        if not values:
+            raise ValueError(f"memory: {what}: no time positions to keep")
+        bad = [t for t in values if not 0 <= t < self.num_segments]
+        if bad:
+            raise ValueError(f"memory: {what}: time position {bad[0]} outside 0..{self.num_segments - 1}")
+        if len(set(values)) != len(values):
+            raise ValueError(f"memory: {what}: repeated time positions {values}")
+        return tuple(sorted(values))
+
+    def _clip(self, clip: torch.Tensor | np.ndarray, what: str) -> np.ndarray:
+        frames = clip.detach().cpu().numpy() if isinstance(clip, torch.Tensor) else np.asarray(clip)
+        if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+            raise ValueError(
+                f"memory: {what}: expected a uint8 clip (T, H, W, 3), got {frames.dtype} {frames.shape}"
+            )
+        if len(frames) != self.num_segments:
+            raise ValueError(
+                f"memory: {what}: clip has {len(frames)} frames, expected num_segments={self.num_segments}"
+            )
+        return frames
+
+    def _check_room(self, label: int, frames: int, videos: int) -> None:
+        total = self.frames + frames
+        if total > self.budget_frames:
+            raise DistillkitError(
+                f"memory: adding class {label} ({videos} videos, {frames} frames) would hold {total} frames, "
+                f"{total - self.budget_frames} over the budget of {self.budget_frames}; reduce() old classes first"
+            )
+        if self.per_class_frames is not None and frames > self.per_class_frames:
+            raise DistillkitError(
+                f"memory: class {label} has {frames} frames, {frames - self.per_class_frames} over the "
+                f"per-class limit of {self.per_class_frames}"
+            )
+
+    def _write_frames(self, exemplar: Exemplar, frames: np.ndarray) -> None:
+        """Write JPEGs into a hidden folder, then move it into place (a crash leaves no half exemplar)."""
+        from PIL import Image
+
+        final = self.root / exemplar.dir
+        tmp = final.parent / f".{exemplar.video_id}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        for k, frame in enumerate(frames, 1):
+            Image.fromarray(frame).save(tmp / self.TEMPLATE.format(k), quality=self.jpeg_quality)
+        if final.exists():  # left by an interrupted run; not in the manifest
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+
+    def reduce(self, max_frames_per_class: dict[int, int] | int) -> list[Exemplar]:
+        """Drop exemplars from the end of each class's priority list until it holds at most its frame limit.
+
+        An int limits every class; a dict limits the classes it names. A class left empty is removed. Returns
+        the dropped exemplars, whose folders are deleted after the manifest no longer lists them.
+        """
+        if isinstance(max_frames_per_class, dict):
+            limits = dict(max_frames_per_class)
+        else:
+            limits = dict.fromkeys(self._classes, max_frames_per_class)
+        bad = {c: v for c, v in limits.items() if not _is_int(v) or v < 0}
+        if bad:
+            raise ValueError(f"memory: frame limits must be integers >= 0, got {bad}")
+        kept: dict[int, list[Exemplar]] = {}
+        dropped: list[Exemplar] = []
+        for label, entries in self._classes.items():
+            keep = list(entries)
+            total = sum(len(e.frames) for e in keep)
+            while keep and label in limits and total > limits[label]:
+                total -= len(keep[-1].frames)
+                dropped.append(keep.pop())
+            if keep:
+                kept[label] = keep
+        if not dropped:
+            return []
+        self._classes = kept
+        self._write_manifest()
+        for exemplar in dropped:
+            shutil.rmtree(self.root / exemplar.dir, ignore_errors=True)
+            with suppress(OSError):  # only when empty
+                (self.root / str(exemplar.label)).rmdir()
+        return dropped
+
+    # ------------------------------------------------------------------------------------------ queries
+    @property
+    def classes(self) -> list[int]:
+        """Stored classes, in the order they were added."""
+        return list(self._classes)
+
+    def exemplars(self, label: int) -> list[Exemplar]:
+        """Exemplars of class `label` in priority order."""
+        if label not in self._classes:
+            raise KeyError(f"memory holds no exemplars of class {label} (classes: {self.classes})")
+        return list(self._classes[label])
+
+    def frames_per_class(self) -> dict[int, int]:
+        return {c: sum(len(e.frames) for e in entries) for c, entries in self._classes.items()}
+
+    @property
+    def frames(self) -> int:
+        """Stored frames in total (what the budget counts)."""
+        return sum(self.frames_per_class().values())
+
+    @property
+    def videos(self) -> int:
+        return sum(len(entries) for entries in self._classes.values())
+
+    def bytes_on_disk(self) -> int:
+        """Size of every file under the root (frames and manifest), in bytes."""
+        total = 0
+        for folder, _, files in os.walk(self.root):
+            total += sum(os.lstat(os.path.join(folder, name)).st_size for name in files)
+        return total
+
+    def check_budget(self) -> None:
+        """Raise `DistillkitError` naming the excess when the memory holds more frames than allowed."""
+        if self.frames > self.budget_frames:
+            raise DistillkitError(
+                f"exemplar memory {self.root} holds {self.frames} frames, {self.frames - self.budget_frames} "
+                f"over its budget of {self.budget_frames}"
+            )
+        if self.per_class_frames is not None:
+            for label, n in self.frames_per_class().items():
+                if n > self.per_class_frames:
+                    raise DistillkitError(
+                        f"exemplar memory {self.root}: class {label} holds {n} frames, "
+                        f"{n - self.per_class_frames} over the per-class limit of {self.per_class_frames}"
+                    )
+
+    def records(self) -> list[VideoRecord]:
+        """One rawframe `VideoRecord` per exemplar (absolute folder, label, number of stored frames)."""
+        root = self.root.absolute()
+        return [
+            VideoRecord(str(root / e.dir), e.label, len(e.frames), f"{self.manifest_path}:classes.{c}[{i}]")
+            for c, entries in self._classes.items()
+            for i, e in enumerate(entries)
+        ]
+
+    def __repr__(self) -> str:
+        return (
+            f"ExemplarMemory({str(self.root)!r}, classes={len(self._classes)}, videos={self.videos}, "
+            f"frames={self.frames}/{self.budget_frames})"
+        )
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no exemplar memory manifest here") from None
+    except UnicodeDecodeError as exc:
+        raise CheckpointError(f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot read ({exc.__class__.__name__}: {exc.strerror})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from None
+
+
+class MemoryDataset(Dataset):
+    """The exemplars of a memory as ``(clip float (T, C, H, W), label)`` with ``T = num_segments``.
+
+    Time position t of a clip takes the stored frame nearest to t (ties: the earlier one; see
+    `fill_positions`), so a whole stored clip reads back as stored (up to JPEG) and a clip of fewer key-frames
+    is filled in time order. `transform` follows `VideoDataset`: ``transform(frames uint8 (T, H, W, 3), label,
+    rng) -> (clip, label)`` with a numpy generator seeded by ``(seed, epoch, index)``. The exemplars are those
+    stored when the dataset is built.
+    """
+
+    def __init__(self, memory: ExemplarMemory, transform: Callable | None = None, seed: int = 0) -> None:
+        self.root = memory.root
+        self.num_segments = memory.num_segments
+        self.items = [e for label in memory.classes for e in memory.exemplars(label)]
+        if transform is not None and not getattr(transform, "takes_label", False):
+            transform = Compose([transform])
+        self.transform = transform
+        self.seed = seed
+        self.epoch = 0
+
+    @property
+    def labels(self) -> list[int]:
+        return [e.label for e in self.items]
+
+    def set_epoch(self, epoch: int) -> None:
+        """Change the random draws of the transforms."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        exemplar = self.items[index]
+        reader = RawFramesReader(
+            self.root / exemplar.dir, ExemplarMemory.TEMPLATE, start_index=1, num_frames=len(exemplar.frames)
+        )
+        frames = reader.read(fill_positions(exemplar.frames, self.num_segments))
+        if self.transform is None:
+            return clip_to_tensor(frames), exemplar.label
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        return self.transform(frames, exemplar.label, rng)

@@ -1,0 +1,13 @@
+"""Class-incremental methods, one module each, found by name in `METHODS`."""
+
+from distillkit.incremental.methods import finetune, icarl, joint, lucir, lwf, podnet  # noqa: F401 (registers)
+from distillkit.incremental.methods.base import (
+    METHODS,
+    Method,
+    StepContext,
+    StepTools,
+    build_method,
+    register,
+)
+
+__all__ = ["METHODS", "Method", "StepContext", "StepTools", "build_method", "register"]

@@ -1,0 +1,105 @@
+"""The interface every class-incremental method implements, and the registry that finds methods by name.
+
+A method says which head it uses, what data a step trains on, the loss of a batch (given the current and the
+old model's outputs), and optionally what to do when a step begins or ends. The stream runner does the rest
+(data, training loop, memory, evaluation, checkpoints); adding a method never touches it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from distillkit.config import Section, validate
+from distillkit.errors import ConfigError
+
+Outputs = dict[str, torch.Tensor]
+"""`VideoResNet.forward_features` outputs (`layer1`..`layer4`, `frames`, `pooled`) plus `logits`."""
+
+
+@dataclass
+class StepContext:
+    """What a method knows about the step being trained."""
+
+    step: int
+    num_old: int
+    """Classes learned before this step: incremental labels ``0 .. num_old - 1``."""
+    num_seen: int
+    """Classes after this step."""
+    old_model: nn.Module | None
+    """The frozen model of the previous step (eval mode), None at the base step."""
+    device: torch.device
+
+    @property
+    def num_new(self) -> int:
+        return self.num_seen - self.num_old
+
+
+@dataclass
+class StepTools:
+    """Services the runner offers a method's `begin_step` / `end_step`."""
+
+    new_features: Callable[[], tuple[torch.Tensor, torch.Tensor]]
+    """Clip features (N, D) of the new classes' training videos (test-time clips, eval mode) and their labels."""
+    finetune_head_on_memory: Callable[[float, float], None]
+    """Train only the head for (epochs, lr) on the memory, all classes balanced (LUCIR's CBF)."""
+
+
+class NoOptions(Section):
+    """This method has no options."""
+
+
+class Method:
+    """Base method = Finetune with memory replay: cross-entropy over all seen classes, a linear head."""
+
+    name: ClassVar[str] = ""
+    Options: ClassVar[type[Section]] = NoOptions
+    head: ClassVar[Literal["linear", "cosine"]] = "linear"
+    uses_memory: ClassVar[bool] = True
+    """Whether the step trains on (and the runner fills) the exemplar memory."""
+    train_on: ClassVar[Literal["new", "seen"]] = "new"
+    """`new`: the new classes' data (+ memory); `seen`: all data of every class seen so far (Joint)."""
+    needs_old_outputs: ClassVar[bool] = False
+    """Whether `loss` receives the old model's outputs."""
+    nme: ClassVar[bool] = False
+    """Whether the method's own classifier is the nearest mean of exemplars (evaluated as its main head)."""
+
+    def __init__(self, options: Section) -> None:
+        self.options = options
+
+    def begin_step(self, model: nn.Module, ctx: StepContext, tools: StepTools) -> None:
+        """Called after the head has grown, before training (e.g. imprint new weights)."""
+
+    def loss(
+        self, out: Outputs, old: Outputs | None, y: torch.Tensor, ctx: StepContext
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """Loss of a batch and its named parts."""
+        ce = F.cross_entropy(out["logits"], y)
+        return ce, {"ce": ce.item()}
+
+    def end_step(self, model: nn.Module, ctx: StepContext, tools: StepTools) -> None:
+        """Called after training and the memory update, before evaluation (e.g. class-balanced fine-tuning)."""
+
+
+METHODS: dict[str, type[Method]] = {}
+
+
+def register(cls: type[Method]) -> type[Method]:
+    """Class decorator adding a method to the registry under `cls.name`."""
+    if not cls.name or cls.name in METHODS:
+        raise ValueError(f"method name {cls.name!r} is empty or already registered")
+    METHODS[cls.name] = cls
+    return cls
+
+
+def build_method(name: str, options: dict[str, Any]) -> Method:
+    """The registered method `name` with its options validated (errors name `method.options.<key>`)."""
+    if name not in METHODS:
+        raise ConfigError(f"unknown method '{name}' (method.name); registered: {', '.join(sorted(METHODS))}")
+    cls = METHODS[name]
+    return cls(validate(dict(options), cls.Options, source=f"method.options of '{name}'"))

@@ -1,0 +1,70 @@
+"""LUCIR (Hou et al., 2019): cosine classifier, less-forget feature distillation, margin ranking, optional CBF."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+
+from distillkit.config import Section
+from distillkit.distill.losses import less_forget_loss, margin_ranking_loss
+from distillkit.incremental.methods.base import Method, Outputs, StepContext, StepTools, register
+
+
+class LUCIROptions(Section):
+    """Options of `lucir` (defaults from the paper)."""
+
+    lambda_base: float = Field(5.0, ge=0)
+    """Less-forget weight, scaled by sqrt(old classes / new classes) at each step."""
+    margin: float = Field(0.5, ge=0)
+    """Margin of the ranking loss (on cosine similarities)."""
+    hard_negatives: int = Field(2, ge=1)
+    """New-class scores each old-class sample is ranked against."""
+    ranking_weight: float = Field(1.0, ge=0)
+    """Weight of the margin ranking loss."""
+    imprint: bool = True
+    """Initialise new class weights from the normalised mean features of their training clips."""
+    cbf_epochs: float = Field(0.0, ge=0)
+    """Class-balanced fine-tuning of the head on the memory after each incremental step (0: off)."""
+    cbf_lr: float = Field(0.01, gt=0)
+    """Learning rate of class-balanced fine-tuning."""
+
+
+@register
+class LUCIR(Method):
+    """Cross-entropy on σ·cos logits + λ·(1 − cos(f, f_old)) + margin ranking of old samples vs new classes."""
+
+    name = "lucir"
+    Options = LUCIROptions
+    head = "cosine"
+    needs_old_outputs = True
+
+    def begin_step(self, model: torch.nn.Module, ctx: StepContext, tools: StepTools) -> None:
+        if ctx.step == 0 or not self.options.imprint:
+            return
+        features, labels = tools.new_features()
+        with torch.no_grad():
+            weight = model.head.weight
+            scale = weight[: ctx.num_old].norm(dim=1).mean()
+            for c in range(ctx.num_old, ctx.num_seen):
+                mean = F.normalize(features[labels == c], dim=1).mean(0)
+                weight[c] = F.normalize(mean, dim=0) * scale
+
+    def loss(
+        self, out: Outputs, old: Outputs | None, y: torch.Tensor, ctx: StepContext
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        ce = F.cross_entropy(out["logits"], y)
+        if old is None:
+            return ce, {"ce": ce.item()}
+        o = self.options
+        forget = less_forget_loss(out["pooled"], old["pooled"])
+        rank = margin_ranking_loss(out["cosine"], y, ctx.num_old, o.margin, o.hard_negatives)
+        weight = o.lambda_base * math.sqrt(ctx.num_old / ctx.num_new)
+        total = ce + weight * forget + o.ranking_weight * rank
+        return total, {"ce": ce.item(), "less_forget": forget.item(), "ranking": rank.item()}
+
+    def end_step(self, model: torch.nn.Module, ctx: StepContext, tools: StepTools) -> None:
+        if ctx.step > 0 and self.options.cbf_epochs > 0:
+            tools.finetune_head_on_memory(self.options.cbf_epochs, self.options.cbf_lr)

@@ -1,0 +1,50 @@
+"""PODNet (Douillard et al., 2020): pooled-outputs distillation on stage features, cosine classifier."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+
+from distillkit.config import Section
+from distillkit.distill.losses import pod_flat_loss, pod_spatial_loss
+from distillkit.incremental.methods.base import Method, Outputs, StepContext, register
+
+
+class PODNetOptions(Section):
+    """Options of `podnet` (weights from the paper's CIFAR setting)."""
+
+    pod_spatial: float = Field(3.0, ge=0)
+    """Weight of POD-spatial, scaled by sqrt(seen classes / new classes)."""
+    pod_flat: float = Field(1.0, ge=0)
+    """Weight of POD-flat on the clip embedding, scaled the same way."""
+    stages: list[str] = ["layer1", "layer2", "layer3", "layer4"]
+    """Backbone stages distilled by POD-spatial (each frame's map is pooled separately)."""
+
+
+@register
+class PODNet(Method):
+    """Cross-entropy on a cosine classifier (one proxy per class: PODNet's LSC with k = 1) + POD-spatial on
+    every chosen stage (frames as images) + POD-flat on the clip embedding."""
+
+    name = "podnet"
+    Options = PODNetOptions
+    head = "cosine"
+    needs_old_outputs = True
+
+    def loss(
+        self, out: Outputs, old: Outputs | None, y: torch.Tensor, ctx: StepContext
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        ce = F.cross_entropy(out["logits"], y)
+        if old is None:
+            return ce, {"ce": ce.item()}
+        o = self.options
+        scale = math.sqrt(ctx.num_seen / ctx.num_new)
+        spatial = torch.stack(
+            [pod_spatial_loss(out[s].flatten(0, 1), old[s].flatten(0, 1)) for s in o.stages]
+        ).mean()
+        flat = pod_flat_loss(out["pooled"], old["pooled"])
+        total = ce + scale * (o.pod_spatial * spatial + o.pod_flat * flat)
+        return total, {"ce": ce.item(), "pod_spatial": spatial.item(), "pod_flat": flat.item()}

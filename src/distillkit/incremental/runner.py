@@ -1,0 +1,419 @@
+"""The stream runner: a class-incremental run from base step to last, resumable after any finished step.
+
+Per step: grow the head, train with the method's loss (one training loop, `engine.loop.fit`), update the
+exemplar memory (reduce old classes, herd the new ones), evaluate every class seen so far (CNN and NME), write a
+checkpoint, `results.json` and the plots. Each finished step has its own memory folder (frames hard-linked from
+the previous one), so a run killed at any moment resumes from its last checkpoint with the memory of that step.
+All randomness of a step is seeded from (seed, step): a resumed run ends with the same results as an
+uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from distillkit.config import OptimConfig, dump_config
+from distillkit.data.video.transforms import left_right_label_map
+from distillkit.data.videos import VideoDatasets, build_video_datasets
+from distillkit.engine.checkpoint import load_checkpoint, save_checkpoint
+from distillkit.engine.device import resolve_device, seed_everything
+from distillkit.engine.loop import fit
+from distillkit.engine.progress import progress_bar
+from distillkit.errors import ConfigError
+from distillkit.incremental.config import IncrementalConfig
+from distillkit.incremental.data import ClassSubset, ConcatClips
+from distillkit.incremental.memory import ExemplarMemory, MemoryDataset
+from distillkit.incremental.methods import Method, StepContext, StepTools, build_method
+from distillkit.incremental.metrics import accuracy_row, summarize
+from distillkit.incremental.scenario import Scenario, build_scenario, preset_scenario
+from distillkit.incremental.selection import allocate, herding, random_order
+from distillkit.models.heads import grow_head, make_head
+from distillkit.report.incremental_plots import plot_accuracy_matrix, plot_accuracy_per_step
+from distillkit.report.meta import run_metadata
+from distillkit.train import build_video_model
+
+
+def model_outputs(model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Stage features, frame and clip features, `logits`, and `cosine` similarities for a cosine head."""
+    out = model.forward_features(x)
+    out["logits"] = model.classify(out["pooled"])
+    if hasattr(model.head, "cosine"):
+        out["cosine"] = model.head.cosine(out["pooled"])
+    return out
+
+
+class StepObjective:
+    """One step's training objective: the current model trains, the old one (frozen) gives its outputs."""
+
+    def __init__(
+        self, model: nn.Module, old_model: nn.Module | None, method: Method, ctx: StepContext
+    ) -> None:
+        self.model, self.old_model, self.method, self.ctx = model, old_model, method, ctx
+
+    def parameters(self):
+        return self.model.parameters()
+
+    def set_mode(self) -> None:
+        self.model.train()
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        out = model_outputs(self.model, x)
+        old = None
+        if self.old_model is not None and self.method.needs_old_outputs:
+            with torch.no_grad():
+                old = model_outputs(self.old_model, x)
+        return self.method.loss(out, old, y, self.ctx)
+
+
+class HeadObjective:
+    """Cross-entropy training of the head alone, the backbone frozen in eval mode (class-balanced fine-tuning)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+
+    def parameters(self):
+        return self.model.head.parameters()
+
+    def set_mode(self) -> None:
+        self.model.eval()
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        with torch.no_grad():
+            pooled = self.model.forward_features(x)["pooled"]
+        ce = F.cross_entropy(self.model.classify(pooled), y)
+        return ce, {"ce": ce.item()}
+
+
+@torch.no_grad()
+def clip_features(model: nn.Module, dataset: Dataset, batch_size: int, device: torch.device, desc: str):
+    """Clip features (N, D), frame features (N, T, D), logits (N, K) and labels (N,) in eval mode.
+
+    Test clips holding several views are split into views; their features and logits are averaged."""
+    was_training = model.training
+    model.eval()
+    pooled, frames, logits, labels = [], [], [], []
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    segments = model.num_segments
+    with progress_bar(desc, total=len(loader)) as bar:
+        for x, y in loader:
+            x = x.to(device)
+            views = x.shape[1] // segments if x.shape[1] > segments else 1
+            x = x.unflatten(1, (views, segments)).flatten(0, 1) if views > 1 else x
+            out = model.forward_features(x)
+            p, f = out["pooled"].unflatten(0, (-1, views)), out["frames"].unflatten(0, (-1, views))
+            pooled.append(p.mean(1).cpu())
+            frames.append(f.mean(1).cpu())
+            logits.append(model.classify(out["pooled"]).unflatten(0, (-1, views)).mean(1).cpu())
+            labels.append(torch.as_tensor(y))
+            bar.advance()
+    model.train(was_training)
+    return torch.cat(pooled), torch.cat(frames), torch.cat(logits), torch.cat(labels)
+
+
+def build_stream_scenario(cfg: IncrementalConfig, num_classes: int) -> Scenario:
+    s = cfg.scenario
+    if s.preset is not None:
+        return preset_scenario(s.preset, num_classes, s.order_seed)
+    return build_scenario(num_classes, s.base, s.increment, s.num_steps, s.order_seed, s.order)
+
+
+class StreamRun:
+    """A class-incremental run of `cfg` writing to `out` (see the module docstring)."""
+
+    def __init__(self, cfg: IncrementalConfig, out: str | Path, resume: bool = False) -> None:
+        self.cfg = cfg
+        self.out = Path(out)
+        self.resume = resume
+        self.device = resolve_device(cfg.device)
+        self.method = build_method(cfg.method.name, cfg.method.options)
+        seed_everything(cfg.seed)
+        self.data: VideoDatasets = build_video_datasets(cfg.data, cfg.seed)
+        self.scenario = build_stream_scenario(cfg, self.data.num_classes)
+        self.segments = cfg.data.num_segments
+        self.use_memory = self.method.uses_memory and cfg.memory.budget_frames > 0
+        self.eval_nme = cfg.eval.nme if cfg.eval.nme is not None else self.use_memory
+        self._check_before_training()
+        self.ckpt_dir = self.out / "checkpoints"
+
+    # --------------------------------------------------------------------------------------------- checks
+    def _check_before_training(self) -> None:
+        cfg = self.cfg
+        if cfg.data.flip and left_right_label_map(self.data.class_names):
+            raise ConfigError(
+                "data.flip: flipping maps some classes onto others (left/right pairs), which may belong to a "
+                "later step; set data.flip to false for class-incremental runs"
+            )
+        if self.method.nme and not self.use_memory:
+            raise ConfigError(
+                f"method '{self.method.name}' classifies by exemplar means: set memory.budget_frames > 0"
+            )
+        if self.eval_nme and not self.use_memory:
+            raise ConfigError("eval.nme needs an exemplar memory (memory.budget_frames > 0)")
+        if self.use_memory:  # the last step holds exemplars of every class
+            allocate(cfg.memory.budget_frames, list(range(self.scenario.num_classes)), self.segments)
+
+    # ---------------------------------------------------------------------------------------------- state
+    def _checkpoint_path(self, step: int) -> Path:
+        return self.ckpt_dir / f"step_{step:03d}.pt"
+
+    def _memory_dir(self, step: int) -> Path:
+        return self.out / "memory" / f"step_{step:03d}"
+
+    def _last_checkpoint(self) -> int | None:
+        steps = sorted(int(p.stem.split("_")[1]) for p in self.ckpt_dir.glob("step_*.pt"))
+        return steps[-1] if steps else None
+
+    def _start(self) -> tuple[int, dict]:
+        """First step to run and the state so far (fresh, or from the last checkpoint when resuming)."""
+        last = self._last_checkpoint() if self.ckpt_dir.is_dir() else None
+        fresh = {"cnn": [], "nme": [], "seconds": [], "memory": [], "history": []}
+        if last is None:
+            if self.resume and self.out.exists() and any(self.out.iterdir()):
+                print(f"resume: no finished step in {self.out}; starting from the base step")
+            return 0, fresh
+        if not self.resume:
+            raise ConfigError(
+                f"{self.out} already holds a run (finished up to step {last}); pass --resume to continue it, "
+                "or choose another --out"
+            )
+        state = load_checkpoint(self._checkpoint_path(last))
+        saved, now = state["config"], dump_config(self.cfg)
+        if saved != now:
+            diff = sorted(_diff_keys(saved, now))
+            raise ConfigError(
+                f"--resume: {self.out} was run with a different config (differs at: {', '.join(diff)}); "
+                "resume with the same config, or choose another --out"
+            )
+        return last + 1, state
+
+    # ------------------------------------------------------------------------------------------------ run
+    def run(self) -> dict:
+        self.out.mkdir(parents=True, exist_ok=True)
+        first, state = self._start()
+        model = build_video_model(self.cfg.model, self.scenario.num_seen(0), self.segments)
+        model.head = make_head(self.method.head, model.feature_dim, self.scenario.num_seen(0))
+        memory = None
+        if first > 0:
+            model.head = make_head(self.method.head, model.feature_dim, self.scenario.num_seen(first - 1))
+            model.load_state_dict(state["model"])
+            if self.use_memory:
+                memory = ExemplarMemory.load(self._memory_dir(first - 1))
+            print(f"resumed after step {first - 1} from {self._checkpoint_path(first - 1)}")
+        model.to(self.device)
+        for step in range(first, self.scenario.num_steps):
+            model, memory = self._step(step, model, memory, state)
+        return self._write_results(state, memory)
+
+    def _step(self, step: int, model: nn.Module, memory: ExemplarMemory | None, state: dict):
+        cfg, scenario = self.cfg, self.scenario
+        start = time.perf_counter()
+        seed_everything(cfg.seed * 1000 + step)
+        num_old, num_seen = (scenario.num_seen(step - 1) if step else 0), scenario.num_seen(step)
+        old_model = None
+        if step > 0:
+            old_model = copy.deepcopy(model).eval().requires_grad_(False)
+            model.head = grow_head(model.head, num_seen)
+        ctx = StepContext(step, num_old, num_seen, old_model, self.device)
+        train_set = self._train_set(step, memory)
+        tools = self._tools(model, step, memory)
+        self.method.begin_step(model, ctx, tools)
+        generator = torch.Generator().manual_seed(cfg.seed * 1000 + step)
+        loader = DataLoader(
+            train_set, batch_size=cfg.data.batch_size, shuffle=True, generator=generator,
+            drop_last=len(train_set) >= cfg.data.batch_size, num_workers=cfg.data.num_workers,
+        )  # fmt: skip
+        budget, optim = (
+            (cfg.train.base, cfg.train.optim) if step == 0 else (cfg.train.step, self._step_optim())
+        )
+        steps = budget.num_steps(len(loader))
+        objective = StepObjective(model, old_model, self.method, ctx)
+        result = fit(objective, loader, steps, optim, self.device, desc=f"step {step} ({self.method.name})")
+        if self.use_memory:
+            memory = self._update_memory(step, model, memory)
+            tools = self._tools(model, step, memory)
+        self.method.end_step(model, ctx, tools)
+        cnn, nme = self._evaluate(step, model, memory)
+        state["cnn"].append(cnn)
+        state["nme"].append(nme)
+        state["seconds"].append(time.perf_counter() - start)
+        state["memory"].append(self._memory_stats(memory))
+        state["history"].append(result.history)
+        state.update(model=model.state_dict(), config=dump_config(cfg), step=step)
+        save_checkpoint(state, self._checkpoint_path(step))
+        if step > 0 and self.use_memory:
+            shutil.rmtree(self._memory_dir(step - 1), ignore_errors=True)
+        self._log(step, state)
+        self._write_results(state, memory)
+        return model, memory
+
+    def _step_optim(self) -> OptimConfig:
+        return self.cfg.train.step_optim or self.cfg.train.optim
+
+    # ----------------------------------------------------------------------------------------------- data
+    def _train_set(self, step: int, memory: ExemplarMemory | None) -> Dataset:
+        classes = self.scenario.seen(step) if self.method.train_on == "seen" else self.scenario.new(step)
+        parts: list[Dataset] = [ClassSubset(self.data.train, classes, self.scenario)]
+        if self.use_memory and memory is not None and memory.videos:
+            parts.append(MemoryDataset(memory, self.data.train.transform, seed=self.cfg.seed * 1000 + step))
+        return ConcatClips(parts)
+
+    def _tools(self, model: nn.Module, step: int, memory: ExemplarMemory | None) -> StepTools:
+        def new_features() -> tuple[torch.Tensor, torch.Tensor]:
+            subset = ClassSubset(self.data.train_eval, self.scenario.new(step), self.scenario)
+            pooled, _, _, labels = clip_features(
+                model, subset, self.cfg.data.eval_batch_size, self.device, "features"
+            )
+            return pooled, labels
+
+        def finetune_head_on_memory(epochs: float, lr: float) -> None:
+            if memory is None or not memory.videos:
+                raise ConfigError(
+                    "class-balanced fine-tuning needs an exemplar memory (memory.budget_frames > 0)"
+                )
+            data = MemoryDataset(memory, self.data.train.transform, seed=self.cfg.seed * 1000 + step)
+            generator = torch.Generator().manual_seed(self.cfg.seed * 1000 + step + 1)
+            loader = DataLoader(data, batch_size=self.cfg.data.batch_size, shuffle=True, generator=generator)
+            steps = max(1, round(epochs * len(loader)))
+            optim = OptimConfig(lr=lr, weight_decay=0.0)
+            fit(HeadObjective(model), loader, steps, optim, self.device, desc=f"step {step} balanced head")
+
+        return StepTools(new_features, finetune_head_on_memory)
+
+    # --------------------------------------------------------------------------------------------- memory
+    def _update_memory(self, step: int, model: nn.Module, memory: ExemplarMemory | None) -> ExemplarMemory:
+        """Next step's memory in its own folder: old classes reduced to their share, new classes herded."""
+        m = self.cfg.memory
+        folder = self._memory_dir(step)
+        if folder.exists():  # left by a run killed during this step
+            shutil.rmtree(folder)
+        if memory is None:
+            memory = ExemplarMemory(
+                folder, m.budget_frames, self.segments, m.per_class_frames, m.jpeg_quality
+            )
+        else:
+            memory = memory.fork(folder)
+        seen = list(range(self.scenario.num_seen(step)))
+        share = allocate(m.budget_frames, seen, self.segments)
+        if m.per_class_frames is not None:
+            share = {c: min(n, m.per_class_frames // self.segments) for c, n in share.items()}
+        memory.reduce({c: share[c] * self.segments for c in memory.classes})
+        subset = ClassSubset(self.data.train_eval, self.scenario.new(step), self.scenario)
+        pooled, _, _, labels = clip_features(
+            model, subset, self.cfg.data.eval_batch_size, self.device, f"step {step} exemplars"
+        )
+        positions = list(range(self.segments))
+        for c in range(self.scenario.num_seen(step - 1) if step else 0, len(seen)):
+            members = (labels == c).nonzero().flatten().tolist()
+            if m.selection == "herding":
+                order = herding(pooled[members], share[c])
+            else:
+                order = random_order(len(members), share[c], np.random.default_rng([self.cfg.seed, step, c]))
+            picked = [members[i] for i in order]
+            memory.add_class(c, [(subset.video_id(i), subset.raw_clip(i), positions) for i in picked])
+        memory.check_budget()
+        return memory
+
+    @staticmethod
+    def _memory_stats(memory: ExemplarMemory | None) -> dict:
+        if memory is None:
+            return {"frames": 0, "bytes": 0, "videos": 0}
+        return {"frames": memory.frames, "bytes": memory.bytes_on_disk(), "videos": memory.videos}
+
+    # ----------------------------------------------------------------------------------------- evaluation
+    def _evaluate(self, step: int, model: nn.Module, memory: ExemplarMemory | None):
+        test = ClassSubset(self.data.test, self.scenario.seen(step), self.scenario)
+        pooled, _, logits, labels = clip_features(
+            model, test, self.cfg.data.eval_batch_size, self.device, f"step {step} evaluation"
+        )
+        steps_of = torch.tensor([self.scenario.step_of(self.scenario.to_original(int(c))) for c in labels])
+        cnn = accuracy_row(logits.argmax(1), labels, steps_of, step)
+        nme = None
+        if self.eval_nme and memory is not None and memory.videos:
+            means = self._class_means(model, memory)
+            nme_pred = (F.normalize(pooled, dim=1) @ means.T).argmax(1)
+            nme = accuracy_row(nme_pred, labels, steps_of, step)
+        return cnn, nme
+
+    def _class_means(self, model: nn.Module, memory: ExemplarMemory) -> torch.Tensor:
+        """iCaRL's class means: normalised mean of the normalised features of each class's exemplars."""
+        data = MemoryDataset(memory, self.data.test.transform)
+        pooled, _, _, labels = clip_features(model, data, self.cfg.data.eval_batch_size, self.device, "means")
+        pooled = F.normalize(pooled, dim=1)
+        means = torch.stack([pooled[labels == c].mean(0) for c in range(int(labels.max()) + 1)])
+        return F.normalize(means, dim=1)
+
+    # ------------------------------------------------------------------------------------------- results
+    def _log(self, step: int, state: dict) -> None:
+        row = state["cnn"][-1]
+        entry = {
+            "step": step,
+            "classes_seen": self.scenario.num_seen(step),
+            "accuracy_row": row,
+            "nme_row": state["nme"][-1],
+            "seconds": state["seconds"][-1],
+            "memory": state["memory"][-1],
+            "loss": state["history"][-1][-1] if state["history"][-1] else None,
+        }
+        with open(self.out / "log.jsonl", "a", encoding="utf-8") as log:
+            log.write(json.dumps(entry) + "\n")
+        print(f"step {step}: {self.scenario.num_seen(step)} classes, accuracy per step's classes {row}")
+
+    def _write_results(self, state: dict, memory: ExemplarMemory | None) -> dict:
+        done = len(state["cnn"])
+        test_labels = ClassSubset(self.data.test, self.scenario.seen(done - 1), self.scenario).labels
+        n_per_step = [0] * done
+        for label in test_labels:
+            n_per_step[self.scenario.step_of(self.scenario.to_original(label))] += 1
+        cnn = summarize(state["cnn"], n_per_step)
+        nme = summarize(state["nme"], n_per_step) if state["nme"] and state["nme"][0] is not None else None
+        results = {
+            "method": self.method.name,
+            "classes_per_step": self.scenario.classes_per_step[:done],
+            "class_order": self.scenario.class_order,
+            "steps_done": done,
+            "accuracy_matrix": state["cnn"],
+            **cnn,
+            "nme": {"accuracy_matrix": state["nme"], **nme} if nme else None,
+            "memory": state["memory"][-1],
+            "memory_per_step": state["memory"],
+            "seconds_per_step": state["seconds"],
+            "seed": self.cfg.seed,
+            "config": dump_config(self.cfg),
+            **run_metadata(self.device),
+        }
+        (self.out / "results.json").write_text(json.dumps(results, indent=2))
+        seen = [self.scenario.num_seen(i) for i in range(self.scenario.num_steps)]
+        series = {"CNN": cnn["accuracy_per_step"]}
+        if nme:
+            series["NME"] = nme["accuracy_per_step"]
+        plot_accuracy_per_step(series, seen, self.out / "accuracy_per_step.png", f"{self.method.name}")
+        plot_accuracy_matrix(state["cnn"], self.out / "accuracy_matrix.png", f"{self.method.name}: a[i][j]")
+        return results
+
+
+def _diff_keys(a: object, b: object, prefix: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        keys = sorted(set(a) | set(b))
+        return [k for key in keys for k in _diff_keys(a.get(key), b.get(key), f"{prefix}{key}.")]
+    return [] if a == b else [prefix.rstrip(".")]
+
+
+def run_incremental(cfg: IncrementalConfig, out: str | Path, resume: bool = False) -> dict:
+    """Run the whole stream of `cfg` into `out` (continuing the last finished step with `resume`)."""
+    results = StreamRun(cfg, out, resume).run()
+    line = f"{results['method']}: average incremental accuracy {results['avg_incremental_accuracy']:.2f}%"
+    line += f", final {results['final_accuracy']:.2f}%, forgetting {results['forgetting']:.2f}"
+    if results["nme"]:
+        line += f" (NME: {results['nme']['avg_incremental_accuracy']:.2f}%)"
+    print(line)
+    return results

@@ -1,0 +1,146 @@
+"""The class-incremental stream runner: results contract, memory budget, resume, errors before training."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from distillkit.cli import run
+from distillkit.errors import ConfigError
+from distillkit.incremental import runner as runner_module
+from distillkit.incremental.config import IncrementalConfig
+from distillkit.incremental.memory import ExemplarMemory
+from distillkit.incremental.runner import StreamRun, run_incremental
+
+TINY = {
+    "device": "cpu",
+    "data": {
+        "num_segments": 4,
+        "batch_size": 8,
+        "eval_batch_size": 16,
+        "synthetic": {"num_classes": 6, "train_per_class": 6, "test_per_class": 3, "frames": 4, "size": 16},
+    },
+    "model": {"width": 0.125, "shift_div": 4},
+    "scenario": {"base": 2, "increment": 2},
+    "memory": {"budget_frames": 48},
+    "train": {"base": {"steps": 3}, "step": {"steps": 3}, "optim": {"name": "adamw", "lr": 0.002}},
+    "method": {"name": "icarl"},
+}
+
+
+def tiny(**changes: object) -> IncrementalConfig:
+    cfg = IncrementalConfig.model_validate(json.loads(json.dumps(TINY)))
+    for key, value in changes.items():
+        section, _, field = key.partition("__")
+        if field:
+            setattr(getattr(cfg, section), field, value)
+        else:
+            setattr(cfg, section, value)
+    return cfg
+
+
+def test_icarl_results_contract_and_budget(tmp_path: Path) -> None:
+    results = run_incremental(tiny(), tmp_path)
+    on_disk = json.loads((tmp_path / "results.json").read_text())
+    assert on_disk["accuracy_matrix"] == results["accuracy_matrix"]
+    for key in ("method", "classes_per_step", "accuracy_matrix", "avg_incremental_accuracy", "final_accuracy",
+                "forgetting", "bwt", "nme", "memory", "seconds_per_step", "config", "seed"):  # fmt: skip
+        assert key in on_disk, key
+    assert on_disk["classes_per_step"] == [2, 2, 2]
+    matrix = on_disk["accuracy_matrix"]
+    assert [len(row) for row in matrix] == [1, 2, 3]
+    assert all(0 <= a <= 100 for row in matrix for a in row)
+    assert on_disk["nme"]["accuracy_matrix"] and len(on_disk["nme"]["accuracy_matrix"]) == 3
+    # the budget holds after every step; the memory is split evenly over the classes seen (clips of 4 frames)
+    assert [m["frames"] for m in on_disk["memory_per_step"]] == [48, 48, 48]
+    assert [m["videos"] for m in on_disk["memory_per_step"]] == [12, 12, 12]
+    memory = ExemplarMemory.load(tmp_path / "memory" / "step_002")
+    assert memory.frames_per_class() == {c: 8 for c in range(6)}
+    assert memory.bytes_on_disk() == on_disk["memory"]["bytes"]
+    assert not (tmp_path / "memory" / "step_001").exists()  # only the last finished step's folder stays
+    assert (tmp_path / "accuracy_per_step.png").is_file() and (tmp_path / "accuracy_matrix.png").is_file()
+
+
+def test_lwf_and_finetune_store_nothing(tmp_path: Path) -> None:
+    for method in ("lwf", "finetune"):
+        results = run_incremental(tiny(method={"name": method}), tmp_path / method)
+        assert results["memory"] == {"frames": 0, "bytes": 0, "videos": 0}
+        assert results["nme"] is None
+        assert not (tmp_path / method / "memory").exists()
+
+
+def test_training_sets_per_method(tmp_path: Path) -> None:
+    memory_cfg = tiny(method={"name": "finetune"})
+    stream = StreamRun(memory_cfg, tmp_path / "a")
+    assert sorted(set(stream._train_set(1, None).labels)) == [2, 3]  # new classes only, incremental labels
+    stream = StreamRun(tiny(method={"name": "joint"}), tmp_path / "b")
+    assert sorted(set(stream._train_set(2, None).labels)) == [0, 1, 2, 3, 4, 5]
+
+
+def _interrupt_at(monkeypatch: pytest.MonkeyPatch, where: str, step: int) -> None:
+    """Make `StreamRun.<where>` raise at `step` (as if the process were killed there)."""
+    original = getattr(StreamRun, where)
+
+    def failing(self, s, *args, **kwargs):
+        if s == step:
+            raise KeyboardInterrupt
+        return original(self, s, *args, **kwargs)
+
+    monkeypatch.setattr(StreamRun, where, failing)
+
+
+@pytest.mark.parametrize("where", ["_train_set", "_evaluate"])
+def test_resume_gives_the_uninterrupted_results(tmp_path: Path, monkeypatch, where: str) -> None:
+    reference = run_incremental(tiny(), tmp_path / "full")
+    with monkeypatch.context() as patch:
+        _interrupt_at(patch, where, 2)  # "_evaluate": killed after step 2 changed its memory
+        with pytest.raises(KeyboardInterrupt):
+            run_incremental(tiny(), tmp_path / "cut")
+    assert json.loads((tmp_path / "cut" / "results.json").read_text())["steps_done"] == 2
+    resumed = run_incremental(tiny(), tmp_path / "cut", resume=True)
+    for key in ("accuracy_matrix", "nme", "forgetting", "avg_incremental_accuracy"):
+        assert resumed[key] == reference[key], key
+    assert [m["frames"] for m in resumed["memory_per_step"]] == [48, 48, 48]
+    assert resumed["memory"]["videos"] == reference["memory"]["videos"]
+
+
+def test_errors_before_training(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="budget"):
+        StreamRun(tiny(memory={"budget_frames": 20}), tmp_path)  # 6 classes need 24 frames of 4-frame clips
+    with pytest.raises(ConfigError, match="asks for 8 classes.*only 6"):
+        StreamRun(tiny(scenario={"base": 2, "increment": 2, "num_steps": 3}), tmp_path)
+    with pytest.raises(ConfigError, match="exemplar means.*budget_frames"):
+        StreamRun(tiny(memory={"budget_frames": 0}), tmp_path)
+    with pytest.raises(ConfigError, match="unknown key 'temprature'"):
+        StreamRun(tiny(method={"name": "lwf", "options": {"temprature": 2}}), tmp_path)
+    with pytest.raises(ConfigError, match="unknown method 'icarl2'.*registered"):
+        StreamRun(tiny(method={"name": "icarl2"}), tmp_path)
+
+
+def test_resume_refuses_another_config(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(runner_module.StreamRun, "_write_results", lambda self, state, memory: {})
+    cfg = tiny(method={"name": "finetune"})
+    cfg.scenario.num_steps = 0
+    StreamRun(cfg, tmp_path).run()
+    with pytest.raises(ConfigError, match="already holds a run.*--resume"):
+        StreamRun(cfg, tmp_path).run()
+    other = tiny(method={"name": "finetune"})
+    other.scenario.num_steps = 0
+    other.train.base.steps = 4
+    with pytest.raises(ConfigError, match=r"different config \(differs at: train\.base\.steps\)"):
+        StreamRun(other, tmp_path, resume=True).run()
+
+
+def test_cli_incremental_and_compare(tmp_path: Path) -> None:
+    import yaml
+
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(TINY))
+    for seed in (0, 1):
+        argv = ["incremental", str(config), "--out", str(tmp_path / f"s{seed}"), "--set", f"seed={seed}"]
+        assert run([*argv, "--set", "scenario.num_steps=1", "--set", "method.name=finetune"]) == 0
+    assert run(["compare", str(tmp_path / "s0"), str(tmp_path / "s1"), "--out", str(tmp_path / "t.md")]) == 0
+    table = (tmp_path / "t.md").read_text()
+    assert "finetune" in table and " ± " in table
