@@ -63,17 +63,31 @@ class PyAVReader:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        with self._open() as container:
-            stream = container.streams.video[0]
-            count = int(stream.frames or 0)
-            if count <= 0:
+        self._container = None  # kept open from probing for the first `read` (saves one open per clip)
+        container = self._open()
+        stream = container.streams.video[0]
+        count = int(stream.frames or 0)
+        if count > 0:
+            self._container = container
+        else:
+            with container:
                 try:
                     count = sum(1 for p in container.demux(stream) if p.size > 0 and not p.is_discard)
                 except _pyav().FFmpegError as exc:
                     raise DataError(f"{self.path}: cannot read video packets ({_av_message(exc)})") from None
         if count <= 0:
+            self.close()
             raise DataError(f"{self.path}: video has no frames")
         self._num_frames = count
+
+    def close(self) -> None:
+        """Release the file kept open since probing (a later `read` reopens it)."""
+        if self._container is not None:
+            self._container.close()
+            self._container = None
+
+    def __del__(self) -> None:
+        self.close()
 
     @property
     def num_frames(self) -> int:
@@ -96,7 +110,8 @@ class PyAVReader:
         wanted, last = set(idx), max(idx)
         frames: dict[int, np.ndarray] = {}
         decoded = 0
-        with self._open() as container:
+        container, self._container = self._container or self._open(), None
+        with container:
             try:
                 for frame in container.decode(container.streams.video[0]):
                     if decoded in wanted:
