@@ -144,3 +144,28 @@ def test_cli_incremental_and_compare(tmp_path: Path) -> None:
     assert run(["compare", str(tmp_path / "s0"), str(tmp_path / "s1"), "--out", str(tmp_path / "t.md")]) == 0
     table = (tmp_path / "t.md").read_text()
     assert "finetune" in table and " ± " in table
+
+
+def test_nme_means_come_from_the_stored_exemplars(tmp_path: Path) -> None:
+    import torch
+    import torch.nn.functional as F
+
+    from distillkit.incremental.data import ClassSubset
+    from distillkit.incremental.memory import MemoryDataset
+    from distillkit.train import build_video_model
+
+    stream = StreamRun(tiny(), tmp_path / "run")
+    model = build_video_model(stream.cfg.model, 6, 4).eval()
+    subset = ClassSubset(stream.data.train_eval, stream.scenario.seen(0), stream.scenario)
+    memory = ExemplarMemory(tmp_path / "mem", 48, 4)
+    for c in (0, 1):
+        picked = [i for i, label in enumerate(subset.labels) if label == c][:2]
+        memory.add_class(c, [(subset.video_id(i), subset.raw_clip(i), [0, 1, 2, 3]) for i in picked])
+    means = stream._class_means(model, memory)
+    data = MemoryDataset(memory, stream.data.test.transform)
+    with torch.no_grad():
+        feats = torch.stack(
+            [F.normalize(model.forward_features(data[i][0][None])["pooled"][0], dim=0) for i in range(4)]
+        )
+    expected = F.normalize(torch.stack([feats[:2].mean(0), feats[2:].mean(0)]), dim=1)
+    assert torch.allclose(means, expected, atol=1e-5)

@@ -1,0 +1,127 @@
+"""What makes each class-incremental method that method: losses by hand, heads, registry, NME means."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from distillkit.distill.losses import less_forget_loss, margin_ranking_loss, pod_flat_loss, pod_spatial_loss
+from distillkit.errors import ConfigError
+from distillkit.incremental.methods import METHODS, StepContext, StepTools, build_method
+from distillkit.models.heads import CosineHead, grow_head, make_head
+from distillkit.models.tsm import VideoResNet
+
+
+def test_registry_and_flags() -> None:
+    assert {"finetune", "joint", "lwf", "icarl", "lucir", "podnet"} <= set(METHODS)
+    assert not METHODS["lwf"].uses_memory and not METHODS["finetune"].uses_memory
+    assert METHODS["icarl"].uses_memory and METHODS["icarl"].nme
+    assert METHODS["joint"].train_on == "seen" and METHODS["finetune"].train_on == "new"
+    assert METHODS["lucir"].head == "cosine" and METHODS["podnet"].head == "cosine"
+    with pytest.raises(ConfigError, match=r"method.options of 'lucir'.*'margin'"):
+        build_method("lucir", {"margin": -1})
+
+
+def test_grow_head_keeps_old_outputs() -> None:
+    for kind in ("linear", "cosine"):
+        head = make_head(kind, 8, 3)
+        grown = grow_head(head, 5)
+        x = torch.randn(4, 8)
+        assert grown(x).shape == (4, 5)
+        assert torch.allclose(grown(x)[:, :3], head(x))
+    with pytest.raises(ValueError, match="shrink"):
+        grow_head(make_head("linear", 8, 3), 2)
+
+
+def test_cosine_head_is_scale_invariant() -> None:
+    head = CosineHead(6, 4, scale=10.0)
+    x = torch.randn(3, 6)
+    assert torch.allclose(head(x), head(5 * x), atol=1e-5)
+    assert head(x).abs().max() <= 10.0 + 1e-5
+
+
+def test_margin_ranking_by_hand() -> None:
+    # 2 old classes (0, 1), 3 new (2, 3, 4); sample 0 is old (class 1), sample 1 is new (ignored)
+    scores = torch.tensor([[0.1, 0.6, 0.5, 0.9, 0.2], [0.0, 0.0, 0.9, 0.0, 0.0]])
+    targets = torch.tensor([1, 2])
+    # hard negatives of sample 0 among new classes: 0.9, 0.5 → relu(0.5 - 0.6 + 0.9) = 0.8, relu(0.5 - 0.6 + 0.5) = 0.4
+    loss = margin_ranking_loss(scores, targets, num_old=2, margin=0.5, hard_negatives=2)
+    assert loss.item() == pytest.approx(0.6)
+    assert margin_ranking_loss(scores, torch.tensor([2, 3]), 2, 0.5, 2).item() == 0.0  # no old samples
+
+
+def test_less_forget_and_pod_by_hand() -> None:
+    f, g = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 2.0]])
+    assert less_forget_loss(f, g).item() == pytest.approx(1.0)  # orthogonal
+    assert less_forget_loss(f, 3 * f).item() == pytest.approx(0.0, abs=1e-6)
+    assert pod_flat_loss(f, g).item() == pytest.approx(math.sqrt(5))
+    # POD-spatial: one channel 2×2 map; width pooling of squares [a²+b², c²+d²], height pooling [a²+c², b²+d²]
+    a = torch.tensor([[[[1.0, 0.0], [0.0, 0.0]]]])
+    b = torch.tensor([[[[0.0, 0.0], [0.0, 1.0]]]])
+    va = F.normalize(torch.tensor([1.0, 0.0, 1.0, 0.0]), dim=0)
+    vb = F.normalize(torch.tensor([0.0, 1.0, 0.0, 1.0]), dim=0)
+    assert pod_spatial_loss(a, b).item() == pytest.approx((va - vb).norm().item())
+    assert pod_spatial_loss(a, 2 * a).item() == pytest.approx(0.0, abs=1e-6)  # normalised
+
+
+def _outputs(logits: torch.Tensor, pooled: torch.Tensor) -> dict[str, torch.Tensor]:
+    return {"logits": logits, "pooled": pooled, "cosine": logits / 16}
+
+
+def test_lwf_loss_is_ce_plus_kd_on_old_logits() -> None:
+    method = build_method("lwf", {"temperature": 2.0, "weight": 0.5})
+    ctx = StepContext(step=1, num_old=2, num_seen=4, old_model=None, device=torch.device("cpu"))
+    logits, old_logits = torch.randn(3, 4), torch.randn(3, 2)
+    y = torch.tensor([2, 3, 2])
+    loss, parts = method.loss({"logits": logits}, {"logits": old_logits}, y, ctx)
+    p = F.log_softmax(logits[:, :2] / 2, 1)
+    q = F.softmax(old_logits / 2, 1)
+    kd = (q * (q.log() - p)).sum(1).mean() * 4
+    assert loss.item() == pytest.approx(F.cross_entropy(logits, y).item() + 0.5 * kd.item(), rel=1e-5)
+    assert set(parts) == {"ce", "kd"}
+
+
+def test_lucir_weights_less_forget_by_class_ratio() -> None:
+    method = build_method("lucir", {"lambda_base": 5.0, "ranking_weight": 0.0})
+    ctx = StepContext(step=1, num_old=8, num_seen=10, old_model=None, device=torch.device("cpu"))
+    logits = torch.randn(2, 10)
+    pooled, old_pooled = torch.tensor([[1.0, 0.0], [0.0, 1.0]]), torch.tensor([[0.0, 1.0], [0.0, 1.0]])
+    loss, parts = method.loss(_outputs(logits, pooled), {"pooled": old_pooled}, torch.tensor([9, 0]), ctx)
+    expected = F.cross_entropy(logits, torch.tensor([9, 0])).item() + 5.0 * math.sqrt(8 / 2) * 0.5
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+    assert parts["less_forget"] == pytest.approx(0.5)
+
+
+def test_lucir_imprints_new_weights_from_class_means() -> None:
+    model = VideoResNet("resnet18", 2, num_segments=2, width=0.125)
+    model.head = make_head("cosine", model.feature_dim, 2)
+    model.head = grow_head(model.head, 4)
+    d = model.feature_dim
+    feats = torch.zeros(4, d)
+    feats[0, 0], feats[1, 0], feats[2, 1], feats[3, 1] = 1.0, 3.0, 2.0, 2.0
+    labels = torch.tensor([2, 2, 3, 3])
+    tools = StepTools(new_features=lambda: (feats, labels), finetune_head_on_memory=lambda e, lr: None)
+    ctx = StepContext(step=1, num_old=2, num_seen=4, old_model=None, device=torch.device("cpu"))
+    old_norm = model.head.weight[:2].norm(dim=1).mean().item()
+    build_method("lucir", {}).begin_step(model, ctx, tools)
+    w = model.head.weight.detach()
+    assert torch.allclose(w[2], torch.eye(d)[0] * old_norm, atol=1e-6)
+    assert torch.allclose(w[3], torch.eye(d)[1] * old_norm, atol=1e-6)
+
+
+def test_podnet_distils_every_stage_frame_by_frame() -> None:
+    method = build_method("podnet", {"stages": ["layer1"], "pod_spatial": 1.0, "pod_flat": 0.0})
+    ctx = StepContext(step=1, num_old=2, num_seen=3, old_model=None, device=torch.device("cpu"))
+    feat = torch.rand(2, 3, 4, 5, 5)  # N, T, C, H, W
+    same = {"logits": torch.zeros(2, 3), "pooled": torch.ones(2, 4), "layer1": feat}
+    loss, parts = method.loss(
+        same, {"pooled": torch.ones(2, 4), "layer1": feat.clone()}, torch.tensor([2, 2]), ctx
+    )
+    assert parts["pod_spatial"] == pytest.approx(0.0, abs=1e-6)
+    moved = {"pooled": torch.ones(2, 4), "layer1": feat.flip(-1)}
+    _, parts = method.loss(same, moved, torch.tensor([2, 2]), ctx)
+    expected = pod_spatial_loss(feat.flatten(0, 1), feat.flip(-1).flatten(0, 1)).item()
+    assert parts["pod_spatial"] == pytest.approx(expected) and expected > 0
