@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench-compress docs clean
+.PHONY: demo test lint bench-compress bench-incremental bench-loader docs clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,9 +25,17 @@ lint: $(STAMP)
 bench-compress: $(STAMP)
 	$(BIN)/python benchmarks/compress_fashion_mnist.py
 
+bench-incremental: $(STAMP)
+	$(BIN)/python benchmarks/incremental_synthetic.py
+
+bench-loader: $(STAMP)
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/video_loader.py
+
 docs: $(STAMP)
 	$(BIN)/distillkit config compress > docs/config-compress.md
 	$(BIN)/distillkit config train > docs/config-train.md
+	$(BIN)/distillkit config train-video > docs/config-train-video.md
+	$(BIN)/distillkit config incremental > docs/config-incremental.md
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info

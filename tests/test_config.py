@@ -67,11 +67,17 @@ def test_reference_lists_every_key() -> None:
 
 def test_shipped_configs_validate() -> None:
     from distillkit.cli import preset
-    from distillkit.config import TrainConfig
+    from distillkit.config import load_train_config
+    from distillkit.incremental.config import IncrementalConfig
 
     root = Path(__file__).resolve().parents[1] / "configs"
-    files = sorted(root.glob("*.yaml")) + [preset("demo_compress.yaml")]
-    assert len(files) >= 4
-    for path in files:
-        schema = TrainConfig if path.name.startswith("train_") else CompressConfig
-        load_config(path, schema)  # raises ConfigError naming the file and key when a config is stale
+    files = sorted(root.glob("*.yaml")) + [preset("demo_compress.yaml"), preset("demo_incremental.yaml")]
+    assert len(files) >= 8
+    for path in files:  # raises ConfigError naming the file and key when a config is stale
+        name = path.name
+        if name.startswith("train_"):
+            load_train_config(path)
+        elif name.startswith(("incremental_", "demo_incremental")):
+            load_config(path, IncrementalConfig)
+        else:
+            load_config(path, CompressConfig)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from importlib import resources
 from pathlib import Path
 
+from distillkit.config import load_config
 from distillkit.errors import ConfigError, DistillkitError
 
 _SCHEMAS = {
@@ -137,9 +139,29 @@ def preset(name: str) -> Path:
     return Path(str(resources.files("distillkit") / "presets" / name))
 
 
+DEMO_METHODS = ["finetune", "icarl"]
+
+
+def _demo_incremental(out: Path) -> None:
+    """A short class-incremental stream on the embedded motion videos, once per demo method, then the table."""
+    from distillkit.incremental.compare import write_comparison
+    from distillkit.incremental.config import IncrementalConfig
+    from distillkit.incremental.runner import run_incremental
+
+    print(f"Class-incremental demo: {', '.join(DEMO_METHODS)} on 8 synthetic motion classes (4+2+2) → {out}")
+    runs = []
+    for method in DEMO_METHODS:
+        cfg = load_config(preset("demo_incremental.yaml"), IncrementalConfig, [f"method.name={method}"])
+        if (out / method).exists():
+            shutil.rmtree(out / method)
+        run_incremental(cfg, out / method)
+        runs.append(out / method)
+    write_comparison(runs, out / "comparison.md")
+
+
 def run(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from distillkit.config import CompressConfig, load_config, load_train_config
+    from distillkit.config import CompressConfig, load_train_config
 
     if args.command == "compress":
         from distillkit.compress.job import CompressionRun
@@ -170,6 +192,7 @@ def run(argv: list[str] | None = None) -> int:
             f"PBKD demo: compressing a VGG-11 (width 0.25) on the embedded synthetic images → {args.out}/compress"
         )
         CompressionRun(load_config(preset("demo_compress.yaml"), CompressConfig), args.out / "compress").run()
+        _demo_incremental(args.out / "incremental")
     elif args.command == "config":
         from distillkit.config_reference import reference
 

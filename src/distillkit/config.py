@@ -259,10 +259,12 @@ class SyntheticVideosConfig(Section):
 
 
 class VideoDataConfig(Section):
-    """A video classification data set: the embedded synthetic one, or annotation lists of files or rawframes."""
+    """A video classification data set: the embedded synthetic one, annotation lists of files or rawframes, or an
+    image data set whose images are one-frame clips."""
 
-    name: Literal["synthetic", "list", "rawframes"] = "synthetic"
-    """`synthetic` (in memory), `list` (`path label` lines) or `rawframes` (`dir num_frames label` lines).
+    name: Literal["synthetic", "list", "rawframes", "images"] = "synthetic"
+    """`synthetic` (in memory), `list` (`path label` lines), `rawframes` (`dir num_frames label` lines) or
+    `images` (the image data set of `images` as one-frame clips; needs `num_segments: 1`).
     Other formats (SSv2, Kinetics, UCF101, HMDB51) are turned into lists by `distillkit data convert`."""
     root: Path | None = None
     """Folder the paths in the lists are relative to."""
@@ -298,13 +300,21 @@ class VideoDataConfig(Section):
     """An unreadable video stops the run (`fail`) or is skipped, counted in the log and the results (`skip`)."""
     synthetic: SyntheticVideosConfig = SyntheticVideosConfig()
     """Generator settings when `name` is `synthetic`."""
+    images: ImageDataConfig = ImageDataConfig()
+    """The image data set when `name` is `images`: its `name`, `root`, `image_size`, subsets, `augment` (random
+    crop with 4-pixel zero padding, plus horizontal flip except for MNIST-family) and `synthetic` are used, its
+    batch sizes and workers are not (this section's are); normalisation uses the data set's standard statistics,
+    not `mean`/`std`, and `resize`, `crop` and `flip` must stay unset."""
 
 
 class VideoModelConfig(Section):
-    """A TSM (temporal shift) or TSN (no shift) ResNet for clips."""
+    """A TSM (temporal shift) or TSN (no shift) ResNet for clips (images are one-frame clips)."""
 
-    arch: Literal["resnet18", "resnet34", "resnet50"] = "resnet18"
-    """torchvision ResNet depth."""
+    arch: Literal["resnet18", "resnet34", "resnet50", "resnet20", "resnet32", "resnet44", "resnet56"] = (
+        "resnet18"
+    )
+    """torchvision ResNet (resnet18/34/50) or CIFAR ResNet of He et al. with 3 stages (resnet20/32/44/56: the
+    backbone of image class-incremental papers; `small_input` does not apply)."""
     width: float = Field(1.0, gt=0)
     """Channel width multiplier (1.0: torchvision's ResNet)."""
     shift: bool = True

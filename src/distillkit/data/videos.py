@@ -1,4 +1,5 @@
-"""Video classification data sets from a `VideoDataConfig`: the embedded synthetic set, or annotation lists.
+"""Video classification data sets from a `VideoDataConfig`: the embedded synthetic set, annotation lists, or an
+image data set as one-frame clips (so image class-incremental benchmarks run in the same engine).
 
 Every set returns ``(clip, label)`` with the clip a float tensor (T, C, H, W), has `labels`, `set_epoch` and
 `raw_clip` (the uint8 frames of the test-time clip, which the exemplar memory stores).
@@ -8,12 +9,25 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from distillkit.config import VideoDataConfig
+from distillkit.config import ImageDataConfig, VideoDataConfig
+from distillkit.data.image_formats import cifar_class_names, load_cifar, load_idx_dataset, load_image_folder
+from distillkit.data.images import (
+    DATASET_STATS,
+    FASHION_MNIST_CLASSES,
+    FASHION_MNIST_ROOT,
+    Images,
+    _channel_stats,
+    _derived_seed,
+    _take,
+)
+from distillkit.data.synthetic_images import SHAPE_NAMES, make_synthetic_images
 from distillkit.data.synthetic_video import make_synthetic_videos
 from distillkit.data.video.annotations import VideoRecord, parse_list_file, parse_rawframe_list
 from distillkit.data.video.dataset import VideoDataset
@@ -25,6 +39,7 @@ from distillkit.data.video.transforms import (
     MultiScaleCrop,
     Normalize,
     RandomHorizontalFlip,
+    RandomPadCrop,
     Resize,
     left_right_label_map,
 )
@@ -149,8 +164,136 @@ def _lists(cfg: VideoDataConfig) -> tuple[list[VideoRecord], list[VideoRecord]]:
     return parse(cfg.train_list, limit), parse(cfg.test_list, limit)
 
 
+def _image_root(cfg: ImageDataConfig) -> Path:
+    root = cfg.root
+    if root is None and cfg.name == "fashion_mnist":
+        root = FASHION_MNIST_ROOT
+    if root is None:
+        raise ConfigError(f"data.images.root: must be set for data.images.name '{cfg.name}'")
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise DataError(f"data.images.root: {root} does not exist (or is not a directory)")
+    return root
+
+
+def _load_images(cfg: ImageDataConfig, seed: int) -> tuple[Images, np.ndarray, Images, np.ndarray, list[str]]:
+    """uint8 HWC train and test images (array or list), int64 labels and class names, subsets taken.
+
+    The same images, subsets and seeds as `build_image_datasets`, so an image run and a one-frame-clip run of one
+    seed see the same data."""
+    if cfg.name == "synthetic":
+        s = cfg.synthetic
+        train_x, train_y = make_synthetic_images(
+            s.num_classes, s.train_per_class, cfg.image_size, s.channels, _derived_seed(seed, 0)
+        )
+        test_x, test_y = make_synthetic_images(
+            s.num_classes, s.test_per_class, cfg.image_size, s.channels, _derived_seed(seed, 1)
+        )
+        names = list(SHAPE_NAMES[: s.num_classes])
+    elif cfg.name in ("mnist", "fashion_mnist"):
+        root = _image_root(cfg)
+        (train_x, train_y), (test_x, test_y) = load_idx_dataset(root, True), load_idx_dataset(root, False)
+        names = FASHION_MNIST_CLASSES if cfg.name == "fashion_mnist" else [str(i) for i in range(10)]
+    elif cfg.name in ("cifar10", "cifar100"):
+        root = _image_root(cfg)
+        k = 10 if cfg.name == "cifar10" else 100
+        (train_x, train_y), (test_x, test_y) = load_cifar(root, True, k), load_cifar(root, False, k)
+        names = cifar_class_names(root, k)
+    else:
+        root = _image_root(cfg)
+        train_x, train_y, names = load_image_folder(root, train=True)
+        test_x, test_y, _ = load_image_folder(root, train=False)
+    for split, labels in (("train", train_y), ("test", test_y)):
+        if len(labels) and (labels.min() < 0 or labels.max() >= len(names)):
+            raise DataError(f"data.images.name={cfg.name}: {split} labels outside 0..{len(names) - 1}")
+    train_x, train_y = _take(train_x, train_y, cfg.train_subset, _derived_seed(seed, 2))
+    test_x, test_y = _take(test_x, test_y, cfg.test_subset, _derived_seed(seed, 3))
+    return train_x, train_y, test_x, test_y, list(names)
+
+
+def images_to_clips(images: np.ndarray | list[np.ndarray], size: int, pad: bool = False) -> np.ndarray:
+    """uint8 HWC images (1 or 3 channels) → one-frame RGB videos (N, 1, size, size, 3) uint8.
+
+    Images of another size are zero-padded centrally (`pad`, when they fit) or resized (bilinear, antialiased)
+    once; grey images are replicated to 3 channels."""
+    arrays = [images] if isinstance(images, np.ndarray) else [im[None] for im in images]
+    out = np.empty((sum(len(a) for a in arrays), 1, size, size, 3), dtype=np.uint8)
+    i = 0
+    for a in arrays:
+        for start in range(0, len(a), 2048):
+            chunk = a[start : start + 2048]
+            if chunk.ndim != 4 or chunk.shape[-1] not in (1, 3):
+                raise DataError(f"expected HWC images with 1 or 3 channels, got shape {chunk.shape[1:]}")
+            h, w = chunk.shape[1:3]
+            if (h, w) != (size, size):
+                if pad and h <= size and w <= size:
+                    top, left = (size - h) // 2, (size - w) // 2
+                    chunk = np.pad(chunk, ((0, 0), (top, size - h - top), (left, size - w - left), (0, 0)))
+                else:
+                    x = torch.from_numpy(np.ascontiguousarray(chunk)).permute(0, 3, 1, 2).float()
+                    x = F.interpolate(
+                        x, size=(size, size), mode="bilinear", align_corners=False, antialias=True
+                    )
+                    chunk = x.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+            out[i : i + len(chunk), 0] = chunk  # a grey channel broadcasts to 3
+            i += len(chunk)
+    return out
+
+
+def image_clip_transforms(cfg: ImageDataConfig, mean: tuple[float, ...], std: tuple[float, ...], flip: bool):
+    """Training and test transforms of one-frame image clips: [pad-crop, flip] when `cfg.augment`, normalise."""
+    if len(mean) == 1:  # grey images are replicated to 3 channels, so are their statistics
+        mean, std = mean * 3, std * 3
+    norm = Normalize(mean, std)
+    train: list[Callable] = []
+    if cfg.augment:
+        train.append(RandomPadCrop(cfg.image_size, 4))
+        if flip:
+            train.append(RandomHorizontalFlip(0.5))
+    return Compose([*train, norm]), Compose([norm])
+
+
+def _check_image_options(cfg: VideoDataConfig) -> None:
+    if cfg.num_segments != 1:
+        raise ConfigError(
+            f"data.num_segments must be 1 for data.name 'images' (each image is a one-frame clip), "
+            f"got {cfg.num_segments}"
+        )
+    defaults = VideoDataConfig()
+    unused = [k for k in ("resize", "crop", "flip", "mean", "std") if getattr(cfg, k) != getattr(defaults, k)]
+    if unused:
+        raise ConfigError(
+            f"data.{', data.'.join(unused)}: not used for data.name 'images' (set data.images.image_size and "
+            "data.images.augment; normalisation uses the data set's standard statistics)"
+        )
+
+
+def build_image_clip_datasets(cfg: VideoDataConfig, seed: int) -> VideoDatasets:
+    """The image data set of `cfg.images` as one-frame clips (N, 1, S, S, 3) in `ClipArrayDataset`s.
+
+    Normalisation: the standard statistics of MNIST, Fashion-MNIST and CIFAR (`DATASET_STATS`), else those of
+    the training images (as `build_image_datasets`); augmentation as `data.images.augment` says."""
+    _check_image_options(cfg)
+    icfg = cfg.images
+    train_x, train_y, test_x, test_y, names = _load_images(icfg, seed)
+    mean, std = DATASET_STATS[icfg.name] if icfg.name in DATASET_STATS else _channel_stats(train_x)
+    grey = icfg.name in ("mnist", "fashion_mnist")
+    train_tf, test_tf = image_clip_transforms(icfg, mean, std, flip=not grey)
+    pad = grey and icfg.image_size == 32
+    train_v, test_v = (
+        images_to_clips(train_x, icfg.image_size, pad),
+        images_to_clips(test_x, icfg.image_size, pad),
+    )
+    train = ClipArrayDataset(train_v, train_y, 1, True, train_tf, seed)
+    test = ClipArrayDataset(test_v, test_y, 1, False, test_tf, seed, cfg.test_clips)
+    train_eval = ClipArrayDataset(train_v, train_y, 1, False, test_tf, seed)
+    return VideoDatasets(train, test, len(names), names, train_eval)
+
+
 def build_video_datasets(cfg: VideoDataConfig, seed: int) -> VideoDatasets:
     """The training and test sets of `cfg` (test: segment centres, `test_clips` views)."""
+    if cfg.name == "images":
+        return build_image_clip_datasets(cfg, seed)
     if cfg.name == "synthetic":
         s = cfg.synthetic
         per_class = s.train_per_class + s.test_per_class
@@ -167,7 +310,9 @@ def build_video_datasets(cfg: VideoDataConfig, seed: int) -> VideoDatasets:
         test = ClipArrayDataset(
             videos[is_test], labels[is_test], cfg.num_segments, False, test_tf, seed, cfg.test_clips
         )
-        train_eval = ClipArrayDataset(videos[~is_test], labels[~is_test], cfg.num_segments, False, test_tf, seed)
+        train_eval = ClipArrayDataset(
+            videos[~is_test], labels[~is_test], cfg.num_segments, False, test_tf, seed
+        )
         return VideoDatasets(train, test, s.num_classes, names, train_eval)
     train_records, test_records = _lists(cfg)
     names = _class_names(cfg, train_records + test_records)

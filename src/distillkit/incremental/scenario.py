@@ -26,7 +26,7 @@ PRESETS: dict[str, tuple[int, int, int]] = {
     "vclimb_ucf101_10": (10, 10, 9),
     "vclimb_kinetics_10": (40, 40, 9),
     "vclimb_kinetics_20": (20, 20, 19),
-    "synthetic_motion": (6, 4, 3),
+    "synthetic_motion": (6, 3, 4),
 }
 
 

@@ -1,4 +1,5 @@
-"""Temporal Shift Module (Lin, Gan, Han, ICCV 2019) and TSN on the torchvision ResNets of `build_resnet`.
+"""Temporal Shift Module (Lin, Gan, Han, ICCV 2019) and TSN on the torchvision ResNets of `build_resnet` or the
+CIFAR ResNets of `resnet_cifar` (3 stages; images run as one-frame clips).
 
 A clip (N, T, C, H, W) runs through a 2D ResNet as N*T frames. With the shift on, every residual unit first shifts
 part of its branch input's channels along time ("residual shift": before `conv1`, the identity path untouched).
@@ -15,8 +16,10 @@ from torch import Tensor, nn
 from distillkit.engine.checkpoint import check_state_dict, read_state_dict
 from distillkit.errors import ConfigError
 from distillkit.models.resnet import _DEPTHS, build_resnet
+from distillkit.models.resnet_cifar import CIFAR_DEPTHS, cifar_resnet
 
 STAGES = ("layer1", "layer2", "layer3", "layer4")
+"""Stages of a torchvision ResNet; the CIFAR ResNets have `layer1`..`layer3` (see `VideoResNet.stages`)."""
 
 
 def temporal_shift(x: Tensor, num_segments: int, shift_div: int = 8) -> Tensor:
@@ -94,19 +97,23 @@ class ShiftConv2d(nn.Conv2d):
 
 
 def add_temporal_shift(model: nn.Module, num_segments: int, shift_div: int = 8) -> None:
-    """Turn `conv1` of every residual unit in `layer1`..`layer4` (a torchvision ResNet's) into a `ShiftConv2d`."""
-    for stage in STAGES:
+    """Turn `conv1` of every residual unit in the stages of `model` (its `stages` attribute, else `layer1`..
+    `layer4` as in a torchvision ResNet) into a `ShiftConv2d`."""
+    for stage in getattr(model, "stages", STAGES):
         for unit in getattr(model, stage):
             if not isinstance(unit.conv1, ShiftConv2d):
                 unit.conv1 = ShiftConv2d.from_conv(unit.conv1, num_segments, shift_div)
 
 
 class VideoResNet(nn.Module):
-    """TSM (`shift=True`) or TSN (`shift=False`) on a torchvision ResNet: clips (N, T, C, H, W) → logits (N, K).
+    """TSM (`shift=True`) or TSN (`shift=False`) on a ResNet: clips (N, T, C, H, W) → logits (N, K).
 
-    Module names are those of torchvision's ResNet, except that the classifier `fc` is `head`, an `nn.Linear`
-    on the clip feature (the mean of the per-frame features; for a linear head the same as averaging per-frame
-    logits). `pretrained` is a local torchvision state dict file; its `fc` is ignored.
+    `arch` is a torchvision ResNet (resnet18/34/50; stages `layer1`..`layer4`) or a CIFAR ResNet of He et al.
+    (resnet20/32/44/56, `resnet_cifar`; stages `layer1`..`layer3`, always a 3×3 stem, `small_input` unused).
+    `stages` names the stages `forward_features` returns. Module names are those of the 2D network, except that
+    the classifier `fc` is `head`, an `nn.Linear` on the clip feature (the mean of the per-frame features; for a
+    linear head the same as averaging per-frame logits). `pretrained` is a local state dict file of the 2D
+    network (e.g. torchvision's ImageNet weights); its `fc` is ignored. With one segment the shift is a no-op.
     """
 
     def __init__(
@@ -122,20 +129,24 @@ class VideoResNet(nn.Module):
         pretrained: str | Path | None = None,
     ) -> None:
         super().__init__()
-        if arch not in _DEPTHS:
-            raise ConfigError(f"unknown video backbone '{arch}'; available: {', '.join(sorted(_DEPTHS))}")
+        if arch not in _DEPTHS and arch not in CIFAR_DEPTHS:
+            known = ", ".join(sorted([*_DEPTHS, *CIFAR_DEPTHS]))
+            raise ConfigError(f"unknown video backbone '{arch}'; available: {known}")
         if num_segments < 1 or (shift and shift_div < 2):
             raise ConfigError(f"need num_segments >= 1 and shift_div >= 2, got {num_segments}, {shift_div}")
-        base = build_resnet(arch, num_classes, in_channels, width, small_input)
         self.num_segments = num_segments
         self.shift = shift
-        self.conv1, self.bn1, self.relu, self.maxpool = base.conv1, base.bn1, base.relu, base.maxpool
-        self.layer1, self.layer2, self.layer3, self.layer4 = (
-            base.layer1,
-            base.layer2,
-            base.layer3,
-            base.layer4,
-        )
+        self.arch = arch
+        if arch in CIFAR_DEPTHS:
+            base = cifar_resnet(arch, num_classes, in_channels, width)
+            self.stages: tuple[str, ...] = base.stages
+            self.conv1, self.bn1, self.relu, self.maxpool = base.conv1, base.bn1, base.relu, nn.Identity()
+        else:
+            base = build_resnet(arch, num_classes, in_channels, width, small_input)
+            self.stages = STAGES
+            self.conv1, self.bn1, self.relu, self.maxpool = base.conv1, base.bn1, base.relu, base.maxpool
+        for stage in self.stages:
+            setattr(self, stage, getattr(base, stage))
         self.avgpool = base.avgpool
         self.head: nn.Linear = base.fc
         self.feature_dim = base.fc.in_features
@@ -149,13 +160,17 @@ class VideoResNet(nn.Module):
         state = read_state_dict(path)
         state = {k: v for k, v in state.items() if not k.startswith(("fc.", "head."))}
         own = {k: v for k, v in self.state_dict().items() if not k.startswith("head.")}
-        hint = "ImageNet weights need small_input=False, width=1 and in_channels=3"
+        hint = (
+            "ImageNet weights need small_input=False, width=1 and in_channels=3"
+            if self.stages == STAGES
+            else f"weights of a {self.arch} at the same width and in_channels"
+        )
         check_state_dict(state, own, path, "the backbone", hint)
         self.load_state_dict(state, strict=False)
 
     def forward_features(self, x: Tensor) -> dict[str, Tensor]:
-        """Stage outputs `layer1`..`layer4` (N, T, C, H, W), per-frame features `frames` (N, T, C) and the clip
-        feature `pooled` (N, C)."""
+        """Outputs of the stages in `stages` (N, T, C, H, W), per-frame features `frames` (N, T, C) and the
+        clip feature `pooled` (N, C)."""
         if x.dim() != 5:
             raise ValueError(f"expected clips (N, T, C, H, W), got shape {tuple(x.shape)}")
         n, t = x.shape[:2]
@@ -163,7 +178,7 @@ class VideoResNet(nn.Module):
             raise ValueError(f"TSM built for {self.num_segments} segments got clips of {t} frames")
         h = self.maxpool(self.relu(self.bn1(self.conv1(x.flatten(0, 1)))))
         out = {}
-        for stage in STAGES:
+        for stage in self.stages:
             h = getattr(self, stage)(h)
             out[stage] = h.unflatten(0, (n, t))
         out["frames"] = torch.flatten(self.avgpool(h), 1).unflatten(0, (n, t))

@@ -173,6 +173,34 @@ class MultiScaleCrop:
         return _resized_crop(x, top, left, ch, cw, self.size)
 
 
+class RandomPadCrop:
+    """The CIFAR crop: zero-pad `padding` pixels on each side, then crop `size` at a random position (one for the
+    whole clip). Padding is black when it comes before `Normalize`."""
+
+    def __init__(self, size: int | Sequence[int], padding: int = 4) -> None:
+        if padding < 0:
+            raise ValueError(f"padding must be >= 0, got {padding}")
+        self.size = _size(size)
+        self.padding = padding
+
+    def draw(self, h: int, w: int, generator: Generator = None) -> tuple[int, int]:
+        """(top, left) of the crop in the padded (h + 2·padding, w + 2·padding) clip; top is drawn first."""
+        th, tw = self.size
+        rows, cols = h + 2 * self.padding - th + 1, w + 2 * self.padding - tw + 1
+        if rows < 1 or cols < 1:
+            raise ValueError(f"cannot crop {self.size} from a {h}×{w} clip padded by {self.padding}")
+        return _randint(generator, rows), _randint(generator, cols)
+
+    def __call__(self, clip: Clip, generator: Generator = None) -> torch.Tensor:
+        x = clip_to_tensor(clip)
+        h, w = x.shape[-2:]
+        top, left = self.draw(h, w, generator)
+        p = self.padding
+        if p:
+            x = F.pad(x, (p, p, p, p))
+        return x[..., top : top + self.size[0], left : left + self.size[1]]
+
+
 class RandomHorizontalFlip:
     """Flip the whole clip left-right with probability `p`, mapping its label through `flip_label_map`.
 

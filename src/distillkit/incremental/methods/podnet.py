@@ -20,8 +20,8 @@ class PODNetOptions(Section):
     """Weight of POD-spatial, scaled by sqrt(seen classes / new classes)."""
     pod_flat: float = Field(1.0, ge=0)
     """Weight of POD-flat on the clip embedding, scaled the same way."""
-    stages: list[str] = ["layer1", "layer2", "layer3", "layer4"]
-    """Backbone stages distilled by POD-spatial (each frame's map is pooled separately)."""
+    stages: list[str] | None = None
+    """Backbone stages distilled by POD-spatial, each frame's map pooled separately (None: every stage)."""
 
 
 @register
@@ -42,8 +42,9 @@ class PODNet(Method):
             return ce, {"ce": ce.item()}
         o = self.options
         scale = math.sqrt(ctx.num_seen / ctx.num_new)
+        stages = o.stages or [k for k in out if k.startswith("layer")]
         spatial = torch.stack(
-            [pod_spatial_loss(out[s].flatten(0, 1), old[s].flatten(0, 1)) for s in o.stages]
+            [pod_spatial_loss(out[s].flatten(0, 1), old[s].flatten(0, 1)) for s in stages]
         ).mean()
         flat = pod_flat_loss(out["pooled"], old["pooled"])
         total = ce + scale * (o.pod_spatial * spatial + o.pod_flat * flat)
