@@ -152,3 +152,16 @@ def test_data_convert_ssv2_to_list(tmp_path: Path) -> None:
     (tmp_path / "bad.txt").write_text("videos/a.mp4 0\n\nvideos/b.mp4 one\n")
     with pytest.raises(DataError, match=r"bad\.txt:3: label must be an integer"):
         run(["data", "convert", "list", str(tmp_path / "bad.txt"), "--out", str(out)])
+
+
+def test_short_videos_policy_names_the_line(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    run(["data", "synth", "--out", str(data), "--num-classes", "2", "--videos-per-class", "2", "--frames", "3",
+         "--size", "16", "--test-fraction", "0.5"])  # fmt: skip
+    tree = {**TINY, "data": {**TINY["data"], "name": "list", "root": str(data), "short_videos": "error"}}
+    tree["data"].update(train_list=str(data / "train.txt"), test_list=str(data / "test.txt"))
+    config = _write_config(tmp_path / "c.yaml", tree)
+    with pytest.raises(DataError, match=r"train\.txt:[12]: video has 3 frames, fewer than num_segments=4"):
+        run(["train", str(config), "--out", str(tmp_path / "out")])
+    tree["data"]["short_videos"] = "loop"  # TSN's default: frames repeat
+    assert run(["train", str(_write_config(config, tree)), "--out", str(tmp_path / "out")]) == 0

@@ -296,6 +296,9 @@ class VideoDataConfig(Section):
     """Evaluation batch size (clips)."""
     num_workers: int = Field(0, ge=0)
     """DataLoader worker processes (0: load in the main process)."""
+    short_videos: Literal["loop", "error"] = "loop"
+    """A video with fewer frames than `num_segments`: loop its frames (TSN's behaviour) or stop with an error
+    naming the file and line (`error`; with `on_error: skip` such videos are skipped and counted)."""
     on_error: Literal["fail", "skip"] = "fail"
     """An unreadable video stops the run (`fail`) or is skipped, counted in the log and the results (`skip`)."""
     synthetic: SyntheticVideosConfig = SyntheticVideosConfig()

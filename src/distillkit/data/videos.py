@@ -105,7 +105,9 @@ def raw_clip(dataset: Dataset, index: int) -> np.ndarray:
     if isinstance(dataset, VideoDataset):
         record = dataset.records[index]
         reader = open_video(record, dataset.root, template=dataset.template, start_index=dataset.start_index)
-        indices = segment_indices(reader.num_frames, dataset.num_segments, train=False, source=record.source)
+        indices = segment_indices(
+            reader.num_frames, dataset.num_segments, train=False, short=dataset.short, source=record.source
+        )
         return np.asarray(reader.read(indices))
     raise TypeError(f"no raw clips for {type(dataset).__name__}")
 
@@ -318,6 +320,7 @@ def build_video_datasets(cfg: VideoDataConfig, seed: int) -> VideoDatasets:
     names = _class_names(cfg, train_records + test_records)
     train_tf, test_tf = clip_transforms(cfg, names)
     common = {"root": cfg.root, "num_segments": cfg.num_segments, "on_error": cfg.on_error, "seed": seed}
+    common["short"] = cfg.short_videos
     train = VideoDataset(train_records, train=True, transform=train_tf, **common)
     test = VideoDataset(test_records, train=False, transform=test_tf, clips=cfg.test_clips, **common)
     train_eval = VideoDataset(train_records, train=False, transform=test_tf, **common)
