@@ -169,3 +169,26 @@ def test_nme_means_come_from_the_stored_exemplars(tmp_path: Path) -> None:
         )
     expected = F.normalize(torch.stack([feats[:2].mean(0), feats[2:].mean(0)]), dim=1)
     assert torch.allclose(means, expected, atol=1e-5)
+
+
+def test_base_model_is_shared_between_methods_of_one_head(tmp_path: Path) -> None:
+    first = tiny(method={"name": "finetune"})
+    first.scenario.num_steps = 1
+    reference = run_incremental(first, tmp_path / "finetune")
+    reuse = tiny()
+    reuse.scenario.num_steps = 1
+    reuse.train.base_model = tmp_path / "finetune"
+    results = run_incremental(reuse, tmp_path / "icarl")
+    assert results["accuracy_matrix"][0] == reference["accuracy_matrix"][0]  # the same base model
+    assert results["memory_per_step"][0]["frames"] == 48  # its own memory
+    cosine = tiny(method={"name": "lucir"})
+    cosine.scenario.num_steps = 1
+    cosine.train.base_model = tmp_path / "finetune"
+    with pytest.raises(ConfigError, match="has a linear head.*needs a cosine head"):
+        StreamRun(cosine, tmp_path / "lucir")
+    other = tiny()
+    other.scenario.num_steps = 1
+    other.train.base_model = tmp_path / "finetune"
+    other.train.base.steps = 5
+    with pytest.raises(ConfigError, match=r"different train\.base"):
+        StreamRun(other, tmp_path / "other")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field
@@ -58,6 +59,10 @@ class StepTrainingConfig(Section):
     """Optimiser of the base step."""
     step_optim: OptimConfig | None = None
     """Optimiser of incremental steps (None: the same as `optim`)."""
+    base_model: Path | None = None
+    """Reuse the base-step model of another run (its folder) instead of training one, so that methods compared
+    side by side start from the same model. That run must have the same data, model, scenario, seed, base
+    training and head type (linear or cosine); the memory and evaluation of the base step are still this run's."""
 
 
 class MethodConfig(Section):

@@ -27,13 +27,13 @@ from distillkit.data.video.transforms import left_right_label_map
 from distillkit.data.videos import VideoDatasets, build_video_datasets
 from distillkit.engine.checkpoint import load_checkpoint, save_checkpoint
 from distillkit.engine.device import resolve_device, seed_everything
-from distillkit.engine.loop import fit
+from distillkit.engine.loop import FitResult, fit
 from distillkit.engine.progress import progress_bar
 from distillkit.errors import ConfigError
 from distillkit.incremental.config import IncrementalConfig
 from distillkit.incremental.data import ClassSubset, ConcatClips
 from distillkit.incremental.memory import ExemplarMemory, MemoryDataset
-from distillkit.incremental.methods import Method, StepContext, StepTools, build_method
+from distillkit.incremental.methods import METHODS, Method, StepContext, StepTools, build_method
 from distillkit.incremental.metrics import accuracy_row, summarize
 from distillkit.incremental.scenario import Scenario, build_scenario, preset_scenario
 from distillkit.incremental.selection import allocate, herding, random_order
@@ -161,6 +161,31 @@ class StreamRun:
             raise ConfigError("eval.nme needs an exemplar memory (memory.budget_frames > 0)")
         if self.use_memory:  # the last step holds exemplars of every class
             allocate(cfg.memory.budget_frames, list(range(self.scenario.num_classes)), self.segments)
+        if cfg.train.base_model is not None:
+            self._base_state()
+
+    def _base_state(self) -> dict:
+        """The base-step weights of `train.base_model`, after checking that run is compatible with this one."""
+        source = Path(self.cfg.train.base_model)
+        path = source / "checkpoints" / "step_000.pt" if source.is_dir() else source
+        if not path.is_file():
+            raise ConfigError(
+                f"train.base_model: {path} not found (give a run folder with a finished base step)"
+            )
+        state = load_checkpoint(path)
+        theirs, ours = state["config"], dump_config(self.cfg)
+        keys = ["seed", "data", "model", "scenario"]
+        differ = [k for k in keys if theirs.get(k) != ours[k]]
+        differ += [f"train.{k}" for k in ("base", "optim") if theirs["train"].get(k) != ours["train"][k]]
+        if differ:
+            raise ConfigError(f"train.base_model: {source} was run with a different {', '.join(differ)}")
+        head = METHODS[theirs["method"]["name"]].head if theirs["method"]["name"] in METHODS else None
+        if head != self.method.head:
+            raise ConfigError(
+                f"train.base_model: {source} has a {head} head ({theirs['method']['name']}), "
+                f"method '{self.method.name}' needs a {self.method.head} head"
+            )
+        return state["model"]
 
     # ---------------------------------------------------------------------------------------------- state
     def _checkpoint_path(self, step: int) -> Path:
@@ -235,9 +260,15 @@ class StreamRun:
         budget, optim = (
             (cfg.train.base, cfg.train.optim) if step == 0 else (cfg.train.step, self._step_optim())
         )
-        steps = budget.num_steps(len(loader))
         objective = StepObjective(model, old_model, self.method, ctx)
-        result = fit(objective, loader, steps, optim, self.device, desc=f"step {step} ({self.method.name})")
+        if step == 0 and cfg.train.base_model is not None:
+            model.load_state_dict(self._base_state())
+            result = FitResult(steps=0, seconds=0.0, samples=0)
+        else:
+            steps = budget.num_steps(len(loader))
+            result = fit(
+                objective, loader, steps, optim, self.device, desc=f"step {step} ({self.method.name})"
+            )
         if self.use_memory:
             memory = self._update_memory(step, model, memory)
             tools = self._tools(model, step, memory)
