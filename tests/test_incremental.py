@@ -192,3 +192,31 @@ def test_base_model_is_shared_between_methods_of_one_head(tmp_path: Path) -> Non
     other.train.base.steps = 5
     with pytest.raises(ConfigError, match=r"different train\.base"):
         StreamRun(other, tmp_path / "other")
+
+
+def test_non_finite_loss_stops_naming_step_and_parts_and_keeps_the_last_checkpoint(
+    tmp_path: Path, monkeypatch
+) -> None:
+    import torch
+
+    from distillkit.engine.loop import NonFiniteLoss
+    from distillkit.incremental.methods.lwf import LwF
+
+    original = LwF.loss
+
+    def exploding(self, out, old, y, ctx):
+        loss, parts = original(self, out, old, y, ctx)
+        if ctx.step == 1:
+            return loss * torch.tensor(float("nan")), {**parts, "kd": float("nan")}
+        return loss, parts
+
+    with monkeypatch.context() as patch:
+        patch.setattr(LwF, "loss", exploding)
+        with pytest.raises(
+            NonFiniteLoss, match=r"step 1 \(icarl\): loss is nan at step 0 \(batch 0 of epoch 0\).*kd=nan"
+        ):
+            run_incremental(tiny(), tmp_path)
+    assert (tmp_path / "checkpoints" / "step_000.pt").is_file()
+    assert not (tmp_path / "checkpoints" / "step_001.pt").exists()
+    resumed = run_incremental(tiny(), tmp_path, resume=True)  # the last good state goes on
+    assert resumed["steps_done"] == 3

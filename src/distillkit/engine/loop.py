@@ -102,7 +102,11 @@ def fit(
             loss, parts = objective.loss(x, y)
             if not torch.isfinite(loss):
                 named = ", ".join(f"{k}={v:.4g}" for k, v in parts.items())
-                raise NonFiniteLoss(f"{desc}: loss is {loss.item()} at step {step} ({named})")
+                where = f"step {step} (batch {step % len(loader)} of epoch {step // len(loader)})"
+                raise NonFiniteLoss(
+                    f"{desc}: loss is {loss.item()} at {where}; parts: {named}. Nothing was saved for this run "
+                    "after its last checkpoint; lower the learning rate or check the data"
+                )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
