@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import pickle
-import time
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,7 @@ from distillkit.data.images import (
     stratified_subset,
 )
 from distillkit.data.synthetic_images import SHAPE_NAMES, make_synthetic_images
-from distillkit.errors import DataError
+from distillkit.errors import ConfigError, DataError
 
 
 def small_synthetic(**kw: object) -> ImageDataConfig:
@@ -76,12 +75,6 @@ def test_synthetic_classes_differ() -> None:
     means = np.stack([x[labels == c].mean(0) for c in range(10)])
     dist = np.abs(means[:, None] - means[None]).mean(axis=(2, 3))
     assert (dist + np.eye(10)).min() > 0.01
-
-
-def test_synthetic_is_fast() -> None:
-    start = time.perf_counter()
-    make_synthetic_images(10, 400, 32, 3, seed=0)
-    assert time.perf_counter() - start < 5.0
 
 
 def test_synthetic_rejects_too_many_classes() -> None:
@@ -152,7 +145,7 @@ def test_build_mnist_resizes_other_sizes(tmp_path: Path) -> None:
 def test_build_requires_existing_root(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="data.root.*does not exist"):
         build_image_datasets(ImageDataConfig(name="cifar10", root=tmp_path / "nope"), seed=0)
-    with pytest.raises(DataError, match="data.root"):
+    with pytest.raises(ConfigError, match="data.root: must be set"):
         build_image_datasets(ImageDataConfig(name="mnist"), seed=0)
 
 

@@ -361,10 +361,86 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not parts:
         raise ConfigError(f"override '{text}' has an empty key")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = _load_yaml(raw) if raw.strip() else None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"override '{text}': value is not valid YAML ({exc.__class__.__name__})") from None
+        raise ConfigError(f"override '{text}': value is not valid YAML ({_yaml_problem(exc)})") from None
     return parts, value
+
+
+# PyYAML's constructors let Python errors escape on some malformed scalars (`!!int abc`, `2001-02-30`,
+# `!!bool x`, `!!float ''`, an out-of-range timestamp); these are the exception types they raise.
+_CONSTRUCTOR_ERRORS = (ValueError, TypeError, LookupError, AttributeError, ArithmeticError)
+
+
+class _Loader(yaml.SafeLoader):
+    """`yaml.SafeLoader` whose scalar constructors fail with a `ConstructorError` marking the bad value."""
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep=deep)
+        except _CONSTRUCTOR_ERRORS as exc:
+            value = node.value if isinstance(node, yaml.ScalarNode) else node.id
+            tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+            why = f" ({exc})" if type(exc) is ValueError else ""  # the others' messages say nothing useful
+            raise yaml.constructor.ConstructorError(
+                None, None, f"cannot read {tag} value {str(value)[:60]!r}{why}", node.start_mark
+            ) from None
+
+
+def _load_yaml(text: str) -> Any:
+    """`yaml.safe_load`, with every failure a `yaml.YAMLError` (too deep nesting included)."""
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    except RecursionError:
+        raise yaml.YAMLError("nested too deeply") from None
+    except _CONSTRUCTOR_ERRORS as exc:  # raised outside `construct_object` (none known): still a YAML error
+        raise yaml.YAMLError(f"{exc.__class__.__name__}: {exc}") from None
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """One line saying what is wrong (PyYAML's own messages span several lines)."""
+    if isinstance(exc, yaml.reader.ReaderError):
+        char = f"#x{exc.character:04x}" if isinstance(exc.character, int) else repr(exc.character)
+        return f"{exc.reason}: {char} at character {exc.position}"
+    text = getattr(exc, "problem", None) or str(exc) or exc.__class__.__name__
+    return text.splitlines()[0] if text.strip() else exc.__class__.__name__
+
+
+def _read_yaml(path: Path) -> Any:
+    """The YAML document in `path`; a `ConfigError` starting with the path when it cannot be read or parsed."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.__class__.__name__}: {exc.strerror})") from None
+    try:
+        return _load_yaml(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}{where}: not valid YAML ({_yaml_problem(exc)})") from None
+
+
+def _check_plain(tree: dict, source: str) -> None:
+    """Refuse what YAML can build but no JSON report can record: a value that contains itself through an alias
+    (`&a [*a]`) and `!!binary` bytes (e.g. in free-form `method.options`)."""
+    open_, done = set(), set()  # containers being walked / walked (aliases share them: each is walked once)
+
+    def walk(node: Any, key: str) -> None:
+        if isinstance(node, bytes):
+            raise ConfigError(f"{source}: '{key}' is a !!binary value; give text instead")
+        if not isinstance(node, dict | list) or id(node) in done:
+            return
+        if id(node) in open_:
+            raise ConfigError(f"{source}: '{key}' contains itself (a recursive YAML alias)")
+        open_.add(id(node))
+        for k, v in node.items() if isinstance(node, dict) else enumerate(node):
+            walk(v, f"{key}.{k}" if key else str(k))
+        open_.discard(id(node))
+        done.add(id(node))
+
+    walk(tree, "")
 
 
 def apply_overrides(tree: dict, overrides: list[str], schema: type[Section]) -> dict:
@@ -395,16 +471,13 @@ def load_config(path: str | Path | None, schema: type[T], overrides: list[str] |
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"config file not found: {path}")
-        try:
-            tree = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" line {mark.line + 1}" if mark is not None else ""
-            raise ConfigError(f"{path}{where}: not valid YAML") from None
+        tree = _read_yaml(path) or {}
         if not isinstance(tree, dict):
             raise ConfigError(f"{path}: the top level must be a mapping of keys")
     apply_overrides(tree, overrides or [], schema)
-    return validate(tree, schema, source=str(path) if path else "config")
+    source = str(path) if path else "config"
+    _check_plain(tree, source)
+    return validate(tree, schema, source=source)
 
 
 def validate(tree: dict, schema: type[T], source: str = "config") -> T:
@@ -460,10 +533,7 @@ def load_train_config(
     """`distillkit train`'s config: a `VideoTrainConfig` when its `task` (or a `task=` override) is `video`."""
     task = "image"
     if path is not None and Path(path).is_file():
-        try:
-            tree = yaml.safe_load(Path(path).read_text())
-        except yaml.YAMLError:
-            tree = None  # load_config reports it with the line
+        tree = _read_yaml(Path(path))
         if isinstance(tree, dict) and "task" in tree:
             task = tree["task"]
     for text in overrides or []:
@@ -471,7 +541,7 @@ def load_train_config(
         if parts == ["task"]:
             task = value
     schemas = {"image": TrainConfig, "video": VideoTrainConfig}
-    if task not in schemas:
+    if not isinstance(task, str) or task not in schemas:
         raise ConfigError(f"{path or 'config'}: 'task' must be 'image' or 'video', got {task!r}")
     return load_config(path, schemas[task], overrides)
 

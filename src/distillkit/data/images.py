@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 from distillkit.config import ImageDataConfig
 from distillkit.data.image_formats import cifar_class_names, load_cifar, load_idx_dataset, load_image_folder
 from distillkit.data.synthetic_images import SHAPE_NAMES, make_synthetic_images
-from distillkit.errors import DataError
+from distillkit.errors import ConfigError, DataError
 
 FASHION_MNIST_ROOT = Path("/usr/share/datasets/fashion-mnist")
 
@@ -155,7 +155,7 @@ def _take(images: Images, labels: np.ndarray, size: int | None, seed: int) -> tu
     return [images[i] for i in idx], labels[idx]
 
 
-def _channel_stats(images: Images) -> tuple[tuple[float, ...], tuple[float, ...]]:
+def channel_stats(images: Images) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel mean and std of uint8 HWC images, in [0, 1] units."""
     arrays = [images] if isinstance(images, np.ndarray) else images
     channels = arrays[0].shape[-1]
@@ -170,21 +170,31 @@ def _channel_stats(images: Images) -> tuple[tuple[float, ...], tuple[float, ...]
     return tuple(float(m) for m in mean), tuple(float(max(s, 1e-3)) for s in std)
 
 
-def _root(cfg: ImageDataConfig) -> Path:
+def _root(cfg: ImageDataConfig, key: str) -> Path:
     root = cfg.root
     if root is None and cfg.name == "fashion_mnist":
         root = FASHION_MNIST_ROOT
     if root is None:
-        raise DataError(f"data.root: must be set for data.name={cfg.name}")
+        raise ConfigError(f"{key}.root: must be set for {key}.name={cfg.name}")
     root = Path(root).expanduser()
     if not root.is_dir():
-        raise DataError(f"data.root: {root} does not exist (or is not a directory)")
+        raise DataError(f"{key}.root: {root} does not exist (or is not a directory)")
     return root
 
 
-def build_image_datasets(cfg: ImageDataConfig, seed: int) -> ImageDatasets:
-    """Load (or generate) the data set named by `cfg.name`, take subsets, and wrap both splits as tensors."""
-    pad = False
+@dataclass
+class ImageArrays:
+    """uint8 HWC images (one array, or a list for ImageFolder) and int64 labels of both splits, subsets taken."""
+
+    train_x: Images
+    train_y: np.ndarray
+    test_x: Images
+    test_y: np.ndarray
+    class_names: list[str]
+
+
+def load_image_arrays(cfg: ImageDataConfig, seed: int, key: str = "data") -> ImageArrays:
+    """Load (or generate) the images named by `cfg.name` and take the subsets; `key` prefixes error messages."""
     if cfg.name == "synthetic":
         syn = cfg.synthetic
         train_x, train_y = make_synthetic_images(
@@ -195,32 +205,38 @@ def build_image_datasets(cfg: ImageDataConfig, seed: int) -> ImageDatasets:
         )
         class_names = list(SHAPE_NAMES[: syn.num_classes])
     elif cfg.name in ("mnist", "fashion_mnist"):
-        root = _root(cfg)
+        root = _root(cfg, key)
         train_x, train_y = load_idx_dataset(root, train=True)
         test_x, test_y = load_idx_dataset(root, train=False)
         class_names = FASHION_MNIST_CLASSES if cfg.name == "fashion_mnist" else [str(i) for i in range(10)]
-        pad = cfg.image_size == 32
     elif cfg.name in ("cifar10", "cifar100"):
-        root = _root(cfg)
+        root = _root(cfg, key)
         num_classes = 10 if cfg.name == "cifar10" else 100
         train_x, train_y = load_cifar(root, train=True, num_classes=num_classes)
         test_x, test_y = load_cifar(root, train=False, num_classes=num_classes)
         class_names = cifar_class_names(root, num_classes)
     elif cfg.name == "imagefolder":
-        root = _root(cfg)
+        root = _root(cfg, key)
         train_x, train_y, class_names = load_image_folder(root, train=True)
         test_x, test_y, _ = load_image_folder(root, train=False)
     else:
-        raise DataError(f"data.name: unknown data set '{cfg.name}'")
-
+        raise DataError(f"{key}.name: unknown data set '{cfg.name}'")
     num_classes = len(class_names)
     for split, labels in (("train", train_y), ("test", test_y)):
         if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
-            raise DataError(f"data.name={cfg.name}: {split} labels outside 0..{num_classes - 1}")
-
+            raise DataError(f"{key}.name={cfg.name}: {split} labels outside 0..{num_classes - 1}")
     train_x, train_y = _take(train_x, train_y, cfg.train_subset, _derived_seed(seed, 2))
     test_x, test_y = _take(test_x, test_y, cfg.test_subset, _derived_seed(seed, 3))
-    mean, std = DATASET_STATS[cfg.name] if cfg.name in DATASET_STATS else _channel_stats(train_x)
+    return ImageArrays(train_x, train_y, test_x, test_y, list(class_names))
+
+
+def build_image_datasets(cfg: ImageDataConfig, seed: int) -> ImageDatasets:
+    """Load (or generate) the data set named by `cfg.name`, take subsets, and wrap both splits as tensors."""
+    arrays = load_image_arrays(cfg, seed)
+    train_x, train_y, test_x, test_y = arrays.train_x, arrays.train_y, arrays.test_x, arrays.test_y
+    class_names, num_classes = arrays.class_names, len(arrays.class_names)
+    pad = cfg.name in ("mnist", "fashion_mnist") and cfg.image_size == 32
+    mean, std = DATASET_STATS[cfg.name] if cfg.name in DATASET_STATS else channel_stats(train_x)
     flip = cfg.name not in ("mnist", "fashion_mnist")
     common = {"image_size": cfg.image_size, "mean": mean, "std": std, "pad": pad}
     train = ArrayImageDataset(train_x, train_y, augment=cfg.augment, flip=flip, **common)

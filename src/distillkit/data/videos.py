@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -17,17 +16,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from distillkit.config import ImageDataConfig, VideoDataConfig
-from distillkit.data.image_formats import cifar_class_names, load_cifar, load_idx_dataset, load_image_folder
-from distillkit.data.images import (
-    DATASET_STATS,
-    FASHION_MNIST_CLASSES,
-    FASHION_MNIST_ROOT,
-    Images,
-    _channel_stats,
-    _derived_seed,
-    _take,
-)
-from distillkit.data.synthetic_images import SHAPE_NAMES, make_synthetic_images
+from distillkit.data.images import DATASET_STATS, channel_stats, load_image_arrays
 from distillkit.data.synthetic_video import make_synthetic_videos
 from distillkit.data.video.annotations import VideoRecord, parse_list_file, parse_rawframe_list
 from distillkit.data.video.dataset import VideoDataset
@@ -166,53 +155,6 @@ def _lists(cfg: VideoDataConfig) -> tuple[list[VideoRecord], list[VideoRecord]]:
     return parse(cfg.train_list, limit), parse(cfg.test_list, limit)
 
 
-def _image_root(cfg: ImageDataConfig) -> Path:
-    root = cfg.root
-    if root is None and cfg.name == "fashion_mnist":
-        root = FASHION_MNIST_ROOT
-    if root is None:
-        raise ConfigError(f"data.images.root: must be set for data.images.name '{cfg.name}'")
-    root = Path(root).expanduser()
-    if not root.is_dir():
-        raise DataError(f"data.images.root: {root} does not exist (or is not a directory)")
-    return root
-
-
-def _load_images(cfg: ImageDataConfig, seed: int) -> tuple[Images, np.ndarray, Images, np.ndarray, list[str]]:
-    """uint8 HWC train and test images (array or list), int64 labels and class names, subsets taken.
-
-    The same images, subsets and seeds as `build_image_datasets`, so an image run and a one-frame-clip run of one
-    seed see the same data."""
-    if cfg.name == "synthetic":
-        s = cfg.synthetic
-        train_x, train_y = make_synthetic_images(
-            s.num_classes, s.train_per_class, cfg.image_size, s.channels, _derived_seed(seed, 0)
-        )
-        test_x, test_y = make_synthetic_images(
-            s.num_classes, s.test_per_class, cfg.image_size, s.channels, _derived_seed(seed, 1)
-        )
-        names = list(SHAPE_NAMES[: s.num_classes])
-    elif cfg.name in ("mnist", "fashion_mnist"):
-        root = _image_root(cfg)
-        (train_x, train_y), (test_x, test_y) = load_idx_dataset(root, True), load_idx_dataset(root, False)
-        names = FASHION_MNIST_CLASSES if cfg.name == "fashion_mnist" else [str(i) for i in range(10)]
-    elif cfg.name in ("cifar10", "cifar100"):
-        root = _image_root(cfg)
-        k = 10 if cfg.name == "cifar10" else 100
-        (train_x, train_y), (test_x, test_y) = load_cifar(root, True, k), load_cifar(root, False, k)
-        names = cifar_class_names(root, k)
-    else:
-        root = _image_root(cfg)
-        train_x, train_y, names = load_image_folder(root, train=True)
-        test_x, test_y, _ = load_image_folder(root, train=False)
-    for split, labels in (("train", train_y), ("test", test_y)):
-        if len(labels) and (labels.min() < 0 or labels.max() >= len(names)):
-            raise DataError(f"data.images.name={cfg.name}: {split} labels outside 0..{len(names) - 1}")
-    train_x, train_y = _take(train_x, train_y, cfg.train_subset, _derived_seed(seed, 2))
-    test_x, test_y = _take(test_x, test_y, cfg.test_subset, _derived_seed(seed, 3))
-    return train_x, train_y, test_x, test_y, list(names)
-
-
 def images_to_clips(images: np.ndarray | list[np.ndarray], size: int, pad: bool = False) -> np.ndarray:
     """uint8 HWC images (1 or 3 channels) → one-frame RGB videos (N, 1, size, size, 3) uint8.
 
@@ -277,8 +219,11 @@ def build_image_clip_datasets(cfg: VideoDataConfig, seed: int) -> VideoDatasets:
     the training images (as `build_image_datasets`); augmentation as `data.images.augment` says."""
     _check_image_options(cfg)
     icfg = cfg.images
-    train_x, train_y, test_x, test_y, names = _load_images(icfg, seed)
-    mean, std = DATASET_STATS[icfg.name] if icfg.name in DATASET_STATS else _channel_stats(train_x)
+    arrays = load_image_arrays(icfg, seed, key="data.images")
+    train_x, train_y, test_x, test_y, names = (
+        arrays.train_x, arrays.train_y, arrays.test_x, arrays.test_y, arrays.class_names,
+    )  # fmt: skip
+    mean, std = DATASET_STATS[icfg.name] if icfg.name in DATASET_STATS else channel_stats(train_x)
     grey = icfg.name in ("mnist", "fashion_mnist")
     train_tf, test_tf = image_clip_transforms(icfg, mean, std, flip=not grey)
     pad = grey and icfg.image_size == 32

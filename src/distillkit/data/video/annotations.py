@@ -24,6 +24,7 @@ import difflib
 import io
 import json
 import re
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,7 +78,10 @@ _INT = re.compile(r"[+-]?\d+")
 def _int(text: str, what: str, source: str) -> int:
     if not _INT.fullmatch(text):
         raise DataError(f"{source}: {what} must be an integer, got {text!r}")
-    return int(text)
+    try:
+        return int(text)
+    except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits)
+        raise DataError(f"{source}: {what} is too large ({len(text)} digits)") from None
 
 
 def _check_label(label: int, num_classes: int | None, source: str) -> int:
@@ -101,6 +105,15 @@ def _class_index(name: str, index: dict[str, int], source: str) -> int:
     return index[name]
 
 
+def _check_class_list(names: Sequence[str], path: PathLike) -> None:
+    """A class list passed in by the caller names each class once (else a label would stand for two)."""
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise DataError(f"{path}: the class list names {name!r} twice")
+        seen.add(name)
+
+
 def _nonempty(records: list[VideoRecord], path: PathLike) -> list[VideoRecord]:
     if not records:
         raise DataError(f"{path}: no entries")
@@ -114,6 +127,12 @@ def _json_entries(path: PathLike) -> tuple[str, list[tuple[int, Any, Any]]]:
         json.loads(text)
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from None
+    except RecursionError:
+        raise DataError(f"{path}: invalid JSON (nested too deeply)") from None
+    except ValueError:  # an integer of more digits than Python converts (sys.get_int_max_str_digits)
+        raise DataError(
+            f"{path}: invalid JSON (a number has more than {sys.get_int_max_str_digits()} digits)"
+        ) from None
     decoder = json.JSONDecoder()
     space = re.compile(r"\s*")
     i = space.match(text).end()
@@ -194,7 +213,9 @@ def ssv2_classes(labels_json: PathLike) -> list[str]:
     return [by_label[i] for i in range(len(by_label))]
 
 
-def parse_ssv2(labels_json: PathLike, split_json: PathLike, path_format: str = "{id}.webm") -> list[VideoRecord]:
+def parse_ssv2(
+    labels_json: PathLike, split_json: PathLike, path_format: str = "{id}.webm"
+) -> list[VideoRecord]:
     """Parse an SSv2 train/validation split: the template without brackets is the class name, the path
     `path_format` (``{id}.webm`` as distributed; ``{id}.mp4`` for the synthetic set, ``{id}`` for rawframes).
 
@@ -226,15 +247,31 @@ def parse_ssv2(labels_json: PathLike, split_json: PathLike, path_format: str = "
 _KINETICS_COLUMNS = ("label", "youtube_id", "time_start", "time_end")
 
 
+def _csv_rows(reader: csv.DictReader, path: PathLike) -> Iterator[dict[str, Any]]:
+    """The reader's rows, with a `DataError` naming the file and line for malformed CSV."""
+    rows = iter(reader)
+    while True:
+        try:
+            row = next(rows)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise DataError(f"{path}:{reader.reader.line_num}: invalid CSV ({exc})") from None
+        yield row
+
+
 def _kinetics_rows(path: PathLike) -> Iterator[tuple[str, dict[str, str]]]:
     reader = csv.DictReader(io.StringIO(_read_text(path), newline=""))
-    header = reader.fieldnames or []
+    try:
+        header = reader.fieldnames or []
+    except csv.Error as exc:
+        raise DataError(f"{path}:{reader.reader.line_num}: invalid CSV header ({exc})") from None
     missing = [c for c in _KINETICS_COLUMNS if c not in header]
     if missing:
         raise DataError(
             f"{path}:1: Kinetics CSV header must have {','.join(_KINETICS_COLUMNS)}[,split], got {','.join(header)!r}"
         )
-    for row in reader:
+    for row in _csv_rows(reader, path):
         source = f"{path}:{reader.line_num}"
         if None in row or any(row[c] is None for c in _KINETICS_COLUMNS):
             raise DataError(f"{source}: expected {len(header)} comma-separated fields")
@@ -262,6 +299,8 @@ def parse_kinetics_csv(
     a validation split). `path_format` may use ``{label}``, ``{label_}`` (spaces as underscores),
     ``{youtube_id}``, ``{clip_id}`` and ``{split}``.
     """
+    if classes is not None:
+        _check_class_list(classes, csv_path)
     index = {name: i for i, name in enumerate(classes if classes is not None else kinetics_classes(csv_path))}
     records: list[VideoRecord] = []
     seen: dict[str, str] = {}
@@ -323,12 +362,14 @@ def parse_ucf101(class_ind: PathLike, split_file: PathLike) -> list[VideoRecord]
         path = parts[0]
         folder = path.split("/")[0] if "/" in path else None
         if len(parts) == 2:
-            index = _int(parts[1], "label", source)
-            if not 1 <= index <= len(classes):
-                raise DataError(f"{source}: label {index} out of range (1..{len(classes)} in {class_ind})")
-            label = index - 1
+            number = _int(parts[1], "label", source)
+            if not 1 <= number <= len(classes):
+                raise DataError(f"{source}: label {number} out of range (1..{len(classes)} in {class_ind})")
+            label = number - 1
             if folder is not None and folder != classes[label]:
-                raise DataError(f"{source}: label {index} is {classes[label]!r} but the folder is {folder!r}")
+                raise DataError(
+                    f"{source}: label {number} is {classes[label]!r} but the folder is {folder!r}"
+                )
         elif folder is None:
             raise DataError(f"{source}: no label and no class folder in {path!r}")
         else:
@@ -346,6 +387,8 @@ def _hmdb51_files(split_dir: PathLike, split: int) -> dict[str, Path]:
     files = {p.name[: -len(suffix)]: p for p in split_dir.iterdir() if p.name.endswith(suffix)}
     if not files:
         raise DataError(f"{split_dir}: no HMDB51 split files '*{suffix}'")
+    if "" in files:  # its videos would get absolute paths '/video.avi'
+        raise DataError(f"{files['']}: no class name before '{suffix}'")
     return dict(sorted(files.items()))
 
 
@@ -365,6 +408,7 @@ def parse_hmdb51(
         raise DataError(f"HMDB51 subset must be 'train' or 'test', got {subset!r}")
     files = _hmdb51_files(split_dir, split)
     names = list(classes) if classes is not None else list(files)
+    _check_class_list(names, split_dir)
     missing = [c for c in names if c not in files]
     if missing:
         raise DataError(
@@ -388,18 +432,23 @@ def parse_hmdb51(
 
 
 # ------------------------------------------------------------------------------------------ writing, convert
+def _one_line(text: str) -> bool:
+    """`text` reads back unchanged as one stripped line of a UTF-8 file (see `_lines` and `_read_text`)."""
+    if not text or text != text.strip() or text.splitlines() != [text] or text.startswith("\ufeff"):
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate, e.g. from a JSON "\ud800" escape
+        return False
+    return True
+
+
 def write_list(records: Sequence[VideoRecord], path: PathLike, *, with_frames: bool = False) -> None:
     """Write records as a ``path label`` list, or as a ``dir num_frames label`` rawframe list."""
     lines = []
     for r in records:
         where = r.source or r.path
-        if (
-            not r.path
-            or r.path != r.path.strip()
-            or r.path.startswith("#")
-            or "\n" in r.path
-            or "\r" in r.path
-        ):
+        if not _one_line(r.path) or r.path.startswith("#"):
             raise DataError(f"{where}: path {r.path!r} cannot be written to a list file")
         if with_frames:
             if r.num_frames is None:
@@ -441,11 +490,16 @@ def convert(
     records = parse(*inputs, **options)
     write_list(records, out, with_frames=fmt == "rawframes")
     if classes_out is not None:
-        if fmt == "kinetics":
-            class_names = list(options.get("classes") or kinetics_classes(inputs[0]))
+        if options.get("classes") is not None:  # the labels index these (kinetics, hmdb51)
+            class_names = list(options["classes"])
+        elif fmt == "kinetics":
+            class_names = kinetics_classes(inputs[0])
         elif names is not None:
             class_names = names(inputs[0], options["split"]) if "split" in options else names(inputs[0])
         else:
             raise DataError(f"format {fmt!r} has no class names to write")
+        for name in class_names:
+            if not _one_line(name):
+                raise DataError(f"{inputs[0]}: class name {name!r} cannot be written to a class list")
         Path(classes_out).write_text("".join(f"{n}\n" for n in class_names), encoding="utf-8")
     return records
