@@ -151,7 +151,10 @@ def _demo_incremental(out: Path) -> None:
     print(f"Class-incremental demo: {', '.join(DEMO_METHODS)} on 8 synthetic motion classes (4+2+2) → {out}")
     runs = []
     for method in DEMO_METHODS:
-        cfg = load_config(preset("demo_incremental.yaml"), IncrementalConfig, [f"method.name={method}"])
+        overrides = [f"method.name={method}"]
+        if runs:  # both methods have a linear head: start from the first one's base model
+            overrides.append(f"train.base_model={runs[0]}")
+        cfg = load_config(preset("demo_incremental.yaml"), IncrementalConfig, overrides)
         if (out / method).exists():
             shutil.rmtree(out / method)
         run_incremental(cfg, out / method)
