@@ -55,3 +55,15 @@ def grow_head(head: nn.Module, out_features: int) -> nn.Module:
     else:
         new.sigma.copy_(head.sigma)
     return new
+
+
+@torch.no_grad()
+def imprint(head: nn.Module, features: Tensor, labels: Tensor, classes: range) -> None:
+    """Weight imprinting (Qi et al., 2018; as LUCIR and PODNet use it): set the weights of `classes` to the
+    normalised mean of their samples' normalised features, scaled to the mean norm of the other classes' weights."""
+    weight = head.weight
+    others = [c for c in range(weight.shape[0]) if c not in classes]
+    scale = weight[others].norm(dim=1).mean() if others else weight.norm(dim=1).mean()
+    for c in classes:
+        mean = F.normalize(features[labels == c], dim=1).mean(0)
+        weight[c] = F.normalize(mean, dim=0) * scale

@@ -11,6 +11,7 @@ from pydantic import Field
 from distillkit.config import Section
 from distillkit.distill.losses import less_forget_loss, margin_ranking_loss
 from distillkit.incremental.methods.base import Method, Outputs, StepContext, StepTools, register
+from distillkit.models.heads import imprint
 
 
 class LUCIROptions(Section):
@@ -45,12 +46,7 @@ class LUCIR(Method):
         if ctx.step == 0 or not self.options.imprint:
             return
         features, labels = tools.new_features()
-        with torch.no_grad():
-            weight = model.head.weight
-            scale = weight[: ctx.num_old].norm(dim=1).mean()
-            for c in range(ctx.num_old, ctx.num_seen):
-                mean = F.normalize(features[labels == c], dim=1).mean(0)
-                weight[c] = F.normalize(mean, dim=0) * scale
+        imprint(model.head, features, labels, range(ctx.num_old, ctx.num_seen))
 
     def loss(
         self, out: Outputs, old: Outputs | None, y: torch.Tensor, ctx: StepContext

@@ -10,7 +10,8 @@ from pydantic import Field
 
 from distillkit.config import Section
 from distillkit.distill.losses import pod_flat_loss, pod_spatial_loss
-from distillkit.incremental.methods.base import Method, Outputs, StepContext, register
+from distillkit.incremental.methods.base import Method, Outputs, StepContext, StepTools, register
+from distillkit.models.heads import imprint
 
 
 class PODNetOptions(Section):
@@ -20,19 +21,36 @@ class PODNetOptions(Section):
     """Weight of POD-spatial, scaled by sqrt(seen classes / new classes)."""
     pod_flat: float = Field(1.0, ge=0)
     """Weight of POD-flat on the clip embedding, scaled the same way."""
+    imprint: bool = True
+    """Initialise new class weights by imprinting (as PODNet does, after LUCIR)."""
+    cbf_epochs: float = Field(0.0, ge=0)
+    """Class-balanced fine-tuning of the classifier on the memory after each incremental step (PODNet's
+    CIFAR setting fine-tunes it; 0: off)."""
+    cbf_lr: float = Field(0.01, gt=0)
+    """Learning rate of class-balanced fine-tuning."""
     stages: list[str] | None = None
     """Backbone stages distilled by POD-spatial, each frame's map pooled separately (None: every stage)."""
 
 
 @register
 class PODNet(Method):
-    """Cross-entropy on a cosine classifier (one proxy per class: PODNet's LSC with k = 1) + POD-spatial on
-    every chosen stage (frames as images) + POD-flat on the clip embedding."""
+    """Cross-entropy on a cosine classifier (one proxy per class: PODNet's LSC with k = 1, no NCA margin) with
+    imprinted new weights + POD-spatial on every chosen stage (frames as images) + POD-flat on the clip
+    embedding; optional class-balanced fine-tuning of the classifier."""
 
     name = "podnet"
     Options = PODNetOptions
     head = "cosine"
     needs_old_outputs = True
+
+    def begin_step(self, model: torch.nn.Module, ctx: StepContext, tools: StepTools) -> None:
+        if ctx.step > 0 and self.options.imprint:
+            features, labels = tools.new_features()
+            imprint(model.head, features, labels, range(ctx.num_old, ctx.num_seen))
+
+    def end_step(self, model: torch.nn.Module, ctx: StepContext, tools: StepTools) -> None:
+        if ctx.step > 0 and self.options.cbf_epochs > 0:
+            tools.finetune_head_on_memory(self.options.cbf_epochs, self.options.cbf_lr)
 
     def loss(
         self, out: Outputs, old: Outputs | None, y: torch.Tensor, ctx: StepContext
