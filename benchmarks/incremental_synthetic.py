@@ -73,10 +73,12 @@ def ordering_check(runs: dict[str, list[Path]]) -> list[str]:
                     if better(values[a], values[b]) != values[a] or values[a] == values[b]:
                         broken.append(f"{a} {values[a]:.2f} vs {b} {values[b]:.2f}")
         verdict = "holds" if not broken else "broken: " + "; ".join(broken)
-        lines.append(
-            f"- expected order on {metric} (joint > icarl, lucir, podnet > lwf > finetune; iCaRL by its NME "
-            f"classifier): {verdict}"
+        order = (
+            "joint > icarl, lucir, podnet > lwf > finetune"
+            if metric == "accuracy"
+            else ("joint < icarl, lucir, podnet < lwf < finetune")
         )
+        lines.append(f"- expected order on {metric} ({order}; iCaRL by its NME classifier): {verdict}")
     return lines
 
 
@@ -101,6 +103,7 @@ def main(argv: list[str] | None = None) -> str:
     for m in args.methods:
         owners.setdefault(METHODS[m].head, m)
     start = time.perf_counter()
+    reused = 0
     for phase in ("base owners", "the others"):
         todo = [(m, o) for m, o in pairs if (m in owners.values()) == (phase == "base owners")]
         with ThreadPoolExecutor(args.jobs) as pool:
@@ -111,7 +114,9 @@ def main(argv: list[str] | None = None) -> str:
                     extra.append(f"train.base_model={out / owners[METHODS[m].head] / f'order_{o}'}")
                 futures.append(pool.submit(run_one, args.config, out / m / f"order_{o}", m, o, extra))
             for future in futures:
-                print(future.result()[0], flush=True)
+                message = future.result()[0]
+                reused += message.endswith("already done")
+                print(message, flush=True)
     wall = time.perf_counter() - start
     rows, table = compare([out / m / f"order_{o}" for m, o in pairs])
     first = json.loads((out / pairs[0][0] / f"order_{pairs[0][1]}" / "results.json").read_text())
@@ -146,7 +151,8 @@ def main(argv: list[str] | None = None) -> str:
         "Mean seconds per run (1 thread, "
         + f"{args.jobs} runs at a time): "
         + ", ".join(f"{m} {s:.0f}" for m, s in seconds.items())
-        + f"; wall clock {wall / 60:.0f} min.",
+        + f"; this invocation {wall / 60:.0f} min wall clock"
+        + (f" ({reused} runs were already done and reused)." if reused else "."),
         "",
     ]
     text = "\n".join(lines)
