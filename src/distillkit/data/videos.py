@@ -110,10 +110,6 @@ class VideoDatasets:
     train_eval: Dataset
     """The training videos as test-time clips (segment centres, test transform): for features of training data."""
 
-    def skipped(self) -> list[tuple[str, str]]:
-        """Videos skipped so far (``on_error: skip``), as (source, reason), in this process."""
-        return [*getattr(self.train, "skipped", []), *getattr(self.test, "skipped", [])]
-
 
 def clip_transforms(cfg: VideoDataConfig, class_names: list[str]) -> tuple[Compose, Compose]:
     """Training and test transforms of a config: resize, crop, flip (with the left/right label map), normalise."""
@@ -272,7 +268,7 @@ def build_video_datasets(cfg: VideoDataConfig, seed: int) -> VideoDatasets:
     return VideoDatasets(train, test, len(names), names, train_eval)
 
 
-def _seed_worker(worker_id: int) -> None:
+def _one_thread_per_worker(worker_id: int) -> None:
     torch.set_num_threads(1)
 
 
@@ -285,6 +281,6 @@ def video_loader(dataset: Dataset, cfg: VideoDataConfig, train: bool, seed: int)
         drop_last=train and len(dataset) >= cfg.batch_size,
         num_workers=cfg.num_workers,
         persistent_workers=cfg.num_workers > 0,
-        worker_init_fn=_seed_worker if cfg.num_workers > 0 else None,
+        worker_init_fn=_one_thread_per_worker if cfg.num_workers > 0 else None,
         generator=torch.Generator().manual_seed(seed) if train else None,
     )

@@ -34,7 +34,7 @@ from distillkit.incremental.config import IncrementalConfig
 from distillkit.incremental.data import ClassSubset, ConcatClips
 from distillkit.incremental.memory import ExemplarMemory, MemoryDataset
 from distillkit.incremental.methods import METHODS, Method, StepContext, StepTools, build_method
-from distillkit.incremental.metrics import accuracy_row, summarize
+from distillkit.incremental.metrics import accuracy_row, samples_per_step, summarize
 from distillkit.incremental.scenario import Scenario, build_scenario, preset_scenario
 from distillkit.incremental.selection import allocate, herding, random_order
 from distillkit.models.heads import grow_head, make_head
@@ -161,8 +161,7 @@ class StreamRun:
             raise ConfigError("eval.nme needs an exemplar memory (memory.budget_frames > 0)")
         if self.use_memory:  # the last step holds exemplars of every class
             allocate(cfg.memory.budget_frames, list(range(self.scenario.num_classes)), self.segments)
-        if cfg.train.base_model is not None:
-            self._base_state()
+        self.base_state = self._base_state() if cfg.train.base_model is not None else None
 
     def _base_state(self) -> dict:
         """The base-step weights of `train.base_model`, after checking that run is compatible with this one."""
@@ -262,7 +261,7 @@ class StreamRun:
         )
         objective = StepObjective(model, old_model, self.method, ctx)
         if step == 0 and cfg.train.base_model is not None:
-            model.load_state_dict(self._base_state())
+            model.load_state_dict(self.base_state)
             result = FitResult(steps=0, seconds=0.0, samples=0)
         else:
             steps = budget.num_steps(len(loader))
@@ -361,12 +360,17 @@ class StreamRun:
         return {"frames": memory.frames, "bytes": memory.bytes_on_disk(), "videos": memory.videos}
 
     # ----------------------------------------------------------------------------------------- evaluation
+    def _steps_of(self, labels: torch.Tensor) -> torch.Tensor:
+        """The step of each incremental label (classes are numbered in the order they arrive)."""
+        bounds = torch.tensor(np.cumsum(self.scenario.classes_per_step))
+        return torch.searchsorted(bounds, labels.long(), right=True)
+
     def _evaluate(self, step: int, model: nn.Module, memory: ExemplarMemory | None):
         test = ClassSubset(self.data.test, self.scenario.seen(step), self.scenario)
         pooled, _, logits, labels = clip_features(
             model, test, self.cfg.data.eval_batch_size, self.device, f"step {step} evaluation"
         )
-        steps_of = torch.tensor([self.scenario.step_of(self.scenario.to_original(int(c))) for c in labels])
+        steps_of = self._steps_of(labels)
         cnn = accuracy_row(logits.argmax(1), labels, steps_of, step)
         nme = None
         if self.eval_nme and memory is not None and memory.videos:
@@ -402,9 +406,7 @@ class StreamRun:
     def _write_results(self, state: dict, memory: ExemplarMemory | None) -> dict:
         done = len(state["cnn"])
         test_labels = ClassSubset(self.data.test, self.scenario.seen(done - 1), self.scenario).labels
-        n_per_step = [0] * done
-        for label in test_labels:
-            n_per_step[self.scenario.step_of(self.scenario.to_original(label))] += 1
+        n_per_step = samples_per_step(self._steps_of(torch.tensor(test_labels)), done)
         cnn = summarize(state["cnn"], n_per_step)
         nme = summarize(state["nme"], n_per_step) if state["nme"] and state["nme"][0] is not None else None
         results = {
