@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench-compress bench-incremental bench-loader docs clean
+.PHONY: demo test lint bench-compress bench-incremental bench-civc bench-civc-cost bench-loader docs clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,15 @@ bench-compress: $(STAMP)
 bench-incremental: $(STAMP)
 	$(BIN)/python benchmarks/incremental_synthetic.py
 
+bench-civc: $(STAMP)
+	$(BIN)/python benchmarks/civc_synthetic.py comparison
+	$(BIN)/python benchmarks/civc_synthetic.py ablation
+	$(BIN)/python benchmarks/civc_synthetic.py budget
+	$(BIN)/python benchmarks/civc_synthetic.py appearance
+
+bench-civc-cost: $(STAMP)
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/civc_step_cost.py
+
 bench-loader: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/video_loader.py
 
@@ -36,6 +45,7 @@ docs: $(STAMP)
 	$(BIN)/distillkit config train > docs/config-train.md
 	$(BIN)/distillkit config train-video > docs/config-train-video.md
 	$(BIN)/distillkit config incremental > docs/config-incremental.md
+	$(BIN)/distillkit methods --options > docs/methods.md
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info

@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from distillkit.incremental.compare import compare
-from distillkit.incremental.methods import METHODS
+from distillkit.incremental.methods import METHODS, build_method
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPECTED = [["joint"], ["icarl", "lucir", "podnet"], ["lwf"], ["finetune"]]
@@ -52,8 +52,13 @@ def run_one(config: Path, out: Path, method: str, order: int, overrides: list[st
 
 def own_classifier(run: Path) -> dict:
     """The metrics of a run's own classifier: NME for methods that classify by exemplar means (iCaRL), else CNN."""
-    results = json.loads((run / "results.json").read_text())
-    return results["nme"] if METHODS[results["method"]].nme else results
+    return own_classifier_results(json.loads((run / "results.json").read_text()))
+
+
+def own_classifier_results(results: dict) -> dict:
+    """`own_classifier` of a loaded results.json (runs from before `classifier` was recorded: by the method)."""
+    kind = results.get("classifier") or ("nme" if METHODS[results["method"]].nme is True else "cnn")
+    return results["nme"] if kind == "nme" else results
 
 
 def ordering_check(runs: dict[str, list[Path]]) -> list[str]:
@@ -101,7 +106,7 @@ def main(argv: list[str] | None = None) -> str:
     # Methods with the same head start from the same base model: the first listed of each head trains it.
     owners = {}
     for m in args.methods:
-        owners.setdefault(METHODS[m].head, m)
+        owners.setdefault(build_method(m, {}).head, m)
     start = time.perf_counter()
     reused = 0
     for phase in ("base owners", "the others"):
@@ -111,7 +116,7 @@ def main(argv: list[str] | None = None) -> str:
             for m, o in todo:
                 extra = list(args.overrides)
                 if m not in owners.values():
-                    extra.append(f"train.base_model={out / owners[METHODS[m].head] / f'order_{o}'}")
+                    extra.append(f"train.base_model={out / owners[build_method(m, {}).head] / f'order_{o}'}")
                 futures.append(pool.submit(run_one, args.config, out / m / f"order_{o}", m, o, extra))
             for future in futures:
                 message = future.result()[0]

@@ -108,3 +108,12 @@ def test_errors_name_the_file(tmp_path: Path) -> None:
         compare([d])
     with pytest.raises(DistillkitError, match="at least one"):
         compare([])
+
+
+def test_labels_split_one_method_into_variants(runs: list[Path]) -> None:
+    rows, table = compare(runs, labels=["civc", "ft", "civc-whole", "ft", "civc"])
+    assert [(r["method"], r["runs"]) for r in rows] == [("civc", 2), ("ft", 2), ("civc-whole", 1)]
+    assert rows[0]["avg_incremental_accuracy"] == pytest.approx({"mean": 82.0, "std": 2 * math.sqrt(2)})
+    assert "| civc-whole | 1 | 82.00 |" in table
+    with pytest.raises(ValueError, match="2 labels for 5 runs"):
+        compare(runs, labels=["a", "b"])

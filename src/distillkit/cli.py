@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import shutil
 import sys
 from importlib import resources
@@ -53,7 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cmp.add_argument("runs", nargs="+", type=Path, help="run folders holding results.json")
     cmp.add_argument("--out", type=Path, help="also write the table to this Markdown file")
-    sub.add_parser("methods", help="list the registered class-incremental methods")
+    methods = sub.add_parser("methods", help="list the registered class-incremental methods")
+    methods.add_argument(
+        "--options", action="store_true", help="print every method's options (method.options.*) as Markdown"
+    )
     demo = sub.add_parser("demo", help="run the jobs on the embedded synthetic data (a few minutes on a CPU)")
     demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder")
     ref = sub.add_parser("config", help="print the reference of every config key of a job, as Markdown")
@@ -139,27 +143,37 @@ def preset(name: str) -> Path:
     return Path(str(resources.files("distillkit") / "presets" / name))
 
 
-DEMO_METHODS = ["finetune", "icarl"]
+DEMO_METHODS = ["finetune", "icarl", "civc"]
 
 
 def _demo_incremental(out: Path) -> None:
-    """A short class-incremental stream on the embedded motion videos, once per demo method, then the table."""
+    """A short class-incremental stream on the embedded motion videos, once per demo method, then the table and a
+    plot of each method's accuracy (by its own classifier) after every step."""
     from distillkit.incremental.compare import write_comparison
     from distillkit.incremental.config import IncrementalConfig
+    from distillkit.incremental.methods import build_method
     from distillkit.incremental.runner import run_incremental
+    from distillkit.report.incremental_plots import plot_accuracy_per_step
 
     print(f"Class-incremental demo: {', '.join(DEMO_METHODS)} on 8 synthetic motion classes (4+2+2) → {out}")
-    runs = []
+    runs, base_of_head, series = [], {}, {}
     for method in DEMO_METHODS:
         overrides = [f"method.name={method}"]
-        if runs:  # both methods have a linear head: start from the first one's base model
-            overrides.append(f"train.base_model={runs[0]}")
+        head = build_method(method, {}).head
+        if head in base_of_head:  # methods of one head type start from the same base model
+            overrides.append(f"train.base_model={base_of_head[head]}")
         cfg = load_config(preset("demo_incremental.yaml"), IncrementalConfig, overrides)
         if (out / method).exists():
             shutil.rmtree(out / method)
-        run_incremental(cfg, out / method)
+        results = run_incremental(cfg, out / method)
+        own = results["nme"] if results["classifier"] == "nme" else results
+        series[f"{method} ({results['classifier'].upper()})"] = own["accuracy_per_step"]
+        base_of_head.setdefault(head, out / method)
         runs.append(out / method)
     write_comparison(runs, out / "comparison.md")
+    seen = list(itertools.accumulate(results["classes_per_step"]))
+    plot_accuracy_per_step(series, seen, out / "accuracy_per_step.png", "Demo: accuracy on all classes seen")
+    print(f"plot: {out / 'accuracy_per_step.png'}")
 
 
 def run(argv: list[str] | None = None) -> int:
@@ -183,6 +197,10 @@ def run(argv: list[str] | None = None) -> int:
         from distillkit.incremental.compare import write_comparison
 
         write_comparison(args.runs, args.out)
+    elif args.command == "methods" and args.options:
+        from distillkit.config_reference import method_options_reference
+
+        print(method_options_reference())
     elif args.command == "methods":
         from distillkit.incremental.methods import METHODS
 

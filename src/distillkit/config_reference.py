@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from pydantic_core import PydanticUndefined
@@ -21,6 +22,22 @@ def reference(schema: type[Section]) -> str:
     ]
     _rows(schema, "", lines)
     return "\n".join(lines) + "\n"
+
+
+def method_options_reference() -> str:
+    """The options of every registered class-incremental method (`method.options.*`), one table each."""
+    from distillkit.incremental.methods import METHODS
+
+    lines = ["# Class-incremental methods and their options", ""]
+    for name, cls in METHODS.items():
+        lines += [f"## `{name}`", "", inspect.cleandoc(cls.__doc__ or ""), ""]
+        if not cls.Options.model_fields:
+            lines += ["No options.", ""]
+            continue
+        lines += ["| key | type | default | meaning |", "|---|---|---|---|"]
+        _rows(cls.Options, "method.options.", lines)
+        lines.append("")
+    return "\n".join(lines)
 
 
 def _rows(schema: type[Section], prefix: str, lines: list[str]) -> None:

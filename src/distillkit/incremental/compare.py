@@ -92,8 +92,10 @@ def _table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
     return header, body
 
 
-def compare(dirs: Sequence[Path | str]) -> tuple[list[dict], str]:
+def compare(dirs: Sequence[Path | str], labels: Sequence[str] | None = None) -> tuple[list[dict], str]:
     """Group runs by method (first-appearance order) and summarise each; returns rows and a Markdown table.
+
+    `labels` (one per run) groups and names the rows instead of the method, e.g. variants of one method.
 
     Each row: ``method``, ``runs``, ``seeds``, ``paths``, ``{metric: {"mean", "std"}}`` for the accuracies,
     forgetting and BWT, ``nme_avg_incremental_accuracy`` (over the runs that have an NME head, else None),
@@ -101,10 +103,12 @@ def compare(dirs: Sequence[Path | str]) -> tuple[list[dict], str]:
     """
     if not dirs:
         raise DistillkitError("compare needs at least one run directory")
+    if labels is not None and len(labels) != len(dirs):
+        raise ValueError(f"compare: {len(labels)} labels for {len(dirs)} runs")
     groups: dict[str, list[dict]] = {}
-    for d in dirs:
+    for i, d in enumerate(dirs):
         result = load_results(d)
-        groups.setdefault(result["method"], []).append(result)
+        groups.setdefault(result["method"] if labels is None else labels[i], []).append(result)
     rows = []
     for method, runs in groups.items():
         row: dict = {

@@ -69,7 +69,8 @@ class MethodConfig(Section):
     """The class-incremental method, by registered name, and its own options (checked by the method)."""
 
     name: str = "finetune"
-    """Registered method: finetune, joint, lwf, icarl, lucir, podnet (see `distillkit incremental --list`)."""
+    """Registered method: finetune, joint, lwf, icarl, lucir, podnet, civc (`distillkit methods`; their options:
+    `distillkit methods --options`, docs/methods.md)."""
     options: dict[str, Any] = {}
     """The method's options; each method documents and validates its own."""
 

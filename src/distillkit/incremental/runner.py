@@ -52,6 +52,16 @@ def model_outputs(model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
     return out
 
 
+def normalise_with_batch_statistics(model: nn.Module) -> nn.Module:
+    """Put every batch norm of a frozen `model` in training mode with momentum 0: it normalises each batch with
+    that batch's statistics and never changes its running ones."""
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.train()
+            module.momentum = 0.0
+    return model
+
+
 class StepObjective:
     """One step's training objective: the current model trains, the old one (frozen) gives its outputs."""
 
@@ -68,6 +78,7 @@ class StepObjective:
 
     def loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         out = model_outputs(self.model, x)
+        out["clips"] = x
         old = None
         if self.old_model is not None and self.method.needs_old_outputs:
             with torch.no_grad():
@@ -160,7 +171,8 @@ class StreamRun:
         if self.eval_nme and not self.use_memory:
             raise ConfigError("eval.nme needs an exemplar memory (memory.budget_frames > 0)")
         if self.use_memory:  # the last step holds exemplars of every class
-            allocate(cfg.memory.budget_frames, list(range(self.scenario.num_classes)), self.segments)
+            per = self.method.exemplar_frames(self.segments)
+            allocate(cfg.memory.budget_frames, list(range(self.scenario.num_classes)), per)
         self.base_state = self._base_state() if cfg.train.base_model is not None else None
 
     def _base_state(self) -> dict:
@@ -178,7 +190,12 @@ class StreamRun:
         differ += [f"train.{k}" for k in ("base", "optim") if theirs["train"].get(k) != ours["train"][k]]
         if differ:
             raise ConfigError(f"train.base_model: {source} was run with a different {', '.join(differ)}")
-        head = METHODS[theirs["method"]["name"]].head if theirs["method"]["name"] in METHODS else None
+        theirs_method = theirs["method"]
+        head = (
+            build_method(theirs_method["name"], theirs_method.get("options", {})).head
+            if theirs_method["name"] in METHODS
+            else None
+        )
         if head != self.method.head:
             raise ConfigError(
                 f"train.base_model: {source} has a {head} head ({theirs['method']['name']}), "
@@ -246,6 +263,8 @@ class StreamRun:
         old_model = None
         if step > 0:
             old_model = copy.deepcopy(model).eval().requires_grad_(False)
+            if self.method.old_model_batch_stats:
+                normalise_with_batch_statistics(old_model)
             model.head = grow_head(model.head, num_seen)
         ctx = StepContext(step, num_old, num_seen, old_model, self.device)
         train_set = self._train_set(step, memory)
@@ -333,15 +352,15 @@ class StreamRun:
         else:
             memory = memory.fork(folder)
         seen = list(range(self.scenario.num_seen(step)))
-        share = allocate(m.budget_frames, seen, self.segments)
+        per = self.method.exemplar_frames(self.segments)
+        share = allocate(m.budget_frames, seen, per)
         if m.per_class_frames is not None:
-            share = {c: min(n, m.per_class_frames // self.segments) for c, n in share.items()}
-        memory.reduce({c: share[c] * self.segments for c in memory.classes})
+            share = {c: min(n, m.per_class_frames // per) for c, n in share.items()}
+        memory.reduce({c: share[c] * per for c in memory.classes})
         subset = ClassSubset(self.data.train_eval, self.scenario.new(step), self.scenario)
-        pooled, _, _, labels = clip_features(
+        pooled, frames, _, labels = clip_features(
             model, subset, self.cfg.data.eval_batch_size, self.device, f"step {step} exemplars"
         )
-        positions = list(range(self.segments))
         for c in range(self.scenario.num_seen(step - 1) if step else 0, len(seen)):
             members = (labels == c).nonzero().flatten().tolist()
             if m.selection == "herding":
@@ -349,7 +368,10 @@ class StreamRun:
             else:
                 order = random_order(len(members), share[c], np.random.default_rng([self.cfg.seed, step, c]))
             picked = [members[i] for i in order]
-            memory.add_class(c, [(subset.video_id(i), subset.raw_clip(i), positions) for i in picked])
+            memory.add_class(c, [
+                (subset.video_id(i), subset.raw_clip(i), self.method.select_frames(frames[i], pooled[i], per))
+                for i in picked
+            ])  # fmt: skip
         memory.check_budget()
         return memory
 
@@ -411,6 +433,7 @@ class StreamRun:
         nme = summarize(state["nme"], n_per_step) if state["nme"] and state["nme"][0] is not None else None
         results = {
             "method": self.method.name,
+            "classifier": "nme" if self.method.nme else "cnn",
             "classes_per_step": self.scenario.classes_per_step[:done],
             "class_order": self.scenario.class_order,
             "steps_done": done,

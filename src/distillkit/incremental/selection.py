@@ -17,20 +17,15 @@ import torch.nn.functional as F
 from distillkit.errors import ConfigError
 
 
-def herding(features: torch.Tensor, m: int) -> list[int]:
-    """iCaRL herding (Rebuffi et al., 2017): `m` row indices of `features` (n, D) in pick order.
-
-    Rows are L2-normalised and mu is their mean. Each pick adds the unpicked row that brings the mean of the
-    picked rows closest to mu (ties: the lowest index), so the first pick is the row closest to mu. `m` is
-    clipped to n.
-    """
+def greedy_mean_match(features: torch.Tensor, target: torch.Tensor, m: int) -> list[int]:
+    """`m` row indices of `features` (n, D), picked one at a time so that the mean of the picked rows comes as
+    close as possible (Euclidean) to `target` (D,); ties go to the lowest index; `m` is clipped to n."""
     if m < 0:
-        raise ValueError(f"herding: m must be >= 0, got {m}")
+        raise ValueError(f"greedy selection: m must be >= 0, got {m}")
     x = torch.as_tensor(features).detach().to(device="cpu", dtype=torch.float64)
     if x.ndim != 2:
-        raise ValueError(f"herding: expected features of shape (n, D), got {tuple(x.shape)}")
-    x = F.normalize(x, dim=1)
-    mu = x.mean(0)
+        raise ValueError(f"greedy selection: expected features of shape (n, D), got {tuple(x.shape)}")
+    mu = torch.as_tensor(target).detach().to(device="cpu", dtype=torch.float64)
     available = torch.ones(len(x), dtype=torch.bool)
     total = torch.zeros_like(mu)
     picked: list[int] = []
@@ -42,6 +37,20 @@ def herding(features: torch.Tensor, m: int) -> list[int]:
         available[i] = False
         total += x[i]
     return picked
+
+
+def herding(features: torch.Tensor, m: int) -> list[int]:
+    """iCaRL herding (Rebuffi et al., 2017): `m` row indices of `features` (n, D) in pick order.
+
+    Rows are L2-normalised and mu is their mean. Each pick adds the unpicked row that brings the mean of the
+    picked rows closest to mu (ties: the lowest index), so the first pick is the row closest to mu. `m` is
+    clipped to n.
+    """
+    x = torch.as_tensor(features).detach().to(device="cpu", dtype=torch.float64)
+    if x.ndim != 2:
+        raise ValueError(f"herding: expected features of shape (n, D), got {tuple(x.shape)}")
+    x = F.normalize(x, dim=1)
+    return greedy_mean_match(x, x.mean(0), m)
 
 
 def random_order(n: int, m: int, generator: np.random.Generator) -> list[int]:
@@ -83,3 +92,11 @@ class FrameSelector(Protocol):
 def all_frames(frame_features: torch.Tensor, clip_feature: torch.Tensor, k: int) -> list[int]:
     """Keep every frame (no fine selection): ``0 .. T-1``; `k` is ignored."""
     return list(range(len(frame_features)))
+
+
+def key_frames(frame_features: torch.Tensor, clip_feature: torch.Tensor, k: int) -> list[int]:
+    """Dual-granularity fine selection: `k` time positions whose mean frame feature comes closest to the clip
+    feature (greedy, as herding but inside one video), returned sorted."""
+    if k < 1:
+        raise ValueError(f"key_frames: k must be >= 1, got {k}")
+    return sorted(greedy_mean_match(frame_features, clip_feature, k))

@@ -17,9 +17,11 @@ from torch import nn
 
 from distillkit.config import Section, validate
 from distillkit.errors import ConfigError
+from distillkit.incremental.selection import all_frames
 
 Outputs = dict[str, torch.Tensor]
-"""`VideoResNet.forward_features` outputs (`layer1`..`layer4`, `frames`, `pooled`) plus `logits`."""
+"""`VideoResNet.forward_features` outputs (`layer1`..`layer4`, `frames`, `pooled`) plus `logits` (and `cosine`
+with a cosine head); the current model's outputs also hold the input `clips` (N, T, 3, H, W)."""
 
 
 @dataclass
@@ -68,9 +70,21 @@ class Method:
     """Whether `loss` receives the old model's outputs."""
     nme: ClassVar[bool] = False
     """Whether the method's own classifier is the nearest mean of exemplars (evaluated as its main head)."""
+    old_model_batch_stats: ClassVar[bool] = False
+    """Whether the old model normalises with each batch's statistics (as the current model does in training)
+    instead of its running ones, so that its outputs equal the current model's until the weights change."""
 
     def __init__(self, options: Section) -> None:
         self.options = options
+
+    def exemplar_frames(self, num_segments: int) -> int:
+        """Frames stored per exemplar video (all `num_segments` unless the method keeps key-frames)."""
+        return num_segments
+
+    def select_frames(self, frame_features: torch.Tensor, clip_feature: torch.Tensor, k: int) -> list[int]:
+        """Sorted time positions to store of one exemplar (at most `k`), from its frame features (T, D) and clip
+        feature (D,); by default every frame."""
+        return all_frames(frame_features, clip_feature, k)
 
     def begin_step(self, model: nn.Module, ctx: StepContext, tools: StepTools) -> None:
         """Called after the head has grown, before training (e.g. imprint new weights)."""

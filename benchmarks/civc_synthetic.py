@@ -1,0 +1,254 @@
+"""CIVC on the embedded synthetic videos: against the baselines, at a quarter of iCaRL's budget, its ablation,
+accuracy against the frame budget, and the appearance preset. Mean ± std over class orders.
+
+    python benchmarks/civc_synthetic.py comparison   # civc (and civc at 1/4 budget) vs the baselines
+    python benchmarks/civc_synthetic.py ablation     # each idea switched off in turn
+    python benchmarks/civc_synthetic.py budget       # civc and iCaRL at 4 frame budgets, with a plot
+    python benchmarks/civc_synthetic.py appearance   # baselines and civc on the appearance preset
+
+Every run is a `distillkit incremental` run of `configs/incremental_synthetic_motion.yaml` with the same
+backbone, epochs and frame budget as the baselines of `benchmarks/incremental_synthetic.py` (which this script
+runs first, reusing finished runs); only the method, its options and the budget change. Runs with a cosine head
+start from LUCIR's base model of their order, runs with a linear head from Finetune's, so that methods differ
+only from the first incremental step on. Each method is judged by its own classifier (iCaRL: NME; civc: its
+cosine head unless `method.options.classifier=nme`). Runs resume, so the script can be restarted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import incremental_synthetic as baselines
+import yaml
+
+from distillkit.incremental.compare import compare
+from distillkit.incremental.methods import build_method
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+BASELINES = ["finetune", "lucir", "joint", "icarl", "podnet", "lwf"]
+BUDGET = 1440
+"""The frame budget of `configs/incremental_synthetic_motion.yaml` (every method's, unless said otherwise)."""
+
+
+@dataclass(frozen=True)
+class Variant:
+    label: str
+    method: str
+    overrides: tuple[str, ...] = field(default=())
+
+    def head(self) -> str:
+        """The classifier head of this variant's method with its option overrides."""
+        prefix = "method.options."
+        options = {
+            o[len(prefix) :].split("=")[0]: yaml.safe_load(o.split("=", 1)[1])
+            for o in self.overrides
+            if o.startswith(prefix)
+        }
+        return build_method(self.method, options).head
+
+    def budget(self) -> int:
+        for o in self.overrides:
+            if o.startswith("memory.budget_frames="):
+                return int(o.split("=")[1])
+        return BUDGET
+
+
+CIVC = Variant("civc", "civc")
+ABLATION = [
+    CIVC,
+    Variant("civc, whole features (no decomposition)", "civc", ("method.options.decompose=false",)),
+    Variant("civc, fixed positions (no trajectories)", "civc", ("method.options.trajectories=none",)),
+    Variant("civc, videos only (whole clips)", "civc", ("method.options.key_frames=null",)),
+    Variant("civc, frames only (random videos)", "civc", ("memory.selection=random",)),
+    Variant(
+        "civc, no feature distillation",
+        "civc",
+        ("method.options.spatial_weight=0", "method.options.temporal_weight=0"),
+    ),
+]
+BUDGETS = [360, 720, 1440, 2880]
+
+
+def own(results: dict) -> dict:
+    """The metrics of a run's own classifier (NME for iCaRL and civc with `classifier: nme`, else the CNN)."""
+    return baselines.own_classifier_results(results)
+
+
+def slug(label: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in label).strip("_")
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, baseline_name: str, overrides: list[str]) -> None:
+        self.args, self.overrides = args, overrides
+        self.baseline_dir = ROOT / "runs" / "bench" / baseline_name
+        self.out = ROOT / "runs" / "bench" / f"civc_{baseline_name}"
+        self.baseline_name = baseline_name
+
+    def baselines(self) -> None:
+        argv = ["--name", self.baseline_name, "--jobs", str(self.args.jobs), "--orders"]
+        argv += [str(o) for o in self.args.orders]
+        for o in self.overrides:
+            argv += ["--set", o]
+        baselines.main(argv)
+
+    def run_dir(self, v: Variant, order: int) -> Path:
+        if v.label in BASELINES:
+            return self.baseline_dir / v.label / f"order_{order}"
+        return self.out / slug(v.label) / f"order_{order}"
+
+    def run(self, variants: list[Variant]) -> None:
+        owner = {"cosine": "lucir", "linear": "finetune"}
+        todo = [(v, o) for v in variants for o in self.args.orders if v.label not in BASELINES]
+        with ThreadPoolExecutor(self.args.jobs) as pool:
+            futures = []
+            for v, o in todo:
+                base = self.baseline_dir / owner[v.head()] / f"order_{o}"
+                extra = [*self.overrides, *v.overrides, f"train.base_model={base}"]
+                futures.append(
+                    pool.submit(baselines.run_one, baselines.ROOT / self.args.config, self.run_dir(v, o),
+                                v.method, o, extra)
+                )  # fmt: skip
+            for future in futures:
+                print(future.result()[0], flush=True)
+
+    def results(self, v: Variant) -> list[dict]:
+        return [json.loads((self.run_dir(v, o) / "results.json").read_text()) for o in self.args.orders]
+
+    def table(self, variants: list[Variant]) -> tuple[str, dict[str, dict[str, float]]]:
+        dirs = [self.run_dir(v, o) for v in variants for o in self.args.orders]
+        labels = [v.label for v in variants for _ in self.args.orders]
+        _, table = compare(dirs, labels)
+        stats = {}
+        for v in variants:
+            mine = [own(r) for r in self.results(v)]
+            stats[v.label] = {
+                k: statistics.fmean(m[k] for m in mine) for k in ("avg_incremental_accuracy", "forgetting")
+            }
+            stats[v.label]["std"] = statistics.stdev(m["avg_incremental_accuracy"] for m in mine)
+            stats[v.label]["seconds"] = statistics.fmean(sum(r["seconds_per_step"]) for r in self.results(v))
+        own_rows = [
+            f"| {label} | {s['avg_incremental_accuracy']:.2f} ± {s['std']:.2f} | {s['forgetting']:.2f} | "
+            f"{s['seconds']:.0f} |"
+            for label, s in stats.items()
+        ]
+        own_table = "\n".join(
+            [
+                "| Method | Own classifier: avg inc. acc (%) | Forgetting | Seconds per run |",
+                "|---|---|---|---|",
+            ]
+            + own_rows
+        )
+        return f"{table}\n\nEach method by its own classifier:\n\n{own_table}", stats
+
+
+def write(name: str, lines: list[str]) -> str:
+    text = "\n".join(lines) + "\n"
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{name}.md").write_text(text)
+    print(text)
+    return text
+
+
+def comparison(bench: Bench, name: str, command: str) -> str:
+    quarter = Variant(f"civc at {BUDGET // 4} frames", "civc", (f"memory.budget_frames={BUDGET // 4}",))
+    variants = [Variant(m, m) for m in BASELINES] + [CIVC, quarter]
+    bench.run(variants)
+    table, stats = bench.table(variants)
+    memory_based = [m for m in BASELINES if m != "joint"]
+    best = max(memory_based, key=lambda m: stats[m]["avg_incremental_accuracy"])
+    civc, b = stats["civc"], stats[best]
+    icarl, q = stats["icarl"], stats[quarter.label]
+    margin = civc["avg_incremental_accuracy"] - b["avg_incremental_accuracy"]
+    lines = [
+        f"# {name}", "", f"`{command}`", "", table, "",
+        f"- best baseline (Joint, the upper bound, aside): {best} {b['avg_incremental_accuracy']:.2f}; civc "
+        f"{civc['avg_incremental_accuracy']:.2f} ({margin:+.2f} points; target ≥ +3: "
+        f"{'met' if margin >= 3 else 'missed'}); forgetting civc {civc['forgetting']:.2f} vs {best} "
+        f"{b['forgetting']:.2f} ({'lower' if civc['forgetting'] < b['forgetting'] else 'not lower'})",
+        f"- civc at {BUDGET // 4} frames {q['avg_incremental_accuracy']:.2f} vs iCaRL (NME) at {BUDGET} frames "
+        f"{icarl['avg_incremental_accuracy']:.2f} (target ≥: "
+        f"{'met' if q['avg_incremental_accuracy'] >= icarl['avg_incremental_accuracy'] else 'missed'})",
+    ]  # fmt: skip
+    return write(name, lines)
+
+
+def ablation(bench: Bench, name: str, command: str) -> str:
+    bench.run(ABLATION)
+    table, stats = bench.table(ABLATION)
+    full = stats["civc"]["avg_incremental_accuracy"]
+    lines = [f"# {name}", "", f"`{command}`", "", table, ""]
+    for v in ABLATION[1:]:
+        cost = full - stats[v.label]["avg_incremental_accuracy"]
+        verdict = "earns its place" if cost > 0 else "does NOT earn its place on this data"
+        lines.append(f"- {v.label}: removing it costs {cost:+.2f} points → the idea {verdict}")
+    return write(name, lines)
+
+
+def budget(bench: Bench, name: str, command: str) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def at(method: str, frames: int) -> Variant:
+        if frames == BUDGET:
+            return CIVC if method == "civc" else Variant(method, method)
+        return Variant(f"{method} at {frames} frames", method, (f"memory.budget_frames={frames}",))
+
+    variants = [at(m, f) for m in ("civc", "icarl") for f in BUDGETS]
+    bench.run(variants)
+    table, stats = bench.table(variants)
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for method, label in (("civc", "civc (cosine head)"), ("icarl", "iCaRL (NME)")):
+        means = [stats[at(method, f).label]["avg_incremental_accuracy"] for f in BUDGETS]
+        stds = [stats[at(method, f).label]["std"] for f in BUDGETS]
+        ax.errorbar(BUDGETS, means, yerr=stds, marker="o", capsize=3, label=label)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(BUDGETS, [str(b) for b in BUDGETS])
+    ax.set_xlabel("memory budget (stored frames)")
+    ax.set_ylabel("average incremental accuracy (%)")
+    ax.set_title("Synthetic motion: accuracy vs frame budget")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(RESULTS / f"{name}.png", dpi=120)
+    plt.close(fig)
+    return write(name, [f"# {name}", "", f"`{command}`", "", table, "", f"![plot]({name}.png)"])
+
+
+def main(argv: list[str] | None = None) -> str:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("part", choices=["comparison", "ablation", "budget", "appearance"])
+    parser.add_argument("--config", default="configs/incremental_synthetic_motion.yaml")
+    parser.add_argument("--orders", nargs="+", type=int, default=[0, 1, 2], help="class-order seeds")
+    parser.add_argument("--jobs", type=int, default=2, help="runs at a time (one CPU thread each)")
+    args = parser.parse_args(argv)
+    command = f"python benchmarks/civc_synthetic.py {args.part}"
+    start = time.perf_counter()
+    if args.part == "appearance":
+        overrides = ["data.synthetic.preset=appearance"]
+        bench = Bench(args, "incremental_appearance", overrides)
+        bench.baselines()
+        text = comparison(bench, "civc_appearance", command)
+    else:
+        bench = Bench(args, "incremental_motion", [])
+        bench.baselines()
+        text = {"comparison": comparison, "ablation": ablation, "budget": budget}[args.part](
+            bench, f"civc_{args.part}", command
+        )
+    print(f"{command}: {(time.perf_counter() - start) / 60:.0f} min")
+    return text
+
+
+if __name__ == "__main__":
+    main()
