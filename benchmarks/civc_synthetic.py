@@ -67,12 +67,13 @@ ABLATION = [
     Variant("civc, fixed positions (no trajectories)", "civc", ("method.options.trajectories=none",)),
     Variant("civc, videos only (whole clips)", "civc", ("method.options.key_frames=null",)),
     Variant("civc, frames only (random videos)", "civc", ("memory.selection=random",)),
-    Variant(
-        "civc, no feature distillation",
-        "civc",
-        ("method.options.spatial_weight=0", "method.options.temporal_weight=0"),
-    ),
 ]
+NO_FEATURE_DISTILLATION = Variant(
+    "civc, no feature distillation",
+    "civc",
+    ("method.options.spatial_weight=0", "method.options.temporal_weight=0"),
+)
+"""Not one of the three ideas: `ablation --extra` adds it, to see what stage-feature distillation does at all."""
 BUDGETS = [360, 720, 1440, 2880]
 
 
@@ -181,11 +182,12 @@ def comparison(bench: Bench, name: str, command: str) -> str:
 
 
 def ablation(bench: Bench, name: str, command: str) -> str:
-    bench.run(ABLATION)
-    table, stats = bench.table(ABLATION)
+    variants = ABLATION + ([NO_FEATURE_DISTILLATION] if bench.args.extra else [])
+    bench.run(variants)
+    table, stats = bench.table(variants)
     full = stats["civc"]["avg_incremental_accuracy"]
     lines = [f"# {name}", "", f"`{command}`", "", table, ""]
-    for v in ABLATION[1:]:
+    for v in variants[1:]:
         cost = full - stats[v.label]["avg_incremental_accuracy"]
         verdict = "earns its place" if cost > 0 else "does NOT earn its place on this data"
         lines.append(f"- {v.label}: removing it costs {cost:+.2f} points → the idea {verdict}")
@@ -232,8 +234,11 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--config", default="configs/incremental_synthetic_motion.yaml")
     parser.add_argument("--orders", nargs="+", type=int, default=[0, 1, 2], help="class-order seeds")
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time (one CPU thread each)")
+    parser.add_argument(
+        "--extra", action="store_true", help="ablation: also civc without feature distillation"
+    )
     args = parser.parse_args(argv)
-    command = f"python benchmarks/civc_synthetic.py {args.part}"
+    command = f"python benchmarks/civc_synthetic.py {args.part}" + (" --extra" if args.extra else "")
     start = time.perf_counter()
     if args.part == "appearance":
         overrides = ["data.synthetic.preset=appearance"]

@@ -284,3 +284,22 @@ def test_real_benchmark_configs_validate_and_their_budget_fits(name: str) -> Non
     assert cfg.data.num_segments == 8 and cfg.model.arch == "resnet50"
     if "ssv2" in name:  # flips turn SSv2 classes into others (left/right), maybe of a later step
         assert not cfg.data.flip
+
+
+def test_demo_stream_compares_finetune_icarl_and_civc(tmp_path: Path, monkeypatch) -> None:
+    import yaml
+
+    from distillkit import cli
+
+    tiny_yaml = tmp_path / "demo_incremental.yaml"
+    tiny_yaml.write_text(yaml.safe_dump(json.loads(json.dumps(tiny().model_dump(mode="json")))))
+    monkeypatch.setattr(cli, "preset", lambda name: tiny_yaml)
+    cli._demo_incremental(tmp_path / "demo")
+    table = (tmp_path / "demo" / "comparison.md").read_text()
+    assert all(f"| {m} | 1 |" in table for m in ("finetune", "icarl", "civc"))
+    assert (tmp_path / "demo" / "accuracy_per_step.png").stat().st_size > 0
+    # icarl started from finetune's base model (same linear head); civc trained its own cosine one
+    icarl = json.loads((tmp_path / "demo" / "icarl" / "results.json").read_text())
+    civc = json.loads((tmp_path / "demo" / "civc" / "results.json").read_text())
+    assert icarl["config"]["train"]["base_model"] == str(tmp_path / "demo" / "finetune")
+    assert civc["config"]["train"]["base_model"] is None

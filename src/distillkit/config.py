@@ -67,6 +67,29 @@ class BudgetConfig(Section):
         return max(1, round(self.epochs * batches_per_epoch))
 
 
+class PerformanceConfig(Section):
+    """Speed options of the training loop (`engine.loop.fit`), for every training run of a job. All off by
+    default: plain fp32 training, bit for bit as without this section. They change training steps only;
+    evaluation, feature extraction, profiling and export run as before."""
+
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    """Autocast of each training step's forward pass and loss: `fp32` (none), `bf16` (CPU, or a CUDA GPU that
+    supports it) or `fp16` (CUDA only, with a gradient scaler that skips steps whose gradients overflow; refused on
+    CPU). Weights, gradients and optimiser state stay fp32; losses differ from fp32 by rounding."""
+    channels_last: bool = False
+    """Store the trained 4-D (convolution) weights and every 4-D input batch channels-last (NHWC), which GPU
+    tensor cores convolve fastest. 5-D video clips are passed on as they are: their frames become channels-last at
+    the first convolution, whose weights are. Values do not change, only their layout; the weights stay
+    channels-last after training (checkpoints load into any model). A CUDA option: on CPU it is slower, as its
+    training steps run without oneDNN, whose channels-last backward of some strided 1×1 convolutions is broken
+    (oneDNN issue 6035)."""
+    compile: bool = False
+    """`torch.compile` each training step's forward pass and loss (the objective's loss, the model's forward
+    included). Every training run compiles anew, so its first steps are slow (tens of seconds, more on CPU);
+    when torch cannot compile here, the run warns once and trains uncompiled. On CPU its steps run without oneDNN
+    too (the compiled code may make activations channels-last)."""
+
+
 class SyntheticImagesConfig(Section):
     """The embedded synthetic image task (deterministic from `seed`)."""
 
@@ -221,6 +244,8 @@ class CompressConfig(Section):
     """Cost measurement."""
     export_onnx: bool = True
     """Write student.onnx (checked with onnxruntime)."""
+    perf: PerformanceConfig = PerformanceConfig()
+    """Mixed precision, channels-last and `torch.compile` for every training run of the job (default: all off)."""
 
 
 class TrainConfig(Section):
@@ -236,6 +261,8 @@ class TrainConfig(Section):
     """Image data set."""
     model: TeacherConfig = TeacherConfig()
     """The network to train."""
+    perf: PerformanceConfig = PerformanceConfig()
+    """Mixed precision, channels-last and `torch.compile` for every training run of the job (default: all off)."""
 
 
 # ------------------------------------------------------------------------------------------------------- video
@@ -349,6 +376,8 @@ class VideoTrainConfig(Section):
     """Training length."""
     optim: OptimConfig = OptimConfig(lr=0.01, weight_decay=1e-4)
     """Optimiser."""
+    perf: PerformanceConfig = PerformanceConfig()
+    """Mixed precision, channels-last and `torch.compile` for every training run of the job (default: all off)."""
 
 
 # ------------------------------------------------------------------------------------------------------ loading
@@ -547,5 +576,11 @@ def load_train_config(
 
 
 def dump_config(cfg: Section) -> dict:
-    """A JSON-safe dict of the config, as recorded in every report."""
-    return cfg.model_dump(mode="json")
+    """A JSON-safe dict of the config, as recorded in every report (and compared when a run resumes).
+
+    A `perf` section left at its defaults is left out, so that runs recorded before it existed still compare
+    equal to the same config today."""
+    tree = cfg.model_dump(mode="json")
+    if isinstance(getattr(cfg, "perf", None), PerformanceConfig) and cfg.perf == PerformanceConfig():
+        del tree["perf"]
+    return tree

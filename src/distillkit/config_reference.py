@@ -45,7 +45,7 @@ def _rows(schema: type[Section], prefix: str, lines: list[str]) -> None:
         key = prefix + name
         section = _section_type(field.annotation)
         if section is not None and field.annotation is section:
-            lines.append(f"| `{key}` | section | | {field.description or (section.__doc__ or '').strip()} |")
+            lines.append(f"| `{key}` | section | | {_cell(field.description or section.__doc__)} |")
             _rows(section, key + ".", lines)
             continue
         default: Any = field.default
@@ -54,8 +54,13 @@ def _rows(schema: type[Section], prefix: str, lines: list[str]) -> None:
         elif isinstance(default, Section):
             default = default.model_dump(mode="json")
         lines.append(
-            f"| `{key}` | {_type_name(field.annotation)} | `{default}` | {field.description or ''} |"
+            f"| `{key}` | {_type_name(field.annotation)} | `{default}` | {_cell(field.description)} |"
         )
+
+
+def _cell(text: str | None) -> str:
+    """A docstring as one table cell: on one line (a line break would end the Markdown table row)."""
+    return " ".join((text or "").split())
 
 
 def _type_name(annotation: Any) -> str:

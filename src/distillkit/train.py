@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader
 
 from distillkit.compress.profile import count_macs, count_params
 from distillkit.config import (
+    PerformanceConfig,
     TeacherConfig,
     TrainConfig,
     VideoModelConfig,
@@ -23,7 +24,7 @@ from distillkit.data.video.dataset import read_skip_log
 from distillkit.data.videos import build_video_datasets, video_loader
 from distillkit.engine.checkpoint import save_checkpoint
 from distillkit.engine.device import resolve_device, seed_everything
-from distillkit.engine.loop import ClassifierObjective, evaluate, fit, predict
+from distillkit.engine.loop import ClassifierObjective, check_performance, evaluate, fit, predict
 from distillkit.engine.metrics import confusion_matrix, topk_accuracy
 from distillkit.models import build_model, load_weights
 from distillkit.models.tsm import VideoResNet
@@ -47,8 +48,10 @@ def obtain_model(
     device: torch.device,
     save_to: Path,
     seed: int,
+    perf: PerformanceConfig | None = None,
 ) -> ObtainedModel:
-    """Build the model; load `cfg.checkpoint` if given, else train it and save it to `save_to` (eval mode)."""
+    """Build the model; load `cfg.checkpoint` if given, else train it (with the speed options `perf`) and save it
+    to `save_to` (eval mode)."""
     seed_everything(seed)
     model = build_model(cfg.arch, data.num_classes, data.in_channels, cfg.width, cfg.small_input)
     if cfg.checkpoint is not None:
@@ -56,7 +59,15 @@ def obtain_model(
         return ObtainedModel(model.to(device).eval(), 0.0, 0)
     model.to(device)
     steps = cfg.train.num_steps(len(train_loader))
-    result = fit(ClassifierObjective(model), train_loader, steps, cfg.optim, device, desc=f"train {cfg.arch}")
+    result = fit(
+        ClassifierObjective(model),
+        train_loader,
+        steps,
+        cfg.optim,
+        device,
+        desc=f"train {cfg.arch}",
+        perf=perf,
+    )
     save_checkpoint(model.state_dict(), save_to)
     return ObtainedModel(model.eval(), result.seconds, result.samples)
 
@@ -68,10 +79,11 @@ def run_train(cfg: TrainConfig | VideoTrainConfig, out: Path) -> dict:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     device = resolve_device(cfg.device)
+    check_performance(cfg.perf, device)
     seed_everything(cfg.seed)
     data = build_image_datasets(cfg.data, cfg.seed)
     train_loader, test_loader = make_loaders(data, cfg.data, cfg.seed)
-    obtained = obtain_model(cfg.model, data, train_loader, device, out / "model.pt", cfg.seed)
+    obtained = obtain_model(cfg.model, data, train_loader, device, out / "model.pt", cfg.seed, cfg.perf)
     model, seconds = obtained.model, obtained.seconds
     input_shape = (1, data.in_channels, data.image_size, data.image_size)
     report = {
@@ -109,6 +121,7 @@ def run_video_train(cfg: VideoTrainConfig, out: Path) -> dict:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     device = resolve_device(cfg.device)
+    check_performance(cfg.perf, device)
     seed_everything(cfg.seed)
     data = build_video_datasets(cfg.data, cfg.seed)
     skip_log = out / "skipped.jsonl"
@@ -124,7 +137,15 @@ def run_video_train(cfg: VideoTrainConfig, out: Path) -> dict:
     else:
         steps = cfg.train.num_steps(len(train_loader))
         name = "TSM" if cfg.model.shift else "TSN"
-        result = fit(ClassifierObjective(model), train_loader, steps, cfg.optim, device, desc=f"train {name}")
+        result = fit(
+            ClassifierObjective(model),
+            train_loader,
+            steps,
+            cfg.optim,
+            device,
+            desc=f"train {name}",
+            perf=cfg.perf,
+        )
         seconds, samples = result.seconds, result.samples
         save_checkpoint(model.state_dict(), out / "model.pt")
     logits, targets = predict(model, test_loader, device)

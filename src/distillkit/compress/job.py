@@ -21,7 +21,7 @@ from distillkit.config import CompressConfig, dump_config
 from distillkit.data.images import build_image_datasets, make_loaders
 from distillkit.engine.checkpoint import save_checkpoint
 from distillkit.engine.device import resolve_device, seed_everything
-from distillkit.engine.loop import evaluate, fit
+from distillkit.engine.loop import check_performance, evaluate, fit
 from distillkit.models.blocks import BlockwiseNet, block_shapes, split_model
 from distillkit.report.meta import run_metadata
 from distillkit.report.plots import plot_accuracy_vs_macs
@@ -35,6 +35,7 @@ class CompressionRun:
     def __init__(self, cfg: CompressConfig, out: Path, quiet: bool = False) -> None:
         self.cfg, self.out, self.quiet = cfg, Path(out), quiet
         self.device = resolve_device(cfg.device)
+        check_performance(cfg.perf, self.device)
         self.out.mkdir(parents=True, exist_ok=True)
 
     def profile(self, model: nn.Module, repeats: int | None = None) -> dict:
@@ -90,7 +91,7 @@ class CompressionRun:
         train_loader, test_loader = make_loaders(data, cfg.data, cfg.seed)
         self.input_shape = (data.in_channels, data.image_size, data.image_size)
         obtained = obtain_model(
-            cfg.teacher, data, train_loader, self.device, self.out / "teacher.pt", cfg.seed
+            cfg.teacher, data, train_loader, self.device, self.out / "teacher.pt", cfg.seed, cfg.perf
         )
         teacher = split_model(obtained.model, cfg.blocks).to(self.device)
         example = torch.zeros(2, *self.input_shape, device=self.device)
@@ -131,6 +132,7 @@ class CompressionRun:
             cfg.pbkd.local_weight,
             cfg.pbkd.order,
             after_stage,
+            cfg.perf,
         )
         total_steps = steps * len(students)
         ft = cfg.pbkd.finetune
@@ -143,6 +145,7 @@ class CompressionRun:
                 ft.optim,
                 self.device,
                 desc="finetune (KD)",
+                perf=cfg.perf,
             )
             total_steps += ft_steps
             stages.append(
@@ -173,6 +176,7 @@ class CompressionRun:
                 cfg.baselines.optim,
                 self.device,
                 desc=f"baseline {method}",
+                perf=cfg.perf,
             )
             baselines[method] = {
                 "accuracy": evaluate(net, test_loader, self.device),

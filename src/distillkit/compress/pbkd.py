@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
-from distillkit.config import OptimConfig
+from distillkit.config import OptimConfig, PerformanceConfig
 from distillkit.distill.losses import kd_loss, local_l2
 from distillkit.engine.loop import FitResult, fit
 from distillkit.errors import ConfigError
@@ -95,11 +95,13 @@ def progressive_distill(
     local_weight: float = 1.0,
     order: str | Sequence[int] = "bottom_up",
     after_stage: StageCallback | None = None,
+    perf: PerformanceConfig | None = None,
 ) -> BlockwiseNet:
     """Replace the teacher's blocks by `students` one stage at a time; returns the student network.
 
     The teacher is never modified: its parameters are frozen and the student gets its own copy of the head.
-    `after_stage(stage, block, net, fit_result)` is called after each stage (for evaluation and reports).
+    `after_stage(stage, block, net, fit_result)` is called after each stage (for evaluation and reports); `perf`
+    holds the speed options of every stage's training.
     """
     if len(students) != len(teacher.blocks):
         raise ConfigError(f"{len(students)} student blocks for {len(teacher.blocks)} teacher blocks")
@@ -109,7 +111,8 @@ def progressive_distill(
         net.requires_grad_(False)
         net.blocks[k] = students[k].to(device).requires_grad_(True)
         objective = BlockStageObjective(net, k, teacher.blocks[k], local_weight)
-        result = fit(objective, loader, steps_per_stage, optim, device, desc=f"stage {stage + 1}: block {k}")
+        desc = f"stage {stage + 1}: block {k}"
+        result = fit(objective, loader, steps_per_stage, optim, device, desc=desc, perf=perf)
         net.blocks[k].requires_grad_(False)
         if after_stage is not None:
             after_stage(stage, k, net, result)

@@ -1,14 +1,17 @@
 """The one training loop every job uses, and evaluation.
 
 A job describes *what* to train as an `Objective` (which parameters, which modules train, what loss); `fit`
-does the rest: optimiser, schedule, device moves, progress, NaN guard, history.
+does the rest: optimiser, schedule, device moves, progress, NaN guard, history, and the speed options of a
+`PerformanceConfig` (autocast precision, channels-last, torch.compile; all off by default).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Iterator
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -16,9 +19,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from distillkit.config import OptimConfig
+from distillkit.config import OptimConfig, PerformanceConfig
 from distillkit.engine.progress import progress_bar
-from distillkit.errors import DistillkitError
+from distillkit.errors import ConfigError, DistillkitError
 
 
 class Objective(Protocol):
@@ -75,6 +78,59 @@ def cycle(loader: DataLoader) -> Iterator:
         epoch += 1
 
 
+def check_performance(perf: PerformanceConfig | None, device: torch.device | str) -> None:
+    """A `ConfigError` naming the key when `perf` asks for what `device` cannot do."""
+    if perf is None:
+        return
+    kind = torch.device(device).type
+    if perf.precision == "fp16" and kind != "cuda":
+        raise ConfigError(
+            f"perf.precision: fp16 needs a CUDA device (its gradient scaler is CUDA-only) and this run is on "
+            f"{kind}; use bf16 or fp32"
+        )
+    if perf.precision == "bf16" and kind == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ConfigError("perf.precision: this GPU does not support bf16; use fp16 or fp32")
+
+
+def _autocast(perf: PerformanceConfig, device: torch.device):
+    """The autocast context of a training step (a no-op for fp32)."""
+    if perf.precision == "fp32":
+        return nullcontext()
+    dtype = torch.bfloat16 if perf.precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+@contextmanager
+def _without_onednn() -> Iterator[None]:
+    """CPU convolutions without oneDNN: its backward of a strided 1×1 convolution with channels-last input and
+    fewer input channels than its vector block (8 with AVX2) writes out of bounds, which corrupts the heap or the
+    weight gradients (uxlfoundation/oneDNN#6035; e.g. the projection shortcuts of a CIFAR ResNet at width 0.25).
+    Training meets such inputs with `channels_last`, and with `compile`, whose code makes activations
+    channels-last where it sees fit."""
+    was = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = False
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = was
+
+
+_LossFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, dict[str, float]]]
+
+
+def _compile(loss: _LossFn, desc: str) -> _LossFn | None:
+    """`torch.compile(loss)`, or None (with a warning) when torch cannot compile on this platform."""
+    if not torch._dynamo.is_dynamo_supported():
+        warnings.warn(
+            f"{desc}: perf.compile is on but torch.compile is not supported here "
+            f"(torch {torch.__version__}); training uncompiled",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return None
+    return torch.compile(loss)
+
+
 def fit(
     objective: Objective,
     loader: DataLoader,
@@ -83,11 +139,29 @@ def fit(
     device: torch.device,
     desc: str = "train",
     log_every: int = 50,
+    perf: PerformanceConfig | None = None,
 ) -> FitResult:
-    """Train `objective` for `steps` optimiser steps on batches from `loader`."""
+    """Train `objective` for `steps` optimiser steps on batches from `loader`.
+
+    `perf` (None: plain fp32) picks the autocast precision
+    of the forward pass and loss (fp16 with a gradient scaler), channels-last trained conv weights and 4-D inputs,
+    and `torch.compile` of the objective's loss. With its defaults, training is exactly as without it.
+    """
+    device = torch.device(device)
+    check_performance(perf, device)
     params = [p for p in objective.parameters() if p.requires_grad]
     if not params:
         raise DistillkitError(f"{desc}: nothing to train (no parameter requires grad)")
+    perf = perf if perf is not None else PerformanceConfig()
+    if perf.channels_last:  # in place (`.data`), so every holder of these parameters sees the new layout
+        for p in params:
+            if p.dim() == 4:
+                p.data = p.data.contiguous(memory_format=torch.channels_last)
+    mixed = perf.precision != "fp32"
+    cpu_layouts = device.type == "cpu" and (perf.channels_last or perf.compile)
+    safe_kernels = _without_onednn if cpu_layouts else nullcontext
+    scaler = torch.amp.GradScaler(device.type) if perf.precision == "fp16" else None
+    step_loss = _compile(objective.loss, desc) if perf.compile else None
     optimizer = build_optimizer(params, optim)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, steps, optim))
     result = FitResult(steps=steps, seconds=0.0, samples=0)
@@ -99,17 +173,40 @@ def fit(
             objective.set_mode()
             x, y = next(batches)
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            loss, parts = objective.loss(x, y)
+            if perf.channels_last and x.dim() == 4:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with safe_kernels(), _autocast(perf, device):
+                if step_loss is None:
+                    loss, parts = objective.loss(x, y)
+                else:
+                    try:
+                        loss, parts = step_loss(x, y)
+                    except torch._dynamo.exc.BackendCompilerFailed as exc:
+                        why = " ".join(str(exc).split())[:300] or type(exc).__name__
+                        warnings.warn(
+                            f"{desc}: perf.compile is on but torch.compile failed ({why}); training uncompiled",
+                            RuntimeWarning,
+                            stacklevel=2,
+                        )
+                        step_loss = None
+                        loss, parts = objective.loss(x, y)
             if not torch.isfinite(loss):
                 named = ", ".join(f"{k}={v:.4g}" for k, v in parts.items())
                 where = f"step {step} (batch {step % len(loader)} of epoch {step // len(loader)})"
+                hint = f" or train in fp32 (perf.precision is {perf.precision})" if mixed else ""
                 raise NonFiniteLoss(
                     f"{desc}: loss is {loss.item()} at {where}; parts: {named}. Nothing was saved for this run "
-                    "after its last checkpoint; lower the learning rate or check the data"
+                    f"after its last checkpoint; lower the learning rate or check the data{hint}"
                 )
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            if scaler is None:
+                with safe_kernels():
+                    loss.backward()
+                optimizer.step()
+            else:  # fp16: scaled backward; the step is skipped when gradients overflowed
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
             scheduler.step()
             result.samples += x.shape[0]
             for k, v in parts.items():

@@ -11,6 +11,7 @@ from distillkit.config import (
     BudgetConfig,
     Device,
     OptimConfig,
+    PerformanceConfig,
     Section,
     VideoDataConfig,
     VideoModelConfig,
@@ -103,3 +104,5 @@ class IncrementalConfig(Section):
     """The method."""
     eval: EvalConfig = EvalConfig()
     """Evaluation."""
+    perf: PerformanceConfig = PerformanceConfig()
+    """Mixed precision, channels-last and `torch.compile` for every training run of the job (default: all off)."""

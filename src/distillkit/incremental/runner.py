@@ -2,8 +2,10 @@
 
 Per step: grow the head, train with the method's loss (one training loop, `engine.loop.fit`), update the
 exemplar memory (reduce old classes, herd the new ones), evaluate every class seen so far (CNN and NME), write a
-checkpoint, `results.json` and the plots. Each finished step has its own memory folder (frames hard-linked from
-the previous one), so a run killed at any moment resumes from its last checkpoint with the memory of that step.
+checkpoint, `results.json`, `report.md` and the plots. Each finished step has its own memory folder (frames
+hard-linked from the previous one), so a run killed at any moment resumes from its last checkpoint with the memory
+of that step; on resuming, what the kill left (half-written files, other steps' memory folders) is cleared and
+`log.jsonl` is rewritten from the checkpoint.
 All randomness of a step is seeded from (seed, step): a resumed run ends with the same results as an
 uninterrupted one.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -27,7 +30,7 @@ from distillkit.data.video.transforms import left_right_label_map
 from distillkit.data.videos import VideoDatasets, build_video_datasets
 from distillkit.engine.checkpoint import load_checkpoint, save_checkpoint
 from distillkit.engine.device import resolve_device, seed_everything
-from distillkit.engine.loop import FitResult, fit
+from distillkit.engine.loop import FitResult, check_performance, fit
 from distillkit.engine.progress import progress_bar
 from distillkit.errors import ConfigError
 from distillkit.incremental.config import IncrementalConfig
@@ -39,6 +42,7 @@ from distillkit.incremental.scenario import Scenario, build_scenario, preset_sce
 from distillkit.incremental.selection import allocate, herding, random_order
 from distillkit.models.heads import grow_head, make_head
 from distillkit.report.incremental_plots import plot_accuracy_matrix, plot_accuracy_per_step
+from distillkit.report.incremental_report import incremental_report
 from distillkit.report.meta import run_metadata
 from distillkit.train import build_video_model
 
@@ -146,6 +150,7 @@ class StreamRun:
         self.out = Path(out)
         self.resume = resume
         self.device = resolve_device(cfg.device)
+        check_performance(cfg.perf, self.device)
         self.method = build_method(cfg.method.name, cfg.method.options)
         seed_everything(cfg.seed)
         self.data: VideoDatasets = build_video_datasets(cfg.data, cfg.seed)
@@ -237,10 +242,23 @@ class StreamRun:
             )
         return last + 1, state
 
+    def _clear_leftovers(self, first: int) -> None:
+        """Remove what a killed run leaves: half-written checkpoints (a SIGKILL skips their clean-up) and the
+        memory folders of every step but the last finished one (the next step's, half written, or the previous
+        one's when the kill came between the checkpoint and its removal)."""
+        for tmp in self.ckpt_dir.glob(".step_*.tmp"):
+            tmp.unlink(missing_ok=True)
+        keep = self._memory_dir(first - 1) if first > 0 else None
+        for folder in (self.out / "memory").glob("step_*"):
+            if folder != keep:
+                shutil.rmtree(folder, ignore_errors=True)
+
     # ------------------------------------------------------------------------------------------------ run
     def run(self) -> dict:
         self.out.mkdir(parents=True, exist_ok=True)
         first, state = self._start()
+        self._clear_leftovers(first)
+        self._rewrite_log(state)
         model = build_video_model(self.cfg.model, self.scenario.num_seen(0), self.segments)
         model.head = make_head(self.method.head, model.feature_dim, self.scenario.num_seen(0))
         memory = None
@@ -285,7 +303,13 @@ class StreamRun:
         else:
             steps = budget.num_steps(len(loader))
             result = fit(
-                objective, loader, steps, optim, self.device, desc=f"step {step} ({self.method.name})"
+                objective,
+                loader,
+                steps,
+                optim,
+                self.device,
+                f"step {step} ({self.method.name})",
+                perf=cfg.perf,
             )
         if self.use_memory:
             memory = self._update_memory(step, model, memory)
@@ -334,7 +358,8 @@ class StreamRun:
             loader = DataLoader(data, batch_size=self.cfg.data.batch_size, shuffle=True, generator=generator)
             steps = max(1, round(epochs * len(loader)))
             optim = OptimConfig(lr=lr, weight_decay=0.0)
-            fit(HeadObjective(model), loader, steps, optim, self.device, desc=f"step {step} balanced head")
+            desc = f"step {step} balanced head"
+            fit(HeadObjective(model), loader, steps, optim, self.device, desc, perf=self.cfg.perf)
 
         return StepTools(new_features, finetune_head_on_memory)
 
@@ -410,20 +435,30 @@ class StreamRun:
         return F.normalize(means, dim=1)
 
     # ------------------------------------------------------------------------------------------- results
-    def _log(self, step: int, state: dict) -> None:
-        row = state["cnn"][-1]
-        entry = {
+    def _log_entry(self, step: int, state: dict) -> dict:
+        return {
             "step": step,
             "classes_seen": self.scenario.num_seen(step),
-            "accuracy_row": row,
-            "nme_row": state["nme"][-1],
-            "seconds": state["seconds"][-1],
-            "memory": state["memory"][-1],
-            "loss": state["history"][-1][-1] if state["history"][-1] else None,
+            "accuracy_row": state["cnn"][step],
+            "nme_row": state["nme"][step],
+            "seconds": state["seconds"][step],
+            "memory": state["memory"][step],
+            "loss": state["history"][step][-1] if state["history"][step] else None,
         }
+
+    def _log(self, step: int, state: dict) -> None:
+        entry = self._log_entry(step, state)
         with open(self.out / "log.jsonl", "a", encoding="utf-8") as log:
             log.write(json.dumps(entry) + "\n")
-        print(f"step {step}: {self.scenario.num_seen(step)} classes, accuracy per step's classes {row}")
+        print(
+            f"step {step}: {entry['classes_seen']} classes, accuracy per step's classes {entry['accuracy_row']}"
+        )
+
+    def _rewrite_log(self, state: dict) -> None:
+        """`log.jsonl` with one line per finished step, from the checkpoint (a kill may have cut the last line,
+        or come between a step's checkpoint and its line)."""
+        lines = "".join(json.dumps(self._log_entry(i, state)) + "\n" for i in range(len(state["cnn"])))
+        _write_atomic(self.out / "log.jsonl", lines)
 
     def _write_results(self, state: dict, memory: ExemplarMemory | None) -> dict:
         done = len(state["cnn"])
@@ -447,7 +482,8 @@ class StreamRun:
             "config": dump_config(self.cfg),
             **run_metadata(self.device),
         }
-        (self.out / "results.json").write_text(json.dumps(results, indent=2))
+        _write_atomic(self.out / "results.json", json.dumps(results, indent=2))
+        _write_atomic(self.out / "report.md", incremental_report(results, time.strftime("%Y-%m-%d %H:%M")))
         seen = [self.scenario.num_seen(i) for i in range(self.scenario.num_steps)]
         series = {"CNN": cnn["accuracy_per_step"]}
         if nme:
@@ -455,6 +491,14 @@ class StreamRun:
         plot_accuracy_per_step(series, seen, self.out / "accuracy_per_step.png", f"{self.method.name}")
         plot_accuracy_matrix(state["cnn"], self.out / "accuracy_matrix.png", f"{self.method.name}: a[i][j]")
         return results
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write `text` to a hidden file beside `path`, then rename it: a kill never leaves half a file (a fixed
+    temporary name, so a leftover one is replaced by the next write)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def _diff_keys(a: object, b: object, prefix: str = "") -> list[str]:
