@@ -20,13 +20,14 @@ def test_registry_and_flags() -> None:
     assert not METHODS["lwf"].uses_memory and not METHODS["finetune"].uses_memory
     assert METHODS["icarl"].uses_memory and METHODS["icarl"].nme
     assert METHODS["joint"].train_on == "seen" and METHODS["finetune"].train_on == "new"
-    assert METHODS["lucir"].head == "cosine" and METHODS["podnet"].head == "cosine"
+    assert METHODS["lucir"].head == "cosine" and build_method("podnet", {}).head == "cosine"
+    assert build_method("podnet", {"classifier": "lsc"}).head == "lsc"
     with pytest.raises(ConfigError, match=r"method.options of 'lucir'.*'margin'"):
         build_method("lucir", {"margin": -1})
 
 
 def test_grow_head_keeps_old_outputs() -> None:
-    for kind in ("linear", "cosine"):
+    for kind in ("linear", "cosine", "lsc"):
         head = make_head(kind, 8, 3)
         grown = grow_head(head, 5)
         x = torch.randn(4, 8)
@@ -125,3 +126,51 @@ def test_podnet_distils_every_stage_frame_by_frame() -> None:
     _, parts = method.loss(same, moved, torch.tensor([2, 2]), ctx)
     expected = pod_spatial_loss(feat.flatten(0, 1), feat.flip(-1).flatten(0, 1)).item()
     assert parts["pod_spatial"] == pytest.approx(expected) and expected > 0
+
+
+def test_local_similarity_classifier_by_hand() -> None:
+    from distillkit.models.heads import LocalSimilarityHead, imprint
+
+    head = LocalSimilarityHead(2, 2, proxies=2)
+    with torch.no_grad():
+        head.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, 1.0]]))
+    x = torch.tensor([[1.0, 0.0]])
+    # class 0: cosines (1, 0) -> softmax weights (e/(e+1), 1/(e+1)) -> similarity e/(e+1); class 1: (-1, 0)
+    e = math.e
+    want = torch.tensor([[e / (e + 1), (-1 / e) / (1 / e + 1)]])
+    torch.testing.assert_close(head.cosine(x), want)
+    torch.testing.assert_close(head(x), head.sigma * want)
+    assert head.out_features == 2 and make_head("lsc", 2, 3, 4).weight.shape == (12, 2)
+    features = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.1], [0.1, 1.0]])
+    imprint(head, features, torch.tensor([1, 1, 1, 1]), range(1, 2))
+    proxies = F.normalize(head.weight[2:], dim=1)
+    unit = F.normalize(features, dim=1)  # imprinting averages normalised samples
+    torch.testing.assert_close(proxies[0], F.normalize(unit[0] + unit[2], dim=0))  # samples 0 and 2
+    torch.testing.assert_close(proxies[1], F.normalize(unit[1] + unit[3], dim=0))  # samples 1 and 3
+    assert head.weight[:2].tolist() == [[1.0, 0.0], [0.0, 1.0]]  # class 0 untouched
+
+
+def test_nca_loss_by_hand() -> None:
+    from distillkit.distill.losses import nca_loss
+
+    s = torch.tensor([[0.9, 0.1, 0.2], [0.1, 0.2, 0.3]])
+    y = torch.tensor([0, 2])
+    eta, delta = 2.0, 0.5
+    first = max(0.0, math.log(math.exp(0.2) + math.exp(0.4)) - (1.8 - 1.0))
+    second = max(0.0, math.log(math.exp(0.2) + math.exp(0.4)) - (0.6 - 1.0))
+    assert nca_loss(s, y, eta, delta).item() == pytest.approx((first + second) / 2, rel=1e-6)
+    assert nca_loss(torch.tensor([[5.0, -5.0]]), torch.tensor([0]), 1.0, 0.0).item() == 0.0  # hinge
+
+
+def test_podnet_local_similarity_classifier_trains_with_nca(tmp_path) -> None:
+    from distillkit.incremental.runner import run_incremental
+    from distillkit.models.heads import LocalSimilarityHead
+    from tests.test_incremental import tiny
+
+    method = build_method("podnet", {"classifier": "lsc", "proxies": 3})
+    head = method.build_head(8, 4)
+    assert isinstance(head, LocalSimilarityHead) and head.proxies == 3 and head.out_features == 4
+    results = run_incremental(
+        tiny(method={"name": "podnet", "options": {"classifier": "lsc", "proxies": 3}}), tmp_path
+    )
+    assert len(results["accuracy_matrix"]) == 3

@@ -244,11 +244,13 @@ def test_sigkill_at_random_moments_then_resume_gives_the_uninterrupted_results(
     rounds = 0
     while len(kills) < KILLS:  # a round: kill and resume until it finishes (a new one if it ends too soon)
         rounds += 1
-        assert rounds <= KILLS, f"the runs kept finishing before their kill: {kills}"
+        # load on the machine changes run times, so a run may finish before its kill: allow a few more rounds
+        assert rounds <= 4 * KILLS, f"the runs kept finishing before their kill: {kills}"
         out = tmp_path / f"round_{rounds}"
         while len(kills) < KILLS and (before := _finished_steps(out)) < STEPS:
-            # the steps still to run take about their share of the uninterrupted run's time
-            delay = round(rng.uniform(0.0, stream.work * (STEPS - before) / STEPS), 3)
+            # the steps still to run take about their share of the uninterrupted run's time (drawn within 70% of
+            # it, so that a run faster than the reference is still caught)
+            delay = round(rng.uniform(0.0, 0.7 * stream.work * (STEPS - before) / STEPS), 3)
             if not stream.run(out, delay)["killed"]:  # finished before its kill
                 break
             kills.append((delay, before, _finished_steps(out)))

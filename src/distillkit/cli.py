@@ -179,6 +179,13 @@ def _demo_incremental(out: Path) -> None:
 def run(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from distillkit.config import CompressConfig, load_train_config
+    from distillkit.engine.distributed import launched
+
+    if launched() and args.command in ("compress", "incremental", "demo"):
+        raise DistillkitError(
+            f"{args.command}: multi-process (torchrun, WORLD_SIZE > 1) runs are supported by `distillkit train` "
+            "only; run this job as one process"
+        )
 
     if args.command == "compress":
         from distillkit.compress.job import CompressionRun

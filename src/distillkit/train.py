@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +24,16 @@ from distillkit.data.images import ImageDatasets, build_image_datasets, make_loa
 from distillkit.data.video.dataset import read_skip_log
 from distillkit.data.videos import build_video_datasets, video_loader
 from distillkit.engine.checkpoint import save_checkpoint
-from distillkit.engine.device import resolve_device, seed_everything
+from distillkit.engine.device import seed_everything
+from distillkit.engine.distributed import (
+    all_reduce_sum,
+    data_parallel,
+    gather_objects,
+    is_distributed,
+    is_main,
+    per_process_batch,
+    process_group,
+)
 from distillkit.engine.loop import ClassifierObjective, check_performance, evaluate, fit, predict
 from distillkit.engine.metrics import confusion_matrix, topk_accuracy
 from distillkit.models import build_model, load_weights
@@ -51,7 +61,8 @@ def obtain_model(
     perf: PerformanceConfig | None = None,
 ) -> ObtainedModel:
     """Build the model; load `cfg.checkpoint` if given, else train it (with the speed options `perf`) and save it
-    to `save_to` (eval mode)."""
+    to `save_to` (eval mode). Under torchrun it trains data-parallel (`engine.distributed.data_parallel`), rank 0
+    saves, and `samples` counts every process's."""
     seed_everything(seed)
     model = build_model(cfg.arch, data.num_classes, data.in_channels, cfg.width, cfg.small_input)
     if cfg.checkpoint is not None:
@@ -59,36 +70,51 @@ def obtain_model(
         return ObtainedModel(model.to(device).eval(), 0.0, 0)
     model.to(device)
     steps = cfg.train.num_steps(len(train_loader))
-    result = fit(
-        ClassifierObjective(model),
-        train_loader,
-        steps,
-        cfg.optim,
-        device,
-        desc=f"train {cfg.arch}",
-        perf=perf,
-    )
-    save_checkpoint(model.state_dict(), save_to)
-    return ObtainedModel(model.eval(), result.seconds, result.samples)
+    with data_parallel(model, device) as trained:
+        result = fit(
+            ClassifierObjective(trained),
+            train_loader,
+            steps,
+            cfg.optim,
+            device,
+            desc=f"train {cfg.arch}",
+            perf=perf,
+        )
+    if is_main():
+        save_checkpoint(model.state_dict(), save_to)
+    samples = int(all_reduce_sum([result.samples])[0]) if is_distributed() else result.samples
+    return ObtainedModel(model.eval(), result.seconds, samples)
 
 
 def run_train(cfg: TrainConfig | VideoTrainConfig, out: Path) -> dict:
-    """Train `cfg.model` on `cfg.data`; writes model.pt and report.json (and plots for videos) to `out`."""
+    """Train `cfg.model` on `cfg.data`; writes model.pt and report.json (and plots for videos) to `out`.
+
+    Launched by torchrun with WORLD_SIZE > 1, it trains data-parallel (DDP; `data.batch_size` is the global
+    batch), evaluates on shards of the test set, and only rank 0 writes files and prints; every rank returns the
+    same report.
+    """
     if isinstance(cfg, VideoTrainConfig):
         return run_video_train(cfg, out)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    device = resolve_device(cfg.device)
+    with process_group(cfg.device) as device:
+        return _train_images(cfg, Path(out), device)
+
+
+def _train_images(cfg: TrainConfig, out: Path, device: torch.device) -> dict:
+    distributed = is_distributed()
+    if is_main():
+        out.mkdir(parents=True, exist_ok=True)
     check_performance(cfg.perf, device)
+    if distributed:
+        per_process_batch(cfg.data.batch_size, "data.batch_size")  # before any work
     seed_everything(cfg.seed)
     data = build_image_datasets(cfg.data, cfg.seed)
-    train_loader, test_loader = make_loaders(data, cfg.data, cfg.seed)
+    train_loader, test_loader = make_loaders(data, cfg.data, cfg.seed, distributed=distributed)
     obtained = obtain_model(cfg.model, data, train_loader, device, out / "model.pt", cfg.seed, cfg.perf)
     model, seconds = obtained.model, obtained.seconds
     input_shape = (1, data.in_channels, data.image_size, data.image_size)
     report = {
         "model": cfg.model.arch,
-        "accuracy": evaluate(model, test_loader, device),
+        "accuracy": evaluate(model, test_loader, device, sharded=distributed),
         "params": count_params(model),
         "macs": count_macs(model, input_shape),
         "train_seconds": seconds,
@@ -97,8 +123,11 @@ def run_train(cfg: TrainConfig | VideoTrainConfig, out: Path) -> dict:
         "config": dump_config(cfg),
         **run_metadata(device),
     }
-    (out / "report.json").write_text(json.dumps(report, indent=2))
-    print(f"{cfg.model.arch}: top-1 {report['accuracy']:.2f}% on {cfg.data.name} ({seconds:.0f}s training)")
+    if is_main():
+        (out / "report.json").write_text(json.dumps(report, indent=2))
+        print(
+            f"{cfg.model.arch}: top-1 {report['accuracy']:.2f}% on {cfg.data.name} ({seconds:.0f}s training)"
+        )
     return report
 
 
@@ -117,19 +146,28 @@ def build_video_model(cfg: VideoModelConfig, num_classes: int, num_segments: int
 
 
 def run_video_train(cfg: VideoTrainConfig, out: Path) -> dict:
-    """Train a TSM/TSN video classifier; report top-1/top-5 and a confusion matrix (`confusion_matrix.png`)."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    device = resolve_device(cfg.device)
+    """Train a TSM/TSN video classifier; report top-1/top-5 and a confusion matrix (`confusion_matrix.png`).
+    Data-parallel under torchrun, as `run_train`."""
+    with process_group(cfg.device) as device, tempfile.TemporaryDirectory() as scratch:
+        return _train_videos(cfg, Path(out), device, Path(scratch))
+
+
+def _train_videos(cfg: VideoTrainConfig, out: Path, device: torch.device, scratch: Path) -> dict:
+    distributed = is_distributed()
+    if is_main():
+        out.mkdir(parents=True, exist_ok=True)
     check_performance(cfg.perf, device)
+    if distributed:
+        per_process_batch(cfg.data.batch_size, "data.batch_size")  # before any work
     seed_everything(cfg.seed)
     data = build_video_datasets(cfg.data, cfg.seed)
-    skip_log = out / "skipped.jsonl"
+    # Rank 0 logs skipped videos to the run folder; other ranks to a scratch file, merged into it at the end.
+    skip_log = out / "skipped.jsonl" if is_main() else scratch / "skipped.jsonl"
     skip_log.unlink(missing_ok=True)
     for split in (data.train, data.test):
         split.skip_log = skip_log
-    train_loader = video_loader(data.train, cfg.data, train=True, seed=cfg.seed)
-    test_loader = video_loader(data.test, cfg.data, train=False, seed=cfg.seed)
+    train_loader = video_loader(data.train, cfg.data, train=True, seed=cfg.seed, distributed=distributed)
+    test_loader = video_loader(data.test, cfg.data, train=False, seed=cfg.seed, distributed=distributed)
     model = build_video_model(cfg.model, data.num_classes, cfg.data.num_segments).to(device)
     seconds = samples = 0
     if cfg.model.checkpoint is not None:
@@ -137,21 +175,24 @@ def run_video_train(cfg: VideoTrainConfig, out: Path) -> dict:
     else:
         steps = cfg.train.num_steps(len(train_loader))
         name = "TSM" if cfg.model.shift else "TSN"
-        result = fit(
-            ClassifierObjective(model),
-            train_loader,
-            steps,
-            cfg.optim,
-            device,
-            desc=f"train {name}",
-            perf=cfg.perf,
-        )
+        with data_parallel(model, device) as trained:
+            result = fit(
+                ClassifierObjective(trained),
+                train_loader,
+                steps,
+                cfg.optim,
+                device,
+                desc=f"train {name}",
+                perf=cfg.perf,
+            )
         seconds, samples = result.seconds, result.samples
-        save_checkpoint(model.state_dict(), out / "model.pt")
-    logits, targets = predict(model, test_loader, device)
+        if distributed:
+            samples = int(all_reduce_sum([samples])[0])
+        if is_main():
+            save_checkpoint(model.state_dict(), out / "model.pt")
+    logits, targets = predict(model, test_loader, device, sharded=distributed)
     matrix = confusion_matrix(logits, targets, data.num_classes)
-    plot_confusion_matrix(matrix, data.class_names, out / "confusion_matrix.png", "Test confusion matrix")
-    skipped = read_skip_log(skip_log)
+    skipped = _merge_skips(read_skip_log(skip_log), skip_log) if distributed else read_skip_log(skip_log)
     report = {
         "model": f"{'tsm' if cfg.model.shift else 'tsn'}_{cfg.model.arch}",
         "accuracy": topk_accuracy(logits, targets, 1),
@@ -168,6 +209,9 @@ def run_video_train(cfg: VideoTrainConfig, out: Path) -> dict:
         "config": dump_config(cfg),
         **run_metadata(device),
     }
+    if not is_main():
+        return report
+    plot_confusion_matrix(matrix, data.class_names, out / "confusion_matrix.png", "Test confusion matrix")
     (out / "report.json").write_text(json.dumps(report, indent=2))
     print(
         f"{report['model']}: top-1 {report['accuracy']:.2f}%, top-5 {report['top5']:.2f}% on "
@@ -176,3 +220,17 @@ def run_video_train(cfg: VideoTrainConfig, out: Path) -> dict:
     if skipped:
         print(f"skipped {len(skipped)} unreadable videos (on_error: skip); listed in {skip_log}")
     return report
+
+
+def _merge_skips(own: list[dict[str, str]], log: Path) -> list[dict[str, str]]:
+    """Distinct skipped videos of all ranks (rank order); rank 0 appends the others' to its log `log`."""
+    merged: dict[str, dict[str, str]] = {}
+    for part in gather_objects(own):
+        for entry in part:  # type: ignore[union-attr]
+            merged.setdefault(entry["source"], entry)
+    mine = {e["source"] for e in own}
+    others = [entry for source, entry in merged.items() if source not in mine]
+    if is_main() and others:
+        with open(log, "a", encoding="utf-8") as f:
+            f.writelines(json.dumps(entry) + "\n" for entry in others)
+    return list(merged.values())

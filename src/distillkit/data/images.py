@@ -251,9 +251,26 @@ def build_image_datasets(cfg: ImageDataConfig, seed: int) -> ImageDatasets:
     )
 
 
-def make_loaders(ds: ImageDatasets, cfg: ImageDataConfig, seed: int) -> tuple[DataLoader, DataLoader]:
-    """Train loader (seeded shuffle, drop_last when the set exceeds one batch) and unshuffled test loader."""
+def make_loaders(
+    ds: ImageDatasets, cfg: ImageDataConfig, seed: int, distributed: bool = False
+) -> tuple[DataLoader, DataLoader]:
+    """Train loader (seeded shuffle, drop_last when the set exceeds one batch) and unshuffled test loader.
+
+    `distributed` (under torchrun): `cfg.batch_size` is the global batch; this process's loaders take its share
+    of each batch from a `DistributedSampler` and its block of the test set (`engine.distributed.shard`).
+    """
     workers = {"num_workers": cfg.num_workers, "persistent_workers": cfg.num_workers > 0}
+    if distributed:
+        from distillkit.engine.distributed import per_process_batch, shard, train_sampler
+
+        train = DataLoader(
+            ds.train,
+            batch_size=per_process_batch(cfg.batch_size, "data.batch_size"),
+            sampler=train_sampler(ds.train, seed),
+            drop_last=len(ds.train) > cfg.batch_size,
+            **workers,
+        )
+        return train, DataLoader(shard(ds.test), batch_size=cfg.eval_batch_size, shuffle=False, **workers)
     train = DataLoader(
         ds.train,
         batch_size=cfg.batch_size,

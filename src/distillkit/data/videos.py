@@ -272,15 +272,36 @@ def _one_thread_per_worker(worker_id: int) -> None:
     torch.set_num_threads(1)
 
 
-def video_loader(dataset: Dataset, cfg: VideoDataConfig, train: bool, seed: int) -> DataLoader:
-    """A DataLoader over clips: shuffled with a seeded generator in training, in order for testing."""
+def video_loader(
+    dataset: Dataset, cfg: VideoDataConfig, train: bool, seed: int, distributed: bool = False
+) -> DataLoader:
+    """A DataLoader over clips: shuffled with a seeded generator in training, in order for testing.
+
+    `distributed` (under torchrun): `cfg.batch_size` is the global batch; in training this process takes its share
+    of each batch from a `DistributedSampler`, in testing its block of the set (`engine.distributed.shard`).
+    """
+    workers = {
+        "num_workers": cfg.num_workers,
+        "persistent_workers": cfg.num_workers > 0,
+        "worker_init_fn": _one_thread_per_worker if cfg.num_workers > 0 else None,
+    }
+    if distributed:
+        from distillkit.engine.distributed import per_process_batch, shard, train_sampler
+
+        if not train:
+            return DataLoader(shard(dataset), batch_size=cfg.eval_batch_size, shuffle=False, **workers)
+        return DataLoader(
+            dataset,
+            batch_size=per_process_batch(cfg.batch_size, "data.batch_size"),
+            sampler=train_sampler(dataset, seed),
+            drop_last=len(dataset) >= cfg.batch_size,
+            **workers,
+        )
     return DataLoader(
         dataset,
         batch_size=cfg.batch_size if train else cfg.eval_batch_size,
         shuffle=train,
         drop_last=train and len(dataset) >= cfg.batch_size,
-        num_workers=cfg.num_workers,
-        persistent_workers=cfg.num_workers > 0,
-        worker_init_fn=_one_thread_per_worker if cfg.num_workers > 0 else None,
         generator=torch.Generator().manual_seed(seed) if train else None,
+        **workers,
     )

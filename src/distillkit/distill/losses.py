@@ -68,3 +68,14 @@ def pod_spatial_loss(features: torch.Tensor, old_features: torch.Tensor) -> torc
 def pod_flat_loss(features: torch.Tensor, old_features: torch.Tensor) -> torch.Tensor:
     """PODNet's POD-flat: Euclidean distance between the final embeddings, mean over the batch."""
     return (features - old_features).norm(dim=1).mean()
+
+
+def nca_loss(
+    similarities: torch.Tensor, targets: torch.Tensor, scale: torch.Tensor | float, margin: float
+) -> torch.Tensor:
+    """PODNet's NCA loss with a margin: [−log(exp(η(s_y − δ)) / Σ_{i≠y} exp(η s_i))]₊, mean over the batch, for
+    class similarities s (N, K), scale η and margin δ."""
+    s = scale * similarities
+    target = s.gather(1, targets[:, None]).squeeze(1) - scale * margin
+    others = s.scatter(1, targets[:, None], float("-inf")).logsumexp(dim=1)
+    return F.relu(others - target).mean()

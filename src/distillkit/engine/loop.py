@@ -20,6 +20,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from distillkit.config import OptimConfig, PerformanceConfig
+from distillkit.engine import distributed
 from distillkit.engine.progress import progress_bar
 from distillkit.errors import ConfigError, DistillkitError
 
@@ -69,11 +70,14 @@ def lr_factor(step: int, total: int, cfg: OptimConfig) -> float:
 
 def cycle(loader: DataLoader) -> Iterator:
     """Batches forever, epoch after epoch: a fresh shuffle, and fresh random draws from data sets that have
-    `set_epoch` (video sets seed their sampling by epoch)."""
+    `set_epoch` (video sets seed their sampling by epoch), as from samplers that have it (`DistributedSampler`
+    shuffles by epoch)."""
     epoch = 0
     while True:
         if hasattr(loader.dataset, "set_epoch"):
             loader.dataset.set_epoch(epoch)
+        if hasattr(loader.sampler, "set_epoch"):
+            loader.sampler.set_epoch(epoch)
         yield from loader
         epoch += 1
 
@@ -224,11 +228,14 @@ def fit(
 
 
 @torch.no_grad()
-def predict(model: nn.Module, loader: DataLoader, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def predict(
+    model: nn.Module, loader: DataLoader, device: torch.device, sharded: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits (N, K) and targets (N,) of a whole loader, in eval mode (the training flag is restored).
 
     Clips holding several test views (T = views · `model.num_segments` frames) are split into views and their
-    logits averaged.
+    logits averaged. `sharded`: the loader holds this process's block of the set (`distributed.shard`); every
+    process gets the outputs of the whole set, in order.
     """
     was_training = model.training
     model.eval()
@@ -244,12 +251,15 @@ def predict(model: nn.Module, loader: DataLoader, device: torch.device) -> tuple
         logits.append(out.float().cpu())
         targets.append(y)
     model.train(was_training)
+    if sharded:
+        return distributed.gather_cat(torch.cat(logits)), distributed.gather_cat(torch.cat(targets))
     return torch.cat(logits), torch.cat(targets)
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: DataLoader, device: torch.device) -> float:
-    """Top-1 accuracy in percent; restores the model's training flag."""
+def evaluate(model: nn.Module, loader: DataLoader, device: torch.device, sharded: bool = False) -> float:
+    """Top-1 accuracy in percent; restores the model's training flag. `sharded`: the loader holds this process's
+    part of the set (`distributed.shard`); the counts of all processes are summed."""
     was_training = model.training
     model.eval()
     correct = total = 0
@@ -258,6 +268,8 @@ def evaluate(model: nn.Module, loader: DataLoader, device: torch.device) -> floa
         correct += (logits.argmax(1).cpu() == y).sum().item()
         total += y.numel()
     model.train(was_training)
+    if sharded:
+        correct, total = (int(v) for v in distributed.all_reduce_sum([correct, total]))
     return 100.0 * correct / max(1, total)
 
 

@@ -24,6 +24,9 @@ class _Bar:
 
 
 def progress_enabled() -> bool:
+    """On a terminal, unless DISTILLKIT_PROGRESS=0; under torchrun on rank 0 only."""
+    if os.environ.get("RANK", "0") != "0":
+        return False
     return sys.stderr.isatty() and os.environ.get("DISTILLKIT_PROGRESS", "1") != "0"
 
 

@@ -40,7 +40,7 @@ from distillkit.incremental.methods import METHODS, Method, StepContext, StepToo
 from distillkit.incremental.metrics import accuracy_row, samples_per_step, summarize
 from distillkit.incremental.scenario import Scenario, build_scenario, preset_scenario
 from distillkit.incremental.selection import allocate, herding, random_order
-from distillkit.models.heads import grow_head, make_head
+from distillkit.models.heads import grow_head
 from distillkit.report.incremental_plots import plot_accuracy_matrix, plot_accuracy_per_step
 from distillkit.report.incremental_report import incremental_report
 from distillkit.report.meta import run_metadata
@@ -48,11 +48,13 @@ from distillkit.train import build_video_model
 
 
 def model_outputs(model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Stage features, frame and clip features, `logits`, and `cosine` similarities for a cosine head."""
+    """Stage features, frame and clip features, `logits`, and for a cosine or local-similarity head its class
+    similarities `cosine` and scale `scale` (logits = scale · cosine)."""
     out = model.forward_features(x)
     out["logits"] = model.classify(out["pooled"])
     if hasattr(model.head, "cosine"):
         out["cosine"] = model.head.cosine(out["pooled"])
+        out["scale"] = model.head.sigma
     return out
 
 
@@ -260,10 +262,10 @@ class StreamRun:
         self._clear_leftovers(first)
         self._rewrite_log(state)
         model = build_video_model(self.cfg.model, self.scenario.num_seen(0), self.segments)
-        model.head = make_head(self.method.head, model.feature_dim, self.scenario.num_seen(0))
+        model.head = self.method.build_head(model.feature_dim, self.scenario.num_seen(0))
         memory = None
         if first > 0:
-            model.head = make_head(self.method.head, model.feature_dim, self.scenario.num_seen(first - 1))
+            model.head = self.method.build_head(model.feature_dim, self.scenario.num_seen(first - 1))
             model.load_state_dict(state["model"])
             if self.use_memory:
                 memory = ExemplarMemory.load(self._memory_dir(first - 1))

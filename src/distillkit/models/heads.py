@@ -32,24 +32,57 @@ class CosineHead(nn.Module):
         return self.sigma * self.cosine(features)
 
 
-def make_head(kind: str, in_features: int, out_features: int) -> nn.Module:
-    """A fresh `linear` or `cosine` head."""
+class LocalSimilarityHead(CosineHead):
+    """PODNet's local similarity classifier (Douillard et al., 2020): `proxies` weight vectors per class; the
+    class similarity is the softmax-weighted mean of the cosines to its proxies, logits = η · similarity.
+
+    `weight` holds the proxies class by class: rows ``c * proxies .. (c + 1) * proxies - 1`` are class c's."""
+
+    def __init__(self, in_features: int, out_features: int, proxies: int = 10, scale: float = 1.0) -> None:
+        super().__init__(in_features, out_features * proxies, scale)
+        self.proxies = proxies
+
+    @property
+    def out_features(self) -> int:
+        return self.weight.shape[0] // self.proxies
+
+    def cosine(self, features: Tensor) -> Tensor:
+        """Class similarities (N, K) before scaling: Σ_k softmax_k(s_ck) · s_ck over each class's proxies."""
+        s = super().cosine(features).unflatten(1, (self.out_features, self.proxies))
+        return (s.softmax(dim=2) * s).sum(dim=2)
+
+
+def make_head(kind: str, in_features: int, out_features: int, proxies: int = 10) -> nn.Module:
+    """A fresh `linear`, `cosine` or `lsc` (local similarity, `proxies` per class) head."""
     if kind == "linear":
         return nn.Linear(in_features, out_features)
     if kind == "cosine":
         return CosineHead(in_features, out_features)
+    if kind == "lsc":
+        return LocalSimilarityHead(in_features, out_features, proxies)
     raise ValueError(f"unknown head kind {kind!r}")
+
+
+def head_kind(head: nn.Module) -> str:
+    """`linear`, `cosine` or `lsc`: what `make_head` would build for `head`."""
+    if isinstance(head, LocalSimilarityHead):
+        return "lsc"
+    return "cosine" if isinstance(head, CosineHead) else "linear"
+
+
+def _rows_per_class(head: nn.Module) -> int:
+    return head.proxies if isinstance(head, LocalSimilarityHead) else 1
 
 
 @torch.no_grad()
 def grow_head(head: nn.Module, out_features: int) -> nn.Module:
     """A head with `out_features` outputs whose first outputs are a copy of `head`'s (new rows freshly drawn)."""
-    kind = "cosine" if isinstance(head, CosineHead) else "linear"
-    old = head.weight.shape[0]
+    kind, rows = head_kind(head), _rows_per_class(head)
+    old = head.out_features
     if out_features < old:
         raise ValueError(f"cannot shrink a head from {old} to {out_features} outputs")
-    new = make_head(kind, head.weight.shape[1], out_features).to(head.weight.device)
-    new.weight[:old] = head.weight
+    new = make_head(kind, head.weight.shape[1], out_features, rows).to(head.weight.device)
+    new.weight[: old * rows] = head.weight
     if kind == "linear":
         new.bias[:old] = head.bias
     else:
@@ -60,10 +93,16 @@ def grow_head(head: nn.Module, out_features: int) -> nn.Module:
 @torch.no_grad()
 def imprint(head: nn.Module, features: Tensor, labels: Tensor, classes: range) -> None:
     """Weight imprinting (Qi et al., 2018; as LUCIR and PODNet use it): set the weights of `classes` to the
-    normalised mean of their samples' normalised features, scaled to the mean norm of the other classes' weights."""
-    weight = head.weight
-    others = [c for c in range(weight.shape[0]) if c not in classes]
+    normalised mean of their samples' normalised features, scaled to the mean norm of the other classes' weights.
+
+    With several proxies per class (`lsc`), proxy k is imprinted from the k-th of `proxies` interleaved shares of
+    the class's samples (the whole class when it has fewer samples than proxies), so the proxies start apart."""
+    weight, rows = head.weight, _rows_per_class(head)
+    owned = {r for c in classes for r in range(c * rows, (c + 1) * rows)}
+    others = [r for r in range(weight.shape[0]) if r not in owned]
     scale = weight[others].norm(dim=1).mean() if others else weight.norm(dim=1).mean()
     for c in classes:
-        mean = F.normalize(features[labels == c], dim=1).mean(0)
-        weight[c] = F.normalize(mean, dim=0) * scale
+        members = F.normalize(features[labels == c], dim=1)
+        for k in range(rows):
+            share = members[k::rows] if len(members) >= rows else members
+            weight[c * rows + k] = F.normalize(share.mean(0), dim=0) * scale

@@ -18,10 +18,12 @@ from torch import nn
 from distillkit.config import Section, validate
 from distillkit.errors import ConfigError
 from distillkit.incremental.selection import all_frames
+from distillkit.models.heads import make_head
 
 Outputs = dict[str, torch.Tensor]
 """`VideoResNet.forward_features` outputs (`layer1`..`layer4`, `frames`, `pooled`) plus `logits` (and `cosine`
-with a cosine head); the current model's outputs also hold the input `clips` (N, T, 3, H, W)."""
+and `scale` with a cosine or local-similarity head); the current model's outputs also hold the input `clips`
+(N, T, 3, H, W)."""
 
 
 @dataclass
@@ -61,7 +63,7 @@ class Method:
 
     name: ClassVar[str] = ""
     Options: ClassVar[type[Section]] = NoOptions
-    head: ClassVar[Literal["linear", "cosine"]] = "linear"
+    head: ClassVar[Literal["linear", "cosine", "lsc"]] = "linear"
     uses_memory: ClassVar[bool] = True
     """Whether the step trains on (and the runner fills) the exemplar memory."""
     train_on: ClassVar[Literal["new", "seen"]] = "new"
@@ -76,6 +78,10 @@ class Method:
 
     def __init__(self, options: Section) -> None:
         self.options = options
+
+    def build_head(self, in_features: int, out_features: int) -> nn.Module:
+        """A fresh classifier head of the method's kind (`head`)."""
+        return make_head(self.head, in_features, out_features)
 
     def exemplar_frames(self, num_segments: int) -> int:
         """Frames stored per exemplar video (all `num_segments` unless the method keeps key-frames)."""

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from pydantic import Field
 
 from distillkit.config import Section
-from distillkit.distill.losses import pod_flat_loss, pod_spatial_loss
+from distillkit.distill.losses import nca_loss, pod_flat_loss, pod_spatial_loss
 from distillkit.incremental.methods.base import Method, Outputs, StepContext, StepTools, register
-from distillkit.models.heads import imprint
+from distillkit.models.heads import imprint, make_head
 
 
 class PODNetOptions(Section):
@@ -28,20 +29,39 @@ class PODNetOptions(Section):
     CIFAR setting fine-tunes it; 0: off)."""
     cbf_lr: float = Field(0.01, gt=0)
     """Learning rate of class-balanced fine-tuning."""
+    classifier: Literal["cosine", "lsc"] = "cosine"
+    """`cosine`: one proxy per class, trained with cross-entropy; `lsc`: PODNet's local similarity classifier
+    (`proxies` per class) trained with its NCA loss (margin `nca_margin`)."""
+    proxies: int = Field(10, ge=1)
+    """Proxies per class of the local similarity classifier (PODNet's CIFAR setting: 10)."""
+    nca_margin: float = Field(0.6, ge=0)
+    """Margin δ of the NCA loss (PODNet: 0.6)."""
     stages: list[str] | None = None
     """Backbone stages distilled by POD-spatial, each frame's map pooled separately (None: every stage)."""
 
 
 @register
 class PODNet(Method):
-    """Cross-entropy on a cosine classifier (one proxy per class: PODNet's LSC with k = 1, no NCA margin) with
-    imprinted new weights + POD-spatial on every chosen stage (frames as images) + POD-flat on the clip
-    embedding; optional class-balanced fine-tuning of the classifier."""
+    """Cross-entropy on a cosine classifier (or PODNet's local similarity classifier with its NCA loss:
+    `classifier: lsc`) with imprinted new weights + POD-spatial on every chosen stage (frames as images) +
+    POD-flat on the clip embedding; optional class-balanced fine-tuning of the classifier."""
 
     name = "podnet"
     Options = PODNetOptions
-    head = "cosine"
     needs_old_outputs = True
+
+    @property
+    def head(self) -> str:  # type: ignore[override]
+        return "lsc" if self.options.classifier == "lsc" else "cosine"
+
+    def build_head(self, in_features: int, out_features: int) -> torch.nn.Module:
+        return make_head(self.head, in_features, out_features, self.options.proxies)
+
+    def classification_loss(self, out: Outputs, y: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy on the cosine head, or NCA with a margin on the local similarity classifier."""
+        if self.options.classifier == "lsc":
+            return nca_loss(out["cosine"], y, out["scale"], self.options.nca_margin)
+        return F.cross_entropy(out["logits"], y)
 
     def begin_step(self, model: torch.nn.Module, ctx: StepContext, tools: StepTools) -> None:
         if ctx.step > 0 and self.options.imprint:
@@ -55,7 +75,7 @@ class PODNet(Method):
     def loss(
         self, out: Outputs, old: Outputs | None, y: torch.Tensor, ctx: StepContext
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        ce = F.cross_entropy(out["logits"], y)
+        ce = self.classification_loss(out, y)
         if old is None:
             return ce, {"ce": ce.item()}
         o = self.options
