@@ -32,7 +32,7 @@ def test_grow_head_keeps_old_outputs() -> None:
         grown = grow_head(head, 5)
         x = torch.randn(4, 8)
         assert grown(x).shape == (4, 5)
-        assert torch.allclose(grown(x)[:, :3], head(x))
+        assert torch.allclose(grown(x)[:, :3], head(x), atol=1e-6)  # BLAS rounding differs with the shape
     with pytest.raises(ValueError, match="shrink"):
         grow_head(make_head("linear", 8, 3), 2)
 
@@ -72,17 +72,41 @@ def _outputs(logits: torch.Tensor, pooled: torch.Tensor) -> dict[str, torch.Tens
     return {"logits": logits, "pooled": pooled, "cosine": logits / 16}
 
 
-def test_lwf_loss_is_ce_plus_kd_on_old_logits() -> None:
-    method = build_method("lwf", {"temperature": 2.0, "weight": 0.5})
+def test_lwf_loss_is_ce_on_new_logits_plus_kd_on_old_logits() -> None:
     ctx = StepContext(step=1, num_old=2, num_seen=4, old_model=None, device=torch.device("cpu"))
     logits, old_logits = torch.randn(3, 4), torch.randn(3, 2)
     y = torch.tensor([2, 3, 2])
-    loss, parts = method.loss({"logits": logits}, {"logits": old_logits}, y, ctx)
     p = F.log_softmax(logits[:, :2] / 2, 1)
     q = F.softmax(old_logits / 2, 1)
     kd = (q * (q.log() - p)).sum(1).mean() * 4
-    assert loss.item() == pytest.approx(F.cross_entropy(logits, y).item() + 0.5 * kd.item(), rel=1e-5)
+    # default: cross-entropy among the new classes only (labels 2, 3 → 0, 1 of logits[:, 2:])
+    loss, parts = build_method("lwf", {"temperature": 2.0, "weight": 0.5}).loss(
+        {"logits": logits}, {"logits": old_logits}, y, ctx
+    )
+    ce_new = F.cross_entropy(logits[:, 2:], torch.tensor([0, 1, 0])).item()
+    assert loss.item() == pytest.approx(ce_new + 0.5 * kd.item(), rel=1e-5)
     assert set(parts) == {"ce", "kd"}
+    # raising an old logit leaves the new-class cross-entropy as it is
+    bumped = logits.clone()
+    bumped[:, 0] += 5
+    assert build_method("lwf", {}).classification_loss({"logits": bumped}, y, ctx).item() == pytest.approx(
+        ce_new
+    )
+    # over every seen class, as iCaRL (exemplars of old classes in the batch) always does
+    everything = F.cross_entropy(logits, y).item() + 0.5 * kd.item()
+    loss_all, _ = build_method("lwf", {"temperature": 2.0, "weight": 0.5, "new_logits_only": False}).loss(
+        {"logits": logits}, {"logits": old_logits}, y, ctx
+    )
+    assert loss_all.item() == pytest.approx(everything, rel=1e-5)
+    y_mixed = torch.tensor([0, 3, 2])  # an exemplar of old class 0
+    icarl_loss, _ = build_method("icarl", {"temperature": 2.0, "weight": 0.5}).loss(
+        {"logits": logits}, {"logits": old_logits}, y_mixed, ctx
+    )
+    assert icarl_loss.item() == pytest.approx(
+        F.cross_entropy(logits, y_mixed).item() + 0.5 * kd.item(), rel=1e-5
+    )
+    with pytest.raises(Exception, match="new_logits_only"):
+        build_method("icarl", {"new_logits_only": True})
 
 
 def test_lucir_weights_less_forget_by_class_ratio() -> None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from distillkit.incremental.methods.base import register
-from distillkit.incremental.methods.lwf import LwF
+import torch
+import torch.nn.functional as F
+
+from distillkit.incremental.methods.base import Outputs, StepContext, register
+from distillkit.incremental.methods.lwf import LogitKDOptions, LwF
 
 
 @register
@@ -12,9 +15,14 @@ class ICaRL(LwF):
 
     As in PyCIL, training uses softmax cross-entropy plus KD on the old logits rather than the paper's per-class
     sigmoids; exemplars are picked by herding (`memory.selection: herding`, the default). Options as `lwf`'s
-    (`temperature`, 2 as in PyCIL; `weight`).
+    (`temperature`, 2 as in PyCIL; `weight`). Cross-entropy runs over every seen class, since exemplars of the
+    old classes are in each batch.
     """
 
     name = "icarl"
+    Options = LogitKDOptions
     uses_memory = True
     nme = True
+
+    def classification_loss(self, out: Outputs, y: torch.Tensor, ctx: StepContext) -> torch.Tensor:
+        return F.cross_entropy(out["logits"], y)

@@ -11,8 +11,8 @@ from distillkit.distill.losses import kd_loss
 from distillkit.incremental.methods.base import Method, Outputs, StepContext, register
 
 
-class LwFOptions(Section):
-    """Options of `lwf`."""
+class LogitKDOptions(Section):
+    """Options of the KD on old logits (`icarl`'s; `lwf`'s add `new_logits_only`)."""
 
     temperature: float = Field(2.0, gt=0)
     """Distillation temperature."""
@@ -20,19 +20,35 @@ class LwFOptions(Section):
     """Weight of the distillation term."""
 
 
+class LwFOptions(LogitKDOptions):
+    """Options of `lwf`."""
+
+    new_logits_only: bool = True
+    """Cross-entropy over the new classes' logits only (Li & Hoiem train the new task's outputs on its own data,
+    as PyCIL's LwF does): the old classes' logits are then shaped by distillation alone. False: over every
+    seen class, which pushes the old logits down on every new-class clip."""
+
+
 @register
 class LwF(Method):
-    """Cross-entropy on new data plus KD of the old classes' logits from the previous model; stores nothing."""
+    """Cross-entropy on new data (over the new classes' logits) plus KD of the old classes' logits from the
+    previous model; stores nothing."""
 
     name = "lwf"
     Options = LwFOptions
     uses_memory = False
     needs_old_outputs = True
 
+    def classification_loss(self, out: Outputs, y: torch.Tensor, ctx: StepContext) -> torch.Tensor:
+        """Cross-entropy over the new classes' logits after the base step (`new_logits_only`), else over all."""
+        if ctx.num_old and self.options.new_logits_only:
+            return F.cross_entropy(out["logits"][:, ctx.num_old :], y - ctx.num_old)
+        return F.cross_entropy(out["logits"], y)
+
     def loss(
         self, out: Outputs, old: Outputs | None, y: torch.Tensor, ctx: StepContext
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        ce = F.cross_entropy(out["logits"], y)
+        ce = self.classification_loss(out, y, ctx)
         if old is None:
             return ce, {"ce": ce.item()}
         kd = kd_loss(out["logits"][:, : ctx.num_old], old["logits"], self.options.temperature)

@@ -24,9 +24,9 @@ class PODNetOptions(Section):
     """Weight of POD-flat on the clip embedding, scaled the same way."""
     imprint: bool = True
     """Initialise new class weights by imprinting (as PODNet does, after LUCIR)."""
-    cbf_epochs: float = Field(0.0, ge=0)
+    cbf_epochs: float = Field(2.0, ge=0)
     """Class-balanced fine-tuning of the classifier on the memory after each incremental step (PODNet's
-    CIFAR setting fine-tunes it; 0: off)."""
+    CIFAR setting fine-tunes it; without it the classifier is biased to the newest classes; 0: off)."""
     cbf_lr: float = Field(0.01, gt=0)
     """Learning rate of class-balanced fine-tuning."""
     classifier: Literal["cosine", "lsc"] = "cosine"
