@@ -181,10 +181,10 @@ def run(argv: list[str] | None = None) -> int:
     from distillkit.config import CompressConfig, load_train_config
     from distillkit.engine.distributed import launched
 
-    if launched() and args.command in ("compress", "incremental", "demo"):
+    if launched() and args.command in ("compress", "demo"):
         raise DistillkitError(
             f"{args.command}: multi-process (torchrun, WORLD_SIZE > 1) runs are supported by `distillkit train` "
-            "only; run this job as one process"
+            "and `distillkit incremental` only; run this job as one process"
         )
 
     if args.command == "compress":

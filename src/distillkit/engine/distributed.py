@@ -115,13 +115,17 @@ def train_sampler(dataset: Dataset, seed: int) -> DistributedSampler:
     return DistributedSampler(dataset, world_size(), rank(), shuffle=True, seed=seed, drop_last=True)
 
 
-def shard(dataset: Dataset) -> Dataset:
-    """The contiguous block of `dataset` this process evaluates (sizes differ by at most one, nothing repeated);
-    concatenating the blocks in rank order gives the whole set back."""
+def shard(dataset: Dataset, batch_size: int = 1) -> Dataset:
+    """The contiguous block of `dataset` this process evaluates, made of whole batches of `batch_size` (the
+    batch counts of the processes differ by at most one, nothing repeated); concatenating the blocks in rank
+    order gives the whole set back. Whole batches mean each batch is the one a single process would compute,
+    so per-sample outputs are bitwise those of one process (a batch's size can change a kernel's rounding)."""
     if not is_distributed():
         return dataset
     n, r, w = len(dataset), rank(), world_size()
-    return Subset(dataset, range(n * r // w, n * (r + 1) // w))
+    batches = -(-n // batch_size)
+    start, stop = (min(n, batches * k // w * batch_size) for k in (r, r + 1))
+    return Subset(dataset, range(start, stop))
 
 
 def _comm_device() -> torch.device:
@@ -225,6 +229,33 @@ def _synced(bn: _BatchNorm, device: torch.device) -> nn.Module:
     return new.train(bn.training)
 
 
+def barrier() -> None:
+    """Wait for every process (a no-op when not distributed)."""
+    if is_distributed():
+        dist.barrier()
+
+
+@contextmanager
+def synchronised_batch_norms(model: nn.Module, device: torch.device) -> Iterator[nn.Module]:
+    """`model` with every batch norm normalising over the global batch of all processes while in training mode
+    (`nn.SyncBatchNorm` on CUDA, `GlobalBatchNorm` elsewhere, sharing the original's parameters and buffers); on
+    exit the original modules are back, holding the updated values. A no-op in one process."""
+    swapped: list[tuple[nn.Module, str, nn.Module]] = []
+    if is_distributed():
+        for parent in list(model.modules()):
+            for name, child in list(parent.named_children()):
+                if isinstance(child, _BatchNorm) and not isinstance(
+                    child, nn.SyncBatchNorm | GlobalBatchNorm
+                ):
+                    parent.add_module(name, _synced(child, device))
+                    swapped.append((parent, name, child))
+    try:
+        yield model
+    finally:
+        for parent, name, child in swapped:
+            parent.add_module(name, child)
+
+
 @contextmanager
 def data_parallel(model: nn.Module, device: torch.device) -> Iterator[nn.Module]:
     """`model` to train: itself in one process; under torchrun wrapped in DDP with its batch norms synchronised
@@ -232,15 +263,6 @@ def data_parallel(model: nn.Module, device: torch.device) -> Iterator[nn.Module]
     if not is_distributed():
         yield model
         return
-    swapped: list[tuple[nn.Module, str, nn.Module]] = []
-    for parent in list(model.modules()):
-        for name, child in list(parent.named_children()):
-            if isinstance(child, _BatchNorm) and not isinstance(child, nn.SyncBatchNorm | GlobalBatchNorm):
-                parent.add_module(name, _synced(child, device))
-                swapped.append((parent, name, child))
-    try:
+    with synchronised_batch_norms(model, device):
         ids = [device.index] if device.type == "cuda" else None
         yield nn.parallel.DistributedDataParallel(model, device_ids=ids)
-    finally:
-        for parent, name, child in swapped:
-            parent.add_module(name, child)

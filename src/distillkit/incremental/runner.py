@@ -8,6 +8,13 @@ of that step; on resuming, what the kill left (half-written files, other steps' 
 `log.jsonl` is rewritten from the checkpoint.
 All randomness of a step is seeded from (seed, step): a resumed run ends with the same results as an
 uninterrupted one.
+
+Under torchrun (WORLD_SIZE > 1) a run is data-parallel: `data.batch_size` is the global batch, split over the
+processes; the model trains in DDP with batch norms over the global batch (the old model's too, when it
+normalises with batch statistics); features for evaluation, imprinting and exemplar selection are computed on
+contiguous shards and gathered, so every process evaluates and selects from the same full set; only rank 0
+writes the memory, checkpoints, logs and results (the others read the memory back); class-balanced fine-tuning
+of the head runs identically on every process.
 """
 
 from __future__ import annotations
@@ -17,19 +24,33 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from distillkit.config import OptimConfig, dump_config
 from distillkit.data.video.transforms import left_right_label_map
 from distillkit.data.videos import VideoDatasets, build_video_datasets
 from distillkit.engine.checkpoint import load_checkpoint, save_checkpoint
 from distillkit.engine.device import resolve_device, seed_everything
+from distillkit.engine.distributed import (
+    barrier,
+    data_parallel,
+    gather_cat,
+    is_distributed,
+    is_main,
+    per_process_batch,
+    process_group,
+    shard,
+    synchronised_batch_norms,
+    train_sampler,
+)
 from distillkit.engine.loop import FitResult, check_performance, fit
 from distillkit.engine.progress import progress_bar
 from distillkit.errors import ConfigError
@@ -68,22 +89,33 @@ def normalise_with_batch_statistics(model: nn.Module) -> nn.Module:
     return model
 
 
-class StepObjective:
-    """One step's training objective: the current model trains, the old one (frozen) gives its outputs."""
+class WithOutputs(nn.Module):
+    """`model` whose `forward` returns `model_outputs` (so that DDP, which hooks `forward`, can wrap it)."""
 
-    def __init__(
-        self, model: nn.Module, old_model: nn.Module | None, method: Method, ctx: StepContext
-    ) -> None:
-        self.model, self.old_model, self.method, self.ctx = model, old_model, method, ctx
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return model_outputs(self.model, x)
+
+
+class StepObjective:
+    """One step's training objective: the current model trains, the old one (frozen) gives its outputs.
+
+    `net` computes the current model's outputs: `WithOutputs(model)`, possibly wrapped in DDP."""
+
+    def __init__(self, net: nn.Module, old_model: nn.Module | None, method: Method, ctx: StepContext) -> None:
+        self.net, self.old_model, self.method, self.ctx = net, old_model, method, ctx
 
     def parameters(self):
-        return self.model.parameters()
+        return self.net.parameters()
 
     def set_mode(self) -> None:
-        self.model.train()
+        self.net.train()
 
     def loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-        out = model_outputs(self.model, x)
+        out = self.net(x)
         out["clips"] = x
         old = None
         if self.old_model is not None and self.method.needs_old_outputs:
@@ -115,11 +147,14 @@ class HeadObjective:
 def clip_features(model: nn.Module, dataset: Dataset, batch_size: int, device: torch.device, desc: str):
     """Clip features (N, D), frame features (N, T, D), logits (N, K) and labels (N,) in eval mode.
 
-    Test clips holding several views are split into views; their features and logits are averaged."""
+    Test clips holding several views are split into views; their features and logits are averaged. Under
+    torchrun each process computes its block of `dataset` and every process gets the whole set's, in order."""
     was_training = model.training
     model.eval()
     pooled, frames, logits, labels = [], [], [], []
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    part = shard(dataset, batch_size)
+    # a process whose block is empty computes one sample to learn the output shapes, then keeps none
+    loader = DataLoader(part if len(part) else Subset(dataset, [0]), batch_size=batch_size, shuffle=False)
     segments = model.num_segments
     with progress_bar(desc, total=len(loader)) as bar:
         for x, y in loader:
@@ -134,7 +169,8 @@ def clip_features(model: nn.Module, dataset: Dataset, batch_size: int, device: t
             labels.append(torch.as_tensor(y))
             bar.advance()
     model.train(was_training)
-    return torch.cat(pooled), torch.cat(frames), torch.cat(logits), torch.cat(labels)
+    keep = len(part)
+    return tuple(gather_cat(torch.cat(t)[:keep]) for t in (pooled, frames, logits, labels))
 
 
 def build_stream_scenario(cfg: IncrementalConfig, num_classes: int) -> Scenario:
@@ -147,12 +183,20 @@ def build_stream_scenario(cfg: IncrementalConfig, num_classes: int) -> Scenario:
 class StreamRun:
     """A class-incremental run of `cfg` writing to `out` (see the module docstring)."""
 
-    def __init__(self, cfg: IncrementalConfig, out: str | Path, resume: bool = False) -> None:
+    def __init__(
+        self,
+        cfg: IncrementalConfig,
+        out: str | Path,
+        resume: bool = False,
+        device: torch.device | None = None,
+    ) -> None:
         self.cfg = cfg
         self.out = Path(out)
         self.resume = resume
-        self.device = resolve_device(cfg.device)
+        self.device = device if device is not None else resolve_device(cfg.device)
         check_performance(cfg.perf, self.device)
+        if is_distributed():
+            per_process_batch(cfg.data.batch_size, "data.batch_size")  # before any work
         self.method = build_method(cfg.method.name, cfg.method.options)
         seed_everything(cfg.seed)
         self.data: VideoDatasets = build_video_datasets(cfg.data, cfg.seed)
@@ -226,7 +270,7 @@ class StreamRun:
         last = self._last_checkpoint() if self.ckpt_dir.is_dir() else None
         fresh = {"cnn": [], "nme": [], "seconds": [], "memory": [], "history": []}
         if last is None:
-            if self.resume and self.out.exists() and any(self.out.iterdir()):
+            if self.resume and self.out.exists() and any(self.out.iterdir()) and is_main():
                 print(f"resume: no finished step in {self.out}; starting from the base step")
             return 0, fresh
         if not self.resume:
@@ -257,10 +301,12 @@ class StreamRun:
 
     # ------------------------------------------------------------------------------------------------ run
     def run(self) -> dict:
-        self.out.mkdir(parents=True, exist_ok=True)
         first, state = self._start()
-        self._clear_leftovers(first)
-        self._rewrite_log(state)
+        if is_main():
+            self.out.mkdir(parents=True, exist_ok=True)
+            self._clear_leftovers(first)
+            self._rewrite_log(state)
+        barrier()
         model = build_video_model(self.cfg.model, self.scenario.num_seen(0), self.segments)
         model.head = self.method.build_head(model.feature_dim, self.scenario.num_seen(0))
         memory = None
@@ -269,7 +315,8 @@ class StreamRun:
             model.load_state_dict(state["model"])
             if self.use_memory:
                 memory = ExemplarMemory.load(self._memory_dir(first - 1))
-            print(f"resumed after step {first - 1} from {self._checkpoint_path(first - 1)}")
+            if is_main():
+                print(f"resumed after step {first - 1} from {self._checkpoint_path(first - 1)}")
         model.to(self.device)
         for step in range(first, self.scenario.num_steps):
             model, memory = self._step(step, model, memory, state)
@@ -290,29 +337,26 @@ class StreamRun:
         train_set = self._train_set(step, memory)
         tools = self._tools(model, step, memory)
         self.method.begin_step(model, ctx, tools)
-        generator = torch.Generator().manual_seed(cfg.seed * 1000 + step)
-        loader = DataLoader(
-            train_set, batch_size=cfg.data.batch_size, shuffle=True, generator=generator,
-            drop_last=len(train_set) >= cfg.data.batch_size, num_workers=cfg.data.num_workers,
-        )  # fmt: skip
+        loader = self._train_loader(train_set, cfg.seed * 1000 + step)
         budget, optim = (
             (cfg.train.base, cfg.train.optim) if step == 0 else (cfg.train.step, self._step_optim())
         )
-        objective = StepObjective(model, old_model, self.method, ctx)
         if step == 0 and cfg.train.base_model is not None:
             model.load_state_dict(self.base_state)
             result = FitResult(steps=0, seconds=0.0, samples=0)
         else:
             steps = budget.num_steps(len(loader))
-            result = fit(
-                objective,
-                loader,
-                steps,
-                optim,
-                self.device,
-                f"step {step} ({self.method.name})",
-                perf=cfg.perf,
-            )
+            synced_old = old_model if self.method.old_model_batch_stats else None
+            with data_parallel(WithOutputs(model), self.device) as net, _batch_norms(synced_old, self.device):
+                result = fit(
+                    StepObjective(net, old_model, self.method, ctx),
+                    loader,
+                    steps,
+                    optim,
+                    self.device,
+                    f"step {step} ({self.method.name})",
+                    perf=cfg.perf,
+                )
         if self.use_memory:
             memory = self._update_memory(step, model, memory)
             tools = self._tools(model, step, memory)
@@ -324,15 +368,32 @@ class StreamRun:
         state["memory"].append(self._memory_stats(memory))
         state["history"].append(result.history)
         state.update(model=model.state_dict(), config=dump_config(cfg), step=step)
-        save_checkpoint(state, self._checkpoint_path(step))
-        if step > 0 and self.use_memory:
-            shutil.rmtree(self._memory_dir(step - 1), ignore_errors=True)
-        self._log(step, state)
+        if is_main():
+            save_checkpoint(state, self._checkpoint_path(step))
+            if step > 0 and self.use_memory:
+                shutil.rmtree(self._memory_dir(step - 1), ignore_errors=True)
+            self._log(step, state)
         self._write_results(state, memory)
+        barrier()
         return model, memory
 
     def _step_optim(self) -> OptimConfig:
         return self.cfg.train.step_optim or self.cfg.train.optim
+
+    def _train_loader(self, train_set: Dataset, seed: int) -> DataLoader:
+        """A step's training batches, shuffled with `seed` (under torchrun: this process's share of each global
+        batch, from a `DistributedSampler`)."""
+        cfg = self.cfg.data
+        drop_last = len(train_set) >= cfg.batch_size
+        if is_distributed():
+            return DataLoader(
+                train_set, batch_size=per_process_batch(cfg.batch_size, "data.batch_size"),
+                sampler=train_sampler(train_set, seed), drop_last=drop_last, num_workers=cfg.num_workers,
+            )  # fmt: skip
+        return DataLoader(
+            train_set, batch_size=cfg.batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed),
+            drop_last=drop_last, num_workers=cfg.num_workers,
+        )  # fmt: skip
 
     # ----------------------------------------------------------------------------------------------- data
     def _train_set(self, step: int, memory: ExemplarMemory | None) -> Dataset:
@@ -367,9 +428,24 @@ class StreamRun:
 
     # --------------------------------------------------------------------------------------------- memory
     def _update_memory(self, step: int, model: nn.Module, memory: ExemplarMemory | None) -> ExemplarMemory:
-        """Next step's memory in its own folder: old classes reduced to their share, new classes herded."""
-        m = self.cfg.memory
+        """Next step's memory in its own folder: old classes reduced to their share, new classes herded.
+
+        Every process computes the same selection from gathered features; rank 0 writes it and the others
+        read it back."""
+        subset = ClassSubset(self.data.train_eval, self.scenario.new(step), self.scenario)
+        features = clip_features(
+            model, subset, self.cfg.data.eval_batch_size, self.device, f"step {step} exemplars"
+        )
         folder = self._memory_dir(step)
+        if is_main():
+            memory = self._write_memory(step, folder, memory, subset, features)
+        barrier()
+        return memory if is_main() else ExemplarMemory.load(folder)
+
+    def _write_memory(
+        self, step: int, folder: Path, memory: ExemplarMemory | None, subset: ClassSubset, features: tuple
+    ) -> ExemplarMemory:
+        m = self.cfg.memory
         if folder.exists():  # left by a run killed during this step
             shutil.rmtree(folder)
         if memory is None:
@@ -384,10 +460,7 @@ class StreamRun:
         if m.per_class_frames is not None:
             share = {c: min(n, m.per_class_frames // per) for c, n in share.items()}
         memory.reduce({c: share[c] * per for c in memory.classes})
-        subset = ClassSubset(self.data.train_eval, self.scenario.new(step), self.scenario)
-        pooled, frames, _, labels = clip_features(
-            model, subset, self.cfg.data.eval_batch_size, self.device, f"step {step} exemplars"
-        )
+        pooled, frames, _, labels = features
         for c in range(self.scenario.num_seen(step - 1) if step else 0, len(seen)):
             members = (labels == c).nonzero().flatten().tolist()
             if m.selection == "herding":
@@ -463,6 +536,7 @@ class StreamRun:
         _write_atomic(self.out / "log.jsonl", lines)
 
     def _write_results(self, state: dict, memory: ExemplarMemory | None) -> dict:
+        """`results.json` (returned), `report.md` and the plots (written by rank 0 only)."""
         done = len(state["cnn"])
         test_labels = ClassSubset(self.data.test, self.scenario.seen(done - 1), self.scenario).labels
         n_per_step = samples_per_step(self._steps_of(torch.tensor(test_labels)), done)
@@ -484,6 +558,8 @@ class StreamRun:
             "config": dump_config(self.cfg),
             **run_metadata(self.device),
         }
+        if not is_main():
+            return results
         _write_atomic(self.out / "results.json", json.dumps(results, indent=2))
         _write_atomic(self.out / "report.md", incremental_report(results, time.strftime("%Y-%m-%d %H:%M")))
         seen = [self.scenario.num_seen(i) for i in range(self.scenario.num_steps)]
@@ -510,9 +586,24 @@ def _diff_keys(a: object, b: object, prefix: str = "") -> list[str]:
     return [] if a == b else [prefix.rstrip(".")]
 
 
+@contextmanager
+def _batch_norms(model: nn.Module | None, device: torch.device) -> Iterator[None]:
+    """`synchronised_batch_norms` of `model`, when there is one."""
+    if model is None:
+        yield
+        return
+    with synchronised_batch_norms(model, device):
+        yield
+
+
 def run_incremental(cfg: IncrementalConfig, out: str | Path, resume: bool = False) -> dict:
-    """Run the whole stream of `cfg` into `out` (continuing the last finished step with `resume`)."""
-    results = StreamRun(cfg, out, resume).run()
+    """Run the whole stream of `cfg` into `out` (continuing the last finished step with `resume`); under torchrun
+    data-parallel (module docstring), every process returning the same results."""
+    with process_group(cfg.device) as device:
+        results = StreamRun(cfg, out, resume, device).run()
+        main = is_main()
+    if not main:
+        return results
     line = f"{results['method']}: average incremental accuracy {results['avg_incremental_accuracy']:.2f}%"
     line += f", final {results['final_accuracy']:.2f}%, forgetting {results['forgetting']:.2f}"
     if results["nme"]:
