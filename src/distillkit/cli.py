@@ -180,6 +180,7 @@ def run(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from distillkit.config import CompressConfig, load_train_config
     from distillkit.engine.distributed import launched
+    from distillkit.engine.tracking import tracking
 
     if launched() and args.command in ("compress", "demo"):
         raise DistillkitError(
@@ -190,16 +191,21 @@ def run(argv: list[str] | None = None) -> int:
     if args.command == "compress":
         from distillkit.compress.job import CompressionRun
 
-        CompressionRun(load_config(args.config, CompressConfig, args.overrides), args.out).run()
+        cfg = load_config(args.config, CompressConfig, args.overrides)
+        with tracking(cfg.tensorboard, args.out):
+            CompressionRun(cfg, args.out).run()
     elif args.command == "train":
         from distillkit.train import run_train
 
-        run_train(load_train_config(args.config, args.overrides), args.out)
+        cfg = load_train_config(args.config, args.overrides)
+        with tracking(cfg.tensorboard, args.out):
+            run_train(cfg, args.out)
     elif args.command == "incremental":
         from distillkit.incremental.runner import run_incremental
 
         cfg = load_config(args.config, _schema("incremental"), args.overrides)
-        run_incremental(cfg, args.out, resume=args.resume)
+        with tracking(cfg.tensorboard, args.out):
+            run_incremental(cfg, args.out, resume=args.resume)
     elif args.command == "compare":
         from distillkit.incremental.compare import write_comparison
 

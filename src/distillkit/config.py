@@ -246,6 +246,9 @@ class CompressConfig(Section):
     """Write student.onnx (checked with onnxruntime)."""
     perf: PerformanceConfig = PerformanceConfig()
     """Mixed precision, channels-last and `torch.compile` for every training run of the job (default: all off)."""
+    tensorboard: bool = False
+    """Also write TensorBoard event files to OUT/tensorboard (training losses and learning rate of every
+    training run, and the job's accuracies); needs the `tensorboard` package (`distillkit[tensorboard]`)."""
 
 
 class TrainConfig(Section):
@@ -263,6 +266,9 @@ class TrainConfig(Section):
     """The network to train."""
     perf: PerformanceConfig = PerformanceConfig()
     """Mixed precision, channels-last and `torch.compile` for every training run of the job (default: all off)."""
+    tensorboard: bool = False
+    """Also write TensorBoard event files to OUT/tensorboard (training losses and learning rate of every
+    training run, and the job's accuracies); needs the `tensorboard` package (`distillkit[tensorboard]`)."""
 
 
 # ------------------------------------------------------------------------------------------------------- video
@@ -378,6 +384,9 @@ class VideoTrainConfig(Section):
     """Optimiser."""
     perf: PerformanceConfig = PerformanceConfig()
     """Mixed precision, channels-last and `torch.compile` for every training run of the job (default: all off)."""
+    tensorboard: bool = False
+    """Also write TensorBoard event files to OUT/tensorboard (training losses and learning rate of every
+    training run, and the job's accuracies); needs the `tensorboard` package (`distillkit[tensorboard]`)."""
 
 
 # ------------------------------------------------------------------------------------------------------ loading
@@ -578,9 +587,11 @@ def load_train_config(
 def dump_config(cfg: Section) -> dict:
     """A JSON-safe dict of the config, as recorded in every report (and compared when a run resumes).
 
-    A `perf` section left at its defaults is left out, so that runs recorded before it existed still compare
-    equal to the same config today."""
+    A `perf` section left at its defaults, and `tensorboard` when off, are left out, so that runs recorded before
+    they existed still compare equal to the same config today."""
     tree = cfg.model_dump(mode="json")
     if isinstance(getattr(cfg, "perf", None), PerformanceConfig) and cfg.perf == PerformanceConfig():
         del tree["perf"]
+    if tree.get("tensorboard") is False:
+        del tree["tensorboard"]
     return tree

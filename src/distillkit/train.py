@@ -36,6 +36,7 @@ from distillkit.engine.distributed import (
 )
 from distillkit.engine.loop import ClassifierObjective, check_performance, evaluate, fit, predict
 from distillkit.engine.metrics import confusion_matrix, topk_accuracy
+from distillkit.engine.tracking import tracker
 from distillkit.models import build_model, load_weights
 from distillkit.models.tsm import VideoResNet
 from distillkit.report.meta import run_metadata
@@ -123,6 +124,7 @@ def _train_images(cfg: TrainConfig, out: Path, device: torch.device) -> dict:
         "config": dump_config(cfg),
         **run_metadata(device),
     }
+    tracker().scalars("test", {"accuracy": report["accuracy"]}, obtained.samples)
     if is_main():
         (out / "report.json").write_text(json.dumps(report, indent=2))
         print(

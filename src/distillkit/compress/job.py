@@ -22,6 +22,7 @@ from distillkit.data.images import build_image_datasets, make_loaders
 from distillkit.engine.checkpoint import save_checkpoint
 from distillkit.engine.device import resolve_device, seed_everything
 from distillkit.engine.loop import check_performance, evaluate, fit
+from distillkit.engine.tracking import tracker
 from distillkit.models.blocks import BlockwiseNet, block_shapes, split_model
 from distillkit.report.meta import run_metadata
 from distillkit.report.plots import plot_accuracy_vs_macs
@@ -111,6 +112,7 @@ class CompressionRun:
             }
             entry |= {"steps": result.steps, "seconds": round(result.seconds, 2)}
             stages.append(entry)
+            tracker().scalars("stages", {"accuracy": entry["accuracy"], "macs": entry["macs"]}, stage + 1)
             if not self.quiet:
                 print(
                     f"stage {stage + 1}: block {k} replaced, accuracy {entry['accuracy']:.2f}%, "
@@ -183,6 +185,7 @@ class CompressionRun:
                 "steps": total_steps,
                 "seconds": round(result.seconds, 2),
             }
+            tracker().scalars("baselines", {method: baselines[method]["accuracy"]}, total_steps)
 
         batch = cfg.data.batch_size
         order = stage_order(cfg.pbkd.order, len(students))

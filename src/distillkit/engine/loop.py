@@ -2,7 +2,8 @@
 
 A job describes *what* to train as an `Objective` (which parameters, which modules train, what loss); `fit`
 does the rest: optimiser, schedule, device moves, progress, NaN guard, history, and the speed options of a
-`PerformanceConfig` (autocast precision, channels-last, torch.compile; all off by default).
+`PerformanceConfig` (autocast precision, channels-last, torch.compile; all off by default). Logged loss parts
+and the learning rate also go to the job's tracker (`engine.tracking`), under `fit`'s description.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from torch.utils.data import DataLoader
 from distillkit.config import OptimConfig, PerformanceConfig
 from distillkit.engine import distributed
 from distillkit.engine.progress import progress_bar
+from distillkit.engine.tracking import tracker
 from distillkit.errors import ConfigError, DistillkitError
 
 
@@ -219,6 +221,8 @@ def fit(
                 n = (step % log_every) + 1
                 entry = {"step": step + 1, **{k: v / n for k, v in running.items()}}
                 result.history.append(entry)
+                parts_now = {k: v for k, v in entry.items() if k != "step"}
+                tracker().scalars(desc, {**parts_now, "lr": scheduler.get_last_lr()[0]}, step + 1)
                 bar.set_postfix(", ".join(f"{k} {v:.3f}" for k, v in entry.items() if k != "step"))
                 running = {}
             bar.advance()

@@ -106,3 +106,6 @@ class IncrementalConfig(Section):
     """Evaluation."""
     perf: PerformanceConfig = PerformanceConfig()
     """Mixed precision, channels-last and `torch.compile` for every training run of the job (default: all off)."""
+    tensorboard: bool = False
+    """Also write TensorBoard event files to OUT/tensorboard (training losses and learning rate of every
+    training run, and the job's accuracies); needs the `tensorboard` package (`distillkit[tensorboard]`)."""

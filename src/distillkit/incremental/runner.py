@@ -53,6 +53,7 @@ from distillkit.engine.distributed import (
 )
 from distillkit.engine.loop import FitResult, check_performance, fit
 from distillkit.engine.progress import progress_bar
+from distillkit.engine.tracking import tracker
 from distillkit.errors import ConfigError
 from distillkit.incremental.config import IncrementalConfig
 from distillkit.incremental.data import ClassSubset, ConcatClips
@@ -279,7 +280,11 @@ class StreamRun:
                 "or choose another --out"
             )
         state = load_checkpoint(self._checkpoint_path(last))
-        saved, now = state["config"], dump_config(self.cfg)
+        # turning TensorBoard logging on or off does not change a run
+        saved, now = (
+            {k: v for k, v in c.items() if k != "tensorboard"}
+            for c in (state["config"], dump_config(self.cfg))
+        )
         if saved != now:
             diff = sorted(_diff_keys(saved, now))
             raise ConfigError(
@@ -374,6 +379,10 @@ class StreamRun:
                 shutil.rmtree(self._memory_dir(step - 1), ignore_errors=True)
             self._log(step, state)
         self._write_results(state, memory)
+        cnn, nme = self._summaries(state)
+        accuracy = {"cnn": cnn["accuracy_per_step"][-1], "nme": nme["accuracy_per_step"][-1] if nme else None}
+        tracker().scalars("accuracy on classes seen", accuracy, step)
+        tracker().scalars("memory", {"frames": state["memory"][-1]["frames"]}, step)
         barrier()
         return model, memory
 
@@ -535,13 +544,19 @@ class StreamRun:
         lines = "".join(json.dumps(self._log_entry(i, state)) + "\n" for i in range(len(state["cnn"])))
         _write_atomic(self.out / "log.jsonl", lines)
 
-    def _write_results(self, state: dict, memory: ExemplarMemory | None) -> dict:
-        """`results.json` (returned), `report.md` and the plots (written by rank 0 only)."""
+    def _summaries(self, state: dict) -> tuple[dict, dict | None]:
+        """The metrics (`metrics.summarize`) of the CNN and NME accuracy matrices of the steps done so far."""
         done = len(state["cnn"])
         test_labels = ClassSubset(self.data.test, self.scenario.seen(done - 1), self.scenario).labels
         n_per_step = samples_per_step(self._steps_of(torch.tensor(test_labels)), done)
         cnn = summarize(state["cnn"], n_per_step)
         nme = summarize(state["nme"], n_per_step) if state["nme"] and state["nme"][0] is not None else None
+        return cnn, nme
+
+    def _write_results(self, state: dict, memory: ExemplarMemory | None) -> dict:
+        """`results.json` (returned), `report.md` and the plots (written by rank 0 only)."""
+        done = len(state["cnn"])
+        cnn, nme = self._summaries(state)
         results = {
             "method": self.method.name,
             "classifier": "nme" if self.method.nme else "cnn",
