@@ -61,6 +61,15 @@ def test_compress_writes_the_output_contract(tmp_path: Path) -> None:
         assert (out / name).stat().st_size > 0
     state = torch.load(out / "student.pt", weights_only=True)
     assert any(k.startswith("blocks.4.") for k in state)
+    md = (out / "report.md").read_text()  # the same figures, readable without the toolkit
+    assert f"| student (PBKD) | {report['student']['accuracy']:.2f} | {report['student']['params']:,} |" in md
+    assert f"| speed-up |  | {report['speedup']['params']:.2f}× | {report['speedup']['macs']:.2f}× |" in md
+    assert (
+        md.count("| block ") == 5
+        and "| finetune |" in md
+        and "![accuracy vs MACs](accuracy_vs_macs.png)" in md
+    )
+    assert all(f"| student ({m}) | {b['accuracy']:.2f} |" in md for m, b in report["baselines"].items())
 
     # the trained teacher loads back as `teacher.checkpoint`, skipping its training
     out2 = tmp_path / "run2"

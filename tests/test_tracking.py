@@ -63,6 +63,11 @@ def test_train_run_logs_its_loss_and_test_accuracy(tmp_path: Path) -> None:
     scalars = _scalars(out / "tensorboard")
     assert scalars["test/accuracy"] == [(report["train_samples"], pytest.approx(report["accuracy"]))]
     assert [s for s, _ in scalars["train_vgg11/ce"]] == [4] and "train_vgg11/lr" in scalars
+    md = (out / "report.md").read_text()
+    assert (
+        f"| top-1 (%) | {report['accuracy']:.2f} |" in md
+        and f"| MACs (M) | {report['macs'] / 1e6:.2f} |" in md
+    )
 
 
 def test_no_tensorboard_folder_when_off(tmp_path: Path) -> None:

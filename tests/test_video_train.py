@@ -112,6 +112,9 @@ def test_train_video_on_synthetic_writes_report(tmp_path: Path) -> None:
     assert 0 <= report["accuracy"] <= 100 and report["skipped"]["count"] == 0
     assert (tmp_path / "run" / "confusion_matrix.png").stat().st_size > 1000
     assert (tmp_path / "run" / "model.pt").is_file()
+    md = (tmp_path / "run" / "report.md").read_text()
+    assert f"| top-1 (%) | {report['accuracy']:.2f} |" in md and "| top-5 (%) | 100.00 |" in md
+    assert "| skipped videos | 0 |" in md and "![confusion matrix](confusion_matrix.png)" in md
 
 
 def test_data_synth_then_train_from_lists_with_skip_policy(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +42,7 @@ from distillkit.models import build_model, load_weights
 from distillkit.models.tsm import VideoResNet
 from distillkit.report.meta import run_metadata
 from distillkit.report.plots import plot_confusion_matrix
+from distillkit.report.run_report import train_report
 
 
 @dataclass
@@ -127,6 +129,7 @@ def _train_images(cfg: TrainConfig, out: Path, device: torch.device) -> dict:
     tracker().scalars("test", {"accuracy": report["accuracy"]}, obtained.samples)
     if is_main():
         (out / "report.json").write_text(json.dumps(report, indent=2))
+        (out / "report.md").write_text(train_report(report, time.strftime("%Y-%m-%d %H:%M")))
         print(
             f"{cfg.model.arch}: top-1 {report['accuracy']:.2f}% on {cfg.data.name} ({seconds:.0f}s training)"
         )
@@ -215,6 +218,7 @@ def _train_videos(cfg: VideoTrainConfig, out: Path, device: torch.device, scratc
         return report
     plot_confusion_matrix(matrix, data.class_names, out / "confusion_matrix.png", "Test confusion matrix")
     (out / "report.json").write_text(json.dumps(report, indent=2))
+    (out / "report.md").write_text(train_report(report, time.strftime("%Y-%m-%d %H:%M")))
     print(
         f"{report['model']}: top-1 {report['accuracy']:.2f}%, top-5 {report['top5']:.2f}% on "
         f"{len(targets)} test videos ({seconds:.0f}s training)"

@@ -26,6 +26,7 @@ from distillkit.engine.tracking import tracker
 from distillkit.models.blocks import BlockwiseNet, block_shapes, split_model
 from distillkit.report.meta import run_metadata
 from distillkit.report.plots import plot_accuracy_vs_macs
+from distillkit.report.run_report import compress_report, compress_summary
 from distillkit.report.tables import print_table
 from distillkit.train import obtain_model
 
@@ -237,6 +238,7 @@ class CompressionRun:
         }
         (self.out / "report.json").write_text(json.dumps(report, indent=2))
         plot_accuracy_vs_macs(report, self.out / "accuracy_vs_macs.png")
+        (self.out / "report.md").write_text(compress_report(report, time.strftime("%Y-%m-%d %H:%M")))
         if not self.quiet:
             print_summary(report)
         return report
@@ -244,30 +246,5 @@ class CompressionRun:
 
 def print_summary(report: dict) -> None:
     """Teacher vs student (and baselines) as a table on the terminal."""
-    t, s = report["teacher"], report["student"]
-    batches = list(t["latency_ms"])
-    header = ["model", "top-1 %", "params", "MACs (M)", *[f"latency b{b} (ms)" for b in batches]]
-
-    def row(name: str, e: dict) -> list[str]:
-        return [
-            name,
-            f"{e['accuracy']:.2f}",
-            f"{e['params']:,}",
-            f"{e['macs'] / 1e6:.2f}",
-            *[f"{e['latency_ms'][b]:.2f}" for b in batches],
-        ]
-
-    rows = [row("teacher", t), row("student (PBKD)", s)]
-    for name, b in report.get("baselines", {}).items():
-        rows.append([f"student ({name})", f"{b['accuracy']:.2f}", "", "", *["" for _ in batches]])
-    sp = report["speedup"]
-    rows.append(
-        [
-            "speed-up",
-            "",
-            f"{sp['params']:.2f}×",
-            f"{sp['macs']:.2f}×",
-            *[f"{sp['latency'][b]:.2f}×" for b in batches],
-        ]
-    )
+    header, rows = compress_summary(report)
     print_table("PBKD compression", header, rows)

@@ -22,6 +22,8 @@ from typing import Literal
 
 import numpy as np
 
+from distillkit.engine.progress import progress_bar
+
 Preset = Literal["motion", "appearance"]
 
 # (name, trajectory kind, direction for "translate", time sign); partners share kind and direction.
@@ -377,12 +379,14 @@ def write_synthetic_videos(
     videos, labels, names = make_synthetic_videos(preset, num_classes, videos_per_class, frames, size, seed)
     n_test = int(round(videos_per_class * test_fraction))
     splits: dict[str, list[tuple[str, int]]] = {"train": [], "test": []}
-    for i, (video, label) in enumerate(zip(videos, labels, strict=True)):
-        rel = f"videos/{names[label]}/{i:05d}"
-        (out / rel).parent.mkdir(parents=True, exist_ok=True)
-        _encode_mp4(out / f"{rel}.mp4", video, fps)
-        rank = i // num_classes  # position of this video within its class
-        splits["test" if rank >= videos_per_class - n_test else "train"].append((rel, int(label)))
+    with progress_bar(f"writing {len(videos)} mp4 files", total=len(videos)) as bar:
+        for i, (video, label) in enumerate(zip(videos, labels, strict=True)):
+            rel = f"videos/{names[label]}/{i:05d}"
+            (out / rel).parent.mkdir(parents=True, exist_ok=True)
+            _encode_mp4(out / f"{rel}.mp4", video, fps)
+            rank = i // num_classes  # position of this video within its class
+            splits["test" if rank >= videos_per_class - n_test else "train"].append((rel, int(label)))
+            bar.advance()
 
     (out / "classes.txt").write_text("".join(f"{name}\n" for name in names))
     for split, items in splits.items():
