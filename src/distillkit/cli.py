@@ -179,21 +179,21 @@ def _demo_incremental(out: Path) -> None:
 def run(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from distillkit.config import CompressConfig, load_train_config
-    from distillkit.engine.distributed import launched
+    from distillkit.engine.distributed import launched, process_group
     from distillkit.engine.tracking import tracking
 
-    if launched() and args.command in ("compress", "demo"):
+    if launched() and args.command == "demo":
         raise DistillkitError(
-            f"{args.command}: multi-process (torchrun, WORLD_SIZE > 1) runs are supported by `distillkit train` "
-            "and `distillkit incremental` only; run this job as one process"
+            "demo: multi-process (torchrun, WORLD_SIZE > 1) runs are supported by `distillkit train`, "
+            "`compress` and `incremental`; run the demo as one process"
         )
 
     if args.command == "compress":
         from distillkit.compress.job import CompressionRun
 
         cfg = load_config(args.config, CompressConfig, args.overrides)
-        with tracking(cfg.tensorboard, args.out):
-            CompressionRun(cfg, args.out).run()
+        with process_group(cfg.device) as device, tracking(cfg.tensorboard, args.out):
+            CompressionRun(cfg, args.out, device=device).run()
     elif args.command == "train":
         from distillkit.train import run_train
 

@@ -32,6 +32,9 @@ class StudentObjective:
     def parameters(self) -> Iterable[nn.Parameter]:
         return self.student.parameters()
 
+    def trainable_module(self) -> nn.Module:
+        return self.student
+
     def set_mode(self) -> None:
         self.student.train()
         self.teacher.eval()

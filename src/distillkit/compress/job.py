@@ -21,6 +21,7 @@ from distillkit.config import CompressConfig, dump_config
 from distillkit.data.images import build_image_datasets, make_loaders
 from distillkit.engine.checkpoint import save_checkpoint
 from distillkit.engine.device import resolve_device, seed_everything
+from distillkit.engine.distributed import is_distributed, is_main, per_process_batch
 from distillkit.engine.loop import check_performance, evaluate, fit
 from distillkit.engine.tracking import tracker
 from distillkit.models.blocks import BlockwiseNet, block_shapes, split_model
@@ -34,18 +35,26 @@ from distillkit.train import obtain_model
 class CompressionRun:
     """One compression job; `run()` returns the report dict written to report.json."""
 
-    def __init__(self, cfg: CompressConfig, out: Path, quiet: bool = False) -> None:
-        self.cfg, self.out, self.quiet = cfg, Path(out), quiet
-        self.device = resolve_device(cfg.device)
+    def __init__(
+        self, cfg: CompressConfig, out: Path, quiet: bool = False, device: torch.device | None = None
+    ) -> None:
+        self.cfg, self.out = cfg, Path(out)
+        self.quiet = quiet or not is_main()
+        self.device = device if device is not None else resolve_device(cfg.device)
+        self.distributed = is_distributed()
         check_performance(cfg.perf, self.device)
-        self.out.mkdir(parents=True, exist_ok=True)
+        if self.distributed:
+            per_process_batch(cfg.data.batch_size, "data.batch_size")  # before any work
+        if is_main():
+            self.out.mkdir(parents=True, exist_ok=True)
 
     def profile(self, model: nn.Module, repeats: int | None = None) -> dict:
+        """Parameters, MACs and latency; latency on rank 0 only (other ranks would perturb it)."""
         p = self.cfg.profile
         return profile_model(
             model,
             self.input_shape,
-            p.latency_batches,
+            p.latency_batches if is_main() else [],
             repeats or p.latency_repeats,
             self.device,
             p.latency_threads,
@@ -54,7 +63,7 @@ class CompressionRun:
     def measure(self, model: nn.Module, test_loader: DataLoader, repeats: int | None = None) -> dict:
         prof = self.profile(model, repeats)
         entry = {
-            "accuracy": evaluate(model, test_loader, self.device),
+            "accuracy": evaluate(model, test_loader, self.device, sharded=self.distributed),
             "params": prof["params"],
             "macs": prof["macs"],
         }
@@ -66,8 +75,11 @@ class CompressionRun:
     def side_by_side_latency(
         self, models: dict[str, nn.Module], rounds: int = 3
     ) -> dict[str, dict[str, float]]:
-        """Median CPU/GPU latency per batch size, measured round-robin over `models` (`rounds` rounds)."""
+        """Median CPU/GPU latency per batch size, measured round-robin over `models` (`rounds` rounds); rank 0
+        only (other ranks get empty dicts)."""
         p = self.cfg.profile
+        if not is_main():
+            return {n: {} for n in models}
         times: dict[str, dict[str, list[float]]] = {
             n: {str(b): [] for b in p.latency_batches} for n in models
         }
@@ -90,7 +102,7 @@ class CompressionRun:
         cfg = self.cfg
         seed_everything(cfg.seed)
         data = build_image_datasets(cfg.data, cfg.seed)
-        train_loader, test_loader = make_loaders(data, cfg.data, cfg.seed)
+        train_loader, test_loader = make_loaders(data, cfg.data, cfg.seed, distributed=self.distributed)
         self.input_shape = (data.in_channels, data.image_size, data.image_size)
         obtained = obtain_model(
             cfg.teacher, data, train_loader, self.device, self.out / "teacher.pt", cfg.seed, cfg.perf
@@ -182,7 +194,7 @@ class CompressionRun:
                 perf=cfg.perf,
             )
             baselines[method] = {
-                "accuracy": evaluate(net, test_loader, self.device),
+                "accuracy": evaluate(net, test_loader, self.device, sharded=self.distributed),
                 "steps": total_steps,
                 "seconds": round(result.seconds, 2),
             }
@@ -209,16 +221,19 @@ class CompressionRun:
         return self.write(teacher_entry, student_entry, stages, baselines, student, training)
 
     def write(self, teacher_entry, student_entry, stages, baselines, student, training: dict) -> dict:
+        """The report; on rank 0 also written with the student, its ONNX export and the plot."""
         cfg = self.cfg
-        save_checkpoint(student.state_dict(), self.out / "student.pt")
+        main = is_main()
+        if main:
+            save_checkpoint(student.state_dict(), self.out / "student.pt")
         onnx_info = None
-        if cfg.export_onnx:
+        if cfg.export_onnx and main:
             onnx_info = export_onnx(student, (1, *self.input_shape), self.out / "student.onnx")
         lat_t, lat_s = teacher_entry["latency_ms"], student_entry["latency_ms"]
         speedup = {
             "macs": teacher_entry["macs"] / student_entry["macs"],
             "params": teacher_entry["params"] / student_entry["params"],
-            "latency": {b: lat_t[b] / lat_s[b] for b in lat_t},
+            "latency": {b: lat_t[b] / lat_s[b] for b in lat_t},  # empty on ranks other than 0
         }
         report = {
             "method": "pbkd",
@@ -236,6 +251,8 @@ class CompressionRun:
             **run_metadata(self.device),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
+        if not main:
+            return report
         (self.out / "report.json").write_text(json.dumps(report, indent=2))
         plot_accuracy_vs_macs(report, self.out / "accuracy_vs_macs.png")
         (self.out / "report.md").write_text(compress_report(report, time.strftime("%Y-%m-%d %H:%M")))

@@ -43,6 +43,9 @@ class BlockStageObjective:
     def parameters(self) -> Iterable[nn.Parameter]:
         return self.net.blocks[self.k].parameters()
 
+    def trainable_module(self) -> nn.Module:
+        return self.net.blocks[self.k]
+
     def set_mode(self) -> None:
         self.net.eval()
         self.net.blocks[self.k].train()
@@ -68,6 +71,9 @@ class KDFinetuneObjective:
 
     def parameters(self) -> Iterable[nn.Parameter]:
         return self.student.parameters()
+
+    def trainable_module(self) -> nn.Module:
+        return self.student
 
     def set_mode(self) -> None:
         self.student.train()

@@ -28,7 +28,10 @@ from distillkit.errors import ConfigError, DistillkitError
 
 
 class Objective(Protocol):
-    """What one training run optimises."""
+    """What one training run optimises.
+
+    An objective may also offer `trainable_module() -> nn.Module`, the module holding all its trainable
+    parameters: under torchrun `fit` then trains it data-parallel (DDP over the global batch) by itself."""
 
     def parameters(self) -> Iterable[nn.Parameter]:
         """The parameters to train; nothing else gets gradients or optimiser state."""
@@ -38,6 +41,33 @@ class Objective(Protocol):
 
     def loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         """Total loss of a batch and its named parts (for logs)."""
+
+
+class _ObjectiveModule(nn.Module):
+    """An objective as a module: `forward` is its loss, and its trainable module is a submodule, so that
+    DistributedDataParallel can wrap it (DDP hooks `forward` and the parameters of the modules it holds)."""
+
+    def __init__(self, objective: Objective) -> None:
+        super().__init__()
+        self.objective = objective
+        self.trainable = objective.trainable_module()  # type: ignore[attr-defined]
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        return self.objective.loss(x, y)
+
+
+@contextmanager
+def _data_parallel_loss(
+    objective: Objective, device: torch.device
+) -> Iterator[Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, dict[str, float]]]]:
+    """`objective.loss`; under torchrun, for an objective with `trainable_module()` (the module holding every
+    trainable parameter), the same loss through DDP with that module's batch norms over the global batch.
+    Objectives without it are trained as given (a job may have wrapped its model in DDP itself)."""
+    if not (distributed.is_distributed() and hasattr(objective, "trainable_module")):
+        yield objective.loss
+        return
+    with distributed.data_parallel(_ObjectiveModule(objective), device) as ddp:
+        yield ddp
 
 
 @dataclass
@@ -167,14 +197,14 @@ def fit(
     cpu_layouts = device.type == "cpu" and (perf.channels_last or perf.compile)
     safe_kernels = _without_onednn if cpu_layouts else nullcontext
     scaler = torch.amp.GradScaler(device.type) if perf.precision == "fp16" else None
-    step_loss = _compile(objective.loss, desc) if perf.compile else None
     optimizer = build_optimizer(params, optim)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, steps, optim))
     result = FitResult(steps=steps, seconds=0.0, samples=0)
     start = time.perf_counter()
     running: dict[str, float] = {}
     batches = cycle(loader)
-    with progress_bar(desc, total=steps) as bar:
+    with progress_bar(desc, total=steps) as bar, _data_parallel_loss(objective, device) as compute_loss:
+        step_loss = _compile(compute_loss, desc) if perf.compile else None
         for step in range(steps):
             objective.set_mode()
             x, y = next(batches)
@@ -183,7 +213,7 @@ def fit(
                 x = x.contiguous(memory_format=torch.channels_last)
             with safe_kernels(), _autocast(perf, device):
                 if step_loss is None:
-                    loss, parts = objective.loss(x, y)
+                    loss, parts = compute_loss(x, y)
                 else:
                     try:
                         loss, parts = step_loss(x, y)
@@ -195,7 +225,7 @@ def fit(
                             stacklevel=2,
                         )
                         step_loss = None
-                        loss, parts = objective.loss(x, y)
+                        loss, parts = compute_loss(x, y)
             if not torch.isfinite(loss):
                 named = ", ".join(f"{k}={v:.4g}" for k, v in parts.items())
                 where = f"step {step} (batch {step % len(loader)} of epoch {step // len(loader)})"

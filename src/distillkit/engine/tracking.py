@@ -8,6 +8,7 @@ record of a run; TensorBoard is a view of it.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -67,7 +68,8 @@ def tracker() -> Tracker:
 @contextmanager
 def tracking(enabled: bool, out: str | Path) -> Iterator[Tracker]:
     """Run a job with TensorBoard event files in `out/tensorboard` when `enabled` (rank 0 only)."""
-    active = TensorBoardTracker(Path(out) / "tensorboard") if enabled and is_main() else Tracker()
+    main = is_main() and os.environ.get("RANK", "0") == "0"  # also before the process group exists
+    active = TensorBoardTracker(Path(out) / "tensorboard") if enabled and main else Tracker()
     token = _current.set(active)
     try:
         yield active
