@@ -43,6 +43,13 @@ def test_incremental_run_logs_losses_and_accuracies_to_tensorboard(tmp_path: Pat
         assert f"{step_tag}/lr" in scalars
     assert "step_1_icarl/kd" in scalars and "step_0_icarl/kd" not in scalars
     assert results["config"]["tensorboard"] is True
+    # the same scalars as JSON lines, written whether or not TensorBoard is on
+    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    cnn_lines = [e for e in lines if e["group"] == "accuracy on classes seen"]
+    assert [e["step"] for e in cnn_lines] == [0, 1, 2]
+    assert [e["cnn"] for e in cnn_lines] == pytest.approx(results["accuracy_per_step"])
+    step_1 = [e for e in lines if e["group"] == "step 1 (icarl)"]
+    assert [e["step"] for e in step_1] == [3] and {"ce", "kd", "lr"} <= set(step_1[0])
 
     # resuming the finished run with logging off is the same run (no "different config" refusal)
     config.write_text(yaml.safe_dump(TINY))
@@ -75,6 +82,10 @@ def test_no_tensorboard_folder_when_off(tmp_path: Path) -> None:
     config.write_text(yaml.safe_dump({**TINY, "scenario": {"base": 2, "increment": 2, "num_steps": 1}}))
     assert run(["incremental", str(config), "--out", str(tmp_path / "run")]) == 0
     assert not (tmp_path / "run" / "tensorboard").exists()
+    groups = {
+        json.loads(line)["group"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    }
+    assert groups == {"step 0 (icarl)", "step 1 (icarl)", "accuracy on classes seen", "memory"}
     assert "tensorboard" not in json.loads((tmp_path / "run" / "results.json").read_text())["config"]
 
 

@@ -1,15 +1,16 @@
-"""Optional TensorBoard logging of a run's scalars.
+"""A run's scalars as JSON lines (`OUT/metrics.jsonl`) and, optionally, TensorBoard event files.
 
-A job runs inside `tracking(enabled, out)`; every `fit` then logs its loss parts and learning rate under its
-description, and jobs add their own scalars (accuracy per stage or step) through `tracker()`. Disabled (the
-default), or on a process other than rank 0, the tracker does nothing. The JSON files of each job stay the
-record of a run; TensorBoard is a view of it.
+A job runs inside `tracking(tensorboard, out)`; every `fit` then logs its loss parts and learning rate under its
+description, and jobs add their own scalars (accuracy per stage or step) through `tracker()`. Only rank 0 logs.
+The JSON files of each job stay the record of its results; these logs show how it got there.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -56,6 +57,44 @@ class TensorBoardTracker(Tracker):
         self.writer.close()
 
 
+class JsonLinesTracker(Tracker):
+    """Appends one JSON object a call to `path` (`group`, `step`, `time`, then the values); the file is opened
+    on the first call, so a run that fails before training leaves none. A resumed run appends to it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file = None
+
+    def scalars(self, group: str, values: Mapping[str, float | None], step: int) -> None:
+        if self._file is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (closed by `close`)
+        known = {k: float(v) for k, v in values.items() if v is not None}
+        self._file.write(
+            json.dumps({"group": group, "step": step, "time": round(time.time(), 3), **known}) + "\n"
+        )
+        self._file.flush()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
+class Trackers(Tracker):
+    """Several trackers as one."""
+
+    def __init__(self, *trackers: Tracker) -> None:
+        self.trackers = trackers
+
+    def scalars(self, group: str, values: Mapping[str, float | None], step: int) -> None:
+        for t in self.trackers:
+            t.scalars(group, values, step)
+
+    def close(self) -> None:
+        for t in self.trackers:
+            t.close()
+
+
 _current: ContextVar[Tracker | None] = ContextVar("distillkit_tracker", default=None)
 _DROP = Tracker()
 
@@ -66,10 +105,15 @@ def tracker() -> Tracker:
 
 
 @contextmanager
-def tracking(enabled: bool, out: str | Path) -> Iterator[Tracker]:
-    """Run a job with TensorBoard event files in `out/tensorboard` when `enabled` (rank 0 only)."""
+def tracking(tensorboard: bool, out: str | Path) -> Iterator[Tracker]:
+    """Run a job logging to `out/metrics.jsonl`, and to TensorBoard event files in `out/tensorboard` when
+    `tensorboard` is on (rank 0 only)."""
     main = is_main() and os.environ.get("RANK", "0") == "0"  # also before the process group exists
-    active = TensorBoardTracker(Path(out) / "tensorboard") if enabled and main else Tracker()
+    if not main:
+        active: Tracker = Tracker()
+    else:
+        lines = JsonLinesTracker(Path(out) / "metrics.jsonl")
+        active = Trackers(lines, TensorBoardTracker(Path(out) / "tensorboard")) if tensorboard else lines
     token = _current.set(active)
     try:
         yield active

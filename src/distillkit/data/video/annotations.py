@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from distillkit.engine.progress import progress_bar
 from distillkit.errors import DataError
 
 PathLike = str | Path
@@ -446,16 +447,18 @@ def _one_line(text: str) -> bool:
 def write_list(records: Sequence[VideoRecord], path: PathLike, *, with_frames: bool = False) -> None:
     """Write records as a ``path label`` list, or as a ``dir num_frames label`` rawframe list."""
     lines = []
-    for r in records:
-        where = r.source or r.path
-        if not _one_line(r.path) or r.path.startswith("#"):
-            raise DataError(f"{where}: path {r.path!r} cannot be written to a list file")
-        if with_frames:
-            if r.num_frames is None:
-                raise DataError(f"{where}: no frame count for a rawframe list")
-            lines.append(f"{r.path} {r.num_frames} {r.label}\n")
-        else:
-            lines.append(f"{r.path} {r.label}\n")
+    with progress_bar(f"writing {Path(path).name}", total=len(records)) as bar:
+        for r in records:
+            where = r.source or r.path
+            if not _one_line(r.path) or r.path.startswith("#"):
+                raise DataError(f"{where}: path {r.path!r} cannot be written to a list file")
+            if with_frames:
+                if r.num_frames is None:
+                    raise DataError(f"{where}: no frame count for a rawframe list")
+                lines.append(f"{r.path} {r.num_frames} {r.label}\n")
+            else:
+                lines.append(f"{r.path} {r.label}\n")
+            bar.advance()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text("".join(lines), encoding="utf-8")
 
