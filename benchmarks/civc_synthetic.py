@@ -191,6 +191,8 @@ def comparison(bench: Bench, name: str, command: str) -> str:
 
 def ablation(bench: Bench, name: str, command: str) -> str:
     variants = ABLATION + ([NO_FEATURE_DISTILLATION] if bench.args.extra else [])
+    if bench.args.only:
+        variants = [CIVC] + [v for v in variants[1:] if any(o in v.label for o in bench.args.only)]
     bench.run(variants)
     table, stats = bench.table(variants)
     full = stats["civc"]["avg_incremental_accuracy"]
@@ -246,8 +248,13 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument(
         "--extra", action="store_true", help="ablation: also civc without feature distillation"
     )
+    parser.add_argument(
+        "--only", nargs="+", metavar="TEXT", help="ablation: only the variants whose label contains TEXT"
+    )
     args = parser.parse_args(argv)
     command = f"python benchmarks/civc_synthetic.py {args.part}" + (" --extra" if args.extra else "")
+    if args.only:
+        command += " --only " + " ".join(f'"{o}"' for o in args.only)
     if args.orders != [0, 1, 2]:
         command += " --orders " + " ".join(map(str, args.orders))
     start = time.perf_counter()
