@@ -11,8 +11,8 @@ uninterrupted one.
 
 Under torchrun (WORLD_SIZE > 1) a run is data-parallel: `data.batch_size` is the global batch, split over the
 processes; the model trains in DDP with batch norms over the global batch (the old model's too, when it
-normalises with batch statistics); features for evaluation, imprinting and exemplar selection are computed on
-contiguous shards and gathered, so every process evaluates and selects from the same full set; only rank 0
+normalises with batch statistics); features for evaluation, imprinting and exemplar selection are computed in
+shards of whole evaluation batches and gathered, so every process evaluates and selects from the same full set; only rank 0
 writes the memory, checkpoints, logs and results (the others read the memory back); class-balanced fine-tuning
 of the head runs identically on every process.
 """
