@@ -116,9 +116,24 @@ def _writes(tmp: Path, out: Path, rank: str) -> list[list[str]]:
     return json.loads((tmp / f"watch-{out.name}" / f"writes.rank{rank}.json").read_text())
 
 
-def _max_difference(a: Path, b: Path, prefix: str = "") -> float:
-    """Largest difference between two state dict files (keys starting with `prefix`)."""
+def _one_and_two(
+    tmp: Path, text: str, *overrides: str, job: str = "train", names: tuple[str, str] = ("one", "two")
+) -> tuple[Path, Path, subprocess.CompletedProcess, subprocess.CompletedProcess]:
+    """Run `job` on the config `text` in one process, then in two under torchrun: both folders and outputs."""
+    config = tmp / f"{job}.yaml"
+    config.write_text(text)
+    one, two = tmp / names[0], tmp / names[1]
+    single = _launch([], config, one, tmp, *overrides, job=job)
+    multi = _launch(TORCHRUN, config, two, tmp, *overrides, job=job)
+    return one, two, single, multi
+
+
+def _max_difference(a: Path, b: Path, prefix: str = "", key: str | None = None) -> float:
+    """Largest difference between two state dict files (keys starting with `prefix`; the state dict under `key`
+    of a checkpoint when given)."""
     w1, w2 = torch.load(a, weights_only=True), torch.load(b, weights_only=True)
+    if key is not None:
+        w1, w2 = w1[key], w2[key]
     assert w1.keys() == w2.keys()  # a plain state dict: no DDP "module." prefix, BatchNorm keys as before
     return max((w1[k].double() - w2[k].double()).abs().max().item() for k in w1 if k.startswith(prefix))
 
@@ -127,21 +142,13 @@ TORCHRUN = ["-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalon
 
 
 def test_one_step_on_two_processes_gives_the_weights_of_one_process(tmp_path: Path) -> None:
-    config = tmp_path / "tiny.yaml"
-    config.write_text(CONFIG)
-    one, two = tmp_path / "one", tmp_path / "two"
-    _launch([], config, one, tmp_path, "model.train.steps=1")
-    _launch(TORCHRUN, config, two, tmp_path, "model.train.steps=1")
+    one, two, _, _ = _one_and_two(tmp_path, CONFIG, "model.train.steps=1")
     diff = _max_difference(one / "model.pt", two / "model.pt")
     assert diff < 1e-5, f"weights differ by {diff:.3g} after one step"
 
 
 def test_two_processes_match_one_and_only_rank0_writes(tmp_path: Path) -> None:
-    config = tmp_path / "tiny.yaml"
-    config.write_text(CONFIG)
-    one, two = tmp_path / "one", tmp_path / "two"
-    single = _launch([], config, one, tmp_path)
-    multi = _launch(TORCHRUN, config, two, tmp_path)
+    one, two, single, multi = _one_and_two(tmp_path, CONFIG)
 
     a, b = (json.loads((d / "report.json").read_text()) for d in (one, two))
     assert b["accuracy"] == a["accuracy"]
@@ -188,21 +195,15 @@ def test_incremental_on_two_processes_matches_one_process(tmp_path: Path) -> Non
     clips, 5e-7 on the same net with trained weights). This configuration meets no such flip, deterministically;
     cosine-head runs of the same stream (LUCIR, civc) met one and ended 2e-3 apart. Herding keeps 3 of 6 clips a
     class: with all 6 kept it orders nearly tied candidates, and a memory's order seeds its clips' augmentation."""
-    config = tmp_path / "icarl.yaml"
-    config.write_text(INCREMENTAL)
-    one, two = tmp_path / "one", tmp_path / "two"
-    _launch([], config, one, tmp_path, job="incremental")
-    _launch(TORCHRUN, config, two, tmp_path, job="incremental")
+    one, two, _, _ = _one_and_two(tmp_path, INCREMENTAL, job="incremental")
     a, b = (json.loads((d / "results.json").read_text()) for d in (one, two))
     assert b["accuracy_matrix"] == a["accuracy_matrix"] and len(a["accuracy_matrix"]) == 3
     assert b["nme"]["accuracy_matrix"] == a["nme"]["accuracy_matrix"]
     assert b["memory"] == a["memory"] and a["memory"]["frames"] == 24 and a["memory"]["videos"] == 6
     manifest = "memory/step_002/manifest.json"
     assert json.loads((two / manifest).read_text()) == json.loads((one / manifest).read_text())
-    w1 = torch.load(one / "checkpoints" / "step_002.pt", weights_only=True)["model"]
-    w2 = torch.load(two / "checkpoints" / "step_002.pt", weights_only=True)["model"]
-    assert w1.keys() == w2.keys()
-    diff = max((w1[k].double() - w2[k].double()).abs().max().item() for k in w1)
+    last = Path("checkpoints") / "step_002.pt"
+    diff = _max_difference(one / last, two / last, key="model")
     assert diff < 1e-5, f"weights differ by {diff:.3g}"
     assert sorted(p.name for p in two.iterdir()) == sorted(p.name for p in one.iterdir())
     assert _writes(tmp_path, two, "0"), "the audit hook saw no write by rank 0"
@@ -236,11 +237,7 @@ def test_compress_on_two_processes_matches_one_process(tmp_path: Path) -> None:
     So the teacher is compared after 6 steps, and the stages start from one teacher file: the first stage's
     block then matches to rounding (measured 2e-7); later stages inherit its rounding and drift (2e-2 by the
     last block), so they are compared by accuracy, within two test images."""
-    config = tmp_path / "compress.yaml"
-    config.write_text(COMPRESS)
-    one, two = tmp_path / "one", tmp_path / "two"
-    _launch([], config, one, tmp_path, job="compress")
-    _launch(TORCHRUN, config, two, tmp_path, job="compress")
+    one, two, _, _ = _one_and_two(tmp_path, COMPRESS, job="compress")
     a, b = (json.loads((d / "report.json").read_text()) for d in (one, two))
     assert b["teacher"]["accuracy"] == a["teacher"]["accuracy"]
     assert b["training"]["teacher_samples"] == a["training"]["teacher_samples"] == 6 * 48
@@ -248,9 +245,9 @@ def test_compress_on_two_processes_matches_one_process(tmp_path: Path) -> None:
 
     # the stages from one teacher file (without the fine-tune, which would mix every block's drift into block 0)
     sets = [f"teacher.checkpoint={one / 'teacher.pt'}", "pbkd.finetune.enabled=false"]
-    same, shared = tmp_path / "one_shared", tmp_path / "two_shared"
-    _launch([], config, same, tmp_path, *sets, job="compress")
-    multi = _launch(TORCHRUN, config, shared, tmp_path, *sets, job="compress")
+    same, shared, _, multi = _one_and_two(
+        tmp_path, COMPRESS, *sets, job="compress", names=("one_shared", "two_shared")
+    )
     a, b = (json.loads((d / "report.json").read_text()) for d in (same, shared))
     assert len(b["stages"]) == len(a["stages"]) == 5
     assert b["stages"][0]["accuracy"] == a["stages"][0]["accuracy"]
