@@ -33,6 +33,8 @@ from distillkit.incremental.methods import build_method
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 BASELINES = ["finetune", "lucir", "joint", "icarl", "podnet", "lwf"]
+OWNER = {"cosine": "lucir", "linear": "finetune"}
+"""The baseline whose base model a variant with this head starts from."""
 BUDGET = 1440
 """The frame budget of `configs/incremental_synthetic_motion.yaml` (every method's, unless said otherwise)."""
 
@@ -74,7 +76,7 @@ NO_FEATURE_DISTILLATION = Variant(
     ("method.options.spatial_weight=0", "method.options.temporal_weight=0"),
 )
 """Not one of the three ideas: `ablation --extra` adds it, to see what stage-feature distillation does at all."""
-BUDGETS = [360, 720, 1440, 2880]
+BUDGETS = [180, 360, 720, 1440]
 
 
 def own(results: dict) -> dict:
@@ -93,14 +95,17 @@ class Bench:
         self.out = ROOT / "runs" / "bench" / f"civc_{baseline_name}"
         self.baseline_name = baseline_name
 
-    def baselines(self) -> None:
-        """Run the baseline benchmark for these orders, unless all its runs are finished (then its results file,
-        maybe written for other orders, is left alone)."""
-        runs = [self.baseline_dir / m / f"order_{o}" for m in BASELINES for o in self.args.orders]
+    def baselines(self, variants: list[Variant]) -> None:
+        """Run the baselines these variants need (those among them, and the base models' owners) for these
+        orders, unless all those runs are finished (then the baseline results file, maybe written for other
+        methods or orders, is left alone)."""
+        owners = {OWNER[v.head()] for v in variants if v.label not in BASELINES}
+        methods = [m for m in BASELINES if m in owners or any(v.label == m for v in variants)]
+        runs = [self.baseline_dir / m / f"order_{o}" for m in methods for o in self.args.orders]
         if all((run / "finished").is_file() for run in runs):
             return
-        argv = ["--name", self.baseline_name, "--jobs", str(self.args.jobs), "--orders"]
-        argv += [str(o) for o in self.args.orders]
+        argv = ["--name", self.baseline_name, "--jobs", str(self.args.jobs), "--methods", *methods]
+        argv += ["--orders", *map(str, self.args.orders)]
         for o in self.overrides:
             argv += ["--set", o]
         baselines.main(argv)
@@ -111,12 +116,12 @@ class Bench:
         return self.out / slug(v.label) / f"order_{order}"
 
     def run(self, variants: list[Variant]) -> None:
-        owner = {"cosine": "lucir", "linear": "finetune"}
+        self.baselines(variants)
         todo = [(v, o) for v in variants for o in self.args.orders if v.label not in BASELINES]
         with ThreadPoolExecutor(self.args.jobs) as pool:
             futures = []
             for v, o in todo:
-                base = self.baseline_dir / owner[v.head()] / f"order_{o}"
+                base = self.baseline_dir / OWNER[v.head()] / f"order_{o}"
                 extra = [*self.overrides, *v.overrides, f"train.base_model={base}"]
                 futures.append(
                     pool.submit(baselines.run_one, baselines.ROOT / self.args.config, self.run_dir(v, o),
@@ -261,11 +266,9 @@ def main(argv: list[str] | None = None) -> str:
     if args.part == "appearance":
         overrides = ["data.synthetic.preset=appearance"]
         bench = Bench(args, "incremental_appearance", overrides)
-        bench.baselines()
         text = comparison(bench, "civc_appearance", command)
     else:
         bench = Bench(args, "incremental_motion", [])
-        bench.baselines()
         text = {"comparison": comparison, "ablation": ablation, "budget": budget}[args.part](
             bench, f"civc_{args.part}", command
         )
