@@ -113,7 +113,7 @@ def main() -> None:
             f"teacher.checkpoint={args.out / 'teacher' / 'model.pt'}",
         ]
         cfg = load_config(args.config, CompressConfig, overrides)
-        reports.append(CompressionRun(cfg, out).run())
+        reports.append(CompressionRun(cfg, out, resume=True).run())  # a cut-short seed goes on
         write_summary(args.config, reports, teacher)  # after every seed, so a cut-short run still reports
     write_summary(args.config, reports, teacher)
 

@@ -92,12 +92,13 @@ def test_bad_input_fails_with_one_line(tmp_path: Path, capsys: pytest.CaptureFix
     wrong = tmp_path / "wrong.pt"
     torch.save({"features.0.weight": torch.zeros(1)}, wrong)
     cases.append((["--set", f"teacher.checkpoint={wrong}"], "does not match the model"))
-    for args, expected in cases:
-        code = run_cli("compress", str(cfg), "--out", str(tmp_path / "bad"), *args)
+    for i, (args, expected) in enumerate(cases):
+        code = run_cli("compress", str(cfg), "--out", str(tmp_path / f"bad{i}"), *args)
         err = capsys.readouterr().err.strip()
         assert code == 2, args
         assert expected in err, err
         assert err.startswith("distillkit: error:") and "\n" not in err
+        assert not (tmp_path / f"bad{i}" / "teacher.pt").exists(), args  # failed before training the teacher
 
 
 def test_python_api_compresses_a_users_model() -> None:

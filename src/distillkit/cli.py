@@ -45,7 +45,12 @@ def _add_job(sub: argparse._SubParsersAction, name: str, help_text: str) -> argp
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="distillkit", description="Knowledge distillation for vision.")
     sub = parser.add_subparsers(dest="command", required=True)
-    _add_job(sub, "compress", "compress a CNN by progressive blockwise knowledge distillation (PBKD)")
+    compress = _add_job(
+        sub, "compress", "compress a CNN by progressive blockwise knowledge distillation (PBKD)"
+    )
+    compress.add_argument(
+        "--resume", action="store_true", help="continue the run in --out after its last finished phase"
+    )
     _add_job(sub, "train", "train and evaluate one classifier")
     inc = _add_job(sub, "incremental", "learn video classes step by step (class-incremental) and evaluate")
     inc.add_argument("--resume", action="store_true", help="continue the run in --out after its last step")
@@ -193,7 +198,7 @@ def run(argv: list[str] | None = None) -> int:
 
         cfg = load_config(args.config, CompressConfig, args.overrides)
         with process_group(cfg.device) as device, tracking(cfg.tensorboard, args.out):
-            CompressionRun(cfg, args.out, device=device).run()
+            CompressionRun(cfg, args.out, device=device, resume=args.resume).run()
     elif args.command == "train":
         from distillkit.train import run_train
 
@@ -225,6 +230,8 @@ def run(argv: list[str] | None = None) -> int:
         print(
             f"PBKD demo: compressing a VGG-11 (width 0.25) on the embedded synthetic images → {args.out}/compress"
         )
+        if (args.out / "compress").exists():  # the demo starts afresh, as its incremental part does
+            shutil.rmtree(args.out / "compress")
         CompressionRun(load_config(preset("demo_compress.yaml"), CompressConfig), args.out / "compress").run()
         _demo_incremental(args.out / "incremental")
     elif args.command == "config":

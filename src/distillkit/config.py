@@ -595,3 +595,22 @@ def dump_config(cfg: Section) -> dict:
     if tree.get("tensorboard") is False:
         del tree["tensorboard"]
     return tree
+
+
+def check_resumable(saved: dict, cfg: Section, out: Path) -> None:
+    """A `ConfigError` naming the differing keys when the config recorded by the run in `out` (`saved`, as
+    `dump_config` wrote it) is not `cfg`; turning TensorBoard logging on or off does not change a run."""
+    saved, now = ({k: v for k, v in c.items() if k != "tensorboard"} for c in (saved, dump_config(cfg)))
+    if saved != now:
+        raise ConfigError(
+            f"--resume: {out} was run with a different config (differs at: {', '.join(_diff_keys(saved, now))}); "
+            "resume with the same config, or choose another --out"
+        )
+
+
+def _diff_keys(a: object, b: object, prefix: str = "") -> list[str]:
+    """The dotted keys at which two nested dicts differ, sorted."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        keys = sorted(set(a) | set(b))
+        return [k for key in keys for k in _diff_keys(a.get(key), b.get(key), f"{prefix}{key}.")]
+    return [] if a == b else [prefix.rstrip(".")]

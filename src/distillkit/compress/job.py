@@ -16,27 +16,38 @@ from distillkit.compress.compute import block_costs, pbkd_training_macs, supervi
 from distillkit.compress.export import export_onnx
 from distillkit.compress.pbkd import KDFinetuneObjective, progressive_distill, stage_order
 from distillkit.compress.profile import measure_latency, profile_model
+from distillkit.compress.resume import CompressionProgress
 from distillkit.compress.student import design_student, fresh_copy, resolve_init
 from distillkit.config import CompressConfig, dump_config
-from distillkit.data.images import build_image_datasets, make_loaders
+from distillkit.data.images import ImageDatasets, build_image_datasets, make_loaders
 from distillkit.engine.checkpoint import save_checkpoint
 from distillkit.engine.device import resolve_device, seed_everything
 from distillkit.engine.distributed import is_distributed, is_main, per_process_batch
 from distillkit.engine.loop import check_performance, evaluate, fit
 from distillkit.engine.tracking import tracker
+from distillkit.models import build_model
 from distillkit.models.blocks import BlockwiseNet, block_shapes, split_model
 from distillkit.report.meta import run_metadata
 from distillkit.report.plots import plot_accuracy_vs_macs
 from distillkit.report.run_report import compress_report, compress_summary
 from distillkit.report.tables import print_table
-from distillkit.train import obtain_model
+from distillkit.train import ObtainedModel, obtain_model
 
 
 class CompressionRun:
-    """One compression job; `run()` returns the report dict written to report.json."""
+    """One compression job; `run()` returns the report dict written to report.json.
+
+    With `resume`, a run that `out` already holds goes on after its last finished phase (`compress.resume`);
+    without it, such a folder is refused.
+    """
 
     def __init__(
-        self, cfg: CompressConfig, out: Path, quiet: bool = False, device: torch.device | None = None
+        self,
+        cfg: CompressConfig,
+        out: Path,
+        quiet: bool = False,
+        device: torch.device | None = None,
+        resume: bool = False,
     ) -> None:
         self.cfg, self.out = cfg, Path(out)
         self.quiet = quiet or not is_main()
@@ -45,6 +56,7 @@ class CompressionRun:
         check_performance(cfg.perf, self.device)
         if self.distributed:
             per_process_batch(cfg.data.batch_size, "data.batch_size")  # before any work
+        self.progress = CompressionProgress(cfg, self.out, resume)
         if is_main():
             self.out.mkdir(parents=True, exist_ok=True)
 
@@ -94,6 +106,32 @@ class CompressionRun:
                     times[name][str(b)].append(lat["median_ms"])
         return {n: {b: statistics.median(v) for b, v in per.items()} for n, per in times.items()}
 
+    def say(self, message: str) -> None:
+        if not self.quiet:
+            print(message)
+
+    def teacher(self, data: ImageDatasets, train_loader: DataLoader) -> ObtainedModel:
+        """The teacher: loaded or trained as configured; when resuming a run that trained it, read back from
+        OUT/teacher.pt with the training cost recorded then."""
+        cfg, progress = self.cfg, self.progress
+        t = cfg.teacher  # a `blocks` list that does not split the teacher fails before it trains
+        split_model(
+            build_model(t.arch, data.num_classes, data.in_channels, t.width, t.small_input), cfg.blocks
+        )
+        saved = progress.finished("teacher")
+        teacher_cfg = cfg.teacher
+        if saved is not None and cfg.teacher.checkpoint is None:
+            teacher_cfg = cfg.teacher.model_copy(update={"checkpoint": self.out / "teacher.pt"})
+        obtained = obtain_model(
+            teacher_cfg, data, train_loader, self.device, self.out / "teacher.pt", cfg.seed, cfg.perf
+        )
+        if saved is None:
+            progress.record("teacher", {"seconds": obtained.seconds, "samples": obtained.samples})
+            return obtained
+        progress.resume_after("teacher")
+        self.say("resumed: the teacher had finished")
+        return ObtainedModel(obtained.model, saved["seconds"], saved["samples"])
+
     @property
     def student_init(self) -> str:
         return resolve_init(self.cfg.student.design, self.cfg.student.init)
@@ -104,9 +142,9 @@ class CompressionRun:
         data = build_image_datasets(cfg.data, cfg.seed)
         train_loader, test_loader = make_loaders(data, cfg.data, cfg.seed, distributed=self.distributed)
         self.input_shape = (data.in_channels, data.image_size, data.image_size)
-        obtained = obtain_model(
-            cfg.teacher, data, train_loader, self.device, self.out / "teacher.pt", cfg.seed, cfg.perf
-        )
+        progress = self.progress
+        progress.generator = train_loader.generator
+        obtained = self.teacher(data, train_loader)
         teacher = split_model(obtained.model, cfg.blocks).to(self.device)
         example = torch.zeros(2, *self.input_shape, device=self.device)
         shapes = block_shapes(teacher, example)
@@ -115,6 +153,7 @@ class CompressionRun:
         steps = cfg.pbkd.stage.num_steps(len(train_loader))
         stage_repeats = min(10, cfg.profile.latency_repeats)  # per-stage latency: indicative, kept short
         stages: list[dict] = []
+        order = stage_order(cfg.pbkd.order, len(teacher.blocks))
 
         def after_stage(stage: int, k: int, net: BlockwiseNet, result) -> None:
             entry = {
@@ -126,6 +165,7 @@ class CompressionRun:
             entry |= {"steps": result.steps, "seconds": round(result.seconds, 2)}
             stages.append(entry)
             tracker().scalars("stages", {"accuracy": entry["accuracy"], "macs": entry["macs"]}, stage + 1)
+            progress.record(f"stage {stage + 1}", {"block": _detached(net.blocks[k]), "entry": entry})
             if not self.quiet:
                 print(
                     f"stage {stage + 1}: block {k} replaced, accuracy {entry['accuracy']:.2f}%, "
@@ -137,6 +177,14 @@ class CompressionRun:
             teacher.blocks, shapes, cfg.student.design, cfg.student.ratio, cfg.student.init
         )
         costs = block_costs(teacher, students, self.input_shape)
+        done = 0
+        while done < len(order) and (saved := progress.finished(f"stage {done + 1}")) is not None:
+            students[order[done]].load_state_dict(saved["block"])
+            stages.append(saved["entry"])
+            done += 1
+        if done:
+            progress.resume_after(f"stage {done}")
+            self.say(f"resumed: stages 1–{done} had finished")
         student = progressive_distill(
             teacher,
             students,
@@ -148,11 +196,19 @@ class CompressionRun:
             cfg.pbkd.order,
             after_stage,
             cfg.perf,
+            done,
         )
         total_steps = steps * len(students)
         ft = cfg.pbkd.finetune
         ft_steps = ft.budget.num_steps(len(train_loader)) if ft.enabled else 0
-        if ft.enabled:
+        total_steps += ft_steps
+        saved = progress.finished("finetune") if ft.enabled else None
+        if saved is not None:
+            student.load_state_dict(saved["student"])
+            stages.append(saved["entry"])
+            progress.resume_after("finetune")
+            self.say("resumed: the fine-tune had finished")
+        elif ft.enabled:
             result = fit(
                 KDFinetuneObjective(student, teacher, ft.alpha, ft.temperature),
                 train_loader,
@@ -162,17 +218,16 @@ class CompressionRun:
                 desc="finetune (KD)",
                 perf=cfg.perf,
             )
-            total_steps += ft_steps
-            stages.append(
-                {
-                    "name": "finetune",
-                    "block": None,
-                    "stage": len(stages) + 1,
-                    **self.measure(student, test_loader, stage_repeats),
-                    "steps": ft_steps,
-                    "seconds": round(result.seconds, 2),
-                }
-            )
+            entry = {
+                "name": "finetune",
+                "block": None,
+                "stage": len(stages) + 1,
+                **self.measure(student, test_loader, stage_repeats),
+                "steps": ft_steps,
+                "seconds": round(result.seconds, 2),
+            }
+            stages.append(entry)
+            progress.record("finetune", {"student": _detached(student), "entry": entry})
         pbkd_seconds = sum(s["seconds"] for s in stages)
         student_entry = self.measure(student, test_loader)
         # Final latencies: teacher and student measured in alternation, so machine load hits both alike.
@@ -181,6 +236,11 @@ class CompressionRun:
 
         baselines = {}
         for method in cfg.baselines.methods:
+            if (saved := progress.finished(f"baseline {method}")) is not None:
+                baselines[method] = saved
+                progress.resume_after(f"baseline {method}")
+                self.say(f"resumed: baseline {method} had finished")
+                continue
             seed_everything(cfg.seed)
             fresh = design_student(teacher.blocks, shapes, cfg.student.design, cfg.student.ratio)
             net = BlockwiseNet(fresh, fresh_copy(teacher.head), teacher.names).to(self.device)
@@ -199,9 +259,9 @@ class CompressionRun:
                 "seconds": round(result.seconds, 2),
             }
             tracker().scalars("baselines", {method: baselines[method]["accuracy"]}, total_steps)
+            progress.record(f"baseline {method}", baselines[method])
 
         batch = cfg.data.batch_size
-        order = stage_order(cfg.pbkd.order, len(students))
         pbkd_macs = pbkd_training_macs(
             costs, order, steps * batch, cfg.pbkd.local_weight > 0, ft_steps * batch
         )
@@ -259,6 +319,11 @@ class CompressionRun:
         if not self.quiet:
             print_summary(report)
         return report
+
+
+def _detached(module: nn.Module) -> dict[str, torch.Tensor]:
+    """A copy of `module`'s state dict on the CPU, unaffected by later training."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
 
 
 def print_summary(report: dict) -> None:

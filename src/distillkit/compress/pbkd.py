@@ -102,12 +102,14 @@ def progressive_distill(
     order: str | Sequence[int] = "bottom_up",
     after_stage: StageCallback | None = None,
     perf: PerformanceConfig | None = None,
+    done: int = 0,
 ) -> BlockwiseNet:
     """Replace the teacher's blocks by `students` one stage at a time; returns the student network.
 
     The teacher is never modified: its parameters are frozen and the student gets its own copy of the head.
-    `after_stage(stage, block, net, fit_result)` is called after each stage (for evaluation and reports); `perf`
-    holds the speed options of every stage's training.
+    `after_stage(stage, block, net, fit_result)` is called after each stage trained (for evaluation, reports
+    and checkpoints); `perf` holds the speed options of every stage's training. The first `done` stages have
+    finished before (a resumed run): their student blocks, given trained, are put in place without training.
     """
     if len(students) != len(teacher.blocks):
         raise ConfigError(f"{len(students)} student blocks for {len(teacher.blocks)} teacher blocks")
@@ -116,6 +118,9 @@ def progressive_distill(
     for stage, k in enumerate(stage_order(order, len(students))):
         net.requires_grad_(False)
         net.blocks[k] = students[k].to(device).requires_grad_(True)
+        if stage < done:
+            net.blocks[k].requires_grad_(False)
+            continue
         objective = BlockStageObjective(net, k, teacher.blocks[k], local_weight)
         desc = f"stage {stage + 1}: block {k}"
         result = fit(objective, loader, steps_per_stage, optim, device, desc=desc, perf=perf)

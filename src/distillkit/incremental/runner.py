@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from distillkit.config import OptimConfig, dump_config
+from distillkit.config import OptimConfig, check_resumable, dump_config
 from distillkit.data.video.transforms import left_right_label_map
 from distillkit.data.videos import VideoDatasets, build_video_datasets
 from distillkit.engine.checkpoint import load_checkpoint, save_checkpoint
@@ -280,17 +280,7 @@ class StreamRun:
                 "or choose another --out"
             )
         state = load_checkpoint(self._checkpoint_path(last))
-        # turning TensorBoard logging on or off does not change a run
-        saved, now = (
-            {k: v for k, v in c.items() if k != "tensorboard"}
-            for c in (state["config"], dump_config(self.cfg))
-        )
-        if saved != now:
-            diff = sorted(_diff_keys(saved, now))
-            raise ConfigError(
-                f"--resume: {self.out} was run with a different config (differs at: {', '.join(diff)}); "
-                "resume with the same config, or choose another --out"
-            )
+        check_resumable(state["config"], self.cfg, self.out)
         return last + 1, state
 
     def _clear_leftovers(self, first: int) -> None:
@@ -592,13 +582,6 @@ def _write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
-
-
-def _diff_keys(a: object, b: object, prefix: str = "") -> list[str]:
-    if isinstance(a, dict) and isinstance(b, dict):
-        keys = sorted(set(a) | set(b))
-        return [k for key in keys for k in _diff_keys(a.get(key), b.get(key), f"{prefix}{key}.")]
-    return [] if a == b else [prefix.rstrip(".")]
 
 
 @contextmanager
