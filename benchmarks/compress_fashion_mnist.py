@@ -99,6 +99,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--out", type=Path, default=Path("runs/bench/compress_fmnist"))
     parser.add_argument("--set", dest="overrides", action="append", default=[])
+    parser.add_argument(
+        "--name", default="compress_fashion_mnist", help="results file benchmarks/results/NAME.md"
+    )
     args = parser.parse_args()
     teacher = train_teacher(args.config, args.overrides, args.out / "teacher")
     reports = []
@@ -114,12 +117,12 @@ def main() -> None:
         ]
         cfg = load_config(args.config, CompressConfig, overrides)
         reports.append(CompressionRun(cfg, out, resume=True).run())  # a cut-short seed goes on
-        write_summary(args.config, reports, teacher)  # after every seed, so a cut-short run still reports
-    write_summary(args.config, reports, teacher)
+        write_summary(args, reports, teacher)  # after every seed, so a cut-short run still reports
+    write_summary(args, reports, teacher)
 
 
-def write_summary(config: Path, reports: list[dict], teacher: dict) -> None:
-    """Print the table and write it to benchmarks/results/compress_fashion_mnist.md."""
+def write_summary(args: argparse.Namespace, reports: list[dict], teacher: dict) -> None:
+    """Print the table and write it to benchmarks/results/NAME.md."""
     for r in reports:  # the teacher was trained once, outside the compression runs
         t = r["training"]
         cfg = CompressConfig.model_validate(r["config"])
@@ -130,9 +133,10 @@ def write_summary(config: Path, reports: list[dict], teacher: dict) -> None:
         t["pbkd_to_teacher_macs"] = t["pbkd_macs"] / t["teacher_macs"]
     text = summarise(reports)
     print(text)
-    dest = Path("benchmarks/results/compress_fashion_mnist.md")
+    dest = Path(f"benchmarks/results/{args.name}.md")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    dest.write_text(f"Config: `{config}`\n\n" + text)
+    overrides = "".join(f" --set {o}" for o in args.overrides)
+    dest.write_text(f"Config: `{args.config}`{overrides}\n\n" + text)
 
 
 if __name__ == "__main__":
