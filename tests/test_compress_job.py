@@ -1,6 +1,7 @@
 """End to end: `distillkit compress` on tiny synthetic data, and the user-facing errors."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -121,3 +122,45 @@ def test_python_api_compresses_a_users_model() -> None:
     assert student(torch.randn(2, 3, 12, 12)).shape == (2, 3)
     assert student.blocks[1][0].out_channels == 16  # half of the teacher's 32 filters
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+def test_the_teacher_is_never_modified(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Evaluation, profiling and compute accounting must not leave the teacher's batch norms training: the
+    teacher that the stages, the fine-tune and the baselines distil from is bitwise the one saved."""
+    import distillkit.compress.job as job
+
+    teachers = []
+    real = job.KDFinetuneObjective
+
+    def recording(student, teacher, *args):
+        teachers.append(teacher)
+        return real(student, teacher, *args)
+
+    monkeypatch.setattr(job, "KDFinetuneObjective", recording)
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(TINY)
+    out = tmp_path / "run"
+    assert run_cli("compress", str(cfg), "--out", str(out), "--set", "baselines.methods=[kd]") == 0
+    saved = torch.load(out / "teacher.pt", weights_only=True)
+    (teacher,) = teachers
+    state = {re.sub(r"^(blocks\.\d+|head)\.", "", k): v for k, v in teacher.state_dict().items()}
+    assert len(state) == len(saved) and all(torch.equal(v, saved[k]) for k, v in state.items())
+
+
+def test_evaluation_restores_every_modules_own_mode() -> None:
+    from distillkit.engine.loop import evaluate
+    from distillkit.models.blocks import block_shapes, split_model
+
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten())
+    model.eval()
+    net = split_model(model, ["3"])
+    assert not net.training and not any(m.training for m in net.modules())  # the split keeps the mode
+    net.train()
+    net.blocks[0].get_submodule("1").eval()  # a frozen batch norm inside a training wrapper
+    modes = [m.training for m in net.modules()]
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    data = TensorDataset(torch.randn(8, 1, 6, 6), torch.zeros(8, dtype=torch.long))
+    evaluate(net, DataLoader(data, batch_size=4), torch.device("cpu"))
+    block_shapes(net, torch.randn(2, 1, 6, 6))
+    assert [m.training for m in net.modules()] == modes
+    assert all(torch.equal(v, before[k]) for k, v in net.state_dict().items())

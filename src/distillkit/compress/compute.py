@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from distillkit.compress.profile import count_macs
+from distillkit.engine.modes import eval_mode
 from distillkit.models.blocks import BlockwiseNet
 
 
@@ -41,7 +42,7 @@ def block_costs(
     device = next(teacher.parameters()).device
     x = torch.zeros(1, *input_shape, device=device)
     t_costs, s_costs = [], []
-    with torch.no_grad():
+    with eval_mode(teacher), torch.no_grad():  # in eval mode: running statistics must not move
         for block, student in zip(teacher.blocks, students, strict=True):
             t_costs.append(count_macs(block, tuple(x.shape)))
             s_costs.append(count_macs(student, tuple(x.shape)))

@@ -24,6 +24,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from distillkit.engine.modes import eval_mode
+
 __all__ = ["count_params", "count_macs", "measure_latency", "profile_model"]
 
 
@@ -40,15 +42,6 @@ def _model_device_dtype(model: nn.Module) -> tuple[torch.device, torch.dtype]:
     return device, dtype
 
 
-def _save_modes(model: nn.Module) -> list[bool]:
-    return [m.training for m in model.modules()]
-
-
-def _restore_modes(model: nn.Module, modes: list[bool]) -> None:
-    for m, training in zip(model.modules(), modes, strict=True):
-        m.training = training
-
-
 def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
     """Multiply-accumulates of one forward pass on a zero input of ``input_shape`` (batch included).
 
@@ -57,16 +50,11 @@ def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
     under ``torch.no_grad()`` on its own device; its training flags are restored afterwards.
     """
     device, dtype = _model_device_dtype(model)
-    modes = _save_modes(model)
-    model.eval()
-    try:
-        x = torch.zeros(input_shape, device=device, dtype=dtype)
-        counter = FlopCounterMode(display=False)
-        with torch.no_grad(), counter:
-            model(x)
-        return int(counter.get_total_flops()) // 2
-    finally:
-        _restore_modes(model, modes)
+    x = torch.zeros(input_shape, device=device, dtype=dtype)
+    counter = FlopCounterMode(display=False)
+    with eval_mode(model), torch.no_grad(), counter:
+        model(x)
+    return int(counter.get_total_flops()) // 2
 
 
 def measure_latency(
@@ -92,15 +80,13 @@ def measure_latency(
         raise ValueError(f"model is on {model_device} but latency was requested on {device}")
     cuda = device.type == "cuda"
     prev_threads = torch.get_num_threads()
-    modes = _save_modes(model)
-    model.eval()
     try:
         if threads is not None:
             torch.set_num_threads(threads)
         used_threads = torch.get_num_threads()
         x = torch.randn(input_shape, device=model_device, dtype=dtype)
         times = []
-        with torch.inference_mode():
+        with eval_mode(model), torch.inference_mode():
             for i in range(warmup + repeats):
                 if cuda:
                     torch.cuda.synchronize(model_device)
@@ -113,7 +99,6 @@ def measure_latency(
     finally:
         if threads is not None:
             torch.set_num_threads(prev_threads)
-        _restore_modes(model, modes)
     ms = np.asarray(times)
     return {
         "median_ms": float(np.median(ms)),

@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader
 
 from distillkit.config import OptimConfig, PerformanceConfig
 from distillkit.engine import distributed
+from distillkit.engine.modes import eval_mode
 from distillkit.engine.progress import progress_bar
 from distillkit.engine.tracking import tracker
 from distillkit.errors import ConfigError, DistillkitError
@@ -271,20 +272,18 @@ def predict(
     logits averaged. `sharded`: the loader holds this process's block of the set (`distributed.shard`); every
     process gets the outputs of the whole set, in order.
     """
-    was_training = model.training
-    model.eval()
     logits, targets = [], []
     segments = getattr(model, "num_segments", None)
-    for x, y in loader:
-        x = x.to(device)
-        if segments and x.dim() == 5 and x.shape[1] > segments and x.shape[1] % segments == 0:
-            views = x.shape[1] // segments
-            out = model(x.unflatten(1, (views, segments)).flatten(0, 1)).unflatten(0, (-1, views)).mean(1)
-        else:
-            out = model(x)
-        logits.append(out.float().cpu())
-        targets.append(y)
-    model.train(was_training)
+    with eval_mode(model):
+        for x, y in loader:
+            x = x.to(device)
+            if segments and x.dim() == 5 and x.shape[1] > segments and x.shape[1] % segments == 0:
+                views = x.shape[1] // segments
+                out = model(x.unflatten(1, (views, segments)).flatten(0, 1)).unflatten(0, (-1, views)).mean(1)
+            else:
+                out = model(x)
+            logits.append(out.float().cpu())
+            targets.append(y)
     if sharded:
         return distributed.gather_cat(torch.cat(logits)), distributed.gather_cat(torch.cat(targets))
     return torch.cat(logits), torch.cat(targets)
@@ -292,16 +291,14 @@ def predict(
 
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: DataLoader, device: torch.device, sharded: bool = False) -> float:
-    """Top-1 accuracy in percent; restores the model's training flag. `sharded`: the loader holds this process's
-    part of the set (`distributed.shard`); the counts of all processes are summed."""
-    was_training = model.training
-    model.eval()
+    """Top-1 accuracy in percent, in eval mode (every module's training flag is restored). `sharded`: the loader
+    holds this process's part of the set (`distributed.shard`); the counts of all processes are summed."""
     correct = total = 0
-    for x, y in loader:
-        logits = model(x.to(device))
-        correct += (logits.argmax(1).cpu() == y).sum().item()
-        total += y.numel()
-    model.train(was_training)
+    with eval_mode(model):
+        for x, y in loader:
+            logits = model(x.to(device))
+            correct += (logits.argmax(1).cpu() == y).sum().item()
+            total += y.numel()
     if sharded:
         correct, total = (int(v) for v in distributed.all_reduce_sum([correct, total]))
     return 100.0 * correct / max(1, total)

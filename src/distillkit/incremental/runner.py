@@ -52,6 +52,7 @@ from distillkit.engine.distributed import (
     train_sampler,
 )
 from distillkit.engine.loop import FitResult, check_performance, fit
+from distillkit.engine.modes import eval_mode
 from distillkit.engine.progress import progress_bar
 from distillkit.engine.tracking import tracker
 from distillkit.errors import ConfigError
@@ -150,14 +151,12 @@ def clip_features(model: nn.Module, dataset: Dataset, batch_size: int, device: t
 
     Test clips holding several views are split into views; their features and logits are averaged. Under
     torchrun each process computes its block of `dataset` and every process gets the whole set's, in order."""
-    was_training = model.training
-    model.eval()
     pooled, frames, logits, labels = [], [], [], []
     part = shard(dataset, batch_size)
     # a process whose block is empty computes one sample to learn the output shapes, then keeps none
     loader = DataLoader(part if len(part) else Subset(dataset, [0]), batch_size=batch_size, shuffle=False)
     segments = model.num_segments
-    with progress_bar(desc, total=len(loader)) as bar:
+    with progress_bar(desc, total=len(loader)) as bar, eval_mode(model):
         for x, y in loader:
             x = x.to(device)
             views = x.shape[1] // segments if x.shape[1] > segments else 1
@@ -169,7 +168,6 @@ def clip_features(model: nn.Module, dataset: Dataset, batch_size: int, device: t
             logits.append(model.classify(out["pooled"]).unflatten(0, (-1, views)).mean(1).cpu())
             labels.append(torch.as_tensor(y))
             bar.advance()
-    model.train(was_training)
     keep = len(part)
     return tuple(gather_cat(torch.cat(t)[:keep]) for t in (pooled, frames, logits, labels))
 

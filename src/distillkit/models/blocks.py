@@ -13,6 +13,7 @@ import torch
 from torch import fx, nn
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
+from distillkit.engine.modes import eval_mode
 from distillkit.errors import SplitError
 
 
@@ -65,9 +66,9 @@ class BlockwiseNet(nn.Module):
 
 
 def block_shapes(net: BlockwiseNet, example: torch.Tensor) -> list[tuple[torch.Size, torch.Size]]:
-    """(input shape, output shape) of every block of `net` for the batch `example`."""
+    """(input shape, output shape) of every block of `net` for the batch `example` (in eval mode: nothing moves)."""
     shapes = []
-    with torch.no_grad():
+    with eval_mode(net), torch.no_grad():
         x = example
         for block in net.blocks:
             y = block(x)
@@ -129,7 +130,12 @@ def split_model(model: nn.Module, boundaries: Sequence[str] | str = "auto") -> B
         segments.append(_segment(gm, nodes, start, end, name))
         start = end
     head = _segment(gm, nodes, start, output.args[0], "head")
-    return BlockwiseNet(segments, head, names)
+    net = BlockwiseNet(segments, head, names)
+    own = {id(m) for m in model.modules()}
+    for wrapper in net.modules():  # the new wrappers take the model's mode; its own modules keep theirs
+        if id(wrapper) not in own:
+            wrapper.training = model.training
+    return net
 
 
 def _last_node_of(nodes: list[fx.Node], name: str, gm: fx.GraphModule) -> fx.Node:
