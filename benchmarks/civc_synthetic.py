@@ -240,7 +240,7 @@ def budget(bench: Bench, name: str, command: str) -> str:
     ax.set_xlabel("memory budget (stored frames)")
     ax.set_ylabel("average incremental accuracy (%)")
     orders = ", ".join(map(str, bench.args.orders))
-    ax.set_title(f"Synthetic motion: accuracy vs frame budget (class orders {orders})")
+    ax.set_title(f"Synthetic motion videos, class orders {orders}", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
