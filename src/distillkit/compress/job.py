@@ -114,11 +114,14 @@ class CompressionRun:
         """The teacher: loaded or trained as configured; when resuming a run that trained it, read back from
         OUT/teacher.pt with the training cost recorded then."""
         cfg, progress = self.cfg, self.progress
-        t = cfg.teacher  # a `blocks` list that does not split the teacher fails before it trains
-        split_model(
-            build_model(t.arch, data.num_classes, data.in_channels, t.width, t.small_input), cfg.blocks
-        )
         saved = progress.finished("teacher")
+        t = cfg.teacher
+        if (
+            saved is None and t.checkpoint is None
+        ):  # a `blocks` list that cannot split it fails before it trains
+            split_model(
+                build_model(t.arch, data.num_classes, data.in_channels, t.width, t.small_input), cfg.blocks
+            )
         teacher_cfg = cfg.teacher
         if saved is not None and cfg.teacher.checkpoint is None:
             teacher_cfg = cfg.teacher.model_copy(update={"checkpoint": self.out / "teacher.pt"})
