@@ -33,7 +33,7 @@ bench-civc: $(STAMP)
 	$(BIN)/python benchmarks/civc_synthetic.py ablation
 	$(BIN)/python benchmarks/civc_synthetic.py budget
 	$(BIN)/python benchmarks/civc_synthetic.py appearance
-	$(BIN)/python benchmarks/civc_synthetic.py strong-base --methods finetune lucir icarl
+	$(BIN)/python benchmarks/civc_synthetic.py comparison --base-epochs 30 --methods finetune lucir icarl
 
 bench-civc-cost: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/civc_step_cost.py
