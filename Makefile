@@ -33,7 +33,8 @@ bench-civc: $(STAMP)
 	$(BIN)/python benchmarks/civc_synthetic.py ablation
 	$(BIN)/python benchmarks/civc_synthetic.py budget
 	$(BIN)/python benchmarks/civc_synthetic.py appearance
-	$(BIN)/python benchmarks/civc_synthetic.py comparison --base-epochs 30 --methods finetune lucir icarl
+	$(BIN)/python benchmarks/civc_synthetic.py comparison --base-epochs 30 --methods finetune lucir icarl --no-quarter-budget
+	$(BIN)/python benchmarks/civc_synthetic.py ablation --extra --base-epochs 30 --orders 0
 
 bench-civc-cost: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/civc_step_cost.py
