@@ -70,6 +70,11 @@ ABLATION = [
     Variant("civc, fixed positions (no trajectories)", "civc", ("method.options.trajectories=none",)),
     Variant("civc, videos only (whole clips)", "civc", ("method.options.key_frames=null",)),
     Variant("civc, frames only (random videos)", "civc", ("memory.selection=random",)),
+    Variant(
+        "civc, evenly spaced key-frames (no greedy fine selection)",
+        "civc",
+        ("method.options.key_frame_selection=uniform",),
+    ),
 ]
 NO_FEATURE_DISTILLATION = Variant(
     "civc, no feature distillation",

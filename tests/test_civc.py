@@ -23,7 +23,7 @@ from distillkit.distill.spatiotemporal import (
 from distillkit.incremental.memory import ExemplarMemory
 from distillkit.incremental.methods import METHODS, StepContext, build_method
 from distillkit.incremental.runner import run_incremental
-from distillkit.incremental.selection import greedy_mean_match, herding, key_frames
+from distillkit.incremental.selection import greedy_mean_match, herding, key_frames, uniform_key_frames
 from tests.test_incremental import tiny
 
 
@@ -151,6 +151,17 @@ def test_key_frames_keep_positions_whose_mean_matches_the_clip() -> None:
     assert key_frames(frames, clip, 2) == [4, 5]
     with pytest.raises(ValueError):
         key_frames(frames, clip, 0)
+
+
+def test_uniform_key_frames_replay_at_an_even_lower_frame_rate() -> None:
+    assert uniform_key_frames(8, 4) == [0, 2, 4, 6]  # filled back (ties earlier): 0 0 2 2 4 4 6 6
+    assert uniform_key_frames(8, 3) == [0, 2, 5]
+    assert uniform_key_frames(8, 1) == [0] and uniform_key_frames(8, 8) == list(range(8))
+    with pytest.raises(ValueError, match="1..8"):
+        uniform_key_frames(8, 9)
+    method = build_method("civc", {"key_frame_selection": "uniform"})
+    frames = torch.randn(8, 5)
+    assert method.select_frames(frames, frames[3], 4) == [0, 2, 4, 6]  # features play no part
 
 
 # -------------------------------------------------------------------------------------------------- method

@@ -27,7 +27,7 @@ from distillkit.distill.spatiotemporal import (
     whole_feature_loss,
 )
 from distillkit.incremental.methods.base import Method, Outputs, StepContext, StepTools, register
-from distillkit.incremental.selection import key_frames
+from distillkit.incremental.selection import key_frames, uniform_key_frames
 from distillkit.models.heads import imprint
 
 
@@ -66,6 +66,9 @@ class CIVCOptions(Section):
     """Scale the feature-distillation weights by sqrt(old classes / new classes), as LUCIR does."""
     key_frames: int | None = Field(4, ge=1)
     """Key-frames stored per exemplar video (dual granularity); null: whole clips."""
+    key_frame_selection: Literal["greedy", "uniform"] = "greedy"
+    """`greedy`: the positions whose mean frame feature is nearest the clip feature (the design's fine
+    selection); `uniform`: evenly spaced positions, which keep the clip's motion when it is replayed."""
     imprint: bool = True
     """Initialise new class weights of the cosine classifier by imprinting."""
     cbf_epochs: float = Field(0.0, ge=0)
@@ -111,6 +114,8 @@ class CIVC(Method):
     def select_frames(self, frame_features: torch.Tensor, clip_feature: torch.Tensor, k: int) -> list[int]:
         if k >= len(frame_features):
             return list(range(len(frame_features)))
+        if self.options.key_frame_selection == "uniform":
+            return uniform_key_frames(len(frame_features), k)
         return key_frames(frame_features, clip_feature, k)
 
     def begin_step(self, model: torch.nn.Module, ctx: StepContext, tools: StepTools) -> None:
