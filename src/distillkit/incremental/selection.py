@@ -104,8 +104,8 @@ def key_frames(frame_features: torch.Tensor, clip_feature: torch.Tensor, k: int)
 
 def uniform_key_frames(num_frames: int, k: int) -> list[int]:
     """`k` evenly spaced time positions of `num_frames`, from the first (``floor(i · T / k)``): replayed by
-    nearest-position filling (ties to the earlier frame), each kept frame stands for the next T / k positions,
-    so a clip keeps its motion at a lower frame rate instead of holding still and jumping."""
+    nearest-position filling (ties to the earlier frame), each kept frame stands for the next T / k positions:
+    the clip at an even, lower frame rate, where greedy positions can leave long holds and jumps."""
     if not 1 <= k <= num_frames:
         raise ValueError(f"uniform key-frames: k must be in 1..{num_frames}, got {k}")
     return [i * num_frames // k for i in range(k)]

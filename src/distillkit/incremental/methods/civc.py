@@ -68,7 +68,7 @@ class CIVCOptions(Section):
     """Key-frames stored per exemplar video (dual granularity); null: whole clips."""
     key_frame_selection: Literal["greedy", "uniform"] = "greedy"
     """`greedy`: the positions whose mean frame feature is nearest the clip feature (the design's fine
-    selection); `uniform`: evenly spaced positions, which keep the clip's motion when it is replayed."""
+    selection); `uniform`: evenly spaced positions, replayed as the clip at an even, lower frame rate."""
     imprint: bool = True
     """Initialise new class weights of the cosine classifier by imprinting."""
     cbf_epochs: float = Field(0.0, ge=0)
