@@ -115,16 +115,14 @@ class CompressionRun:
         OUT/teacher.pt with the training cost recorded then."""
         cfg, progress = self.cfg, self.progress
         saved = progress.finished("teacher")
-        t = cfg.teacher
-        if (
-            saved is None and t.checkpoint is None
-        ):  # a `blocks` list that cannot split it fails before it trains
+        t = teacher_cfg = cfg.teacher
+        if t.checkpoint is None and saved is None:
+            # a `blocks` list that cannot split the teacher fails before it trains
             split_model(
                 build_model(t.arch, data.num_classes, data.in_channels, t.width, t.small_input), cfg.blocks
             )
-        teacher_cfg = cfg.teacher
-        if saved is not None and cfg.teacher.checkpoint is None:
-            teacher_cfg = cfg.teacher.model_copy(update={"checkpoint": self.out / "teacher.pt"})
+        if t.checkpoint is None and saved is not None:
+            teacher_cfg = t.model_copy(update={"checkpoint": self.out / "teacher.pt"})
         obtained = obtain_model(
             teacher_cfg, data, train_loader, self.device, self.out / "teacher.pt", cfg.seed, cfg.perf
         )
