@@ -52,6 +52,12 @@ def test_margin_ranking_by_hand() -> None:
     loss = margin_ranking_loss(scores, targets, num_old=2, margin=0.5, hard_negatives=2)
     assert loss.item() == pytest.approx(0.6)
     assert margin_ranking_loss(scores, torch.tensor([2, 3]), 2, 0.5, 2).item() == 0.0  # no old samples
+    # under DDP each process divides by its share of the global pair count: here 2 pairs of 6 over 2 processes
+    seen = []
+    share = margin_ranking_loss(scores, targets, 2, 0.5, 2, pairs=lambda n: seen.append(n) or 3.0)
+    assert seen == [2] and share.item() == pytest.approx(1.2 / 3)
+    assert margin_ranking_loss(scores, torch.tensor([2, 3]), 2, 0.5, 2, pairs=seen.append).item() == 0.0
+    assert seen == [2, 0]  # a process without old samples still takes part in the count (a collective)
 
 
 def test_less_forget_and_pod_by_hand() -> None:

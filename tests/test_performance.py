@@ -21,6 +21,7 @@ from distillkit.config import (
     load_config,
 )
 from distillkit.engine.loop import fit
+from distillkit.engine.precision import job_dtype
 from distillkit.errors import ConfigError
 from distillkit.incremental.config import IncrementalConfig
 from distillkit.train import run_train
@@ -93,6 +94,19 @@ def test_bf16_autocast_trains_close_to_fp32() -> None:
     # bf16 keeps 8 bits of mantissa (relative rounding ~0.4%); cross-entropy itself runs in fp32 under autocast.
     # On losses of ~1.4 over 6 SGD steps the per-step gap to fp32 measured 1.1e-4; the bound is 0.01.
     assert max(abs(a - b) for a, b in zip(fp32, bf16, strict=True)) < 0.01
+
+
+def test_fp64_job_computes_in_float64_and_restores_the_default() -> None:
+    perf = PerformanceConfig(precision="fp64")
+    with job_dtype(perf) as dtype:
+        assert dtype == torch.float64 and torch.get_default_dtype() == torch.float64
+        model, objective, losses = train(perf)  # built inside: float64 weights; float32 batches are cast
+    assert torch.get_default_dtype() == torch.float32
+    assert set(objective.dtypes) == {torch.float64}
+    assert all(p.dtype == torch.float64 for p in model.parameters())
+    assert all(math.isfinite(v) for v in losses)
+    with job_dtype(PerformanceConfig()):
+        assert torch.get_default_dtype() == torch.float32
 
 
 def test_channels_last_same_outputs_and_weights_stay_channels_last() -> None:

@@ -185,6 +185,7 @@ def run(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from distillkit.config import CompressConfig, load_train_config
     from distillkit.engine.distributed import launched, process_group
+    from distillkit.engine.precision import job_dtype
     from distillkit.engine.tracking import tracking
 
     if launched() and args.command == "demo":
@@ -197,19 +198,19 @@ def run(argv: list[str] | None = None) -> int:
         from distillkit.compress.job import CompressionRun
 
         cfg = load_config(args.config, CompressConfig, args.overrides)
-        with process_group(cfg.device) as device, tracking(cfg.tensorboard, args.out):
+        with process_group(cfg.device) as device, tracking(cfg.tensorboard, args.out), job_dtype(cfg.perf):
             CompressionRun(cfg, args.out, device=device, resume=args.resume).run()
     elif args.command == "train":
         from distillkit.train import run_train
 
         cfg = load_train_config(args.config, args.overrides)
-        with tracking(cfg.tensorboard, args.out):
+        with tracking(cfg.tensorboard, args.out), job_dtype(cfg.perf):
             run_train(cfg, args.out)
     elif args.command == "incremental":
         from distillkit.incremental.runner import run_incremental
 
         cfg = load_config(args.config, _schema("incremental"), args.overrides)
-        with tracking(cfg.tensorboard, args.out):
+        with tracking(cfg.tensorboard, args.out), job_dtype(cfg.perf):
             run_incremental(cfg, args.out, resume=args.resume)
     elif args.command == "compare":
         from distillkit.incremental.compare import write_comparison

@@ -72,10 +72,14 @@ class PerformanceConfig(Section):
     default: plain fp32 training, bit for bit as without this section. They change training steps only;
     evaluation, feature extraction, profiling and export run as before."""
 
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    precision: Literal["fp32", "bf16", "fp16", "fp64"] = "fp32"
     """Autocast of each training step's forward pass and loss: `fp32` (none), `bf16` (CPU, or a CUDA GPU that
     supports it) or `fp16` (CUDA only, with a gradient scaler that skips steps whose gradients overflow; refused on
-    CPU). Weights, gradients and optimiser state stay fp32; losses differ from fp32 by rounding."""
+    CPU). Weights, gradients and optimiser state stay fp32; losses differ from fp32 by rounding. `fp64` is not a
+    speed option but a checking one: the whole job (models, inputs, evaluation, optimiser state) computes in
+    float64, several times slower. Use it to check that a change of process count or summation order changes
+    results by rounding only: in float32 that rounding can flip a ReLU or max-pool decision that sits at a tie,
+    and which ties flip depends on the CPU's kernels."""
     channels_last: bool = False
     """Store the trained 4-D (convolution) weights and every 4-D input batch channels-last (NHWC), which GPU
     tensor cores convolve fastest. 5-D video clips are passed on as they are: their frames become channels-last at

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 
@@ -39,19 +41,33 @@ def less_forget_loss(features: torch.Tensor, old_features: torch.Tensor) -> torc
 
 
 def margin_ranking_loss(
-    scores: torch.Tensor, targets: torch.Tensor, num_old: int, margin: float, hard_negatives: int
+    scores: torch.Tensor,
+    targets: torch.Tensor,
+    num_old: int,
+    margin: float,
+    hard_negatives: int,
+    pairs: Callable[[int], float] | None = None,
 ) -> torch.Tensor:
     """LUCIR's inter-class separation: for samples of old classes, the ground-truth score must exceed each of the
     `hard_negatives` highest new-class scores by `margin` (hinge, mean over the pairs; 0 without such samples).
+
+    `pairs` maps this batch's pair count to the count to divide by (default: itself). Under DDP, pass
+    `distributed.process_share`: each process then divides by its share of the global count, so the averaged
+    gradient is that of the mean over the global batch, whose old samples are not spread evenly over processes.
     """
     old = targets < num_old
     new_classes = scores.shape[1] - num_old
-    if num_old == 0 or new_classes == 0 or not old.any():
+    if num_old == 0 or new_classes == 0:
         return scores.new_zeros(())
     k = min(hard_negatives, new_classes)
+    count = int(old.sum()) * k
+    divisor = pairs(count) if pairs is not None else count  # a collective under DDP: every process calls it
+    if count == 0:
+        return scores.new_zeros(())
     gt = scores[old].gather(1, targets[old][:, None])  # (n, 1)
     hard = scores[old, num_old:].topk(k, dim=1).values  # (n, k)
-    return F.relu(margin - gt + hard).mean()
+    hinge = F.relu(margin - gt + hard)
+    return hinge.mean() if divisor == count else hinge.sum() / divisor
 
 
 def pod_spatial_loss(features: torch.Tensor, old_features: torch.Tensor) -> torch.Tensor:

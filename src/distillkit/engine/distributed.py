@@ -134,6 +134,14 @@ def _comm_device() -> torch.device:
     return torch.device("cpu")
 
 
+def process_share(count: int) -> float:
+    """This process's share of a count summed over all processes (the global count / processes; `count` itself
+    when not distributed): the divisor that makes averaged DDP gradients those of a mean over the global batch."""
+    if not is_distributed():
+        return float(count)
+    return all_reduce_sum([count])[0] / world_size()
+
+
 def all_reduce_sum(values: list[float] | list[int]) -> list[float]:
     """Element-wise sums of `values` over all processes (float64; `values` unchanged when not distributed)."""
     if not is_distributed():

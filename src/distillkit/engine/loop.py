@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader
 from distillkit.config import OptimConfig, PerformanceConfig
 from distillkit.engine import distributed
 from distillkit.engine.modes import eval_mode
+from distillkit.engine.precision import to_device
 from distillkit.engine.progress import progress_bar
 from distillkit.engine.tracking import tracker
 from distillkit.errors import ConfigError, DistillkitError
@@ -131,7 +132,7 @@ def check_performance(perf: PerformanceConfig | None, device: torch.device | str
 
 def _autocast(perf: PerformanceConfig, device: torch.device):
     """The autocast context of a training step (a no-op for fp32)."""
-    if perf.precision == "fp32":
+    if perf.precision in ("fp32", "fp64"):  # fp64: the job's default float type (engine.precision)
         return nullcontext()
     dtype = torch.bfloat16 if perf.precision == "bf16" else torch.float16
     return torch.autocast(device_type=device.type, dtype=dtype)
@@ -194,7 +195,7 @@ def fit(
         for p in params:
             if p.dim() == 4:
                 p.data = p.data.contiguous(memory_format=torch.channels_last)
-    mixed = perf.precision != "fp32"
+    mixed = perf.precision in ("bf16", "fp16")
     cpu_layouts = device.type == "cpu" and (perf.channels_last or perf.compile)
     safe_kernels = _without_onednn if cpu_layouts else nullcontext
     scaler = torch.amp.GradScaler(device.type) if perf.precision == "fp16" else None
@@ -209,7 +210,7 @@ def fit(
         for step in range(steps):
             objective.set_mode()
             x, y = next(batches)
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            x, y = to_device(x, device, non_blocking=True), y.to(device, non_blocking=True)
             if perf.channels_last and x.dim() == 4:
                 x = x.contiguous(memory_format=torch.channels_last)
             with safe_kernels(), _autocast(perf, device):
@@ -276,7 +277,7 @@ def predict(
     segments = getattr(model, "num_segments", None)
     with eval_mode(model):
         for x, y in loader:
-            x = x.to(device)
+            x = to_device(x, device)
             if segments and x.dim() == 5 and x.shape[1] > segments and x.shape[1] % segments == 0:
                 views = x.shape[1] // segments
                 out = model(x.unflatten(1, (views, segments)).flatten(0, 1)).unflatten(0, (-1, views)).mean(1)
@@ -296,7 +297,7 @@ def evaluate(model: nn.Module, loader: DataLoader, device: torch.device, sharded
     correct = total = 0
     with eval_mode(model):
         for x, y in loader:
-            logits = model(x.to(device))
+            logits = model(to_device(x, device))
             correct += (logits.argmax(1).cpu() == y).sum().item()
             total += y.numel()
     if sharded:

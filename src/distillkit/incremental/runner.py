@@ -53,6 +53,7 @@ from distillkit.engine.distributed import (
 )
 from distillkit.engine.loop import FitResult, check_performance, fit
 from distillkit.engine.modes import eval_mode
+from distillkit.engine.precision import to_device
 from distillkit.engine.progress import progress_bar
 from distillkit.engine.tracking import tracker
 from distillkit.errors import ConfigError
@@ -158,7 +159,7 @@ def clip_features(model: nn.Module, dataset: Dataset, batch_size: int, device: t
     segments = model.num_segments
     with progress_bar(desc, total=len(loader)) as bar, eval_mode(model):
         for x, y in loader:
-            x = x.to(device)
+            x = to_device(x, device)
             views = x.shape[1] // segments if x.shape[1] > segments else 1
             x = x.unflatten(1, (views, segments)).flatten(0, 1) if views > 1 else x
             out = model.forward_features(x)

@@ -26,6 +26,7 @@ from distillkit.distill.spatiotemporal import (
     track,
     whole_feature_loss,
 )
+from distillkit.engine.distributed import process_share
 from distillkit.incremental.methods.base import Method, Outputs, StepContext, StepTools, register
 from distillkit.incremental.selection import key_frames, uniform_key_frames
 from distillkit.models.heads import imprint
@@ -164,7 +165,7 @@ class CIVC(Method):
         scale = math.sqrt(ctx.num_old / ctx.num_new) if o.adaptive_weights else 1.0
         kd = kd_loss(out["logits"][:, : ctx.num_old], old["logits"][:, : ctx.num_old], o.temperature)
         rank = (
-            margin_ranking_loss(out["cosine"], y, ctx.num_old, o.margin, o.hard_negatives)
+            margin_ranking_loss(out["cosine"], y, ctx.num_old, o.margin, o.hard_negatives, process_share)
             if "cosine" in out
             else ce.new_zeros(())
         )

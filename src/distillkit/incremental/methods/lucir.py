@@ -10,6 +10,7 @@ from pydantic import Field
 
 from distillkit.config import Section
 from distillkit.distill.losses import less_forget_loss, margin_ranking_loss
+from distillkit.engine.distributed import process_share
 from distillkit.incremental.methods.base import Method, Outputs, StepContext, StepTools, register
 from distillkit.models.heads import imprint
 
@@ -56,7 +57,7 @@ class LUCIR(Method):
             return ce, {"ce": ce.item()}
         o = self.options
         forget = less_forget_loss(out["pooled"], old["pooled"])
-        rank = margin_ranking_loss(out["cosine"], y, ctx.num_old, o.margin, o.hard_negatives)
+        rank = margin_ranking_loss(out["cosine"], y, ctx.num_old, o.margin, o.hard_negatives, process_share)
         weight = o.lambda_base * math.sqrt(ctx.num_old / ctx.num_new)
         total = ce + weight * forget + o.ranking_weight * rank
         return total, {"ce": ce.item(), "less_forget": forget.item(), "ranking": rank.item()}
