@@ -14,7 +14,8 @@ import torch.nn.functional as F
 from distillkit.data.video.decode import open_video
 from distillkit.data.video.transforms import CenterCrop, Compose, RandomHorizontalFlip
 from distillkit.errors import CheckpointError, ConfigError, DistillkitError
-from distillkit.incremental.memory import ExemplarMemory, MemoryDataset, fill_positions
+from distillkit.incremental.memory import ExemplarMemory, MemoryDataset
+from distillkit.incremental.replay import fill_positions
 from distillkit.incremental.selection import all_frames, allocate, herding, random_order
 
 T = 8

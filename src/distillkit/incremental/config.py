@@ -47,6 +47,22 @@ class MemoryConfig(Section):
     """How exemplar videos are picked per class."""
     jpeg_quality: int = Field(90, ge=1, le=100)
     """JPEG quality of stored frames."""
+    replay: Literal["hold", "interpolate"] = "hold"
+    """How an exemplar of fewer key-frames than `data.num_segments` is replayed as a clip: `hold` shows at each
+    position the nearest stored frame (the object holds still, then jumps); `interpolate` blends the two stored
+    frames around it. Used for training replay, class-balanced fine-tuning and class means alike."""
+
+
+class TemporalConsistencyConfig(Section):
+    """Temporal consistency (TC, after vCLIMB, Villa et al., CVPR 2022): cross-entropy also on down-sampled copies
+    of the new classes' clips, replayed as the memory replays key-frames, so that a sparse clip is not a cue for
+    "old class". Usable with any method; one forward pass over the batch and its copies."""
+
+    weight: float = Field(0.0, ge=0)
+    """Weight of the cross-entropy on the down-sampled copies (0: off; vCLIMB uses 0.5)."""
+    frames: int | None = Field(None, ge=1)
+    """Frames each copy keeps, evenly spaced with a random phase (None: the method's key-frames per exemplar, or
+    half of `data.num_segments` when it stores whole clips)."""
 
 
 class StepTrainingConfig(Section):
@@ -60,6 +76,8 @@ class StepTrainingConfig(Section):
     """Optimiser of the base step."""
     step_optim: OptimConfig | None = None
     """Optimiser of incremental steps (None: the same as `optim`)."""
+    temporal_consistency: TemporalConsistencyConfig = TemporalConsistencyConfig()
+    """Cross-entropy on down-sampled copies of new clips in incremental steps (off by default)."""
     base_model: Path | None = None
     """Reuse the base-step model of another run (its folder) instead of training one, so that methods compared
     side by side start from the same model. That run must have the same data, model, scenario, seed, base

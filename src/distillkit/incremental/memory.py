@@ -32,6 +32,7 @@ from distillkit.data.video.annotations import VideoRecord
 from distillkit.data.video.decode import RawFramesReader
 from distillkit.data.video.transforms import Compose, clip_to_tensor
 from distillkit.errors import CheckpointError, ConfigError, DistillkitError
+from distillkit.incremental.replay import Replay, fill_positions, replay_frames
 
 
 @dataclass(frozen=True)
@@ -47,18 +48,6 @@ class Exemplar:
 
     def to_json(self) -> dict[str, Any]:
         return {"video_id": self.video_id, "label": self.label, "frames": list(self.frames), "dir": self.dir}
-
-
-def fill_positions(stored: Sequence[int], num_segments: int) -> list[int]:
-    """For each time position t of a clip, the index in `stored` (sorted positions) of the nearest one.
-
-    Ties go to the earlier stored position, so stored positions map to themselves and gaps are filled in time
-    order.
-    """
-    if len(stored) == 0:
-        raise ValueError("fill_positions: no stored positions")
-    gap = np.abs(np.arange(num_segments)[:, None] - np.asarray(stored)[None, :])
-    return [int(i) for i in gap.argmin(axis=1)]
 
 
 def _video_id_problem(video_id: object) -> str | None:
@@ -526,14 +515,20 @@ def _read_json(path: Path) -> Any:
 class MemoryDataset(Dataset):
     """The exemplars of a memory as ``(clip float (T, C, H, W), label)`` with ``T = num_segments``.
 
-    Time position t of a clip takes the stored frame nearest to t (ties: the earlier one; see
-    `fill_positions`), so a whole stored clip reads back as stored (up to JPEG) and a clip of fewer key-frames
-    is filled in time order. `transform` follows `VideoDataset`: ``transform(frames uint8 (T, H, W, 3), label,
-    rng) -> (clip, label)`` with a numpy generator seeded by ``(seed, epoch, index)``. The exemplars are those
-    stored when the dataset is built.
+    A clip of fewer key-frames is replayed to T frames by `replay` (`incremental.replay`: `hold` shows at each
+    position the nearest stored frame, `interpolate` blends the two stored frames around it), so a whole stored
+    clip reads back as stored (up to JPEG). `transform` follows `VideoDataset`: ``transform(frames uint8
+    (T, H, W, 3), label, rng) -> (clip, label)`` with a numpy generator seeded by ``(seed, epoch, index)``. The
+    exemplars are those stored when the dataset is built.
     """
 
-    def __init__(self, memory: ExemplarMemory, transform: Callable | None = None, seed: int = 0) -> None:
+    def __init__(
+        self,
+        memory: ExemplarMemory,
+        transform: Callable | None = None,
+        seed: int = 0,
+        replay: Replay = "hold",
+    ) -> None:
         self.root = memory.root
         self.num_segments = memory.num_segments
         self.items = [e for label in memory.classes for e in memory.exemplars(label)]
@@ -541,6 +536,7 @@ class MemoryDataset(Dataset):
             transform = Compose([transform])
         self.transform = transform
         self.seed = seed
+        self.replay = replay
         self.epoch = 0
 
     @property
@@ -559,7 +555,12 @@ class MemoryDataset(Dataset):
         reader = RawFramesReader(
             self.root / exemplar.dir, ExemplarMemory.TEMPLATE, start_index=1, num_frames=len(exemplar.frames)
         )
-        frames = reader.read(fill_positions(exemplar.frames, self.num_segments))
+        if self.replay == "hold" or len(exemplar.frames) == self.num_segments:
+            frames = reader.read(fill_positions(exemplar.frames, self.num_segments))
+        else:
+            frames = replay_frames(
+                reader.read(range(len(exemplar.frames))), exemplar.frames, self.num_segments, self.replay
+            )
         if self.transform is None:
             return clip_to_tensor(frames), exemplar.label
         rng = np.random.default_rng([self.seed, self.epoch, index])

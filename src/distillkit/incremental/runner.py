@@ -26,6 +26,7 @@ import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +63,7 @@ from distillkit.incremental.data import ClassSubset, ConcatClips
 from distillkit.incremental.memory import ExemplarMemory, MemoryDataset
 from distillkit.incremental.methods import METHODS, Method, StepContext, StepTools, build_method
 from distillkit.incremental.metrics import accuracy_row, samples_per_step, summarize
+from distillkit.incremental.replay import Replay, downsample_clips
 from distillkit.incremental.scenario import Scenario, build_scenario, preset_scenario
 from distillkit.incremental.selection import allocate, herding, random_order
 from distillkit.models.heads import grow_head
@@ -103,13 +105,34 @@ class WithOutputs(nn.Module):
         return model_outputs(self.model, x)
 
 
+@dataclass(frozen=True)
+class Consistency:
+    """Temporal consistency of a step (`train.temporal_consistency`): cross-entropy with `weight` on copies of
+    the new classes' clips down-sampled to `frames` frames and replayed as `replay`."""
+
+    weight: float
+    frames: int
+    replay: Replay
+
+
 class StepObjective:
     """One step's training objective: the current model trains, the old one (frozen) gives its outputs.
 
-    `net` computes the current model's outputs: `WithOutputs(model)`, possibly wrapped in DDP."""
+    `net` computes the current model's outputs: `WithOutputs(model)`, possibly wrapped in DDP. With
+    `consistency`, the batch's new-class clips are also seen down-sampled (`replay.downsample_clips`): one
+    forward pass of both models over the batch and the copies (batch norms see both), the method's loss on the
+    batch's outputs, and cross-entropy on the copies'."""
 
-    def __init__(self, net: nn.Module, old_model: nn.Module | None, method: Method, ctx: StepContext) -> None:
+    def __init__(
+        self,
+        net: nn.Module,
+        old_model: nn.Module | None,
+        method: Method,
+        ctx: StepContext,
+        consistency: Consistency | None = None,
+    ) -> None:
         self.net, self.old_model, self.method, self.ctx = net, old_model, method, ctx
+        self.consistency = consistency
 
     def parameters(self):
         return self.net.parameters()
@@ -118,13 +141,33 @@ class StepObjective:
         self.net.train()
 
     def loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-        out = self.net(x)
+        tc, n = self.consistency, x.shape[0]
+        new = y >= self.ctx.num_old
+        inputs = x if tc is None else torch.cat([x, downsample_clips(x[new], tc.frames, tc.replay)])
+        out, copies = _split(self.net(inputs), n)
         out["clips"] = x
         old = None
         if self.old_model is not None and self.method.needs_old_outputs:
             with torch.no_grad():
-                old = model_outputs(self.old_model, x)
-        return self.method.loss(out, old, y, self.ctx)
+                old, _ = _split(model_outputs(self.old_model, inputs), n)
+        loss, parts = self.method.loss(out, old, y, self.ctx)
+        if tc is None:
+            return loss, parts
+        tc_loss = F.cross_entropy(copies["logits"], y[new]) if new.any() else loss.new_zeros(())
+        return loss + tc.weight * tc_loss, {**parts, "tc": tc_loss.item()}
+
+
+def _split(outputs: dict[str, torch.Tensor], n: int) -> tuple[dict, dict]:
+    """Outputs of a batch split into those of its first `n` samples and of the rest (tensors without a batch
+    dimension, such as a head's scale, go to both); the outputs themselves when the batch has `n` samples."""
+    total = len(outputs["logits"])
+    if total == n:
+        return outputs, {}
+    head, tail = {}, {}
+    for k, v in outputs.items():
+        batched = v.dim() > 0 and v.shape[0] == total
+        head[k], tail[k] = (v[:n], v[n:]) if batched else (v, v)
+    return head, tail
 
 
 class HeadObjective:
@@ -343,7 +386,7 @@ class StreamRun:
             synced_old = old_model if self.method.old_model_batch_stats else None
             with data_parallel(WithOutputs(model), self.device) as net, _batch_norms(synced_old, self.device):
                 result = fit(
-                    StepObjective(net, old_model, self.method, ctx),
+                    StepObjective(net, old_model, self.method, ctx, self._consistency(step)),
                     loader,
                     steps,
                     optim,
@@ -375,6 +418,15 @@ class StreamRun:
         barrier()
         return model, memory
 
+    def _consistency(self, step: int) -> Consistency | None:
+        """The step's temporal consistency (incremental steps only, so base models stay shareable)."""
+        tc = self.cfg.train.temporal_consistency
+        if step == 0 or tc.weight == 0:
+            return None
+        stored = self.method.exemplar_frames(self.segments)
+        frames = tc.frames or (stored if stored < self.segments else max(1, self.segments // 2))
+        return Consistency(tc.weight, min(frames, self.segments), self.cfg.memory.replay)
+
     def _step_optim(self) -> OptimConfig:
         return self.cfg.train.step_optim or self.cfg.train.optim
 
@@ -398,7 +450,14 @@ class StreamRun:
         classes = self.scenario.seen(step) if self.method.train_on == "seen" else self.scenario.new(step)
         parts: list[Dataset] = [ClassSubset(self.data.train, classes, self.scenario)]
         if self.use_memory and memory is not None and memory.videos:
-            parts.append(MemoryDataset(memory, self.data.train.transform, seed=self.cfg.seed * 1000 + step))
+            parts.append(
+                MemoryDataset(
+                    memory,
+                    self.data.train.transform,
+                    seed=self.cfg.seed * 1000 + step,
+                    replay=self.cfg.memory.replay,
+                )
+            )
         return ConcatClips(parts)
 
     def _tools(self, model: nn.Module, step: int, memory: ExemplarMemory | None) -> StepTools:
@@ -414,7 +473,12 @@ class StreamRun:
                 raise ConfigError(
                     "class-balanced fine-tuning needs an exemplar memory (memory.budget_frames > 0)"
                 )
-            data = MemoryDataset(memory, self.data.train.transform, seed=self.cfg.seed * 1000 + step)
+            data = MemoryDataset(
+                memory,
+                self.data.train.transform,
+                seed=self.cfg.seed * 1000 + step,
+                replay=self.cfg.memory.replay,
+            )
             generator = torch.Generator().manual_seed(self.cfg.seed * 1000 + step + 1)
             loader = DataLoader(data, batch_size=self.cfg.data.batch_size, shuffle=True, generator=generator)
             steps = max(1, round(epochs * len(loader)))
@@ -501,7 +565,7 @@ class StreamRun:
 
     def _class_means(self, model: nn.Module, memory: ExemplarMemory) -> torch.Tensor:
         """iCaRL's class means: normalised mean of the normalised features of each class's exemplars."""
-        data = MemoryDataset(memory, self.data.test.transform)
+        data = MemoryDataset(memory, self.data.test.transform, replay=self.cfg.memory.replay)
         pooled, _, _, labels = clip_features(model, data, self.cfg.data.eval_batch_size, self.device, "means")
         pooled = F.normalize(pooled, dim=1)
         means = torch.stack([pooled[labels == c].mean(0) for c in range(int(labels.max()) + 1)])

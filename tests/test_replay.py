@@ -1,0 +1,103 @@
+"""Replay of key-frame exemplars (hold, interpolate) and temporal consistency on down-sampled copies."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from distillkit.incremental.memory import ExemplarMemory, MemoryDataset
+from distillkit.incremental.methods import StepContext, build_method
+from distillkit.incremental.replay import blend_weights, downsample_clips, even_positions, replay_frames
+from distillkit.incremental.runner import Consistency, StepObjective, run_incremental
+from tests.test_incremental import tiny
+
+
+def test_interpolation_weights_by_hand() -> None:
+    w = blend_weights([1, 4, 6], 8, "interpolate")
+    want = np.zeros((8, 3))
+    want[0, 0] = want[1, 0] = 1  # before the first stored position: held
+    want[2] = [2 / 3, 1 / 3, 0]
+    want[3] = [1 / 3, 2 / 3, 0]
+    want[4, 1] = 1
+    want[5] = [0, 0.5, 0.5]
+    want[6, 2] = want[7, 2] = 1  # after the last: held
+    np.testing.assert_allclose(w, want, atol=1e-12)
+    hold = blend_weights([1, 4, 6], 8, "hold")
+    assert hold.argmax(1).tolist() == [0, 0, 0, 1, 1, 1, 2, 2] and (hold.sum(1) == 1).all()
+
+
+def test_replay_gives_stored_frames_back_at_their_positions() -> None:
+    frames = np.random.default_rng(0).integers(0, 256, (3, 4, 4, 3), dtype=np.uint8)
+    for replay in ("hold", "interpolate"):
+        clip = replay_frames(frames, [1, 4, 6], 8, replay)
+        assert clip.shape == (8, 4, 4, 3) and clip.dtype == np.uint8
+        for k, t in enumerate([1, 4, 6]):
+            assert np.array_equal(clip[t], frames[k])
+    # a frame between two stored ones is their rounded blend
+    mixed = replay_frames(frames, [1, 4, 6], 8, "interpolate")[5]
+    assert np.array_equal(mixed, np.rint((frames[1].astype(float) + frames[2]) / 2).astype(np.uint8))
+
+
+def test_downsampled_copies_are_the_replays_of_evenly_spaced_frames() -> None:
+    assert even_positions(8, 4) == [0, 2, 4, 6] and even_positions(8, 4, 1) == [1, 3, 5, 7]
+    assert even_positions(8, 3) == [0, 2, 5]
+    clips = torch.arange(8.0).view(1, 8, 1, 1, 1).expand(64, 8, 1, 2, 2)  # frame t holds the value t
+    torch.manual_seed(0)
+    held = downsample_clips(clips, 4, "hold")[:, :, 0, 0, 0]
+    rows = {tuple(r.tolist()) for r in held}
+    assert rows == {(0, 0, 2, 2, 4, 4, 6, 6), (1, 1, 1, 3, 3, 5, 5, 7)}  # both phases are drawn
+    torch.manual_seed(0)
+    smooth = downsample_clips(clips, 4, "interpolate")[:, :, 0, 0, 0]
+    assert {tuple(r.tolist()) for r in smooth} == {(0, 1, 2, 3, 4, 5, 6, 6), (1, 1, 2, 3, 4, 5, 6, 7)}
+    assert downsample_clips(clips, 8, "hold") is clips
+
+
+class MeanNet(nn.Module):
+    """Logits from the clip's per-frame mean weighted by time, so held and whole clips give other logits."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(8, 3))
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        logits = x.mean(dim=(2, 3, 4)) @ self.w
+        return {"logits": logits, "pooled": logits}
+
+
+def test_consistency_adds_cross_entropy_on_new_clips_copies() -> None:
+    net, method = MeanNet(), build_method("finetune", {})
+    ctx = StepContext(step=1, num_old=1, num_seen=3, old_model=None, device=torch.device("cpu"))
+    x, y = torch.randn(5, 8, 1, 2, 2), torch.tensor([0, 1, 2, 0, 2])
+    plain, parts = StepObjective(net, None, method, ctx).loss(x, y)
+    assert "tc" not in parts
+    torch.manual_seed(3)
+    loss, parts = StepObjective(net, None, method, ctx, Consistency(0.5, 4, "hold")).loss(x, y)
+    torch.manual_seed(3)
+    copies = downsample_clips(x[y >= 1], 4, "hold")  # only the new classes' clips
+    want = F.cross_entropy(net(copies)["logits"], y[y >= 1])
+    assert parts["tc"] == pytest.approx(want.item())
+    assert loss.item() == pytest.approx(plain.item() + 0.5 * want.item())
+
+
+def test_stream_with_interpolated_replay_and_consistency(tmp_path: Path) -> None:
+    cfg = tiny(method={"name": "civc", "options": {"key_frames": 2}})
+    cfg.memory.replay = "interpolate"
+    cfg.train.temporal_consistency.weight = 0.5
+    results = run_incremental(cfg, tmp_path / "run")
+    assert [m["frames"] for m in results["memory_per_step"]] == [24, 48, 48]
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert ["tc" in entry["loss"] for entry in log] == [False, True, True]  # incremental steps only
+    # the interpolated replay of a stored exemplar gives its key-frames back where they were stored
+    memory = ExemplarMemory.load(tmp_path / "run" / "memory" / "step_002")
+    data = MemoryDataset(memory, replay="interpolate")
+    clip, _ = data[0]
+    exemplar = data.items[0]
+    held, _ = MemoryDataset(memory, replay="hold")[0]
+    for t in exemplar.frames:
+        assert torch.equal(clip[t], held[t])
