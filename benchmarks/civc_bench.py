@@ -1,0 +1,230 @@
+"""CIVC against its baselines with paired statistics over class orders (the benchmark README's verdicts use).
+
+    python benchmarks/civc_bench.py                       # motion preset, held-out orders 0-4: the reported table
+    python benchmarks/civc_bench.py --dev                 # dev orders 100, 101: where defaults are chosen
+    python benchmarks/civc_bench.py --preset appearance
+    python benchmarks/civc_bench.py --entries lucir icarl "civc + TC"   # a subset of the entries
+
+Every run is a `distillkit incremental` run of `configs/civc_bench_motion.yaml` (same backbone, epochs and
+frame budget for all; only the method, its options and the class order change), `--jobs` at a time on one CPU
+thread each; finished runs are reused, so the script can be stopped and started again. Entries with the same
+classifier head start from the same base model of their order (LUCIR's for a cosine head, iCaRL's for a linear
+one; a local-similarity head trains its own), so that they differ only from the first incremental step on.
+Each method is judged by its own classifier (iCaRL: nearest mean of exemplars; the others their head).
+
+For every comparison of an entry with a baseline the script reports the paired differences of average
+incremental accuracy, one per order, their mean, standard deviation and 95 % t-interval, and a verdict that
+follows the interval alone: "better" when it lies above 0, "worse" below 0, else "not separated". Results go to
+`benchmarks/results/civc_bench_<preset>[_dev].md` and, merged by (preset, method, baseline, held_out), to
+`benchmarks/results/civc_summary.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import incremental_synthetic as common
+import yaml
+
+from distillkit.incremental.methods import METHODS, build_method
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+CONFIG = ROOT / "configs" / "civc_bench_motion.yaml"
+HELD_OUT = [0, 1, 2, 3, 4]
+"""Class orders of the reported tables; never used to choose a default."""
+DEV = [100, 101]
+"""Class orders on which defaults and options are chosen (`--dev`)."""
+PRESETS = {"motion": [], "appearance": ["data.synthetic.preset=appearance"]}
+TC = ("train.temporal_consistency.weight=0.5",)
+"""vCLIMB's temporal consistency at its published weight, on copies of 4 frames (half the clip)."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    label: str
+    method: str
+    overrides: tuple[str, ...] = field(default=())
+    baseline: bool = False
+
+    def head(self) -> str:
+        prefix = "method.options."
+        options = {
+            o[len(prefix) :].split("=")[0]: yaml.safe_load(o.split("=", 1)[1])
+            for o in self.overrides
+            if o.startswith(prefix)
+        }
+        return build_method(self.method, options).head
+
+
+OWNERS = {"cosine": "lucir", "linear": "icarl"}
+"""The entry whose base model the entries of this head start from."""
+ENTRIES = [
+    Entry("lucir", "lucir", baseline=True),
+    Entry("icarl", "icarl", baseline=True),
+    Entry("podnet", "podnet", baseline=True),
+    Entry("tcd", "tcd", baseline=True),
+    Entry("lucir + TC", "lucir", TC, baseline=True),
+    Entry("icarl + TC", "icarl", TC, baseline=True),
+    Entry("civc", "civc"),
+    Entry("civc + TC", "civc", TC),
+    Entry("civc, interpolated replay", "civc", ("memory.replay=interpolate",)),
+    Entry("civc, whole clips", "civc", ("method.options.key_frames=null",)),
+    Entry("civc, no logit KD", "civc", ("method.options.logit_weight=0",)),
+]
+
+# two-sided 95 % quantiles of Student's t for 1..30 degrees of freedom
+_T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
+        2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
+        2.045, 2.042]  # fmt: skip
+
+
+def paired(differences: list[float]) -> dict[str, float | list[float]]:
+    """Mean, standard deviation and 95 % t-interval of paired differences (at least two)."""
+    n = len(differences)
+    mean = statistics.fmean(differences)
+    std = statistics.stdev(differences)
+    half = (_T95[n - 2] if n - 1 <= len(_T95) else 1.96) * std / math.sqrt(n)
+    return {"mean": mean, "std": std, "ci95": [mean - half, mean + half]}
+
+
+def verdict(ci95: list[float]) -> str:
+    return "better" if ci95[0] > 0 else "worse" if ci95[1] < 0 else "not separated"
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.orders = args.orders or (DEV if args.dev else HELD_OUT)
+        self.root = ROOT / "runs" / "bench" / "civc_bench" / args.preset
+        self.entries = [e for e in ENTRIES if e.method in METHODS]  # tcd once it is registered
+        if args.entries:
+            known = {e.label: e for e in self.entries}
+            missing = [label for label in args.entries if label not in known]
+            if missing:
+                raise SystemExit(f"unknown entries {missing}; known: {sorted(known)}")
+            self.entries = [known[label] for label in args.entries]
+
+    def run_dir(self, label: str, order: int) -> Path:
+        slug = "".join(c if c.isalnum() else "_" for c in label).strip("_")
+        return self.root / slug / f"order_{order}"
+
+    def owner(self, e: Entry) -> str | None:
+        """The label of the entry whose base model `e` starts from (None: `e` trains its own)."""
+        owner = OWNERS.get(e.head())
+        return None if owner is None or owner == e.label else owner
+
+    def run(self) -> tuple[int, float]:
+        """Run what is missing: base-model owners first. Returns (runs reused, wall seconds)."""
+        needed = {self.owner(e) for e in self.entries} - {None}
+        todo = [e for e in ENTRIES if e.label in needed and e not in self.entries] + self.entries
+        start, reused = time.perf_counter(), 0
+        for owners_phase in (True, False):
+            with ThreadPoolExecutor(self.args.jobs) as pool:
+                futures = []
+                for e in todo:
+                    if (self.owner(e) is None) != owners_phase:
+                        continue
+                    for o in self.orders:
+                        extra = [*PRESETS[self.args.preset], *e.overrides]
+                        if (owner := self.owner(e)) is not None:
+                            extra.append(f"train.base_model={self.run_dir(owner, o)}")
+                        futures.append(
+                            pool.submit(common.run_one, CONFIG, self.run_dir(e.label, o), e.method, o, extra)
+                        )
+                for future in futures:
+                    message = future.result()[0]
+                    reused += message.endswith("already done")
+                    print(message, flush=True)
+        return reused, time.perf_counter() - start
+
+    def own(self, label: str) -> list[dict]:
+        return [common.own_classifier(self.run_dir(label, o)) for o in self.orders]
+
+    def report(self, reused: int, wall: float) -> str:
+        accs = {e.label: [r["avg_incremental_accuracy"] for r in self.own(e.label)] for e in self.entries}
+        forgetting = {e.label: [r["forgetting"] for r in self.own(e.label)] for e in self.entries}
+        held_out = not self.args.dev and set(self.orders).isdisjoint(DEV)
+        name = f"civc_bench_{self.args.preset}" + ("" if held_out else "_dev")
+        lines = [
+            f"# {name}", "", f"`{self.command()}`", "",
+            f"{self.args.preset} preset, `configs/civc_bench_motion.yaml`; class orders {self.orders} "
+            f"({'held out: never used to choose a default' if held_out else 'development orders'}). Each method "
+            "by its own classifier; average incremental accuracy (%) and forgetting (points), mean ± std over "
+            "orders.", "",
+            "| Entry | Avg inc. acc | per order | Forgetting |", "|---|---|---|---|",
+        ]  # fmt: skip
+        for e in self.entries:
+            a = accs[e.label]
+            lines.append(
+                f"| {e.label} | {statistics.fmean(a):.2f} ± {statistics.stdev(a):.2f} | "
+                f"{' / '.join(f'{v:.1f}' for v in a)} | {statistics.fmean(forgetting[e.label]):.2f} |"
+            )
+        lines += ["", "Paired differences (entry − baseline, points of average incremental accuracy):", "",
+                  "| Entry | Baseline | Differences per order | Mean ± std | 95 % interval | Verdict |",
+                  "|---|---|---|---|---|---|"]  # fmt: skip
+        comparisons = []
+        baselines = [e for e in self.entries if e.baseline]
+        for e in self.entries:
+            for b in baselines if not e.baseline else []:
+                diffs = [x - y for x, y in zip(accs[e.label], accs[b.label], strict=True)]
+                s = paired(diffs)
+                lo, hi = s["ci95"]
+                lines.append(
+                    f"| {e.label} | {b.label} | {' / '.join(f'{d:+.1f}' for d in diffs)} | "
+                    f"{s['mean']:+.2f} ± {s['std']:.2f} | [{lo:+.2f}, {hi:+.2f}] | {verdict(s['ci95'])} |"
+                )
+                comparisons.append(
+                    {"preset": self.args.preset, "method": e.label, "baseline": b.label, "orders": self.orders,
+                     "differences": diffs, "mean": s["mean"], "ci95": s["ci95"], "held_out": held_out}
+                )  # fmt: skip
+        lines += [
+            "",
+            f"{wall / 60:.0f} min wall clock ({reused} runs reused), {self.args.jobs} runs at a time.",
+        ]
+        text = "\n".join(lines) + "\n"
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        (RESULTS / f"{name}.md").write_text(text)
+        self.merge_summary(comparisons)
+        print(text)
+        return text
+
+    @staticmethod
+    def merge_summary(comparisons: list[dict]) -> None:
+        path = RESULTS / "civc_summary.json"
+        old = json.loads(path.read_text()) if path.is_file() else []
+        key = lambda c: (c["preset"], c["method"], c["baseline"], c["held_out"])  # noqa: E731
+        merged = {key(c): c for c in old}
+        merged.update({key(c): c for c in comparisons})
+        path.write_text(json.dumps(sorted(merged.values(), key=key), indent=1) + "\n")
+
+    def command(self) -> str:
+        a = self.args
+        cmd = "python benchmarks/civc_bench.py" + (f" --preset {a.preset}" if a.preset != "motion" else "")
+        cmd += " --dev" if a.dev else ""
+        cmd += (" --orders " + " ".join(map(str, a.orders))) if a.orders else ""
+        return cmd + ((" --entries " + " ".join(f'"{x}"' for x in a.entries)) if a.entries else "")
+
+
+def main(argv: list[str] | None = None) -> str:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="motion")
+    parser.add_argument("--dev", action="store_true", help=f"the development orders {DEV}")
+    parser.add_argument("--orders", nargs="+", type=int, help=f"class-order seeds (default {HELD_OUT})")
+    parser.add_argument("--entries", nargs="+", metavar="LABEL", help="a subset of the entries, by label")
+    parser.add_argument("--jobs", type=int, default=2, help="runs at a time (one CPU thread each)")
+    bench = Bench(parser.parse_args(argv))
+    return bench.report(*bench.run())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,55 @@
+"""The CIVC benchmark's paired statistics and verdicts (benchmarks/civc_bench.py)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    sys.path.insert(0, str(BENCH))  # the script imports its sibling incremental_synthetic
+    try:
+        spec = importlib.util.spec_from_file_location("civc_bench", BENCH / "civc_bench.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["civc_bench"] = module  # dataclasses look their module up
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.path.remove(str(BENCH))
+        sys.modules.pop("civc_bench", None)
+
+
+def test_paired_interval_by_hand(bench) -> None:
+    s = bench.paired([1.0, 2.0, 3.0])  # mean 2, std 1, t(0.975, 2) = 4.303
+    assert s["mean"] == 2.0 and s["std"] == 1.0
+    assert s["ci95"] == pytest.approx([2 - 4.303 / 3**0.5, 2 + 4.303 / 3**0.5])
+    assert bench.paired([0.5, 1.5, 0.5, 1.5, 1.0])["ci95"][0] > 0  # five orders: t(0.975, 4) = 2.776
+    assert bench.verdict([0.1, 2.0]) == "better"
+    assert bench.verdict([-2.0, -0.1]) == "worse"
+    assert bench.verdict([-0.1, 2.0]) == "not separated"
+
+
+def test_summary_merges_by_preset_method_baseline_and_held_out(bench, tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(bench, "RESULTS", tmp_path)
+    one = {"preset": "motion", "method": "civc", "baseline": "lucir", "orders": [0, 1], "differences": [1, 2],
+           "mean": 1.5, "ci95": [-4.9, 7.9], "held_out": True}  # fmt: skip
+    bench.Bench.merge_summary([one, {**one, "held_out": False}])
+    bench.Bench.merge_summary([{**one, "mean": 9.0}])
+    summary = json.loads((tmp_path / "civc_summary.json").read_text())
+    assert [(c["held_out"], c["mean"]) for c in summary] == [(False, 1.5), (True, 9.0)]
+
+
+def test_every_entry_builds_and_shares_a_base_model_by_head(bench) -> None:
+    b = bench.Bench(type("Args", (), {"orders": None, "dev": False, "preset": "motion", "entries": None})())
+    assert b.orders == bench.HELD_OUT and set(b.orders).isdisjoint(bench.DEV)
+    owners = {e.label: b.owner(e) for e in b.entries}
+    assert owners["lucir"] is None and owners["icarl"] is None
+    assert owners["civc"] == owners["civc + TC"] == owners["podnet"] == "lucir"
+    assert owners["icarl + TC"] == "icarl"
