@@ -218,6 +218,29 @@ def test_civc_loss_parts_follow_the_switches() -> None:
     assert parts["ranking"] == 0
 
 
+def test_temporal_part_on_new_clips_only_ignores_the_replays() -> None:
+    ctx = StepContext(step=1, num_old=3, num_seen=5, old_model=None, device=torch.device("cpu"))
+    out, old = outputs(0), outputs(1)
+    y = torch.tensor([0, 3, 4, 1])  # clips 1 and 2 are new
+    everywhere = build_method("civc", {}).feature_losses(out, old)
+    method = build_method("civc", {"temporal_on": "new"})
+    new_only = method.feature_losses(out, old, y >= 3)
+    assert new_only["spatial"] == everywhere["spatial"]
+    pick = [
+        1,
+        2,
+    ]  # by hand: the mean over the batch with the replays counting 0 = half the mean over new clips
+    part = build_method("civc", {}).feature_losses({k: v[pick] for k, v in out.items()},
+                                                   {k: v[pick] for k, v in old.items()})  # fmt: skip
+    assert new_only["temporal"].item() == pytest.approx(0.5 * part["temporal"].item(), rel=1e-5)
+    # changing a replay's temporal features changes nothing
+    moved = {**out, **{s: out[s].clone() for s in ("layer1", "layer2")}}
+    for s in ("layer1", "layer2"):
+        moved[s][0] = moved[s][0].flip(0)
+    assert method.feature_losses(moved, old, y >= 3)["temporal"] == new_only["temporal"]
+    assert method.loss(out, old, torch.tensor([0, 1, 2, 0]), ctx)[1]["temporal"] == 0.0
+
+
 def test_civc_feature_losses_reach_the_features() -> None:
     ctx = StepContext(step=1, num_old=3, num_seen=5, old_model=None, device=torch.device("cpu"))
     out, old = outputs(0), outputs(1)

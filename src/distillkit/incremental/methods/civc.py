@@ -43,6 +43,10 @@ class CIVCOptions(Section):
     """Weight of the spatial part (of the whole-feature loss when `decompose` is false)."""
     temporal_weight: float = Field(1.0, ge=0)
     """Weight of the temporal part."""
+    temporal_on: Literal["all", "new"] = "all"
+    """Clips the temporal part is distilled on: `all`, or only the new classes' clips (`new`), whose frames are
+    real, while the old classes' replays of key-frames hold or blend frames; the spatial part sees every clip.
+    With `new` the temporal part is still a mean over the whole batch (replays count as 0)."""
     temporal_mode: Literal["descriptor", "correlation"] = "descriptor"
     """Temporal distance: normalised residual descriptors, or their T×T correlation."""
     trajectories: Literal["features", "frames", "none"] = "features"
@@ -137,8 +141,11 @@ class CIVC(Method):
             return track(frame_descriptors(out["clips"], tuple(old[stage].shape[-2:])), o.radius)
         return track(old[stage], o.radius)
 
-    def feature_losses(self, out: Outputs, old: Outputs) -> dict[str, torch.Tensor]:
-        """Spatial and temporal (or whole-feature) distances, each averaged over the chosen stages."""
+    def feature_losses(
+        self, out: Outputs, old: Outputs, real: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Spatial and temporal (or whole-feature) distances, each averaged over the chosen stages; the temporal
+        part only on the clips where `real` (N,) is true, when given."""
         o = self.options
         stages = o.stages or [k for k in out if k.startswith("layer")]
         parts: dict[str, list[torch.Tensor]] = {}
@@ -152,7 +159,15 @@ class CIVC(Method):
                 new, before = align(new, index), align(before, index)
             (s, r), (s_old, r_old) = decompose(new), decompose(before)
             parts.setdefault("spatial", []).append(spatial_loss(s, s_old))
-            parts.setdefault("temporal", []).append(temporal_loss(r, r_old, o.temporal_mode))
+            if real is None:
+                parts.setdefault("temporal", []).append(temporal_loss(r, r_old, o.temporal_mode))
+            elif real.any():
+                share = real.float().mean()  # a mean over the batch, the other clips counting 0
+                parts.setdefault("temporal", []).append(
+                    share * temporal_loss(r[real], r_old[real], o.temporal_mode)
+                )
+            else:
+                parts.setdefault("temporal", []).append(r.new_zeros(()))
         return {name: torch.stack(values).mean() for name, values in parts.items()}
 
     def loss(
@@ -169,7 +184,7 @@ class CIVC(Method):
             if "cosine" in out
             else ce.new_zeros(())
         )
-        feats = self.feature_losses(out, old)
+        feats = self.feature_losses(out, old, y >= ctx.num_old if o.temporal_on == "new" else None)
         feats["embedding"] = less_forget_loss(out["pooled"], old["pooled"])
         weights = {"whole": o.spatial_weight, "spatial": o.spatial_weight, "temporal": o.temporal_weight,
                    "embedding": o.embedding_weight}  # fmt: skip
