@@ -210,3 +210,19 @@ def test_tcd_stream_from_the_cli(tmp_path: Path) -> None:
     log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert [e["step"] for e in log] == [0, 1, 2]
     assert {"feature", "embedding", "diversity"} <= set(log[1]["loss"]) and "feature" not in log[0]["loss"]
+
+
+def test_resume_gives_the_uninterrupted_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The importance is measured again when a step starts, so a resumed stream needs no saved method state."""
+    from distillkit.incremental.runner import run_incremental
+    from tests.test_incremental import _interrupt_at, tiny
+
+    cfg = {"method": {"name": "tcd"}}
+    reference = run_incremental(tiny(**cfg), tmp_path / "full")
+    with monkeypatch.context() as patch:
+        _interrupt_at(patch, "_train_set", 2)
+        with pytest.raises(KeyboardInterrupt):
+            run_incremental(tiny(**cfg), tmp_path / "cut")
+    resumed = run_incremental(tiny(**cfg), tmp_path / "cut", resume=True)
+    for key in ("accuracy_matrix", "nme", "avg_incremental_accuracy"):
+        assert resumed[key] == reference[key], key
