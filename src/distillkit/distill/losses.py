@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -95,3 +96,57 @@ def nca_loss(
     target = s.gather(1, targets[:, None]).squeeze(1) - scale * margin
     others = s.scatter(1, targets[:, None], float("-inf")).logsumexp(dim=1)
     return F.relu(others - target).mean()
+
+
+def slice_energy(gradients: torch.Tensor) -> torch.Tensor:
+    """Squared gradients of a loss w.r.t. features (N, T, C) or (N, T, C, H, W), summed over space and over the
+    samples: the raw (T, C) energy of TCD's time-channel importance; sum the energies of several batches."""
+    g = gradients.pow(2)
+    return (g.flatten(3).sum(3) if g.dim() > 3 else g).sum(0)
+
+
+def importance_weights(energy: torch.Tensor) -> torch.Tensor:
+    """TCD's time-channel importance (Park et al., 2021): `energy` (T, C) divided by its mean, so that the weights
+    average 1 (a slice with no gradient keeps weight 0; all zero stays zero). The code adds 1e-8 to the mean;
+    we only keep it from being 0, since the energies of small gradients can be far below 1e-8."""
+    return energy / energy.mean().clamp_min(torch.finfo(energy.dtype).tiny)
+
+
+def tcd_feature_loss(
+    features: torch.Tensor, old_features: torch.Tensor, importance: torch.Tensor | None = None
+) -> torch.Tensor:
+    """TCD's distillation of one stage output (N, T, C, H, W): the squared activations of each (time, channel)
+    slice, L2-normalised over space; Euclidean distance to the old model's, weighted by the slice's importance
+    (T, C) (None: 1), mean over the batch and the slices, divided by sqrt(T)."""
+    new = F.normalize(features.pow(2).flatten(3), dim=3)
+    old = F.normalize(old_features.pow(2).flatten(3), dim=3)
+    distance = (new - old).norm(dim=3)  # (N, T, C)
+    if importance is not None:
+        distance = distance * importance
+    return distance.mean() / math.sqrt(features.shape[1])
+
+
+def tcd_embedding_loss(
+    frames: torch.Tensor, old_frames: torch.Tensor, importance: torch.Tensor | None = None
+) -> torch.Tensor:
+    """TCD's distillation of the frame embeddings (N, T, C): squared differences of the L2-normalised frame
+    features, each (t, c) weighted by its importance (T, C) (None: 1), summed over (T, C), mean over the batch,
+    divided by T."""
+    diff = (F.normalize(frames, dim=2) - F.normalize(old_frames, dim=2)).pow(2)
+    if importance is not None:
+        diff = diff * importance
+    return diff.sum((1, 2)).mean() / frames.shape[1]
+
+
+def temporal_diversity_loss(features: torch.Tensor) -> torch.Tensor:
+    """TCD's temporal diversity loss of one stage output (N, T, C, H, W): for each sample and channel, the T×T
+    cosine similarities of the channel's spatial maps at different times; Frobenius norm of the off-diagonal
+    entries divided by T(T − 1), summed over the channels, mean over the batch. Zero when every channel's maps at
+    different times are orthogonal (and for a single frame)."""
+    n, t = features.shape[:2]
+    if t < 2:
+        return features.new_zeros(())
+    maps = F.normalize(features.flatten(3).transpose(1, 2), dim=3)  # (N, C, T, H·W)
+    similarity = maps @ maps.transpose(2, 3)  # (N, C, T, T)
+    off = similarity * (1 - torch.eye(t, device=features.device, dtype=features.dtype))
+    return (off.flatten(2).norm(dim=2) / (t * (t - 1))).sum(1).mean()

@@ -486,7 +486,14 @@ class StreamRun:
             desc = f"step {step} balanced head"
             fit(HeadObjective(model), loader, steps, optim, self.device, desc, perf=self.cfg.perf)
 
-        return StepTools(new_features, finetune_head_on_memory)
+        def memory_batches() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+            if memory is None or not memory.videos:
+                return
+            data = MemoryDataset(memory, self.data.train.transform, seed=self.cfg.seed * 1000 + step)
+            for x, y in DataLoader(data, batch_size=self.cfg.data.eval_batch_size, shuffle=False):
+                yield to_device(x, self.device), torch.as_tensor(y).to(self.device)
+
+        return StepTools(new_features, finetune_head_on_memory, memory_batches)
 
     # --------------------------------------------------------------------------------------------- memory
     def _update_memory(self, step: int, model: nn.Module, memory: ExemplarMemory | None) -> ExemplarMemory:

@@ -1,6 +1,6 @@
 """Class-incremental methods, one module each, found by name in `METHODS`."""
 
-from distillkit.incremental.methods import civc, finetune, icarl, joint, lucir, lwf, podnet  # noqa: F401
+from distillkit.incremental.methods import civc, finetune, icarl, joint, lucir, lwf, podnet, tcd  # noqa: F401
 from distillkit.incremental.methods.base import (
     METHODS,
     Method,

@@ -7,7 +7,7 @@ old model's outputs), and optionally what to do when a step begins or ends. The 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -52,6 +52,9 @@ class StepTools:
     """Clip features (N, D) of the new classes' training videos (test-time clips, eval mode) and their labels."""
     finetune_head_on_memory: Callable[[float, float], None]
     """Train only the head for (epochs, lr) on the memory, all classes balanced (LUCIR's CBF)."""
+    memory_batches: Callable[[], Iterator[tuple[torch.Tensor, torch.Tensor]]] = lambda: iter(())
+    """The exemplar memory as batches of (clips, labels) on the device, training transforms, in a fixed order
+    (none without a memory)."""
 
 
 class NoOptions(Section):
