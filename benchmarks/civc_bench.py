@@ -76,6 +76,8 @@ ENTRIES = [
     Entry("civc", "civc"),
     Entry("civc + TC", "civc", TC),
     Entry("civc, interpolated replay", "civc", ("memory.replay=interpolate",)),
+    Entry("civc + TC, interpolated replay", "civc", (*TC, "memory.replay=interpolate")),
+    Entry("civc, temporal part on new clips", "civc", ("method.options.temporal_on=new",)),
     Entry("civc, whole clips", "civc", ("method.options.key_frames=null",)),
     Entry("civc, no logit KD", "civc", ("method.options.logit_weight=0",)),
 ]

@@ -129,7 +129,7 @@ def test_tcd_is_registered_with_the_papers_defaults() -> None:
     o = method.options
     assert (o.feature_weight, o.diversity_weight, o.embedding_weight) == (0.3, 0.01, 0.01)
     assert (o.proxies, o.nca_margin, o.imprint, o.importance, o.feature_scaling) == (
-        10,
+        1,
         0.6,
         True,
         True,
@@ -137,7 +137,7 @@ def test_tcd_is_registered_with_the_papers_defaults() -> None:
     )
     assert o.cbf_epochs > 0 and method.needs_old_outputs and method.uses_memory and not method.nme
     head = method.build_head(8, 3)
-    assert isinstance(head, LocalSimilarityHead) and head.proxies == 10 and head.out_features == 3
+    assert isinstance(head, LocalSimilarityHead) and head.proxies == 1 and head.out_features == 3
     assert build_method("tcd", {"classifier": "nme"}).nme
 
 

@@ -489,7 +489,12 @@ class StreamRun:
         def memory_batches() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
             if memory is None or not memory.videos:
                 return
-            data = MemoryDataset(memory, self.data.train.transform, seed=self.cfg.seed * 1000 + step)
+            data = MemoryDataset(
+                memory,
+                self.data.train.transform,
+                seed=self.cfg.seed * 1000 + step,
+                replay=self.cfg.memory.replay,
+            )
             for x, y in DataLoader(data, batch_size=self.cfg.data.eval_batch_size, shuffle=False):
                 yield to_device(x, self.device), torch.as_tensor(y).to(self.device)
 

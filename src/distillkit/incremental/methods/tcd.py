@@ -18,7 +18,7 @@ code measures it after a step on that step's training set in training mode), so 
 the diversity loss leaves out the diagonal of the similarity matrix (the code includes it; it is 1 up to an
 epsilon except for all-zero maps, where it adds a constant without gradient);
 new proxies are imprinted from interleaved shares of the class (the code clusters with k-means);
-proxies default to 10 as PODNet (the code's UCF101 scripts use 1); CBF defaults are PODNet's here (the code:
+CBF defaults are PODNet's here (the code:
 20 epochs at lr 1e-4); our backbone is a narrow TSM ResNet on synthetic or small clips.
 """
 
@@ -67,8 +67,8 @@ class TCDOptions(Section):
     """Class-balanced fine-tuning of the classifier on the memory after each incremental step (0: off)."""
     cbf_lr: float = Field(0.01, gt=0)
     """Learning rate of class-balanced fine-tuning."""
-    proxies: int = Field(10, ge=1)
-    """Proxies per class of the local similarity classifier (PODNet: 10; the reference UCF101 scripts: 1)."""
+    proxies: int = Field(1, ge=1)
+    """Proxies per class of the local similarity classifier (the reference UCF101 scripts: 1; PODNet: 10)."""
     nca_margin: float = Field(0.6, ge=0)
     """Margin δ of the NCA loss."""
     classifier: Literal["cnn", "nme"] = "cnn"
