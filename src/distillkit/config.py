@@ -277,7 +277,7 @@ class TrainConfig(Section):
 
 # ------------------------------------------------------------------------------------------------------- video
 class SyntheticVideosConfig(Section):
-    """The embedded synthetic video benchmark, generated in memory (DESIGN.md §3)."""
+    """The embedded synthetic video benchmark, generated in memory (docs/design.md, "Data")."""
 
     preset: Literal["motion", "appearance"] = "motion"
     """`motion`: the class is the motion (SSv2-like); `appearance`: the class is what is seen (Kinetics-like)."""

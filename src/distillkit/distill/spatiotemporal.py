@@ -1,4 +1,4 @@
-"""Spatio-temporal knowledge of video features and its distillation (CIVC, DESIGN.md §1.2), as pure functions.
+"""Spatio-temporal knowledge of video features and its distillation (CIVC, docs/design.md), as pure functions.
 
 A stage output F of a clip is (N, T, C, H, W). Its *spatial* knowledge is the mean over time S (N, C, H, W); its
 *temporal* knowledge is the residual F − S, pooled over space into a (N, T, ·) descriptor. Both can be taken at

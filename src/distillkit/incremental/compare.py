@@ -10,7 +10,7 @@ from pathlib import Path
 from distillkit.errors import DistillkitError
 from distillkit.report.tables import markdown_table, print_table
 
-# results.json fields summarised per method (DESIGN §4).
+# results.json fields summarised per method (docs/design.md, "Output contract").
 METRICS = ("avg_incremental_accuracy", "final_accuracy", "forgetting", "bwt")
 
 

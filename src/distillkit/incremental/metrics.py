@@ -1,4 +1,4 @@
-"""Class-incremental metrics from the accuracy matrix (DESIGN §1.2).
+"""Class-incremental metrics from the accuracy matrix (docs/design.md, "Metrics").
 
 ``a[i][j]`` is the accuracy (%) on the test samples of step j's classes after training step i (j <= i; entries
 j > i are None) and ``n_j`` the number of those test samples. Then, with ``last`` the final step:

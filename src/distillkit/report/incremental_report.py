@@ -1,7 +1,8 @@
 """`report.md` of a class-incremental run: its `results.json` as Markdown, readable without the toolkit.
 
-`incremental_report` is a pure function of the results dict (the fields written by the stream runner, DESIGN §4)
-and the date to print; the runner writes its text next to `results.json` after every step.
+`incremental_report` is a pure function of the results dict (the fields written by the stream runner,
+docs/design.md, "Output contract") and the date to print; the runner writes its text next to `results.json`
+after every step.
 """
 
 from __future__ import annotations

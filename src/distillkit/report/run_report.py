@@ -1,7 +1,7 @@
 """`report.md` of a `compress` or `train` run: its `report.json` as Markdown, readable without the toolkit.
 
-Pure functions of the report dict (the fields the jobs write, DESIGN §4) and the date to print; the jobs write
-the text next to `report.json`. Class-incremental runs have their own (`incremental_report`).
+Pure functions of the report dict (the fields the jobs write, docs/design.md, "Output contract") and the date
+to print; the jobs write the text next to `report.json`. Class-incremental runs have their own (`incremental_report`).
 """
 
 from __future__ import annotations

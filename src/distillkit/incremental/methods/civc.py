@@ -1,4 +1,4 @@
-"""CIVC (after Zhao et al., ACM MM 2021; our design, DESIGN.md §1.2): spatio-temporal knowledge decomposition,
+"""CIVC (after Zhao et al., ACM MM 2021; our design, docs/design.md): spatio-temporal knowledge decomposition,
 trajectory refinement and dual-granularity exemplars.
 
 Every idea has a switch, for the ablation: `decompose: false` distils each stage's features as a whole (POD-spatial
