@@ -42,7 +42,11 @@ HELD_OUT = [0, 1, 2, 3, 4]
 """Class orders of the reported tables; never used to choose a default."""
 DEV = [100, 101]
 """Class orders on which defaults and options are chosen (`--dev`)."""
-PRESETS = {"motion": [], "appearance": ["data.synthetic.preset=appearance"]}
+PRESETS = {
+    "motion": [],
+    "appearance": ["data.synthetic.preset=appearance"],
+    "mixed": ["data.synthetic.preset=mixed"],
+}
 TC = ("train.temporal_consistency.weight=0.5",)
 """vCLIMB's temporal consistency at its published weight, on copies of 4 frames (half the clip)."""
 

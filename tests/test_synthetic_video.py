@@ -27,7 +27,7 @@ DIRECTIONS = {
 }
 
 
-@pytest.mark.parametrize("preset", ["motion", "appearance"])
+@pytest.mark.parametrize("preset", ["motion", "appearance", "mixed"])
 def test_shapes_balance_and_determinism(preset):
     videos, labels, names = make_synthetic_videos(preset, 5, 4, 6, 16, seed=3)
     assert videos.shape == (20, 6, 16, 16, 3) and videos.dtype == np.uint8
@@ -59,6 +59,23 @@ def test_time_reversal_map_pairs_classes():
     assert names[full[names.index("move_then_stop")]] == "stop_then_move"
     assert time_reversal_map("motion", num_classes=3) == {0: 1, 1: 0}  # move_up's partner is not among them
     assert time_reversal_map("appearance", num_classes=4) == {0: 0, 1: 1, 2: 2, 3: 3}
+    mixed, names = time_reversal_map("mixed"), preset_classes("mixed")
+    assert names[mixed[names.index("blue_grow")]] == "blue_shrink"  # the partner motion in the same colour
+    assert (
+        "red_approach" in names and names.index("red_approach") not in mixed
+    )  # "separate" is not in the preset
+    assert time_reversal_map("mixed", num_classes=10) == {0: 1, 1: 0, 2: 3, 3: 2, 4: 5, 5: 4, 6: 7, 7: 6}
+
+
+def test_mixed_classes_share_motions_across_colours():
+    videos, labels, names = make_synthetic_videos("mixed", 18, 4, 8, 32, seed=1)
+    assert names[0] == "red_move_left" and names[9] == "blue_move_left" and len(set(names)) == 18
+    for c, direction, colour in ((0, (-1, 0), 0), (9, (-1, 0), 2), (1, (1, 0), 0), (10, (1, 0), 2)):
+        for video in videos[labels == c]:
+            assert np.allclose(_direction(video), direction, atol=0.2), (names[c], _direction(video))
+            frames = video.astype(np.float32)
+            moving = frames[np.abs(frames - np.median(frames, axis=0)).sum(-1) > 60]  # the moving object
+            assert moving.mean(0).argmax() == colour, (names[c], moving.mean(0))  # red: R, blue: B
 
 
 def _direction(video: np.ndarray) -> np.ndarray:
@@ -121,6 +138,8 @@ def test_single_frames_tell_appearance_classes_but_not_motion_classes():
     appearance = _single_frame_probe_accuracy("appearance", 16)
     assert motion < 2 * chance, motion
     assert appearance > 10 * chance, appearance
+    # mixed: one frame shows the colour (2 groups of 9 classes), not the motion
+    assert _single_frame_probe_accuracy("mixed", 18) < 3 / 18
 
 
 def test_write_synthetic_videos(tmp_path):

@@ -79,7 +79,7 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
         help="write the embedded synthetic video benchmark as mp4 files and annotation files",
         description="Write synthetic videos (mp4) with list (train.txt/test.txt) and SSv2 JSON annotations.",
     )
-    synth.add_argument("--preset", choices=["motion", "appearance"], default="motion")
+    synth.add_argument("--preset", choices=["motion", "appearance", "mixed"], default="motion")
     synth.add_argument("--out", type=Path, required=True, help="output folder")
     synth.add_argument("--num-classes", type=int, default=6)
     synth.add_argument("--videos-per-class", type=int, default=50)

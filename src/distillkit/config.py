@@ -279,10 +279,11 @@ class TrainConfig(Section):
 class SyntheticVideosConfig(Section):
     """The embedded synthetic video benchmark, generated in memory (docs/design.md, "Data")."""
 
-    preset: Literal["motion", "appearance"] = "motion"
-    """`motion`: the class is the motion (SSv2-like); `appearance`: the class is what is seen (Kinetics-like)."""
+    preset: Literal["motion", "appearance", "mixed"] = "motion"
+    """`motion`: the class is the motion (SSv2-like); `appearance`: the class is what is seen (Kinetics-like);
+    `mixed`: the class is a motion and a colour, so both are needed to tell it."""
     num_classes: int = Field(6, ge=2)
-    """Number of classes (at most 18 for motion, 24 for appearance)."""
+    """Number of classes (at most 18 for motion and mixed, 24 for appearance)."""
     train_per_class: int = Field(60, ge=1)
     """Training videos per class."""
     test_per_class: int = Field(20, ge=1)

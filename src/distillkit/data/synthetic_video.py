@@ -1,4 +1,4 @@
-"""An embedded, deterministic video classification benchmark drawn in numpy, in two presets.
+"""An embedded, deterministic video classification benchmark drawn in numpy, in three presets.
 
 *motion* (Something-Something-like): the class is the motion of an object (translation in 8 directions, rotation,
 growing/shrinking, two objects approaching/separating, move-then-stop, orbiting). Shapes, colours, textures,
@@ -9,6 +9,9 @@ a video gives, noise aside, exactly a video of the partner class (`time_reversal
 
 *appearance* (Kinetics-like): the class sets the object's shape and colour and the background pattern, visible in
 every frame; the small motion (drift and spin) is random and independent of the class.
+
+*mixed*: the class is a motion *and* a colour: the first nine motions (left, right, up, down, the two rotations,
+grow, shrink, approach), each in red and in blue, so that neither one frame nor the motion alone tells the class.
 
 Every video holds two objects over a static textured background, plus mild Gaussian noise. In the motion preset
 the second object is a static distractor, except in approach/separate, where it is the partner.
@@ -24,7 +27,7 @@ import numpy as np
 
 from distillkit.engine.progress import progress_bar
 
-Preset = Literal["motion", "appearance"]
+Preset = Literal["motion", "appearance", "mixed"]
 
 # (name, trajectory kind, direction for "translate", time sign); partners share kind and direction.
 MOTION_CLASSES: tuple[tuple[str, str, tuple[float, float], int], ...] = (
@@ -77,13 +80,31 @@ APPEARANCE_CLASSES: tuple[str, ...] = tuple(
 )
 
 
+MIXED_MOTIONS = 9
+"""The mixed preset uses the first nine motion classes ..."""
+MIXED_HUES = (0, 8)
+"""... each in red and in blue (indices into HUES): class c has motion c % 9 and colour c // 9."""
+
+
+def _mixed_class(c: int) -> tuple[int, int]:
+    """(motion class, hue index) of mixed class c."""
+    return c % MIXED_MOTIONS, MIXED_HUES[c // MIXED_MOTIONS]
+
+
+MIXED_CLASSES: tuple[str, ...] = tuple(
+    f"{HUES[h]}_{MOTION_CLASSES[m][0]}" for m, h in map(_mixed_class, range(MIXED_MOTIONS * len(MIXED_HUES)))
+)
+
+
 def preset_classes(preset: Preset) -> tuple[str, ...]:
     """All class names of a preset, in label order (a run with `num_classes=k` uses the first k)."""
     if preset == "motion":
         return tuple(name for name, *_ in MOTION_CLASSES)
     if preset == "appearance":
         return APPEARANCE_CLASSES
-    raise ValueError(f"unknown preset '{preset}'; choose 'motion' or 'appearance'")
+    if preset == "mixed":
+        return MIXED_CLASSES
+    raise ValueError(f"unknown preset '{preset}'; choose 'motion', 'appearance' or 'mixed'")
 
 
 def time_reversal_map(preset: Preset, num_classes: int | None = None) -> dict[int, int]:
@@ -95,6 +116,10 @@ def time_reversal_map(preset: Preset, num_classes: int | None = None) -> dict[in
     k = len(names) if num_classes is None else num_classes
     if preset == "appearance":
         return {c: c for c in range(k)}
+    if preset == "mixed":  # the partner motion in the same colour
+        motion = time_reversal_map("motion")
+        partners = {c: c - c % MIXED_MOTIONS + motion[c % MIXED_MOTIONS] for c in range(k)}
+        return {c: r for c, r in partners.items() if motion[c % MIXED_MOTIONS] < MIXED_MOTIONS and r < k}
     mapping = {}
     for c, (_, kind, direction, sign) in enumerate(MOTION_CLASSES[:k]):
         for r, (_, kind_r, direction_r, sign_r) in enumerate(MOTION_CLASSES[:k]):
@@ -290,7 +315,7 @@ def make_synthetic_videos(
     bg_uniform = rng.uniform(0, 1, (n, 3))
     if preset == "motion":
         bg_colour = bg_uniform
-    else:  # dark and desaturated, so that the class colour stands out
+    else:  # dark and desaturated, so that the class colour stands out (appearance, mixed)
         bg_colour = _hsv_to_rgb(bg_uniform[:, 0], 0.3 * bg_uniform[:, 1], 0.05 + 0.3 * bg_uniform[:, 2])
     colours = np.stack(
         [_contrasting(rng, bg_colour), _contrasting(rng, bg_colour)], axis=1
@@ -303,6 +328,11 @@ def make_synthetic_videos(
     tau = np.linspace(-0.5, 0.5, frames) if frames > 1 else np.zeros(1)
     if preset == "motion":
         path = _motion_paths(labels, tau, p)
+    elif preset == "mixed":  # the class sets the motion and the main object's colour; its shape is random
+        motion, hue = (np.array(a) for a in zip(*map(_mixed_class, labels), strict=True))
+        path = _motion_paths(motion, tau, p)
+        for tone, (s, v) in enumerate(((sat, val), (sat * 0.6, val * 0.8))):
+            colours[:, 0, tone] = _hsv_to_rgb((hue / len(HUES) + hue_jitter) % 1, s, v)
     else:  # the class sets shape, colour and background pattern; the small drift and spin are random
         hue, shp, pattern = (np.array(a) for a in zip(*map(_appearance_class, labels), strict=True))
         shape[:, 0] = shp
