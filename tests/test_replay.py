@@ -101,3 +101,41 @@ def test_stream_with_interpolated_replay_and_consistency(tmp_path: Path) -> None
     held, _ = MemoryDataset(memory, replay="hold")[0]
     for t in exemplar.frames:
         assert torch.equal(clip[t], held[t])
+
+
+@pytest.mark.parametrize(
+    ("tolerance", "frames", "videos", "whole"),
+    [(2.0, [24, 48, 48], [12, 24, 24], 0), (0.0, [48, 48, 48], [12, 12, 12], 12)],
+)
+def test_adaptive_granularity_keeps_whole_clips_where_the_replay_is_not_faithful(
+    tmp_path: Path, tolerance: float, frames: list[int], videos: list[int], whole: int
+) -> None:
+    """Tolerance 2 (any cosine distance) keeps key-frames everywhere, as fixed granularity does; tolerance 0
+    keeps whole clips wherever the replay changes the clip feature at all, i.e. everywhere. Each class gets 24
+    frames after the base step (6 videos of 6 of 2 frames, or 6 whole clips of 4), 12 after."""
+    options = {"key_frames": 2, "granularity": "adaptive", "replay_tolerance": tolerance}
+    results = run_incremental(tiny(method={"name": "civc", "options": options}), tmp_path / "run")
+    memory = results["memory_per_step"]
+    assert [m["frames"] for m in memory] == frames
+    assert [m["videos"] for m in memory] == videos and memory[-1]["whole_clips"] == whole
+    if tolerance == 2.0:
+        fixed = run_incremental(
+            tiny(method={"name": "civc", "options": {"key_frames": 2}}), tmp_path / "fixed"
+        )
+        assert fixed["accuracy_matrix"] == results["accuracy_matrix"]
+
+
+def test_replayed_clips_give_the_memory_replay(tmp_path: Path) -> None:
+    from distillkit.data.videos import build_video_datasets
+    from distillkit.incremental.data import ClassSubset, ReplayedClips
+    from distillkit.incremental.runner import build_stream_scenario
+
+    cfg = tiny()
+    data = build_video_datasets(cfg.data, cfg.seed)
+    subset = ClassSubset(data.train_eval, [0, 1], build_stream_scenario(cfg, data.num_classes))
+    replayed = ReplayedClips(subset, [[1, 3]] * len(subset), "hold")
+    clip, label = replayed[2]
+    raw = subset.raw_clip(2)
+    assert label == subset.labels[2] and clip.shape == (4, 3, *raw.shape[1:3])
+    want = torch.from_numpy(raw[[1, 1, 1, 3]]).permute(0, 3, 1, 2).float() / 255  # hold: 0,1,2 → 1; 3 → 3
+    assert torch.allclose(clip, want)

@@ -8,7 +8,9 @@ import numpy as np
 import torch
 from torch.utils.data import ConcatDataset, Dataset
 
+from distillkit.data.video.transforms import Compose, clip_to_tensor
 from distillkit.data.videos import raw_clip
+from distillkit.incremental.replay import Replay, replay_frames
 from distillkit.incremental.scenario import Scenario
 
 
@@ -58,3 +60,32 @@ class ConcatClips(ConcatDataset):
         for d in self.datasets:
             if hasattr(d, "set_epoch"):
                 d.set_epoch(epoch)
+
+
+class ReplayedClips(Dataset):
+    """The items of a `ClassSubset` as the memory would replay them after keeping only `positions[i]` of item i
+    (`replay.replay_frames`), through `transform` (a test-time `VideoDataset` transform; None: plain tensors)."""
+
+    def __init__(
+        self, subset: ClassSubset, positions: Sequence[Sequence[int]], replay: Replay, transform=None
+    ) -> None:
+        if len(positions) != len(subset):
+            raise ValueError(f"ReplayedClips: {len(positions)} position lists for {len(subset)} items")
+        if transform is not None and not getattr(transform, "takes_label", False):
+            transform = Compose([transform])
+        self.subset, self.positions, self.replay, self.transform = subset, positions, replay, transform
+
+    @property
+    def labels(self) -> list[int]:
+        return self.subset.labels
+
+    def __len__(self) -> int:
+        return len(self.subset)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        raw, kept = self.subset.raw_clip(index), list(self.positions[index])
+        frames = replay_frames(raw[kept], kept, len(raw), self.replay)
+        label = self.subset.labels[index]
+        if self.transform is None:
+            return clip_to_tensor(frames), label
+        return self.transform(frames, label, np.random.default_rng(index))

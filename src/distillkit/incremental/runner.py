@@ -59,7 +59,7 @@ from distillkit.engine.progress import progress_bar
 from distillkit.engine.tracking import tracker
 from distillkit.errors import ConfigError
 from distillkit.incremental.config import IncrementalConfig
-from distillkit.incremental.data import ClassSubset, ConcatClips
+from distillkit.incremental.data import ClassSubset, ConcatClips, ReplayedClips
 from distillkit.incremental.memory import ExemplarMemory, MemoryDataset
 from distillkit.incremental.methods import METHODS, Method, StepContext, StepTools, build_method
 from distillkit.incremental.metrics import accuracy_row, samples_per_step, summarize
@@ -402,7 +402,7 @@ class StreamRun:
         state["cnn"].append(cnn)
         state["nme"].append(nme)
         state["seconds"].append(time.perf_counter() - start)
-        state["memory"].append(self._memory_stats(memory))
+        state["memory"].append(self._memory_stats(memory, self.method.replay_tolerance() is not None))
         state["history"].append(result.history)
         state.update(model=model.state_dict(), config=dump_config(cfg), step=step)
         if is_main():
@@ -510,15 +510,36 @@ class StreamRun:
         features = clip_features(
             model, subset, self.cfg.data.eval_batch_size, self.device, f"step {step} exemplars"
         )
+        per = self.method.exemplar_frames(self.segments)
+        pooled, frames = features[0], features[1]
+        positions = [self.method.select_frames(frames[i], pooled[i], per) for i in range(len(subset))]
+        tolerance = self.method.replay_tolerance()
+        if tolerance is not None:  # adaptive granularity: whole clips where the replay is not faithful
+            replayed = ReplayedClips(subset, positions, self.cfg.memory.replay, self.data.test.transform)
+            again = clip_features(model, replayed, self.cfg.data.eval_batch_size, self.device, "replays")[0]
+            distance = 1 - F.cosine_similarity(again, pooled, dim=1)
+            whole = list(range(self.segments))
+            positions = [
+                p if d <= tolerance else whole for p, d in zip(positions, distance.tolist(), strict=True)
+            ]
         folder = self._memory_dir(step)
         if is_main():
-            memory = self._write_memory(step, folder, memory, subset, features)
+            memory = self._write_memory(step, folder, memory, subset, features, positions)
         barrier()
         return memory if is_main() else ExemplarMemory.load(folder)
 
     def _write_memory(
-        self, step: int, folder: Path, memory: ExemplarMemory | None, subset: ClassSubset, features: tuple
+        self,
+        step: int,
+        folder: Path,
+        memory: ExemplarMemory | None,
+        subset: ClassSubset,
+        features: tuple,
+        positions: list[list[int]],
     ) -> ExemplarMemory:
+        """Each class's share of the frame budget (`per` frames times its exemplar count): old classes reduced
+        to it, new classes filled in herding (or random) order with each video's kept `positions`, until the
+        next video would not fit."""
         m = self.cfg.memory
         if folder.exists():  # left by a run killed during this step
             shutil.rmtree(folder)
@@ -534,26 +555,38 @@ class StreamRun:
         if m.per_class_frames is not None:
             share = {c: min(n, m.per_class_frames // per) for c, n in share.items()}
         memory.reduce({c: share[c] * per for c in memory.classes})
-        pooled, frames, _, labels = features
+        pooled, _, _, labels = features
         for c in range(self.scenario.num_seen(step - 1) if step else 0, len(seen)):
             members = (labels == c).nonzero().flatten().tolist()
+            # every candidate in priority order; as many as fit the class's frames (all of `per` when fixed)
             if m.selection == "herding":
-                order = herding(pooled[members], share[c])
+                order = herding(pooled[members], len(members))
             else:
-                order = random_order(len(members), share[c], np.random.default_rng([self.cfg.seed, step, c]))
-            picked = [members[i] for i in order]
-            memory.add_class(c, [
-                (subset.video_id(i), subset.raw_clip(i), self.method.select_frames(frames[i], pooled[i], per))
-                for i in picked
-            ])  # fmt: skip
+                order = random_order(
+                    len(members), len(members), np.random.default_rng([self.cfg.seed, step, c])
+                )
+            picked, used = [], 0
+            for i in (members[j] for j in order):
+                if used + len(positions[i]) > share[c] * per:
+                    break
+                picked.append(i)
+                used += len(positions[i])
+            memory.add_class(c, [(subset.video_id(i), subset.raw_clip(i), positions[i]) for i in picked])
         memory.check_budget()
         return memory
 
     @staticmethod
-    def _memory_stats(memory: ExemplarMemory | None) -> dict:
+    def _memory_stats(memory: ExemplarMemory | None, adaptive: bool = False) -> dict:
+        """Frames, bytes and videos held; with adaptive granularity also the videos kept as whole clips."""
         if memory is None:
             return {"frames": 0, "bytes": 0, "videos": 0}
-        return {"frames": memory.frames, "bytes": memory.bytes_on_disk(), "videos": memory.videos}
+        stats = {"frames": memory.frames, "bytes": memory.bytes_on_disk(), "videos": memory.videos}
+        if adaptive:
+            everything = memory.num_segments
+            stats["whole_clips"] = sum(
+                len(e.frames) == everything for c in memory.classes for e in memory.exemplars(c)
+            )
+        return stats
 
     # ----------------------------------------------------------------------------------------- evaluation
     def _steps_of(self, labels: torch.Tensor) -> torch.Tensor:

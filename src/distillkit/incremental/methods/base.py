@@ -95,6 +95,12 @@ class Method:
         feature (D,); by default every frame."""
         return all_frames(frame_features, clip_feature, k)
 
+    def replay_tolerance(self) -> float | None:
+        """None: every exemplar keeps `exemplar_frames` frames. A number: an exemplar keeps only its selected
+        frames when the clip feature of its replay is within this cosine distance of the whole clip's, and the
+        whole clip otherwise (adaptive granularity; the memory's frame budget holds either)."""
+        return None
+
     def begin_step(self, model: nn.Module, ctx: StepContext, tools: StepTools) -> None:
         """Called after the head has grown, before training (e.g. imprint new weights)."""
 

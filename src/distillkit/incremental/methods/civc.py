@@ -71,6 +71,13 @@ class CIVCOptions(Section):
     """Scale the feature-distillation weights by sqrt(old classes / new classes), as LUCIR does."""
     key_frames: int | None = Field(4, ge=1)
     """Key-frames stored per exemplar video (dual granularity); null: whole clips."""
+    granularity: Literal["fixed", "adaptive"] = "fixed"
+    """`fixed`: every exemplar keeps `key_frames`; `adaptive`: an exemplar keeps its key-frames only when its
+    replay (`memory.replay`) gives a clip feature within `replay_tolerance` (cosine distance) of the whole clip's,
+    and the whole clip otherwise, so that the memory decides per video between more videos and whole motion."""
+    replay_tolerance: float = Field(0.05, ge=0, le=2)
+    """Cosine distance between the clip features of a replay and of its whole clip (current model, test
+    transform) under which `adaptive` granularity keeps only the key-frames."""
     key_frame_selection: Literal["greedy", "uniform"] = "greedy"
     """`greedy`: the positions whose mean frame feature is nearest the clip feature (the design's fine
     selection); `uniform`: evenly spaced positions, replayed as the clip at an even, lower frame rate."""
@@ -115,6 +122,10 @@ class CIVC(Method):
     def exemplar_frames(self, num_segments: int) -> int:
         k = self.options.key_frames
         return num_segments if k is None else min(k, num_segments)
+
+    def replay_tolerance(self) -> float | None:
+        adaptive = self.options.granularity == "adaptive" and self.options.key_frames is not None
+        return self.options.replay_tolerance if adaptive else None
 
     def select_frames(self, frame_features: torch.Tensor, clip_feature: torch.Tensor, k: int) -> list[int]:
         if k >= len(frame_features):
