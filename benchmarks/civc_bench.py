@@ -82,6 +82,8 @@ ENTRIES = [
     Entry("civc, interpolated replay", "civc", ("memory.replay=interpolate",)),
     Entry("civc + TC, interpolated replay", "civc", (*TC, "memory.replay=interpolate")),
     Entry("civc, temporal part on new clips", "civc", ("method.options.temporal_on=new",)),
+    Entry("civc, adaptive granularity", "civc", ("method.options.granularity=adaptive",)),
+    Entry("civc + TC, adaptive granularity", "civc", (*TC, "method.options.granularity=adaptive")),
     Entry("civc, whole clips", "civc", ("method.options.key_frames=null",)),
     Entry("civc, no logit KD", "civc", ("method.options.logit_weight=0",)),
 ]

@@ -13,7 +13,13 @@ from torch import nn
 
 from distillkit.incremental.memory import ExemplarMemory, MemoryDataset
 from distillkit.incremental.methods import StepContext, build_method
-from distillkit.incremental.replay import blend_weights, downsample_clips, even_positions, replay_frames
+from distillkit.incremental.replay import (
+    blend_weights,
+    downsample_clips,
+    even_positions,
+    faithful,
+    replay_frames,
+)
 from distillkit.incremental.runner import Consistency, StepObjective, run_incremental
 from tests.test_incremental import tiny
 
@@ -103,26 +109,38 @@ def test_stream_with_interpolated_replay_and_consistency(tmp_path: Path) -> None
         assert torch.equal(clip[t], held[t])
 
 
-@pytest.mark.parametrize(
-    ("tolerance", "frames", "videos", "whole"),
-    [(2.0, [24, 48, 48], [12, 24, 24], 0), (0.0, [48, 48, 48], [12, 12, 12], 12)],
-)
-def test_adaptive_granularity_keeps_whole_clips_where_the_replay_is_not_faithful(
-    tmp_path: Path, tolerance: float, frames: list[int], videos: list[int], whole: int
+def test_a_replay_is_faithful_when_it_keeps_the_class_and_stays_close() -> None:
+    whole = torch.tensor([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0]])
+    replayed = torch.tensor([[1.0, 0.1], [0.0, 1.0], [1.0, 0.0]])  # cosine distances 0.005, 1, 0
+    logits = torch.tensor([[2.0, 1.0], [2.0, 1.0], [1.0, 2.0]])  # picks 0, 0, 1
+    labels = torch.tensor([0, 0, 0])
+    assert faithful(whole, replayed, logits, labels, 2.0).tolist() == [True, True, False]  # the class decides
+    assert faithful(whole, replayed, logits, labels, 0.01).tolist() == [True, False, False]
+    assert faithful(whole, replayed, logits, labels, 0.0).tolist() == [False, False, False]
+
+
+@pytest.mark.parametrize("keep", [True, False])
+def test_adaptive_granularity_stores_key_frames_for_faithful_replays_and_whole_clips_else(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, keep: bool
 ) -> None:
-    """Tolerance 2 (any cosine distance) keeps key-frames everywhere, as fixed granularity does; tolerance 0
-    keeps whole clips wherever the replay changes the clip feature at all, i.e. everywhere. Each class gets 24
-    frames after the base step (6 videos of 6 of 2 frames, or 6 whole clips of 4), 12 after."""
-    options = {"key_frames": 2, "granularity": "adaptive", "replay_tolerance": tolerance}
+    """Each class gets 24 frames after the base step (12 videos of 2 key-frames, or 6 whole clips of 4), 12
+    after; with every replay faithful the memory is the fixed-granularity one, run for run."""
+    from distillkit.incremental import replay
+
+    monkeypatch.setattr(replay, "faithful", lambda w, r, lg, lb, t: torch.full((len(w),), keep))
+    options = {"key_frames": 2, "granularity": "adaptive"}
     results = run_incremental(tiny(method={"name": "civc", "options": options}), tmp_path / "run")
     memory = results["memory_per_step"]
-    assert [m["frames"] for m in memory] == frames
-    assert [m["videos"] for m in memory] == videos and memory[-1]["whole_clips"] == whole
-    if tolerance == 2.0:
+    if keep:
+        assert [m["frames"] for m in memory] == [24, 48, 48] and [m["videos"] for m in memory] == [12, 24, 24]
+        assert memory[-1]["whole_clips"] == 0
         fixed = run_incremental(
             tiny(method={"name": "civc", "options": {"key_frames": 2}}), tmp_path / "fixed"
         )
         assert fixed["accuracy_matrix"] == results["accuracy_matrix"]
+    else:
+        assert [m["frames"] for m in memory] == [48, 48, 48] and [m["videos"] for m in memory] == [12, 12, 12]
+        assert memory[-1]["whole_clips"] == 12
 
 
 def test_replayed_clips_give_the_memory_replay(tmp_path: Path) -> None:

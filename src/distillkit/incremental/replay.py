@@ -84,3 +84,12 @@ def downsample_clips(clips: torch.Tensor, k: int, replay: Replay, generator: tor
         weights = torch.as_tensor(blend_weights(stored, t, replay), dtype=clips.dtype, device=clips.device)
         out.append(torch.einsum("tk,k...->t...", weights, clips[i, stored]))
     return torch.stack(out)
+
+
+def faithful(
+    whole: torch.Tensor, replayed: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor, tolerance: float
+) -> torch.Tensor:
+    """(N,) bool: which replays stand for their videos: the replay's `logits` (N, K) pick the video's label and
+    its clip feature `replayed` (N, D) is within `tolerance` cosine distance of the whole clip's `whole` (N, D)."""
+    distance = 1 - torch.nn.functional.cosine_similarity(replayed, whole, dim=1)
+    return (logits.argmax(1) == labels) & (distance <= tolerance)

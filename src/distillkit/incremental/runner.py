@@ -58,6 +58,7 @@ from distillkit.engine.precision import to_device
 from distillkit.engine.progress import progress_bar
 from distillkit.engine.tracking import tracker
 from distillkit.errors import ConfigError
+from distillkit.incremental import replay
 from distillkit.incremental.config import IncrementalConfig
 from distillkit.incremental.data import ClassSubset, ConcatClips, ReplayedClips
 from distillkit.incremental.memory import ExemplarMemory, MemoryDataset
@@ -516,12 +517,12 @@ class StreamRun:
         tolerance = self.method.replay_tolerance()
         if tolerance is not None:  # adaptive granularity: whole clips where the replay is not faithful
             replayed = ReplayedClips(subset, positions, self.cfg.memory.replay, self.data.test.transform)
-            again = clip_features(model, replayed, self.cfg.data.eval_batch_size, self.device, "replays")[0]
-            distance = 1 - F.cosine_similarity(again, pooled, dim=1)
+            again, _, logits, labels = clip_features(
+                model, replayed, self.cfg.data.eval_batch_size, self.device, "replays"
+            )
+            kept = replay.faithful(pooled, again, logits, labels, tolerance).tolist()
             whole = list(range(self.segments))
-            positions = [
-                p if d <= tolerance else whole for p, d in zip(positions, distance.tolist(), strict=True)
-            ]
+            positions = [p if ok else whole for p, ok in zip(positions, kept, strict=True)]
         folder = self._memory_dir(step)
         if is_main():
             memory = self._write_memory(step, folder, memory, subset, features, positions)

@@ -97,8 +97,9 @@ class Method:
 
     def replay_tolerance(self) -> float | None:
         """None: every exemplar keeps `exemplar_frames` frames. A number: an exemplar keeps only its selected
-        frames when the clip feature of its replay is within this cosine distance of the whole clip's, and the
-        whole clip otherwise (adaptive granularity; the memory's frame budget holds either)."""
+        frames when the current model classifies their replay as the video's class and the replay's clip feature
+        is within this cosine distance of the whole clip's, and the whole clip otherwise (adaptive granularity;
+        the memory's frame budget holds either)."""
         return None
 
     def begin_step(self, model: nn.Module, ctx: StepContext, tools: StepTools) -> None:

@@ -72,12 +72,13 @@ class CIVCOptions(Section):
     key_frames: int | None = Field(4, ge=1)
     """Key-frames stored per exemplar video (dual granularity); null: whole clips."""
     granularity: Literal["fixed", "adaptive"] = "fixed"
-    """`fixed`: every exemplar keeps `key_frames`; `adaptive`: an exemplar keeps its key-frames only when its
-    replay (`memory.replay`) gives a clip feature within `replay_tolerance` (cosine distance) of the whole clip's,
-    and the whole clip otherwise, so that the memory decides per video between more videos and whole motion."""
-    replay_tolerance: float = Field(0.05, ge=0, le=2)
+    """`fixed`: every exemplar keeps `key_frames`; `adaptive`: an exemplar keeps its key-frames only when the
+    current model still classifies their replay (`memory.replay`) as the video's class and the replay's clip
+    feature is within `replay_tolerance` of the whole clip's, and the whole clip otherwise: the memory decides per
+    video between more videos and whole motion."""
+    replay_tolerance: float = Field(2.0, ge=0, le=2)
     """Cosine distance between the clip features of a replay and of its whole clip (current model, test
-    transform) under which `adaptive` granularity keeps only the key-frames."""
+    transform) above which `adaptive` granularity keeps the whole clip (2: no limit, the class alone decides)."""
     key_frame_selection: Literal["greedy", "uniform"] = "greedy"
     """`greedy`: the positions whose mean frame feature is nearest the clip feature (the design's fine
     selection); `uniform`: evenly spaced positions, replayed as the clip at an even, lower frame rate."""
