@@ -212,6 +212,9 @@ def test_marker_leftovers_and_legacy_runs(tmp_path: Path, configs) -> None:
     out.mkdir()
     (out / ".run.json.abc123.tmp").write_text("{")  # a marker half written when a run was killed
     assert claim(out, "train", cfg) == "new"
+    other = load_train_config(configs["train"], ["seed=5"])
+    assert claim(out, "compress", other) == "new"  # only a marker: that run wrote nothing, the folder is free
+    assert json.loads((out / MARKER).read_text())["job"] == "compress"
     legacy = tmp_path / "legacy"  # a run from before markers, recognised by the job, resumed and then marked
     (legacy / "checkpoints").mkdir(parents=True)
     (legacy / "checkpoints" / "compress.pt").write_bytes(b"x")

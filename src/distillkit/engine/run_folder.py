@@ -4,7 +4,8 @@ The marker records the job (``train``, ``compress``, ``incremental``), a hash of
 itself (as `dump_config` writes it; ``tensorboard`` is left out of the hash and of comparisons, as when a run
 resumes). Claiming a folder:
 
-- absent or empty: the folder is created and marked;
+- absent or empty (or holding only the marker of a run that failed before writing anything): the folder is
+  created and marked;
 - marked by another job, or by the same job with another config: refused (``--overwrite`` replaces that run);
 - marked by the same job with the same config: refused unless ``--resume`` (continue it) or ``--overwrite``
   (start it again); ``--resume`` with another config is refused naming the differing keys;
@@ -153,8 +154,11 @@ def _decide(
     if resume and overwrite:
         raise ConfigError("--resume and --overwrite contradict each other: pass one of them")
     check_writable_folder(out)
-    if not out.is_dir() or not _entries(out):
+    if not out.is_dir():
         return "new"
+    if not [p for p in _entries(out) if p.name != MARKER]:
+        read_marker(out)  # a run.json distillkit did not write is not replaced
+        return "new"  # nothing, or only the marker of a run that stopped before writing anything
     marker = read_marker(out)
     if marker is None:
         if resume and legacy is not None and legacy(out):
