@@ -200,22 +200,10 @@ def _demo_incremental(out: Path) -> None:
     print(f"plot: {out / 'accuracy_per_step.png'}")
 
 
-def _compress_legacy(out: Path) -> bool:
-    """Whether `out` holds a compression run written before run markers (run.json) existed."""
-    return (out / "checkpoints" / "compress.pt").is_file()
-
-
-def _steps_legacy(out: Path) -> bool:
-    """Whether `out` holds a class-incremental run written before run markers (run.json) existed."""
-    return any((out / "checkpoints").glob("step_*.pt"))
-
-
 def run(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from distillkit.config import CompressConfig, load_train_config
-    from distillkit.engine.distributed import launched, process_group
-    from distillkit.engine.precision import job_dtype
-    from distillkit.engine.tracking import tracking
+    from distillkit.config import CompressConfig
+    from distillkit.engine.distributed import launched
 
     if launched() and args.command == "demo":
         raise DistillkitError(
@@ -224,42 +212,10 @@ def run(argv: list[str] | None = None) -> int:
         )
 
     if args.command in ("compress", "train", "incremental"):
-        from distillkit.engine.run_folder import claim, out_path
+        from distillkit import api
 
-        out = out_path(args.out)
-    if args.command == "compress":
-        from distillkit.compress.job import CompressionRun
-
-        cfg = load_config(args.config, CompressConfig, args.overrides)
-        with process_group(cfg.device) as device:
-            claim(out, "compress", cfg, resume=args.resume, overwrite=args.overwrite, legacy=_compress_legacy)
-            with tracking(cfg.tensorboard, out), job_dtype(cfg.perf):
-                CompressionRun(cfg, out, device=device, resume=args.resume).run()
-    elif args.command == "train":
-        from distillkit.engine.distributed import is_main
-        from distillkit.train import run_train
-
-        cfg = load_train_config(args.config, args.overrides)
-        with process_group(cfg.device):
-            state = claim(
-                out, "train", cfg, resume=args.resume, overwrite=args.overwrite, finished="report.json"
-            )
-            if state == "finished":
-                if is_main():
-                    print(f"{out} holds this train run, finished (report.json): nothing to do")
-                return 0
-            if state == "restart" and is_main():
-                print(f"resume: the train run in {out} had not finished; training it again from the start")
-            with tracking(cfg.tensorboard, out), job_dtype(cfg.perf):
-                run_train(cfg, out)
-    elif args.command == "incremental":
-        from distillkit.incremental.runner import run_incremental
-
-        cfg = load_config(args.config, _schema("incremental"), args.overrides)
-        with process_group(cfg.device):
-            claim(out, "incremental", cfg, resume=args.resume, overwrite=args.overwrite, legacy=_steps_legacy)
-            with tracking(cfg.tensorboard, out), job_dtype(cfg.perf):
-                run_incremental(cfg, out, resume=args.resume)
+        job = {"compress": api.compress, "train": api.train, "incremental": api.incremental}[args.command]
+        job(args.config, args.out, args.overrides, resume=args.resume, overwrite=args.overwrite)
     elif args.command == "compare":
         from distillkit.incremental.compare import write_comparison
 
