@@ -494,7 +494,7 @@ def load_student(run_dir_or_path: str | Path) -> nn.Module:
 def load_incremental_model(run_dir: str | Path, step: int | None = None) -> nn.Module:
     """The model of a class-incremental run after its last finished step, or after `step`
     (checkpoints/step_XXX.pt), in eval mode; it maps clips (N, T, C, H, W) to logits over the classes seen."""
-    from distillkit.engine.checkpoint import load_checkpoint
+    from distillkit.engine.checkpoint import check_state_dict, load_checkpoint
     from distillkit.incremental.config import IncrementalConfig
     from distillkit.incremental.methods import build_method
     from distillkit.train import build_video_model
@@ -528,5 +528,7 @@ def load_incremental_model(run_dir: str | Path, step: int | None = None) -> nn.M
     with torch.random.fork_rng(devices=[]):
         model = build_video_model(cfg.model, per_step[0], cfg.data.num_segments)
         model.head = method.build_head(model.feature_dim, seen)
+    path = folder / "checkpoints" / f"step_{step:03d}.pt"
+    check_state_dict(state["model"], model.state_dict(), path, "the model of the run's config")
     model.load_state_dict(state["model"])
     return model.eval()
