@@ -41,11 +41,12 @@ def run_one(config: Path, out: Path, method: str, order: int, overrides: list[st
         cmd += ["--set", o]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "DISTILLKIT_PROGRESS": "0"}
     start = time.perf_counter()
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "stdout.log", "a") as log:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    log_path = out.parent / f"{out.name}.log"  # beside the run folder, which belongs to the run alone
+    with open(log_path, "a") as log:
         code = subprocess.run(cmd, env=env, stdout=log, stderr=subprocess.STDOUT).returncode
     if code != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed (exit {code}); see {out / 'stdout.log'}")
+        raise SystemExit(f"{' '.join(cmd)} failed (exit {code}); see {log_path}")
     (out / "finished").touch()
     return f"{method} order {order}: {time.perf_counter() - start:.0f} s", time.perf_counter() - start
 

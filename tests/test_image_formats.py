@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import pickle
 from pathlib import Path
 
@@ -223,6 +224,63 @@ def test_load_cifar_corrupt_pickle(tmp_path: Path) -> None:
     (folder / "test_batch").write_bytes(b"garbage")
     with pytest.raises(DataError, match="test_batch"):
         load_cifar(tmp_path, train=False, num_classes=10)
+
+
+class RunsCode:
+    """Pickles as a call of `function(*args)`: how a malicious pickle runs code when it is loaded."""
+
+    def __init__(self, function, *args) -> None:
+        self.function, self.args = function, args
+
+    def __reduce__(self):
+        return self.function, self.args
+
+
+@pytest.mark.parametrize(("function", "refused"), [(os.system, f"{os.name}.system"), (exec, "builtins.exec")])
+def test_cifar_pickle_cannot_run_code(tmp_path: Path, function, refused: str) -> None:
+    folder = tmp_path / "cifar-10-batches-py"
+    write_cifar10(folder)
+    marker = tmp_path / "pwned"
+    command = f"touch {marker}" if function is os.system else f"open({str(marker)!r}, 'w').close()"
+    data = np.zeros((1, 3072), dtype=np.uint8)
+    write_pickle(folder / "data_batch_1", {b"data": data, b"labels": [0], b"x": RunsCode(function, command)})
+    with pytest.raises(DataError) as info:
+        load_cifar(tmp_path, train=True, num_classes=10)
+    assert str(info.value) == (
+        f"{folder / 'data_batch_1'}: refused to load '{refused}' from a CIFAR pickle (only builtin containers "
+        "and numpy arrays are allowed)"
+    )
+    assert not marker.exists()
+    write_pickle(folder / "batches.meta", RunsCode(function, command))  # the meta file is read the same way
+    with pytest.raises(DataError, match="batches.meta: refused to load"):
+        cifar_class_names(tmp_path, 10)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5, "numpy1"])
+def test_cifar_real_format_pickles_load(tmp_path: Path, protocol: int | str) -> None:
+    """Batches as CIFAR holds them (a dict of a uint8 array, a label list, bytes, numpy scalars), pickled by
+    the installed numpy at each protocol, and at protocol 2 with numpy 1.x's module names
+    (`numpy.core.multiarray`), all read through `load_cifar`."""
+    folder = tmp_path / "cifar-10-batches-py"
+    rng = np.random.default_rng(3)
+    data = rng.integers(0, 256, (4, 3072), dtype=np.uint8)
+    batch = {
+        b"data": data,
+        b"labels": [3, 1, 4, 1],
+        b"batch_label": b"testing batch 1 of 1",
+        b"filenames": [b"a.png", b"b.png", b"c.png", b"d.png"],
+        b"extra": (np.int64(7), np.float32(0.5), {b"set"}, 1.5, "text", None, True),
+    }
+    blob = pickle.dumps(batch, protocol=2 if protocol == "numpy1" else protocol)
+    if protocol == "numpy1":
+        assert b"numpy._core.multiarray\n" in blob
+        blob = blob.replace(b"numpy._core.multiarray\n", b"numpy.core.multiarray\n")
+    folder.mkdir()
+    (folder / "test_batch").write_bytes(blob)
+    images, labels = load_cifar(tmp_path, train=False, num_classes=10)
+    np.testing.assert_array_equal(images, data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
+    np.testing.assert_array_equal(labels, [3, 1, 4, 1])
 
 
 # ----------------------------------------------------------------------------------------------- ImageFolder

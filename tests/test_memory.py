@@ -359,6 +359,27 @@ def test_manifest_symlink_out_of_root_rejected(saved: Path, tmp_path: Path) -> N
         ExemplarMemory.load(saved)
 
 
+def test_manifest_symlinks_inside_root_rejected(saved: Path, tmp_path: Path) -> None:
+    """A symlinked frame or exemplar folder is refused even when it points inside the memory folder."""
+    frame = saved / "0" / "v0_0" / "img_00001.jpg"
+    frame.unlink()
+    os.symlink(saved / "0" / "v0_1" / "img_00001.jpg", frame)
+    with pytest.raises(CheckpointError) as info:
+        ExemplarMemory.load(saved)
+    assert str(info.value) == (
+        f"{saved / 'manifest.json'}: classes.0[0].frames: frame file {frame} is a symlink; frames must be real "
+        "files in the memory"
+    )
+    os.replace(saved / "0" / "v0_0", tmp_path / "moved")
+    os.symlink(saved / "0" / "v0_1", saved / "0" / "v0_0")  # a folder of valid frames, inside the memory
+    with pytest.raises(CheckpointError) as info:
+        ExemplarMemory.load(saved)
+    assert str(info.value) == (
+        f"{saved / 'manifest.json'}: classes.0[0].dir: {saved / '0' / 'v0_0'} is a symlink; exemplar folders "
+        "must be real folders in the memory"
+    )
+
+
 @pytest.mark.parametrize(
     ("change", "key"),
     [

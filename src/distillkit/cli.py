@@ -30,7 +30,17 @@ def _schema(job: str) -> type:
 def _add_job(sub: argparse._SubParsersAction, name: str, help_text: str) -> argparse.ArgumentParser:
     p = sub.add_parser(name, help=help_text, description=help_text)
     p.add_argument("config", type=Path, help="YAML config file")
-    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="output folder: new or empty, or one this job's run already holds (marked by its run.json)",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="delete the distillkit run --out holds (any job, any config) and start this one; a folder holding "
+        "files but no run.json is never deleted",
+    )
     p.add_argument(
         "--set",
         dest="overrides",
@@ -51,7 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
     compress.add_argument(
         "--resume", action="store_true", help="continue the run in --out after its last finished phase"
     )
-    _add_job(sub, "train", "train and evaluate one classifier")
+    train = _add_job(sub, "train", "train and evaluate one classifier")
+    train.add_argument(
+        "--resume",
+        action="store_true",
+        help="with --out holding this train run (same config): if it finished (report.json), say so and exit "
+        "without training; if not, train it again from the start (train keeps no checkpoint before the end)",
+    )
     inc = _add_job(sub, "incremental", "learn video classes step by step (class-incremental) and evaluate")
     inc.add_argument("--resume", action="store_true", help="continue the run in --out after its last step")
     cmp = sub.add_parser(
@@ -80,7 +96,7 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
         description="Write synthetic videos (mp4) with list (train.txt/test.txt) and SSv2 JSON annotations.",
     )
     synth.add_argument("--preset", choices=["motion", "appearance"], default="motion")
-    synth.add_argument("--out", type=Path, required=True, help="output folder")
+    synth.add_argument("--out", required=True, help="output folder (new or empty)")
     synth.add_argument("--num-classes", type=int, default=6)
     synth.add_argument("--videos-per-class", type=int, default=50)
     synth.add_argument("--frames", type=int, default=16)
@@ -111,7 +127,10 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
 def _run_data(args: argparse.Namespace) -> None:
     if args.tool == "synth":
         from distillkit.data.synthetic_video import write_synthetic_videos
+        from distillkit.engine.run_folder import out_path, require_empty_folder
 
+        args.out = out_path(args.out)
+        require_empty_folder(args.out, "data synth")
         try:
             write_synthetic_videos(
                 args.out, args.preset, args.num_classes, args.videos_per_class, args.frames, args.size,
@@ -181,6 +200,16 @@ def _demo_incremental(out: Path) -> None:
     print(f"plot: {out / 'accuracy_per_step.png'}")
 
 
+def _compress_legacy(out: Path) -> bool:
+    """Whether `out` holds a compression run written before run markers (run.json) existed."""
+    return (out / "checkpoints" / "compress.pt").is_file()
+
+
+def _steps_legacy(out: Path) -> bool:
+    """Whether `out` holds a class-incremental run written before run markers (run.json) existed."""
+    return any((out / "checkpoints").glob("step_*.pt"))
+
+
 def run(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from distillkit.config import CompressConfig, load_train_config
@@ -194,24 +223,43 @@ def run(argv: list[str] | None = None) -> int:
             "`compress` and `incremental`; run the demo as one process"
         )
 
+    if args.command in ("compress", "train", "incremental"):
+        from distillkit.engine.run_folder import claim, out_path
+
+        out = out_path(args.out)
     if args.command == "compress":
         from distillkit.compress.job import CompressionRun
 
         cfg = load_config(args.config, CompressConfig, args.overrides)
-        with process_group(cfg.device) as device, tracking(cfg.tensorboard, args.out), job_dtype(cfg.perf):
-            CompressionRun(cfg, args.out, device=device, resume=args.resume).run()
+        with process_group(cfg.device) as device:
+            claim(out, "compress", cfg, resume=args.resume, overwrite=args.overwrite, legacy=_compress_legacy)
+            with tracking(cfg.tensorboard, out), job_dtype(cfg.perf):
+                CompressionRun(cfg, out, device=device, resume=args.resume).run()
     elif args.command == "train":
+        from distillkit.engine.distributed import is_main
         from distillkit.train import run_train
 
         cfg = load_train_config(args.config, args.overrides)
-        with tracking(cfg.tensorboard, args.out), job_dtype(cfg.perf):
-            run_train(cfg, args.out)
+        with process_group(cfg.device):
+            state = claim(
+                out, "train", cfg, resume=args.resume, overwrite=args.overwrite, finished="report.json"
+            )
+            if state == "finished":
+                if is_main():
+                    print(f"{out} holds this train run, finished (report.json): nothing to do")
+                return 0
+            if state == "restart" and is_main():
+                print(f"resume: the train run in {out} had not finished; training it again from the start")
+            with tracking(cfg.tensorboard, out), job_dtype(cfg.perf):
+                run_train(cfg, out)
     elif args.command == "incremental":
         from distillkit.incremental.runner import run_incremental
 
         cfg = load_config(args.config, _schema("incremental"), args.overrides)
-        with tracking(cfg.tensorboard, args.out), job_dtype(cfg.perf):
-            run_incremental(cfg, args.out, resume=args.resume)
+        with process_group(cfg.device):
+            claim(out, "incremental", cfg, resume=args.resume, overwrite=args.overwrite, legacy=_steps_legacy)
+            with tracking(cfg.tensorboard, out), job_dtype(cfg.perf):
+                run_incremental(cfg, out, resume=args.resume)
     elif args.command == "compare":
         from distillkit.incremental.compare import write_comparison
 

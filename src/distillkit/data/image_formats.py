@@ -1,7 +1,9 @@
 """Readers for on-disk image classification formats: MNIST IDX, CIFAR python pickles, ImageFolder.
 
 Every loader returns `images` as uint8 arrays in HWC layout (C=1 for grayscale) and `labels` as int64, and
-raises `DataError` naming the offending file when the data on disk is not what the format promises.
+raises `DataError` naming the offending file when the data on disk is not what the format promises. CIFAR
+pickles are read by a restricted unpickler that builds only builtin containers and numpy arrays: a pickle that
+names any other global (the way a pickle runs code) is refused, not executed.
 """
 
 from __future__ import annotations
@@ -108,14 +110,69 @@ def _cifar_dir(root: Path, num_classes: int) -> Path:
     raise DataError(f"{root}: no CIFAR-{num_classes} data: looked for {looked}")
 
 
+class _RefusedGlobal(pickle.UnpicklingError):
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
+    """`_codecs.encode` as Python 3 pickles bytes at protocol 2, limited to that use (latin-1 only)."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise _RefusedGlobal(f"_codecs.encode (with encoding {encoding!r})")
+    return text.encode("latin-1")
+
+
+def _cifar_globals() -> dict[tuple[str, str], object]:
+    """The globals a CIFAR pickle may name: numpy's array, dtype and scalar rebuilders (under their numpy 1.x
+    and 2.x module names, resolved to the installed numpy's objects without importing those modules), a few
+    builtin types, and `_codecs.encode` for bytes pickled by Python 3 at protocol 2."""
+    reconstruct = np.ndarray((0,)).__reduce__()[0]
+    scalar = np.int64(0).__reduce__()[0]
+    frombuffer = np.zeros(1).__reduce_ex__(5)[0]
+    allowed: dict[tuple[str, str], object] = {
+        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "dtype"): np.dtype,
+        ("_codecs", "encode"): _latin1_encode,
+    }
+    for core in ("numpy.core", "numpy._core"):
+        allowed[(f"{core}.multiarray", "_reconstruct")] = reconstruct
+        allowed[(f"{core}.multiarray", "scalar")] = scalar
+        allowed[(f"{core}.numeric", "_frombuffer")] = frombuffer
+    for module in ("builtins", "__builtin__"):
+        for kind in (set, frozenset, bytes, bytearray, str, int, float, complex, bool, list, dict, tuple):
+            allowed[(module, kind.__name__)] = kind
+    return allowed
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """An unpickler that builds only builtin containers, numbers, strings and numpy arrays: any other global a
+    pickle names (a function to call, a class to instantiate) is refused, so loading runs no code from the
+    file."""
+
+    _allowed: dict[tuple[str, str], object] | None = None
+
+    def find_class(self, module: str, name: str) -> object:
+        if _CifarUnpickler._allowed is None:
+            _CifarUnpickler._allowed = _cifar_globals()
+        found = _CifarUnpickler._allowed.get((module, name))
+        if found is None:
+            raise _RefusedGlobal(f"{module}.{name}")
+        return found
+
+
 def _unpickle(path: Path) -> dict:
-    # CIFAR is distributed as Python pickles; unpickling can execute arbitrary code, so only load files from
-    # a source you trust (this is how the format is defined, there is no safe alternative reader).
+    """A CIFAR pickle, read by `_CifarUnpickler`: a file naming any other global is refused (`DataError`)."""
     try:
         with open(path, "rb") as f:
-            obj = pickle.load(f, encoding="bytes")
+            obj = _CifarUnpickler(f, encoding="bytes").load()
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
+    except _RefusedGlobal as exc:
+        raise DataError(
+            f"{path}: refused to load '{exc.name}' from a CIFAR pickle (only builtin containers and numpy "
+            "arrays are allowed)"
+        ) from None
     except Exception as exc:  # any unpickling failure means a corrupt or foreign file
         raise DataError(f"{path}: not a readable CIFAR pickle ({exc.__class__.__name__})") from None
     if not isinstance(obj, dict):

@@ -9,7 +9,8 @@ Layout under the memory folder ``root``::
 ``{"video_id", "label", "frames": [kept time positions, sorted, in 0..num_segments-1], "dir": "<label>/<video_id>"}``;
 the manifest also records ``per_class_frames`` and ``jpeg_quality``. It is plain JSON (never pickle), replaced
 atomically on every change, and checked on `ExemplarMemory.load`: a path that leaves the folder or any malformed
-entry raises `CheckpointError` naming the manifest and the key. The budget counts stored frames.
+entry raises `CheckpointError` naming the manifest and the key, and so does an exemplar folder or frame file that
+is a symlink (even one pointing inside the folder). The budget counts stored frames.
 """
 
 from __future__ import annotations
@@ -245,13 +246,26 @@ class ExemplarMemory:
             )
 
     def _check_files(self, reader: _ManifestReader, where: str, exemplar: Exemplar) -> None:
+        """The exemplar's folder and frame files exist and none is a symlink (one could point anywhere: the
+        memory writes real folders and files, hard-linked at most)."""
         folder = self.root / exemplar.dir
+        for link in (folder.parent, folder):
+            if link.is_symlink():
+                raise reader.fail(
+                    f"{where}.dir",
+                    f"{link} is a symlink; exemplar folders must be real folders in the memory",
+                )
         if not folder.is_dir():
             raise reader.fail(f"{where}.dir", f"folder {folder} not found")
         for k in range(1, len(exemplar.frames) + 1):
-            if not (folder / self.TEMPLATE.format(k)).is_file():
-                name = self.TEMPLATE.format(k)
-                raise reader.fail(f"{where}.frames", f"frame file {folder / name} not found")
+            frame = folder / self.TEMPLATE.format(k)
+            if frame.is_symlink():
+                raise reader.fail(
+                    f"{where}.frames",
+                    f"frame file {frame} is a symlink; frames must be real files in the memory",
+                )
+            if not frame.is_file():
+                raise reader.fail(f"{where}.frames", f"frame file {frame} not found")
 
     def _check_class(self, reader: _ManifestReader, key: str, entries: list[Exemplar]) -> None:
         seen: set[str] = set()
