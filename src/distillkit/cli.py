@@ -255,7 +255,10 @@ def run(argv: list[str] | None = None) -> int:
     elif args.command == "incremental":
         from distillkit.incremental.runner import run_incremental
 
+        from distillkit.incremental.methods import build_method
+
         cfg = load_config(args.config, _schema("incremental"), args.overrides)
+        build_method(cfg.method.name, cfg.method.options)  # the method's options are checked before any work
         with process_group(cfg.device):
             claim(out, "incremental", cfg, resume=args.resume, overwrite=args.overwrite, legacy=_steps_legacy)
             with tracking(cfg.tensorboard, out), job_dtype(cfg.perf):

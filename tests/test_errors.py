@@ -1,0 +1,177 @@
+"""Every failure a user can cause is one line of ours: `distillkit: error: ...` on stderr, exit status 2, no
+traceback, and (where it can be known) before any work."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from distillkit.cli import main
+
+TRAIN = (
+    "device: cpu\n"
+    "data: {name: synthetic, image_size: 32, batch_size: 8, synthetic: {num_classes: 3, train_per_class: 8, "
+    "test_per_class: 4}}\n"
+    "model: {arch: vgg11, width: 0.125, train: {steps: 2}, optim: {lr: 0.05}}\n"
+)
+
+
+def refused(capsys: pytest.CaptureFixture, *argv: object) -> str:
+    """The one-line error of a refused command (asserting exit 2, one line, no traceback), without its prefix."""
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:
+        main([str(a) for a in argv])
+    err = capsys.readouterr().err
+    assert info.value.code == 2, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert err.startswith("distillkit: error: "), err
+    return err.strip().removeprefix("distillkit: error: ")
+
+
+@pytest.fixture
+def train_yaml(tmp_path: Path) -> Path:
+    path = tmp_path / "train.yaml"
+    path.write_text(TRAIN)
+    return path
+
+
+@pytest.fixture
+def no_training(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any training started fails the test: the errors below must come first."""
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise AssertionError("training started")
+
+    monkeypatch.setattr("distillkit.train.run_train", fail)
+    monkeypatch.setattr("distillkit.train.run_video_train", fail)
+
+
+# -------------------------------------------------------------------------------------------------- devices
+@pytest.mark.parametrize("device", ["cuda", "cuda:1"])
+def test_cuda_without_cuda(tmp_path, train_yaml, capsys, monkeypatch, no_training, device) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    msg = refused(capsys, "train", train_yaml, "--out", tmp_path / "run", "--set", f"device={device}")
+    assert msg.startswith(f"device: '{device}' but CUDA is not available on this machine"), msg
+    assert "--set device=cpu" in msg
+    assert not (tmp_path / "run").exists()
+
+
+def test_cuda_index_beyond_the_gpus(tmp_path, train_yaml, capsys, monkeypatch, no_training) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    msg = refused(capsys, "train", train_yaml, "--out", tmp_path / "run", "--set", "device=cuda:1")
+    assert (
+        msg
+        == "device: 'cuda:1' but this machine has 1 CUDA GPU (cuda:0..cuda:0); use one of them, or --set device=auto"
+    )
+
+
+def test_device_spelling(tmp_path, train_yaml, capsys, no_training) -> None:
+    msg = refused(capsys, "train", train_yaml, "--out", tmp_path / "run", "--set", "device=cudax")
+    assert msg == f"{train_yaml}: 'device': Value error, device must be 'auto', 'cpu' or 'cuda[:N]'"
+
+
+# ----------------------------------------------------------------------------------------- training lengths
+@pytest.mark.parametrize(
+    ("override", "why"),
+    [
+        ("model.train.epochs=inf", "Input should be a finite number"),
+        ("model.train.epochs=.nan", "Input should be a finite number"),
+        ("model.train.epochs=-1", "Input should be greater than 0"),
+        ("model.train.epochs=0", "Input should be greater than 0"),
+        ("model.train.epochs=1e9", "Input should be less than or equal to 1000000"),
+        ("model.train.steps=0", "Input should be greater than 0"),
+        ("model.train.steps=-1", "Input should be greater than 0"),
+        ("model.train.steps=10000000000000000000000", "Input should be less than or equal to 1000000000"),
+        ("model.train.steps=.inf", "Input should be a finite number"),
+        ("model.optim.lr=.inf", "Input should be a finite number"),
+        ("model.optim.lr=nan", "Input should be a finite number"),
+        ("model.width=-.inf", "Input should be a finite number"),
+    ],
+)
+def test_training_lengths_and_floats(tmp_path, train_yaml, capsys, no_training, override, why) -> None:
+    key = override.split("=")[0]
+    msg = refused(capsys, "train", train_yaml, "--out", tmp_path / "run", "--set", override)
+    assert msg == f"{train_yaml}: '{key}': {why}", msg
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    ("job", "override"),
+    [
+        ("compress", "teacher.train.epochs=inf"),
+        ("compress", "pbkd.stage.steps=0"),
+        ("compress", "pbkd.finetune.budget.epochs=nan"),
+        ("compress", "baselines.kd_temperature=.inf"),
+        ("incremental", "train.base.epochs=inf"),
+        ("incremental", "train.step.steps=-3"),
+        ("incremental", "train.temporal_consistency.weight=.nan"),
+    ],
+)
+def test_other_jobs_name_the_key(tmp_path, capsys, job, override) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("device: cpu\n")
+    msg = refused(capsys, job, config, "--out", tmp_path / "run", "--set", override)
+    assert msg.startswith(f"{config}: '{override.split('=')[0]}': Input should be"), msg
+    assert not (tmp_path / "run").exists()
+
+
+def test_method_options_are_finite(tmp_path, capsys) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("device: cpu\nmethod: {name: podnet}\n")
+    for value in (".inf", ".nan", "1e300"):
+        msg = refused(
+            capsys,
+            "incremental",
+            config,
+            "--out",
+            tmp_path / "run",
+            "--set",
+            f"method.options.cbf_epochs={value}",
+        )
+        assert msg.startswith("method.options of 'podnet': 'cbf_epochs': Input should be"), msg
+    assert not (tmp_path / "run").exists()
+
+
+# ------------------------------------------------------------------------------------------------ YAML files
+@pytest.mark.parametrize("text", ["", "\n\n", "# nothing but a comment\n", "---\n", "null\n"])
+def test_empty_config_refused(tmp_path, capsys, no_training, text) -> None:
+    config = tmp_path / "empty.yaml"
+    config.write_text(text)
+    msg = refused(capsys, "train", config, "--out", tmp_path / "run")
+    assert (
+        msg == f"{config}: empty config (no keys); write the keys to set, or '{{}}' to run with every default"
+    )
+    assert not (tmp_path / "run").exists()
+
+
+def test_duplicate_key_refused(tmp_path, train_yaml, capsys, no_training) -> None:
+    config = tmp_path / "dup.yaml"
+    config.write_text("device: cpu\nmodel:\n  arch: vgg11\n  width: 0.5\n  arch: vgg16\n")
+    msg = refused(capsys, "train", config, "--out", tmp_path / "run")
+    assert msg == f"{config} line 5: duplicate key 'arch' (first on line 3); keep one of them"
+    config.write_text("device: cpu\ndevice: cuda\n")
+    msg = refused(capsys, "compress", config, "--out", tmp_path / "run")
+    assert msg == f"{config} line 2: duplicate key 'device' (first on line 1); keep one of them"
+    msg = refused(capsys, "train", train_yaml, "--out", tmp_path / "run", "--set", "data={a: 1, a: 2}")
+    assert msg.startswith("override 'data={a: 1, a: 2}': value is not valid YAML (duplicate key 'a'"), msg
+
+
+def test_merge_keys_may_be_overridden(tmp_path) -> None:
+    from distillkit.config import CompressConfig, load_config
+
+    config = tmp_path / "merge.yaml"
+    config.write_text(
+        "teacher:\n  optim: &o {lr: 0.1, momentum: 0.5}\npbkd:\n  optim:\n    <<: *o\n    lr: 0.2\n"
+    )
+    cfg = load_config(config, CompressConfig)
+    assert (cfg.pbkd.optim.lr, cfg.pbkd.optim.momentum) == (0.2, 0.5)
+
+
+def test_loader_stays_safe(tmp_path, capsys) -> None:
+    config = tmp_path / "evil.yaml"
+    config.write_text("seed: !!python/object/apply:os.system ['echo hi']\n")
+    msg = refused(capsys, "train", config, "--out", tmp_path / "run")
+    assert msg.startswith(f"{config} line 1: not valid YAML"), msg
