@@ -253,9 +253,8 @@ def run(argv: list[str] | None = None) -> int:
             with tracking(cfg.tensorboard, out), job_dtype(cfg.perf):
                 run_train(cfg, out)
     elif args.command == "incremental":
-        from distillkit.incremental.runner import run_incremental
-
         from distillkit.incremental.methods import build_method
+        from distillkit.incremental.runner import run_incremental
 
         cfg = load_config(args.config, _schema("incremental"), args.overrides)
         build_method(cfg.method.name, cfg.method.options)  # the method's options are checked before any work
