@@ -175,3 +175,79 @@ def test_loader_stays_safe(tmp_path, capsys) -> None:
     config.write_text("seed: !!python/object/apply:os.system ['echo hi']\n")
     msg = refused(capsys, "train", config, "--out", tmp_path / "run")
     assert msg.startswith(f"{config} line 1: not valid YAML"), msg
+
+
+# ------------------------------------------------------------------------------------------------ data tools
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`data synth`'s output: mp4 files, list and SSv2 annotations."""
+    out = tmp_path_factory.mktemp("synth") / "data"
+    with pytest.raises(SystemExit) as info:
+        main(["data", "synth", "--out", str(out), "--num-classes", "2", "--videos-per-class", "3", "--frames", "4",
+              "--size", "16"])  # fmt: skip
+    assert info.value.code == 0
+    return out
+
+
+@pytest.mark.parametrize(
+    ("path_format", "why"),
+    [
+        ("{nope}.mp4", "unknown field {nope}; allowed fields: {id}"),
+        ("{id.stem}.mp4", "unknown field {id.stem}; allowed fields: {id}"),
+        ("{}.mp4", "unknown field {}; allowed fields: {id}"),
+        ("{id", "expected '}' before end of string; allowed fields: {id}"),
+        ("{id:d}.mp4", "Unknown format code 'd' for object of type 'str'; allowed fields: {id}"),
+    ],
+)
+def test_path_format_fields_checked_first(synth, tmp_path, capsys, path_format, why) -> None:
+    out = tmp_path / "list.txt"
+    msg = refused(capsys, "data", "convert", "ssv2", synth / "labels.json", synth / "train.json", "--out", out,
+                  "--path-format", path_format)  # fmt: skip
+    assert msg == f"path format {path_format!r}: {why}"
+    assert not out.exists()
+
+
+def test_kinetics_path_format_lists_its_fields(tmp_path, capsys) -> None:
+    csv = tmp_path / "k.csv"
+    csv.write_text("label,youtube_id,time_start,time_end\nrun,abc,1,2\n")
+    msg = refused(
+        capsys, "data", "convert", "kinetics", csv, "--out", tmp_path / "l.txt", "--path-format", "{x}"
+    )
+    assert msg == (
+        "path format '{x}': unknown field {x}; allowed fields: {label}, {label_}, {youtube_id}, {clip_id}, {split}"
+    )
+
+
+def test_ssv2_of_synth_suggests_the_extension_on_disk(synth, capsys) -> None:
+    out = synth / "ssv2_train.txt"
+    msg = refused(
+        capsys, "data", "convert", "ssv2", synth / "labels.json", synth / "train.json", "--out", out
+    )
+    first = synth / "videos" / "move_left" / "00000.webm"
+    assert msg == (
+        f"{first}: listed video not found ({synth / 'train.json'}:2; 4 of 4 listed missing under {synth}); "
+        f"{first.parent} holds 00000.mp4: pass --path-format '{{id}}.mp4', or --no-check to write the list anyway"
+    )
+    assert not out.exists()
+    with pytest.raises(SystemExit) as info:  # as suggested
+        main(["data", "convert", "ssv2", str(synth / "labels.json"), str(synth / "train.json"), "--out", str(out),
+              "--path-format", "{id}.mp4"])  # fmt: skip
+    assert info.value.code == 0
+    assert len(out.read_text().splitlines()) == 4
+
+
+def test_convert_checks_files_under_root(synth, tmp_path, capsys) -> None:
+    out = tmp_path / "elsewhere" / "train.txt"
+    msg = refused(capsys, "data", "convert", "list", synth / "train.txt", "--out", out)
+    assert msg.startswith(f"{out.parent / 'videos'}"), msg
+    assert f"4 of 4 listed missing under {out.parent}); pass --root, the folder the listed paths" in msg
+    assert not out.exists()
+    for extra in (["--root", str(synth)], ["--no-check"]):
+        with pytest.raises(SystemExit) as info:
+            main(["data", "convert", "list", str(synth / "train.txt"), "--out", str(out), *extra])
+        assert info.value.code == 0
+        out.unlink()
+    msg = refused(
+        capsys, "data", "convert", "list", synth / "train.txt", "--out", out, "--root", synth, "--no-check"
+    )
+    assert msg == "--root and --no-check contradict each other: pass one of them"

@@ -118,6 +118,15 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     conv.add_argument("--subset", choices=["train", "test"], help="HMDB51 subset")
     conv.add_argument("--classes", type=Path, help="Kinetics: class names file (use the training classes)")
     conv.add_argument(
+        "--root",
+        type=Path,
+        help="folder the listed paths are relative to (default: the folder of --out); every listed video must be "
+        "there, else nothing is written",
+    )
+    conv.add_argument(
+        "--no-check", action="store_true", help="write the list without checking that the listed videos exist"
+    )
+    conv.add_argument(
         "--path-format",
         help="ssv2: video path from {id} (default {id}.webm); kinetics: from {label}, {label_}, {youtube_id}, "
         "{clip_id}, {split} (default {label}/{clip_id}.mp4)",
@@ -158,7 +167,12 @@ def _run_data(args: argparse.Namespace) -> None:
         if args.format not in ("ssv2", "kinetics"):
             raise ConfigError("--path-format applies to ssv2 and kinetics only")
         options["path_format"] = args.path_format
-    records = convert(args.format, *args.inputs, out=args.out, classes_out=args.classes_out, **options)
+    if args.no_check and args.root is not None:
+        raise ConfigError("--root and --no-check contradict each other: pass one of them")
+    root = None if args.no_check else args.root if args.root is not None else args.out.parent
+    records = convert(
+        args.format, *args.inputs, out=args.out, classes_out=args.classes_out, root=root, **options
+    )
     print(f"wrote {len(records)} videos to {args.out}")
 
 
