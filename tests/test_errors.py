@@ -251,3 +251,28 @@ def test_convert_checks_files_under_root(synth, tmp_path, capsys) -> None:
         capsys, "data", "convert", "list", synth / "train.txt", "--out", out, "--root", synth, "--no-check"
     )
     assert msg == "--root and --no-check contradict each other: pass one of them"
+
+
+# ----------------------------------------------------------------------------------------------- checkpoints
+@pytest.mark.parametrize("cut", ["half", "head", "empty", "garbage"])
+def test_truncated_checkpoint(tmp_path, train_yaml, capsys, cut) -> None:
+    from distillkit.models import build_model
+
+    path = tmp_path / "model.pt"
+    torch.save(build_model("vgg11", 3, width=0.125).state_dict(), path)
+    data = path.read_bytes()
+    path.write_bytes(
+        {"half": data[: len(data) // 2], "head": data[:10], "empty": b"", "garbage": b"hello" * 50}[cut]
+    )
+    msg = refused(capsys, "train", train_yaml, "--out", tmp_path / "run", "--set", f"model.checkpoint={path}")
+    assert msg.startswith(f"{path}: truncated or corrupt checkpoint ("), msg
+    assert msg.endswith("; write it again or use another file"), msg
+
+
+def test_pickled_object_is_not_weights_only(tmp_path, train_yaml, capsys) -> None:
+    path = tmp_path / "model.pt"
+    torch.save(torch.nn.Linear(2, 2), path)
+    msg = refused(capsys, "train", train_yaml, "--out", tmp_path / "run", "--set", f"model.checkpoint={path}")
+    assert msg == (
+        f"{path}: not a weights-only checkpoint (it pickles objects, not only tensors); save a state dict"
+    )
