@@ -276,3 +276,26 @@ def test_pickled_object_is_not_weights_only(tmp_path, train_yaml, capsys) -> Non
     assert msg == (
         f"{path}: not a weights-only checkpoint (it pickles objects, not only tensors); save a state dict"
     )
+
+
+# ---------------------------------------------------------------------------------------------------- compare
+def test_compare_out_must_be_a_file(tmp_path, capsys) -> None:
+    from tests.test_compare import _run
+
+    run = _run(tmp_path, "a", "civc", 80, 70, 10, -10, 100)
+    folder = tmp_path / "tables"
+    folder.mkdir()
+    msg = refused(capsys, "compare", run, "--out", folder)
+    assert (
+        msg
+        == f"--out {folder}: is a folder; compare writes one Markdown file (e.g. --out {folder / 'comparison.md'})"
+    )
+    (tmp_path / "file").write_text("x")
+    msg = refused(capsys, "compare", run, "--out", tmp_path / "file" / "t.md")
+    assert (
+        msg == f"--out {tmp_path / 'file' / 't.md'}: cannot create the file ({tmp_path / 'file'} is a file)"
+    )
+    assert list(folder.iterdir()) == []
+    with pytest.raises(SystemExit) as info:
+        main(["compare", str(run), "--out", str(folder / "new" / "t.md")])
+    assert info.value.code == 0 and (folder / "new" / "t.md").is_file()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import shutil
 import sys
 from importlib import resources
@@ -224,6 +225,23 @@ def _steps_legacy(out: Path) -> bool:
     return any((out / "checkpoints").glob("step_*.pt"))
 
 
+def _check_out_file(out: Path) -> None:
+    """`compare --out` names a file to write (before any work): not a folder, in a folder that is or can be made."""
+    if str(out).strip() in ("", "."):
+        raise ConfigError("--out: empty path; give the Markdown file to write, e.g. --out comparison.md")
+    if out.is_dir():
+        raise ConfigError(
+            f"--out {out}: is a folder; compare writes one Markdown file (e.g. --out {out / 'comparison.md'})"
+        )
+    parent = next((p for p in out.absolute().parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise ConfigError(f"--out {out}: cannot create the file ({parent} is a file)")
+    if parent is not None and not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"--out {out}: cannot write the file ({parent} is not writable)")
+    if out.exists() and not os.access(out, os.W_OK):
+        raise ConfigError(f"--out {out}: file is not writable")
+
+
 def run(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from distillkit.config import CompressConfig, load_train_config
@@ -279,6 +297,8 @@ def run(argv: list[str] | None = None) -> int:
     elif args.command == "compare":
         from distillkit.incremental.compare import write_comparison
 
+        if args.out is not None:
+            _check_out_file(args.out)
         write_comparison(args.runs, args.out)
     elif args.command == "methods" and args.options:
         from distillkit.config_reference import method_options_reference
