@@ -299,3 +299,108 @@ def test_compare_out_must_be_a_file(tmp_path, capsys) -> None:
     with pytest.raises(SystemExit) as info:
         main(["compare", str(run), "--out", str(folder / "new" / "t.md")])
     assert info.value.code == 0 and (folder / "new" / "t.md").is_file()
+
+
+# ------------------------------------------------------------------------------------- listed videos on disk
+VIDEO = {
+    "task": "video",
+    "device": "cpu",
+    "model": {"arch": "resnet18", "width": 0.125, "shift_div": 4},
+    "train": {"steps": 2},
+    "data": {"name": "list", "num_segments": 4, "batch_size": 4, "eval_batch_size": 8},
+}
+
+
+def _video_config(tmp_path: Path, data: Path, **data_keys: object) -> Path:
+    import copy
+
+    import yaml
+
+    tree = copy.deepcopy(VIDEO)
+    tree["data"].update(root=str(data), train_list=str(data / "train.txt"), test_list=str(data / "test.txt"))
+    tree["data"].update(data_keys)
+    path = tmp_path / "video.yaml"
+    path.write_text(yaml.safe_dump(tree))
+    return path
+
+
+@pytest.fixture
+def video_data(tmp_path: Path) -> Path:
+    data = tmp_path / "data"
+    with pytest.raises(SystemExit) as info:
+        main(["data", "synth", "--out", str(data), "--num-classes", "2", "--videos-per-class", "5", "--frames", "4",
+              "--size", "16", "--test-fraction", "0.4"])  # fmt: skip
+    assert info.value.code == 0
+    return data
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_missing_listed_videos_fail_before_training(tmp_path, video_data, capsys, monkeypatch, split) -> None:
+    def no_fit(*args: object, **kwargs: object) -> None:
+        raise AssertionError("training started")
+
+    monkeypatch.setattr("distillkit.train.fit", no_fit)
+    lines = (video_data / f"{split}.txt").read_text().splitlines()
+    for line in lines[:2]:
+        (video_data / line.split()[0]).unlink()
+    config = _video_config(tmp_path, video_data)
+    msg = refused(capsys, "train", config, "--out", tmp_path / "run")
+    first, second = (line.split()[0] for line in lines[:2])
+    assert msg == (
+        f"data.{split}_list {video_data / f'{split}.txt'}: 2 of {len(lines)} listed videos not found under "
+        f"{video_data} (first: {first}, {second}; at {video_data / f'{split}.txt'}:1); check data.root, or set "
+        "data.on_error=skip to leave them out"
+    )
+
+
+def test_missing_listed_videos_skipped_once(tmp_path, video_data, capsys) -> None:
+    import json
+
+    lines = (video_data / "test.txt").read_text().splitlines()
+    (video_data / lines[0].split()[0]).unlink()
+    config = _video_config(tmp_path, video_data, on_error="skip")
+    with pytest.warns(
+        RuntimeWarning, match=r"data.test_list .*: 1 of 4 listed videos not found under .*left out"
+    ):
+        with pytest.raises(SystemExit) as info:
+            main(["train", str(config), "--out", str(tmp_path / "run")])
+    assert info.value.code == 0, capsys.readouterr().err
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["test_videos"] == 3
+    assert [v["source"] for v in report["skipped"]["videos"]] == [f"{video_data / 'test.txt'}:1"]
+    log = (tmp_path / "run" / "skipped.jsonl").read_text().splitlines()
+    assert [json.loads(x)["source"] for x in log] == [f"{video_data / 'test.txt'}:1"]
+
+
+def test_all_listed_videos_missing(tmp_path, video_data, capsys) -> None:
+    config = _video_config(tmp_path, video_data, on_error="skip", root=str(tmp_path / "nowhere"))
+    msg = refused(capsys, "train", config, "--out", tmp_path / "run")
+    assert msg.startswith(
+        f"data.train_list {video_data / 'train.txt'}: 6 of 6 listed videos not found under "
+    ), msg
+    assert msg.endswith("none left to use: check data.root"), msg
+
+
+# -------------------------------------------------------------------------------------------- skipped.jsonl
+def test_skip_log_lists_each_video_once_with_workers(tmp_path, video_data) -> None:
+    import json
+    import warnings
+
+    from torch.utils.data import DataLoader
+
+    from distillkit.data.video.annotations import parse_list_file
+    from distillkit.data.video.dataset import VideoDataset, read_skip_log
+
+    records = parse_list_file(video_data / "train.txt")
+    broken = video_data / records[1].path
+    broken.write_bytes(broken.read_bytes()[:100])  # unreadable, but there
+    ds = VideoDataset(records, video_data, num_segments=4, train=False, on_error="skip")
+    ds.skip_log = tmp_path / "skipped.jsonl"
+    # each of the two workers gets a batch holding the broken video: each skips it (its own `skipped`)
+    loader = DataLoader(ds, batch_size=1, num_workers=2, sampler=[1, 1, 1, 1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        assert len(list(loader)) == 4
+    lines = ds.skip_log.read_text().splitlines()
+    assert [json.loads(x)["source"] for x in lines] == [records[1].source], lines
+    assert read_skip_log(ds.skip_log) == [json.loads(lines[0])]
