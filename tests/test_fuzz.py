@@ -665,3 +665,136 @@ def test_hmdb51(work: Path, hmdb: tuple[list[tuple[str, str | bytes]], str, list
         assert all(not r.path.startswith("/") for r in records)
         names = classes if classes is not None else hmdb51_classes(split_dir)
         _convert_round_trip(work, "hmdb51", [split_dir], records, names, subset=subset, classes=classes)
+
+
+# ========================================================================================================= CLI
+# Random command lines for every subcommand, with random `--set key=value` pairs, run through `cli.main`: each
+# ends in SystemExit (0, argparse's 2 with its usage, or 2 with one line of ours), never another exception and
+# never a traceback. Work is never started: the job functions are replaced by one raising `_Validated`, reached
+# only once the command line, the config and --out have passed every check.
+CLI_FUZZ = settings(
+    max_examples=int(os.environ.get("DISTILLKIT_FUZZ_EXAMPLES", "60")),
+    deadline=None,
+    derandomize=True,  # reproducible: the same examples every run
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+
+class _Validated(Exception):
+    """Raised instead of starting a job: everything before it passed."""
+
+
+def _validated(*args: Any, **kwargs: Any) -> None:
+    raise _Validated
+
+
+CLI_CONFIGS = {
+    "train": "device: cpu\nmodel: {arch: vgg11, width: 0.125, train: {steps: 1}}\n"
+    "data: {batch_size: 4, synthetic: {num_classes: 2, train_per_class: 2, test_per_class: 1}}\n",
+    "compress": "device: cpu\nteacher: {arch: vgg11, width: 0.125, train: {steps: 1}}\npbkd: {stage: {steps: 1}}\n",
+    "incremental": "device: cpu\ntrain: {base: {steps: 1}, step: {steps: 1}}\n",
+    "empty": "# nothing\n",
+    "dup": "seed: 1\nseed: 2\n",
+}
+SET_VALUES = st.one_of(
+    st.integers(-3, 3).map(str),
+    st.integers(min_value=-(10**30), max_value=10**30).map(str),
+    st.floats().map(str),
+    st.sampled_from(["inf", "-inf", ".inf", "nan", ".nan", "1e309", "1e300", "0", "-1", "", "[]", "{}", "[1, 2]",
+                     "null", "true", "cpu", "cuda", "cuda:7", "cudax", "sgd", "x", "{a: 1, a: 2}", "[", "'"]),
+    st.text(max_size=10),
+    st.lists(st.integers(-2, 5), max_size=3).map(str),
+)  # fmt: skip
+SET_KEYS = st.one_of(st.sampled_from(ALL_KEYS), st.sampled_from(KEY_PARTS), st.text(max_size=8))
+SET_PAIR = st.tuples(SET_KEYS, SET_VALUES).flatmap(lambda kv: st.just(["--set", f"{kv[0]}={kv[1]}"]))
+JUNK_ARG = st.one_of(
+    st.sampled_from(["--resume", "--overwrite", "--set", "--out", "--bogus", "-x", "--", "", "-"]),
+    st.text(max_size=8),
+)
+
+
+@st.composite
+def _command_line(draw: st.DrawFn, files: dict[str, Path], out: Path) -> list[str]:
+    command = draw(
+        st.sampled_from(["train", "compress", "incremental", "compare", "data synth", "data convert", "demo",
+                         "methods", "config"])
+    )  # fmt: skip
+    paths = [str(p) for p in files.values()] + [str(out), str(out / "x.md"), "", "nowhere.yaml"]
+    argv = command.split()
+    if command in ("train", "compress", "incremental"):
+        config = draw(st.sampled_from([command, command, "empty", "dup", "missing", "train"]))
+        argv += [str(files.get(config, out / "missing.yaml")), "--out", str(out / "run")]
+        argv += [a for pair in draw(st.lists(SET_PAIR, max_size=4)) for a in pair]
+    elif command == "compare":
+        argv += draw(st.lists(st.sampled_from(paths), min_size=0, max_size=3))
+        argv += draw(st.sampled_from([[], ["--out", str(out)], ["--out", str(out / "t.md")], ["--out", ""]]))
+    elif command == "data synth":
+        argv += ["--out", str(out / "synth")]
+        for flag in draw(st.lists(st.sampled_from(["--num-classes", "--frames", "--size", "--fps", "--test-fraction",
+                                                   "--videos-per-class", "--preset"]), max_size=3)):  # fmt: skip
+            argv += [flag, draw(SET_VALUES)]
+    elif command == "data convert":
+        argv.append(draw(st.sampled_from(["list", "rawframes", "ssv2", "kinetics", "ucf101", "hmdb51", "x"])))
+        argv += draw(st.lists(st.sampled_from(paths), min_size=1, max_size=2))
+        argv += ["--out", str(out / "list.txt")]
+        if draw(st.booleans()):
+            argv += [
+                "--path-format",
+                draw(st.sampled_from(["{id}.mp4", "{nope}", "{", "{id:d}", "{0}"]) | st.text(max_size=8)),
+            ]
+        argv += draw(
+            st.sampled_from([[], ["--no-check"], ["--root", str(out)], ["--root", "", "--no-check"]])
+        )
+    elif command == "demo":
+        argv += ["--out", str(out / "demo")]
+    elif command == "config":
+        argv.append(draw(st.sampled_from(["train", "compress", "incremental", "train-video", "x"])))
+    elif command == "methods" and draw(st.booleans()):
+        argv.append("--options")
+    if draw(st.integers(0, 4)) == 0:  # mostly well-formed, so that validation is reached
+        argv += draw(st.lists(JUNK_ARG, min_size=1, max_size=2))
+    return argv
+
+
+@pytest.fixture(scope="module")
+def cli_files(work: Path) -> dict[str, Path]:
+    folder = work / "cli"
+    folder.mkdir()
+    files = {name: _write(folder / f"{name}.yaml", text) for name, text in CLI_CONFIGS.items()}
+    files["list"] = _write(folder / "list.txt", "videos/a.mp4 0\nvideos/b.mp4 1\n")
+    files["labels"] = _write(folder / "labels.json", '{"a": "0"}')
+    files["split"] = _write(folder / "split.json", '[{"id": "1", "template": "a"}]')
+    return files
+
+
+@CLI_FUZZ
+@given(data=st.data())
+def test_cli_command_lines(work: Path, cli_files: dict[str, Path], data: st.DataObject) -> None:
+    from distillkit import cli
+
+    with tempfile.TemporaryDirectory(dir=work) as tmp, pytest.MonkeyPatch.context() as mp:
+        out = Path(tmp)
+        argv = data.draw(_command_line(cli_files, out), label="argv")
+        for target in ("distillkit.train.run_train", "distillkit.compress.job.CompressionRun",
+                       "distillkit.incremental.runner.run_incremental",
+                       "distillkit.data.synthetic_video.write_synthetic_videos"):  # fmt: skip
+            mp.setattr(target, _validated)
+        stderr = io.StringIO()
+        mp.setattr("sys.stderr", stderr)
+        mp.setattr("sys.stdout", io.StringIO())
+        try:
+            cli.main(argv)
+        except _Validated:
+            event("validated")
+            return
+        except SystemExit as exc:
+            err = stderr.getvalue()
+            assert "Traceback" not in err, err
+            if err.startswith("distillkit: error: "):
+                assert exc.code == 2 and len(err.strip().splitlines()) == 1, err
+                event("our error")
+            else:
+                event(f"exit {exc.code}")  # 0, or argparse's usage error (2)
+            return
+        raise AssertionError(f"cli.main returned instead of exiting: {argv}")

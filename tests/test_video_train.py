@@ -147,7 +147,8 @@ def test_data_convert_ssv2_to_list(tmp_path: Path) -> None:
     )
     out = tmp_path / "val.txt"
     argv = ["data", "convert", "ssv2", str(data / "labels.json"), str(data / "train.json"), "--out", str(out)]
-    assert run([*argv, "--path-format", "{id}.mp4", "--classes-out", str(tmp_path / "names.txt")]) == 0
+    names = ["--classes-out", str(tmp_path / "names.txt")]
+    assert run([*argv, "--path-format", "{id}.mp4", *names, "--root", str(data)]) == 0
     assert out.read_text() == (data / "train.txt").read_text()
     assert (tmp_path / "names.txt").read_text() == (data / "classes.txt").read_text()
     with pytest.raises(ConfigError, match="--path-format applies to ssv2 and kinetics"):

@@ -369,10 +369,12 @@ def incremental(
     from distillkit.engine.run_folder import claim, out_path
     from distillkit.engine.tracking import tracking
     from distillkit.incremental.config import IncrementalConfig
+    from distillkit.incremental.methods import build_method
     from distillkit.incremental.runner import run_incremental
 
     out = out_path(out)
     cfg = _config(config, IncrementalConfig, overrides)
+    build_method(cfg.method.name, cfg.method.options)  # the method's options are checked before any work
     with process_group(cfg.device):
         claim(out, "incremental", cfg, resume=resume, overwrite=overwrite, legacy=_steps_legacy)
         with tracking(cfg.tensorboard, out), job_dtype(cfg.perf):

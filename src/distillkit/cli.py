@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import shutil
 import sys
 from importlib import resources
@@ -118,6 +119,15 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     conv.add_argument("--subset", choices=["train", "test"], help="HMDB51 subset")
     conv.add_argument("--classes", type=Path, help="Kinetics: class names file (use the training classes)")
     conv.add_argument(
+        "--root",
+        type=Path,
+        help="folder the listed paths are relative to (default: the folder of --out); every listed video must be "
+        "there, else nothing is written",
+    )
+    conv.add_argument(
+        "--no-check", action="store_true", help="write the list without checking that the listed videos exist"
+    )
+    conv.add_argument(
         "--path-format",
         help="ssv2: video path from {id} (default {id}.webm); kinetics: from {label}, {label_}, {youtube_id}, "
         "{clip_id}, {split} (default {label}/{clip_id}.mp4)",
@@ -158,7 +168,12 @@ def _run_data(args: argparse.Namespace) -> None:
         if args.format not in ("ssv2", "kinetics"):
             raise ConfigError("--path-format applies to ssv2 and kinetics only")
         options["path_format"] = args.path_format
-    records = convert(args.format, *args.inputs, out=args.out, classes_out=args.classes_out, **options)
+    if args.no_check and args.root is not None:
+        raise ConfigError("--root and --no-check contradict each other: pass one of them")
+    root = None if args.no_check else args.root if args.root is not None else args.out.parent
+    records = convert(
+        args.format, *args.inputs, out=args.out, classes_out=args.classes_out, root=root, **options
+    )
     print(f"wrote {len(records)} videos to {args.out}")
 
 
@@ -200,6 +215,23 @@ def _demo_incremental(out: Path) -> None:
     print(f"plot: {out / 'accuracy_per_step.png'}")
 
 
+def _check_out_file(out: Path) -> None:
+    """`compare --out` names a file to write (before any work): not a folder, in a folder that is or can be made."""
+    if str(out).strip() in ("", "."):
+        raise ConfigError("--out: empty path; give the Markdown file to write, e.g. --out comparison.md")
+    if out.is_dir():
+        raise ConfigError(
+            f"--out {out}: is a folder; compare writes one Markdown file (e.g. --out {out / 'comparison.md'})"
+        )
+    parent = next((p for p in out.absolute().parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise ConfigError(f"--out {out}: cannot create the file ({parent} is a file)")
+    if parent is not None and not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"--out {out}: cannot write the file ({parent} is not writable)")
+    if out.exists() and not os.access(out, os.W_OK):
+        raise ConfigError(f"--out {out}: file is not writable")
+
+
 def run(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from distillkit.config import CompressConfig
@@ -219,6 +251,8 @@ def run(argv: list[str] | None = None) -> int:
     elif args.command == "compare":
         from distillkit.incremental.compare import write_comparison
 
+        if args.out is not None:
+            _check_out_file(args.out)
         write_comparison(args.runs, args.out)
     elif args.command == "methods" and args.options:
         from distillkit.config_reference import method_options_reference

@@ -7,6 +7,7 @@ applies overrides and validates; a mistyped key fails before any work, naming th
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -19,7 +20,7 @@ T = TypeVar("T", bound="Section")
 
 
 def _check_device(v: str) -> str:
-    if v not in ("auto", "cpu") and not v.startswith("cuda"):
+    if v not in ("auto", "cpu") and not re.fullmatch(r"cuda(:\d+)?", v):
         raise ValueError("device must be 'auto', 'cpu' or 'cuda[:N]'")
     return v
 
@@ -28,9 +29,12 @@ Device = Annotated[str, AfterValidator(_check_device)]
 
 
 class Section(BaseModel):
-    """Base of every config block: unknown keys are errors, assignments are validated."""
+    """Base of every config block: unknown keys are errors, assignments are validated, floats must be finite
+    (``.inf`` and ``.nan`` are refused naming the key)."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(
+        extra="forbid", validate_assignment=True, use_attribute_docstrings=True, allow_inf_nan=False
+    )
 
 
 # ----------------------------------------------------------------------------------------------- shared blocks
@@ -51,13 +55,16 @@ class OptimConfig(Section):
     """Linear warm-up steps."""
 
 
+MAX_EPOCHS, MAX_STEPS = 10**6, 10**9  # far beyond any real run; larger values are typos (or `inf`)
+
+
 class BudgetConfig(Section):
     """Length of a training run: `epochs` (may be fractional) or `steps`; steps wins when both are set."""
 
-    epochs: float | None = Field(None, gt=0)
-    """Length in passes over the training set (fractions allowed)."""
-    steps: int | None = Field(None, gt=0)
-    """Length in optimiser steps; overrides `epochs`."""
+    epochs: float | None = Field(None, gt=0, le=MAX_EPOCHS)
+    """Length in passes over the training set (fractions allowed; at most a million)."""
+    steps: int | None = Field(None, gt=0, le=MAX_STEPS)
+    """Length in optimiser steps; overrides `epochs` (at most a billion)."""
 
     def num_steps(self, batches_per_epoch: int) -> int:
         if self.steps is not None:
@@ -415,8 +422,34 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 _CONSTRUCTOR_ERRORS = (ValueError, TypeError, LookupError, AttributeError, ArithmeticError)
 
 
+class _DuplicateKey(yaml.constructor.ConstructorError):
+    """A mapping names one key twice (PyYAML would silently keep the last value)."""
+
+
 class _Loader(yaml.SafeLoader):
-    """`yaml.SafeLoader` whose scalar constructors fail with a `ConstructorError` marking the bad value."""
+    """`yaml.SafeLoader` whose scalar constructors fail with a `ConstructorError` marking the bad value, and whose
+    mappings refuse a key given twice (`_DuplicateKey`; keys brought in by a ``<<`` merge may be overridden)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        if isinstance(node, yaml.MappingNode):
+            first: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    seen = key in first
+                except TypeError:  # an unhashable key: the base constructor refuses it
+                    continue
+                if seen:
+                    raise _DuplicateKey(
+                        None,
+                        None,
+                        f"duplicate key {str(key)[:60]!r} (first on line {first[key] + 1}); keep one of them",
+                        key_node.start_mark,
+                    )
+                first[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
 
     def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
         try:
@@ -462,6 +495,8 @@ def _read_yaml(path: Path) -> Any:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
+        if isinstance(exc, _DuplicateKey):
+            raise ConfigError(f"{path}{where}: {_yaml_problem(exc)}") from None
         raise ConfigError(f"{path}{where}: not valid YAML ({_yaml_problem(exc)})") from None
 
 
@@ -514,7 +549,11 @@ def load_config(path: str | Path | None, schema: type[T], overrides: list[str] |
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"config file not found: {path}")
-        tree = _read_yaml(path) or {}
+        tree = _read_yaml(path)
+        if tree is None:  # nothing but blank lines and comments: refuse rather than start a default job
+            raise ConfigError(
+                f"{path}: empty config (no keys); write the keys to set, or '{{}}' to run with every default"
+            )
         if not isinstance(tree, dict):
             raise ConfigError(f"{path}: the top level must be a mapping of keys")
     apply_overrides(tree, overrides or [], schema)

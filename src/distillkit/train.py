@@ -22,7 +22,7 @@ from distillkit.config import (
     dump_config,
 )
 from distillkit.data.images import ImageDatasets, build_image_datasets, make_loaders
-from distillkit.data.video.dataset import read_skip_log
+from distillkit.data.video.dataset import append_skip_log, read_skip_log
 from distillkit.data.videos import build_video_datasets, video_loader
 from distillkit.engine.checkpoint import save_checkpoint
 from distillkit.engine.device import seed_everything
@@ -169,6 +169,8 @@ def _train_videos(cfg: VideoTrainConfig, out: Path, device: torch.device, scratc
     # Rank 0 logs skipped videos to the run folder; other ranks to a scratch file, merged into it at the end.
     skip_log = out / "skipped.jsonl" if is_main() else scratch / "skipped.jsonl"
     skip_log.unlink(missing_ok=True)
+    if data.missing and is_main():  # listed videos not on disk, left out before any work (on_error: skip)
+        append_skip_log(skip_log, data.missing)
     for split in (data.train, data.test):
         split.skip_log = skip_log
     train_loader = video_loader(data.train, cfg.data, train=True, seed=cfg.seed, distributed=distributed)

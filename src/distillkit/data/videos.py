@@ -7,8 +7,9 @@ Every set returns ``(clip, label)`` with the clip a float tensor (T, C, H, W), h
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -18,7 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 from distillkit.config import ImageDataConfig, VideoDataConfig
 from distillkit.data.images import DATASET_STATS, channel_stats, load_image_arrays
 from distillkit.data.synthetic_video import make_synthetic_videos
-from distillkit.data.video.annotations import VideoRecord, parse_list_file, parse_rawframe_list
+from distillkit.data.video.annotations import VideoRecord, missing_files, parse_list_file, parse_rawframe_list
 from distillkit.data.video.dataset import VideoDataset
 from distillkit.data.video.decode import open_video
 from distillkit.data.video.sampling import segment_indices
@@ -109,6 +110,8 @@ class VideoDatasets:
     class_names: list[str]
     train_eval: Dataset
     """The training videos as test-time clips (segment centres, test transform): for features of training data."""
+    missing: list[dict[str, str]] = field(default_factory=list)
+    """Listed videos not found on disk and left out (`on_error: skip`), as skip-log entries (source, reason)."""
 
 
 def clip_transforms(cfg: VideoDataConfig, class_names: list[str]) -> tuple[Compose, Compose]:
@@ -149,6 +152,31 @@ def _lists(cfg: VideoDataConfig) -> tuple[list[VideoRecord], list[VideoRecord]]:
     if cfg.classes is not None and cfg.classes.is_file():
         limit = len([x for x in cfg.classes.read_text(encoding="utf-8").splitlines() if x.strip()])
     return parse(cfg.train_list, limit), parse(cfg.test_list, limit)
+
+
+def _drop_missing(
+    cfg: VideoDataConfig, key: str, records: list[VideoRecord]
+) -> tuple[list[VideoRecord], list[dict[str, str]]]:
+    """The records of list `data.<key>` whose file (rawframes: folder) is there; the missing ones stop the run
+    before any work (`on_error: fail`) or are left out with one warning (`skip`), returned as skip-log entries."""
+    missing = missing_files(records, cfg.root, folders=cfg.name == "rawframes")
+    if not missing:
+        return records, []
+    where = cfg.root if cfg.root is not None else "the current folder (data.root unset)"
+    first = ", ".join(r.path for r in missing[:3]) + (", ..." if len(missing) > 3 else "")
+    what = f"data.{key} {getattr(cfg, key)}: {len(missing)} of {len(records)} listed videos not found under {where}"
+    if cfg.on_error == "fail":
+        raise DataError(
+            f"{what} (first: {first}; at {missing[0].source}); check data.root, or set data.on_error=skip to "
+            "leave them out"
+        )
+    if len(missing) == len(records):
+        raise DataError(f"{what} (first: {first}); none left to use: check data.root")
+    warnings.warn(f"{what} (first: {first}); left out (data.on_error: skip)", RuntimeWarning, stacklevel=3)
+    gone = {id(r) for r in missing}
+    kind = "folder" if cfg.name == "rawframes" else "file"
+    entries = [{"source": r.source, "reason": f"{r.source}: {kind} not found ({r.path})"} for r in missing]
+    return [r for r in records if id(r) not in gone], entries
 
 
 def images_to_clips(images: np.ndarray | list[np.ndarray], size: int, pad: bool = False) -> np.ndarray:
@@ -258,14 +286,16 @@ def build_video_datasets(cfg: VideoDataConfig, seed: int) -> VideoDatasets:
         )
         return VideoDatasets(train, test, s.num_classes, names, train_eval)
     train_records, test_records = _lists(cfg)
-    names = _class_names(cfg, train_records + test_records)
+    names = _class_names(cfg, train_records + test_records)  # from every listed video, found or not
+    train_records, missing_train = _drop_missing(cfg, "train_list", train_records)
+    test_records, missing_test = _drop_missing(cfg, "test_list", test_records)
     train_tf, test_tf = clip_transforms(cfg, names)
     common = {"root": cfg.root, "num_segments": cfg.num_segments, "on_error": cfg.on_error, "seed": seed}
     common["short"] = cfg.short_videos
     train = VideoDataset(train_records, train=True, transform=train_tf, **common)
     test = VideoDataset(test_records, train=False, transform=test_tf, clips=cfg.test_clips, **common)
     train_eval = VideoDataset(train_records, train=False, transform=test_tf, **common)
-    return VideoDatasets(train, test, len(names), names, train_eval)
+    return VideoDatasets(train, test, len(names), names, train_eval, missing_train + missing_test)
 
 
 def _one_thread_per_worker(worker_id: int) -> None:

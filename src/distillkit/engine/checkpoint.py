@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -33,8 +34,24 @@ def load_checkpoint(path: str | Path) -> Any:
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise CheckpointError(f"{path}: not a weights-only checkpoint ({exc.__class__.__name__})") from None
+    except pickle.UnpicklingError as exc:
+        if "weights only load failed" in str(exc).lower():  # a whole pickled object: code, not just weights
+            raise CheckpointError(
+                f"{path}: not a weights-only checkpoint (it pickles objects, not only tensors); save a state dict"
+            ) from None
+        raise CheckpointError(_corrupt(path, exc)) from None
+    except Exception as exc:  # torch raises OSError, EOFError, RuntimeError, KeyError... on a broken file
+        raise CheckpointError(_corrupt(path, exc)) from None
+
+
+def _corrupt(path: Path, exc: Exception) -> str:
+    text = " ".join(str(exc).split())
+    detail = exc.__class__.__name__ + (f": {text[:80]}" if text else "")
+    try:
+        size = f"; {path.stat().st_size} bytes"
+    except OSError:
+        size = ""
+    return f"{path}: truncated or corrupt checkpoint ({detail}{size}); write it again or use another file"
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:

@@ -91,7 +91,7 @@ def process_group(device: str = "auto") -> Iterator[torch.device]:
 
 
 def _own_device(device: str) -> torch.device:
-    kind = resolve_device(device).type
+    kind = resolve_device("cuda" if device.startswith("cuda") else device).type  # the index is LOCAL_RANK
     if kind == "cuda":
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     return torch.device(kind)

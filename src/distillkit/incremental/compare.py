@@ -137,6 +137,11 @@ def write_comparison(dirs: Sequence[Path | str], out_md: Path | str | None = Non
     print_table("Class-incremental comparison (mean ± std over runs)", header, body)
     if out_md is not None:
         out_md = Path(out_md)
-        out_md.parent.mkdir(parents=True, exist_ok=True)
-        out_md.write_text(markdown)
+        try:
+            out_md.parent.mkdir(parents=True, exist_ok=True)
+            out_md.write_text(markdown)
+        except OSError as exc:
+            raise DistillkitError(
+                f"{out_md}: cannot write the table ({exc.strerror or exc.__class__.__name__})"
+            ) from None
     return markdown

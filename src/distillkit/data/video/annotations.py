@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import csv
 import difflib
+import glob
 import io
 import json
 import re
+import string
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -31,7 +33,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from distillkit.engine.progress import progress_bar
-from distillkit.errors import DataError
+from distillkit.errors import ConfigError, DataError
 
 PathLike = str | Path
 
@@ -161,6 +163,41 @@ def _json_entries(path: PathLike) -> tuple[str, list[tuple[int, Any, Any]]]:
             i += 1
 
 
+def check_path_format(path_format: str, fields: dict[str, str]) -> None:
+    """A `ConfigError` when `path_format` uses a field not in `fields` (name → sample value), or cannot format."""
+    allowed = ", ".join(f"{{{name}}}" for name in fields)
+    try:
+        used = [f for _, f, _, _ in string.Formatter().parse(path_format) if f is not None]
+    except ValueError as exc:
+        raise ConfigError(f"path format {path_format!r}: {exc}; allowed fields: {allowed}") from None
+    for field in used:
+        if field not in fields:
+            raise ConfigError(
+                f"path format {path_format!r}: unknown field {{{field}}}; allowed fields: {allowed}"
+            )
+    try:
+        path_format.format(**fields)
+    except (ValueError, TypeError, LookupError, AttributeError) as exc:
+        raise ConfigError(f"path format {path_format!r}: {exc}; allowed fields: {allowed}") from None
+
+
+def missing_files(
+    records: Sequence[VideoRecord], root: PathLike | None, folders: bool = False
+) -> list[VideoRecord]:
+    """The records whose file (or folder, for rawframes: `folders`) is not there under `root` (None: the current
+    folder), in order."""
+    base = Path(root) if root is not None else None
+
+    def there(record: VideoRecord) -> bool:
+        path = base / record.path if base is not None else Path(record.path)
+        try:
+            return path.is_dir() if folders else path.exists()
+        except (OSError, ValueError):  # a name the file system refuses (too long, NUL)
+            return False
+
+    return [r for r in records if not there(r)]
+
+
 # ------------------------------------------------------------------------------------------ list formats
 def parse_list_file(path: PathLike, num_classes: int | None = None) -> list[VideoRecord]:
     """Parse a ``path label`` list (split on the last whitespace); labels are checked against `num_classes`."""
@@ -222,6 +259,7 @@ def parse_ssv2(
 
     The test split (entries without ``template``) has no labels and is not supported.
     """
+    check_path_format(path_format, {"id": "0"})
     index = {name: i for i, name in enumerate(ssv2_classes(labels_json))}
     kind, entries = _json_entries(split_json)
     if kind != "list":
@@ -300,6 +338,10 @@ def parse_kinetics_csv(
     a validation split). `path_format` may use ``{label}``, ``{label_}`` (spaces as underscores),
     ``{youtube_id}``, ``{clip_id}`` and ``{split}``.
     """
+    check_path_format(
+        path_format,
+        {"label": "a b", "label_": "a_b", "youtube_id": "x", "clip_id": "x_000001_000002", "split": "train"},
+    )
     if classes is not None:
         _check_class_list(classes, csv_path)
     index = {name: i for i, name in enumerate(classes if classes is not None else kinetics_classes(csv_path))}
@@ -475,15 +517,46 @@ _FORMATS: dict[str, _Format] = {
 }
 
 
+def _check_files(fmt: str, records: list[VideoRecord], root: PathLike, path_format: str | None) -> None:
+    """A `DataError` naming the first listed file missing under `root`, how many are, and what to pass."""
+    missing = missing_files(records, root, folders=fmt == "rawframes")
+    if not missing:
+        return
+    first = Path(root) / missing[0].path
+    hint = "pass --root, the folder the listed paths are relative to"
+    if fmt in ("ssv2", "kinetics"):
+        try:
+            others = sorted(p.name for p in first.parent.glob(f"{glob.escape(first.stem)}.*") if p != first)
+        except OSError:
+            others = []
+        default = "{id}.webm" if fmt == "ssv2" else "{label}/{clip_id}.mp4"
+        current = path_format or default
+        if others and fmt == "ssv2" and current.endswith(first.suffix) and first.suffix:
+            guess = current[: -len(first.suffix)] + Path(others[0]).suffix
+            hint = f"{first.parent} holds {others[0]}: pass --path-format '{guess}'"
+        else:
+            hint += f", or --path-format (now '{current}')"
+    raise DataError(
+        f"{first}: listed video not found ({missing[0].source}; {len(missing)} of {len(records)} listed "
+        f"missing under {root}); {hint}, or --no-check to write the list anyway"
+    )
+
+
 def convert(
-    fmt: str, *inputs: PathLike, out: PathLike, classes_out: PathLike | None = None, **options: Any
+    fmt: str,
+    *inputs: PathLike,
+    out: PathLike,
+    classes_out: PathLike | None = None,
+    root: PathLike | None = None,
+    **options: Any,
 ) -> list[VideoRecord]:
     """Parse annotations in format `fmt` and write them as a list file `out` (rawframe list for ``rawframes``).
 
     Inputs per format: ``list``/``rawframes``: the list; ``ssv2``: labels JSON, split JSON; ``kinetics``: CSV;
     ``ucf101``: classInd.txt, split list; ``hmdb51``: split folder. `options` go to the parser (for example
     ``classes`` for Kinetics, ``split``/``subset`` for HMDB51). `classes_out` receives the class names, one a
-    line in label order. Returns the records written.
+    line in label order. With `root`, every listed file (rawframes: folder) must exist under it, else nothing is
+    written and a `DataError` names the first missing one. Returns the records written.
     """
     if fmt not in _FORMATS:
         raise DataError(f"unknown annotation format {fmt!r} (valid: {', '.join(_FORMATS)})")
@@ -491,6 +564,8 @@ def convert(
     if len(inputs) != len(needs):
         raise DataError(f"format {fmt!r} needs {len(needs)} input(s) ({', '.join(needs)}), got {len(inputs)}")
     records = parse(*inputs, **options)
+    if root is not None:
+        _check_files(fmt, records, root, options.get("path_format"))
     write_list(records, out, with_frames=fmt == "rawframes")
     if classes_out is not None:
         if options.get("classes") is not None:  # the labels index these (kinetics, hmdb51)

@@ -18,6 +18,11 @@ from distillkit.data.video.sampling import segment_indices
 from distillkit.data.video.transforms import Compose, clip_to_tensor
 from distillkit.errors import DataError
 
+try:
+    import fcntl
+except ImportError:  # not POSIX: appends are not locked (entries may repeat; `read_skip_log` dedupes)
+    fcntl = None  # type: ignore[assignment]
+
 
 class VideoDataset(Dataset):
     """Video classification set returning ``(clip, label)``, the clip a float tensor (T, C, H, W).
@@ -30,8 +35,8 @@ class VideoDataset(Dataset):
     A video that cannot be read raises `DataError` prefixed with the record's ``file:line`` when `on_error` is
     ``"fail"``. With ``"skip"`` it is replaced by the next readable record, appended once to `skipped` as
     ``(source, reason)``, reported with a warning and, when `skip_log` is set, appended to that file as a JSON
-    line; with DataLoader workers each worker keeps its own `skipped` list, so jobs count skips from the log
-    file (`read_skip_log`).
+    line (once per video, whichever worker meets it first: `append_skip_log`); with DataLoader workers each
+    worker keeps its own `skipped` list, so jobs count skips from the log file (`read_skip_log`).
     """
 
     def __init__(
@@ -99,9 +104,8 @@ class VideoDataset(Dataset):
                     raise DataError(reason) from exc
                 self._bad.add(i)
                 self.skipped.append((record.source, reason))
-                if self.skip_log is not None:  # one JSON line per skip; O_APPEND keeps worker lines whole
-                    with open(self.skip_log, "a", encoding="utf-8") as log:
-                        log.write(json.dumps({"source": record.source, "reason": reason}) + "\n")
+                if self.skip_log is not None:
+                    append_skip_log(self.skip_log, [{"source": record.source, "reason": reason}])
                 warnings.warn(
                     f"skipped unreadable video {record.source}: {reason}", RuntimeWarning, stacklevel=2
                 )
@@ -124,6 +128,22 @@ class VideoDataset(Dataset):
         if self.transform is None:
             return clip_to_tensor(frames), record.label
         return self.transform(frames, record.label, rng)
+
+
+def append_skip_log(path: Path, entries: list[dict[str, str]]) -> None:
+    """Append the entries whose ``source`` the log does not hold yet, one JSON line each. DataLoader workers (each
+    with its own `skipped`) meet the same bad video: the file is locked while it is read and appended to, so that
+    each video is listed once."""
+    with open(path, "a+", encoding="utf-8") as log:
+        if fcntl is not None:
+            fcntl.flock(log, fcntl.LOCK_EX)  # released when the file closes
+        log.seek(0)
+        known = {json.loads(line)["source"] for line in log.read().splitlines() if line.strip()}
+        log.seek(0, 2)
+        for entry in entries:
+            if entry["source"] not in known:
+                known.add(entry["source"])
+                log.write(json.dumps(entry) + "\n")
 
 
 def read_skip_log(path: Path) -> list[dict[str, str]]:

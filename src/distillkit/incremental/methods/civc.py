@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field
 
-from distillkit.config import Section
+from distillkit.config import MAX_EPOCHS, Section
 from distillkit.distill.losses import kd_loss, less_forget_loss, margin_ranking_loss
 from distillkit.distill.spatiotemporal import (
     align,
@@ -84,7 +84,7 @@ class CIVCOptions(Section):
     selection); `uniform`: evenly spaced positions, replayed as the clip at an even, lower frame rate."""
     imprint: bool = True
     """Initialise new class weights of the cosine classifier by imprinting."""
-    cbf_epochs: float = Field(0.0, ge=0)
+    cbf_epochs: float = Field(0.0, ge=0, le=MAX_EPOCHS)
     """Class-balanced fine-tuning of the classifier on the memory after each incremental step (0: off)."""
     cbf_lr: float = Field(0.01, gt=0)
     """Learning rate of class-balanced fine-tuning."""

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field
 
-from distillkit.config import Section
+from distillkit.config import MAX_EPOCHS, Section
 from distillkit.distill.losses import less_forget_loss, margin_ranking_loss
 from distillkit.engine.distributed import process_share
 from distillkit.incremental.methods.base import Method, Outputs, StepContext, StepTools, register
@@ -28,7 +28,7 @@ class LUCIROptions(Section):
     """Weight of the margin ranking loss."""
     imprint: bool = True
     """Initialise new class weights from the normalised mean features of their training clips."""
-    cbf_epochs: float = Field(0.0, ge=0)
+    cbf_epochs: float = Field(0.0, ge=0, le=MAX_EPOCHS)
     """Class-balanced fine-tuning of the head on the memory after each incremental step (0: off)."""
     cbf_lr: float = Field(0.01, gt=0)
     """Learning rate of class-balanced fine-tuning."""

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field
 
-from distillkit.config import Section
+from distillkit.config import MAX_EPOCHS, Section
 from distillkit.distill.losses import nca_loss, pod_flat_loss, pod_spatial_loss
 from distillkit.incremental.methods.base import Method, Outputs, StepContext, StepTools, register
 from distillkit.models.heads import imprint, make_head
@@ -24,7 +24,7 @@ class PODNetOptions(Section):
     """Weight of POD-flat on the clip embedding, scaled the same way."""
     imprint: bool = True
     """Initialise new class weights by imprinting (as PODNet does, after LUCIR)."""
-    cbf_epochs: float = Field(2.0, ge=0)
+    cbf_epochs: float = Field(2.0, ge=0, le=MAX_EPOCHS)
     """Class-balanced fine-tuning of the classifier on the memory after each incremental step (PODNet's
     CIFAR setting fine-tunes it; without it the classifier is biased to the newest classes; 0: off)."""
     cbf_lr: float = Field(0.01, gt=0)

@@ -32,7 +32,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from distillkit.config import Section
+from distillkit.config import MAX_EPOCHS, Section
 from distillkit.distill.losses import (
     importance_weights,
     nca_loss,
@@ -63,7 +63,7 @@ class TCDOptions(Section):
     """Backbone stages distilled and diversified (None: every stage)."""
     imprint: bool = True
     """Initialise the new classes' proxies by imprinting."""
-    cbf_epochs: float = Field(2.0, ge=0)
+    cbf_epochs: float = Field(2.0, ge=0, le=MAX_EPOCHS)
     """Class-balanced fine-tuning of the classifier on the memory after each incremental step (0: off)."""
     cbf_lr: float = Field(0.01, gt=0)
     """Learning rate of class-balanced fine-tuning."""

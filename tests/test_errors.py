@@ -1,0 +1,406 @@
+"""Every failure a user can cause is one line of ours: `distillkit: error: ...` on stderr, exit status 2, no
+traceback, and (where it can be known) before any work."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from distillkit.cli import main
+
+TRAIN = (
+    "device: cpu\n"
+    "data: {name: synthetic, image_size: 32, batch_size: 8, synthetic: {num_classes: 3, train_per_class: 8, "
+    "test_per_class: 4}}\n"
+    "model: {arch: vgg11, width: 0.125, train: {steps: 2}, optim: {lr: 0.05}}\n"
+)
+
+
+def refused(capsys: pytest.CaptureFixture, *argv: object) -> str:
+    """The one-line error of a refused command (asserting exit 2, one line, no traceback), without its prefix."""
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:
+        main([str(a) for a in argv])
+    err = capsys.readouterr().err
+    assert info.value.code == 2, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert err.startswith("distillkit: error: "), err
+    return err.strip().removeprefix("distillkit: error: ")
+
+
+@pytest.fixture
+def train_yaml(tmp_path: Path) -> Path:
+    path = tmp_path / "train.yaml"
+    path.write_text(TRAIN)
+    return path
+
+
+@pytest.fixture
+def no_training(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any training started fails the test: the errors below must come first."""
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise AssertionError("training started")
+
+    monkeypatch.setattr("distillkit.train.run_train", fail)
+    monkeypatch.setattr("distillkit.train.run_video_train", fail)
+
+
+# -------------------------------------------------------------------------------------------------- devices
+@pytest.mark.parametrize("device", ["cuda", "cuda:1"])
+def test_cuda_without_cuda(tmp_path, train_yaml, capsys, monkeypatch, no_training, device) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    msg = refused(capsys, "train", train_yaml, "--out", tmp_path / "run", "--set", f"device={device}")
+    assert msg.startswith(f"device: '{device}' but CUDA is not available on this machine"), msg
+    assert "--set device=cpu" in msg
+    assert not (tmp_path / "run").exists()
+
+
+def test_cuda_index_beyond_the_gpus(tmp_path, train_yaml, capsys, monkeypatch, no_training) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    msg = refused(capsys, "train", train_yaml, "--out", tmp_path / "run", "--set", "device=cuda:1")
+    assert (
+        msg
+        == "device: 'cuda:1' but this machine has 1 CUDA GPU (cuda:0..cuda:0); use one of them, or --set device=auto"
+    )
+
+
+def test_device_spelling(tmp_path, train_yaml, capsys, no_training) -> None:
+    msg = refused(capsys, "train", train_yaml, "--out", tmp_path / "run", "--set", "device=cudax")
+    assert msg == f"{train_yaml}: 'device': Value error, device must be 'auto', 'cpu' or 'cuda[:N]'"
+
+
+# ----------------------------------------------------------------------------------------- training lengths
+@pytest.mark.parametrize(
+    ("override", "why"),
+    [
+        ("model.train.epochs=inf", "Input should be a finite number"),
+        ("model.train.epochs=.nan", "Input should be a finite number"),
+        ("model.train.epochs=-1", "Input should be greater than 0"),
+        ("model.train.epochs=0", "Input should be greater than 0"),
+        ("model.train.epochs=1e9", "Input should be less than or equal to 1000000"),
+        ("model.train.steps=0", "Input should be greater than 0"),
+        ("model.train.steps=-1", "Input should be greater than 0"),
+        ("model.train.steps=10000000000000000000000", "Input should be less than or equal to 1000000000"),
+        ("model.train.steps=.inf", "Input should be a finite number"),
+        ("model.optim.lr=.inf", "Input should be a finite number"),
+        ("model.optim.lr=nan", "Input should be a finite number"),
+        ("model.width=-.inf", "Input should be a finite number"),
+    ],
+)
+def test_training_lengths_and_floats(tmp_path, train_yaml, capsys, no_training, override, why) -> None:
+    key = override.split("=")[0]
+    msg = refused(capsys, "train", train_yaml, "--out", tmp_path / "run", "--set", override)
+    assert msg == f"{train_yaml}: '{key}': {why}", msg
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    ("job", "override"),
+    [
+        ("compress", "teacher.train.epochs=inf"),
+        ("compress", "pbkd.stage.steps=0"),
+        ("compress", "pbkd.finetune.budget.epochs=nan"),
+        ("compress", "baselines.kd_temperature=.inf"),
+        ("incremental", "train.base.epochs=inf"),
+        ("incremental", "train.step.steps=-3"),
+        ("incremental", "train.temporal_consistency.weight=.nan"),
+    ],
+)
+def test_other_jobs_name_the_key(tmp_path, capsys, job, override) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("device: cpu\n")
+    msg = refused(capsys, job, config, "--out", tmp_path / "run", "--set", override)
+    assert msg.startswith(f"{config}: '{override.split('=')[0]}': Input should be"), msg
+    assert not (tmp_path / "run").exists()
+
+
+def test_method_options_are_finite(tmp_path, capsys) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("device: cpu\nmethod: {name: podnet}\n")
+    for value in (".inf", ".nan", "1e300"):
+        msg = refused(
+            capsys,
+            "incremental",
+            config,
+            "--out",
+            tmp_path / "run",
+            "--set",
+            f"method.options.cbf_epochs={value}",
+        )
+        assert msg.startswith("method.options of 'podnet': 'cbf_epochs': Input should be"), msg
+    assert not (tmp_path / "run").exists()
+
+
+# ------------------------------------------------------------------------------------------------ YAML files
+@pytest.mark.parametrize("text", ["", "\n\n", "# nothing but a comment\n", "---\n", "null\n"])
+def test_empty_config_refused(tmp_path, capsys, no_training, text) -> None:
+    config = tmp_path / "empty.yaml"
+    config.write_text(text)
+    msg = refused(capsys, "train", config, "--out", tmp_path / "run")
+    assert (
+        msg == f"{config}: empty config (no keys); write the keys to set, or '{{}}' to run with every default"
+    )
+    assert not (tmp_path / "run").exists()
+
+
+def test_duplicate_key_refused(tmp_path, train_yaml, capsys, no_training) -> None:
+    config = tmp_path / "dup.yaml"
+    config.write_text("device: cpu\nmodel:\n  arch: vgg11\n  width: 0.5\n  arch: vgg16\n")
+    msg = refused(capsys, "train", config, "--out", tmp_path / "run")
+    assert msg == f"{config} line 5: duplicate key 'arch' (first on line 3); keep one of them"
+    config.write_text("device: cpu\ndevice: cuda\n")
+    msg = refused(capsys, "compress", config, "--out", tmp_path / "run")
+    assert msg == f"{config} line 2: duplicate key 'device' (first on line 1); keep one of them"
+    msg = refused(capsys, "train", train_yaml, "--out", tmp_path / "run", "--set", "data={a: 1, a: 2}")
+    assert msg.startswith("override 'data={a: 1, a: 2}': value is not valid YAML (duplicate key 'a'"), msg
+
+
+def test_merge_keys_may_be_overridden(tmp_path) -> None:
+    from distillkit.config import CompressConfig, load_config
+
+    config = tmp_path / "merge.yaml"
+    config.write_text(
+        "teacher:\n  optim: &o {lr: 0.1, momentum: 0.5}\npbkd:\n  optim:\n    <<: *o\n    lr: 0.2\n"
+    )
+    cfg = load_config(config, CompressConfig)
+    assert (cfg.pbkd.optim.lr, cfg.pbkd.optim.momentum) == (0.2, 0.5)
+
+
+def test_loader_stays_safe(tmp_path, capsys) -> None:
+    config = tmp_path / "evil.yaml"
+    config.write_text("seed: !!python/object/apply:os.system ['echo hi']\n")
+    msg = refused(capsys, "train", config, "--out", tmp_path / "run")
+    assert msg.startswith(f"{config} line 1: not valid YAML"), msg
+
+
+# ------------------------------------------------------------------------------------------------ data tools
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`data synth`'s output: mp4 files, list and SSv2 annotations."""
+    out = tmp_path_factory.mktemp("synth") / "data"
+    with pytest.raises(SystemExit) as info:
+        main(["data", "synth", "--out", str(out), "--num-classes", "2", "--videos-per-class", "3", "--frames", "4",
+              "--size", "16"])  # fmt: skip
+    assert info.value.code == 0
+    return out
+
+
+@pytest.mark.parametrize(
+    ("path_format", "why"),
+    [
+        ("{nope}.mp4", "unknown field {nope}; allowed fields: {id}"),
+        ("{id.stem}.mp4", "unknown field {id.stem}; allowed fields: {id}"),
+        ("{}.mp4", "unknown field {}; allowed fields: {id}"),
+        ("{id", "expected '}' before end of string; allowed fields: {id}"),
+        ("{id:d}.mp4", "Unknown format code 'd' for object of type 'str'; allowed fields: {id}"),
+    ],
+)
+def test_path_format_fields_checked_first(synth, tmp_path, capsys, path_format, why) -> None:
+    out = tmp_path / "list.txt"
+    msg = refused(capsys, "data", "convert", "ssv2", synth / "labels.json", synth / "train.json", "--out", out,
+                  "--path-format", path_format)  # fmt: skip
+    assert msg == f"path format {path_format!r}: {why}"
+    assert not out.exists()
+
+
+def test_kinetics_path_format_lists_its_fields(tmp_path, capsys) -> None:
+    csv = tmp_path / "k.csv"
+    csv.write_text("label,youtube_id,time_start,time_end\nrun,abc,1,2\n")
+    msg = refused(
+        capsys, "data", "convert", "kinetics", csv, "--out", tmp_path / "l.txt", "--path-format", "{x}"
+    )
+    assert msg == (
+        "path format '{x}': unknown field {x}; allowed fields: {label}, {label_}, {youtube_id}, {clip_id}, {split}"
+    )
+
+
+def test_ssv2_of_synth_suggests_the_extension_on_disk(synth, capsys) -> None:
+    out = synth / "ssv2_train.txt"
+    msg = refused(
+        capsys, "data", "convert", "ssv2", synth / "labels.json", synth / "train.json", "--out", out
+    )
+    first = synth / "videos" / "move_left" / "00000.webm"
+    assert msg == (
+        f"{first}: listed video not found ({synth / 'train.json'}:2; 4 of 4 listed missing under {synth}); "
+        f"{first.parent} holds 00000.mp4: pass --path-format '{{id}}.mp4', or --no-check to write the list anyway"
+    )
+    assert not out.exists()
+    with pytest.raises(SystemExit) as info:  # as suggested
+        main(["data", "convert", "ssv2", str(synth / "labels.json"), str(synth / "train.json"), "--out", str(out),
+              "--path-format", "{id}.mp4"])  # fmt: skip
+    assert info.value.code == 0
+    assert len(out.read_text().splitlines()) == 4
+
+
+def test_convert_checks_files_under_root(synth, tmp_path, capsys) -> None:
+    out = tmp_path / "elsewhere" / "train.txt"
+    msg = refused(capsys, "data", "convert", "list", synth / "train.txt", "--out", out)
+    assert msg.startswith(f"{out.parent / 'videos'}"), msg
+    assert f"4 of 4 listed missing under {out.parent}); pass --root, the folder the listed paths" in msg
+    assert not out.exists()
+    for extra in (["--root", str(synth)], ["--no-check"]):
+        with pytest.raises(SystemExit) as info:
+            main(["data", "convert", "list", str(synth / "train.txt"), "--out", str(out), *extra])
+        assert info.value.code == 0
+        out.unlink()
+    msg = refused(
+        capsys, "data", "convert", "list", synth / "train.txt", "--out", out, "--root", synth, "--no-check"
+    )
+    assert msg == "--root and --no-check contradict each other: pass one of them"
+
+
+# ----------------------------------------------------------------------------------------------- checkpoints
+@pytest.mark.parametrize("cut", ["half", "head", "empty", "garbage"])
+def test_truncated_checkpoint(tmp_path, train_yaml, capsys, cut) -> None:
+    from distillkit.models import build_model
+
+    path = tmp_path / "model.pt"
+    torch.save(build_model("vgg11", 3, width=0.125).state_dict(), path)
+    data = path.read_bytes()
+    path.write_bytes(
+        {"half": data[: len(data) // 2], "head": data[:10], "empty": b"", "garbage": b"hello" * 50}[cut]
+    )
+    msg = refused(capsys, "train", train_yaml, "--out", tmp_path / "run", "--set", f"model.checkpoint={path}")
+    assert msg.startswith(f"{path}: truncated or corrupt checkpoint ("), msg
+    assert msg.endswith("; write it again or use another file"), msg
+
+
+def test_pickled_object_is_not_weights_only(tmp_path, train_yaml, capsys) -> None:
+    path = tmp_path / "model.pt"
+    torch.save(torch.nn.Linear(2, 2), path)
+    msg = refused(capsys, "train", train_yaml, "--out", tmp_path / "run", "--set", f"model.checkpoint={path}")
+    assert msg == (
+        f"{path}: not a weights-only checkpoint (it pickles objects, not only tensors); save a state dict"
+    )
+
+
+# ---------------------------------------------------------------------------------------------------- compare
+def test_compare_out_must_be_a_file(tmp_path, capsys) -> None:
+    from tests.test_compare import _run
+
+    run = _run(tmp_path, "a", "civc", 80, 70, 10, -10, 100)
+    folder = tmp_path / "tables"
+    folder.mkdir()
+    msg = refused(capsys, "compare", run, "--out", folder)
+    assert (
+        msg
+        == f"--out {folder}: is a folder; compare writes one Markdown file (e.g. --out {folder / 'comparison.md'})"
+    )
+    (tmp_path / "file").write_text("x")
+    msg = refused(capsys, "compare", run, "--out", tmp_path / "file" / "t.md")
+    assert (
+        msg == f"--out {tmp_path / 'file' / 't.md'}: cannot create the file ({tmp_path / 'file'} is a file)"
+    )
+    assert list(folder.iterdir()) == []
+    with pytest.raises(SystemExit) as info:
+        main(["compare", str(run), "--out", str(folder / "new" / "t.md")])
+    assert info.value.code == 0 and (folder / "new" / "t.md").is_file()
+
+
+# ------------------------------------------------------------------------------------- listed videos on disk
+VIDEO = {
+    "task": "video",
+    "device": "cpu",
+    "model": {"arch": "resnet18", "width": 0.125, "shift_div": 4},
+    "train": {"steps": 2},
+    "data": {"name": "list", "num_segments": 4, "batch_size": 4, "eval_batch_size": 8},
+}
+
+
+def _video_config(tmp_path: Path, data: Path, **data_keys: object) -> Path:
+    import copy
+
+    import yaml
+
+    tree = copy.deepcopy(VIDEO)
+    tree["data"].update(root=str(data), train_list=str(data / "train.txt"), test_list=str(data / "test.txt"))
+    tree["data"].update(data_keys)
+    path = tmp_path / "video.yaml"
+    path.write_text(yaml.safe_dump(tree))
+    return path
+
+
+@pytest.fixture
+def video_data(tmp_path: Path) -> Path:
+    data = tmp_path / "data"
+    with pytest.raises(SystemExit) as info:
+        main(["data", "synth", "--out", str(data), "--num-classes", "2", "--videos-per-class", "5", "--frames", "4",
+              "--size", "16", "--test-fraction", "0.4"])  # fmt: skip
+    assert info.value.code == 0
+    return data
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_missing_listed_videos_fail_before_training(tmp_path, video_data, capsys, monkeypatch, split) -> None:
+    def no_fit(*args: object, **kwargs: object) -> None:
+        raise AssertionError("training started")
+
+    monkeypatch.setattr("distillkit.train.fit", no_fit)
+    lines = (video_data / f"{split}.txt").read_text().splitlines()
+    for line in lines[:2]:
+        (video_data / line.split()[0]).unlink()
+    config = _video_config(tmp_path, video_data)
+    msg = refused(capsys, "train", config, "--out", tmp_path / "run")
+    first, second = (line.split()[0] for line in lines[:2])
+    assert msg == (
+        f"data.{split}_list {video_data / f'{split}.txt'}: 2 of {len(lines)} listed videos not found under "
+        f"{video_data} (first: {first}, {second}; at {video_data / f'{split}.txt'}:1); check data.root, or set "
+        "data.on_error=skip to leave them out"
+    )
+
+
+def test_missing_listed_videos_skipped_once(tmp_path, video_data, capsys) -> None:
+    import json
+
+    lines = (video_data / "test.txt").read_text().splitlines()
+    (video_data / lines[0].split()[0]).unlink()
+    config = _video_config(tmp_path, video_data, on_error="skip")
+    with pytest.warns(
+        RuntimeWarning, match=r"data.test_list .*: 1 of 4 listed videos not found under .*left out"
+    ):
+        with pytest.raises(SystemExit) as info:
+            main(["train", str(config), "--out", str(tmp_path / "run")])
+    assert info.value.code == 0, capsys.readouterr().err
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["test_videos"] == 3
+    assert [v["source"] for v in report["skipped"]["videos"]] == [f"{video_data / 'test.txt'}:1"]
+    log = (tmp_path / "run" / "skipped.jsonl").read_text().splitlines()
+    assert [json.loads(x)["source"] for x in log] == [f"{video_data / 'test.txt'}:1"]
+
+
+def test_all_listed_videos_missing(tmp_path, video_data, capsys) -> None:
+    config = _video_config(tmp_path, video_data, on_error="skip", root=str(tmp_path / "nowhere"))
+    msg = refused(capsys, "train", config, "--out", tmp_path / "run")
+    assert msg.startswith(
+        f"data.train_list {video_data / 'train.txt'}: 6 of 6 listed videos not found under "
+    ), msg
+    assert msg.endswith("none left to use: check data.root"), msg
+
+
+# -------------------------------------------------------------------------------------------- skipped.jsonl
+def test_skip_log_lists_each_video_once_with_workers(tmp_path, video_data) -> None:
+    import json
+    import warnings
+
+    from torch.utils.data import DataLoader
+
+    from distillkit.data.video.annotations import parse_list_file
+    from distillkit.data.video.dataset import VideoDataset, read_skip_log
+
+    records = parse_list_file(video_data / "train.txt")
+    broken = video_data / records[1].path
+    broken.write_bytes(broken.read_bytes()[:100])  # unreadable, but there
+    ds = VideoDataset(records, video_data, num_segments=4, train=False, on_error="skip")
+    ds.skip_log = tmp_path / "skipped.jsonl"
+    # each of the two workers gets a batch holding the broken video: each skips it (its own `skipped`)
+    loader = DataLoader(ds, batch_size=1, num_workers=2, sampler=[1, 1, 1, 1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        assert len(list(loader)) == 4
+    lines = ds.skip_log.read_text().splitlines()
+    assert [json.loads(x)["source"] for x in lines] == [records[1].source], lines
+    assert read_skip_log(ds.skip_log) == [json.loads(lines[0])]
