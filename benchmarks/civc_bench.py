@@ -5,7 +5,7 @@
     python benchmarks/civc_bench.py --preset appearance
     python benchmarks/civc_bench.py --entries lucir icarl "civc + TC"   # a subset of the entries
 
-Every run is a `distillkit incremental` run of `configs/civc_bench_motion.yaml` (same backbone, epochs and
+Every run is a `distillkit incremental` run of `configs/incremental_civc_bench.yaml` (same backbone, epochs and
 frame budget for all; only the method, its options and the class order change), `--jobs` at a time on one CPU
 thread each; finished runs are reused, so the script can be stopped and started again. Entries with the same
 classifier head start from the same base model of their order (LUCIR's for a cosine head, iCaRL's for a linear
@@ -37,7 +37,7 @@ from distillkit.incremental.methods import METHODS, build_method
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
-CONFIG = ROOT / "configs" / "civc_bench_motion.yaml"
+CONFIG = ROOT / "configs" / "incremental_civc_bench.yaml"
 HELD_OUT = [0, 1, 2, 3, 4]
 """Class orders of the reported tables; never used to choose a default."""
 DEV = [100, 101]
@@ -163,7 +163,7 @@ class Bench:
         name = f"civc_bench_{self.args.preset}" + ("" if held_out else "_dev")
         lines = [
             f"# {name}", "", f"`{self.command()}`", "",
-            f"{self.args.preset} preset, `configs/civc_bench_motion.yaml`; class orders {self.orders} "
+            f"{self.args.preset} preset, `configs/incremental_civc_bench.yaml`; class orders {self.orders} "
             f"({'held out: never used to choose a default' if held_out else 'development orders'}). Each method "
             "by its own classifier; average incremental accuracy (%) and forgetting (points), mean ± std over "
             "orders.", "",
