@@ -404,3 +404,13 @@ def test_skip_log_lists_each_video_once_with_workers(tmp_path, video_data) -> No
     lines = ds.skip_log.read_text().splitlines()
     assert [json.loads(x)["source"] for x in lines] == [records[1].source], lines
     assert read_skip_log(ds.skip_log) == [json.loads(lines[0])]
+
+
+def test_an_error_echoing_control_characters_stays_one_line(tmp_path, capsys) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("seed: 0\n")
+    with pytest.raises(SystemExit) as exit_:
+        main(["compress", str(config), "--out", str(tmp_path / "o"), "--set", "baselines=\x1e0\nx"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "\\x1e0\\nx" in err  # shown escaped

@@ -282,11 +282,17 @@ def run(argv: list[str] | None = None) -> int:
     return 0
 
 
+def one_line(text: str) -> str:
+    """`text` with every character that is not printable (line breaks, control characters a user typed into a
+    value) written as its escape, so that an error stays one line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
         code = run(argv)
     except DistillkitError as exc:
-        print(f"distillkit: error: {exc}", file=sys.stderr)
+        print(f"distillkit: error: {one_line(str(exc))}", file=sys.stderr)
         code = 2
     except KeyboardInterrupt:
         print("distillkit: interrupted", file=sys.stderr)
