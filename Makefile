@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench-compress bench-incremental bench-civc bench-civc-cost bench-loader docs clean
+.PHONY: demo test lint bench-compress bench-incremental bench-civc bench-civc-legacy bench-civc-cost bench-loader docs clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,12 +29,16 @@ bench-incremental: $(STAMP)
 	$(BIN)/python benchmarks/incremental_synthetic.py
 
 bench-civc: $(STAMP)
+	$(BIN)/python benchmarks/civc_bench.py --dev
+	$(BIN)/python benchmarks/civc_bench.py
+	$(BIN)/python benchmarks/civc_bench.py --preset appearance
+	$(BIN)/python benchmarks/civc_bench.py --preset mixed
+
+bench-civc-legacy: $(STAMP)
 	$(BIN)/python benchmarks/civc_synthetic.py comparison
 	$(BIN)/python benchmarks/civc_synthetic.py ablation
 	$(BIN)/python benchmarks/civc_synthetic.py budget
 	$(BIN)/python benchmarks/civc_synthetic.py appearance
-	$(BIN)/python benchmarks/civc_synthetic.py comparison --base-epochs 30 --methods finetune lucir icarl --no-quarter-budget
-	$(BIN)/python benchmarks/civc_synthetic.py ablation --extra --base-epochs 30 --orders 0
 
 bench-civc-cost: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/civc_step_cost.py
