@@ -1,7 +1,7 @@
 """CIVC against its baselines with paired statistics over class orders (the benchmark README's verdicts use).
 
     python benchmarks/civc_bench.py                       # motion preset, held-out orders 0-4: the reported table
-    python benchmarks/civc_bench.py --dev                 # dev orders 100, 101: where defaults are chosen
+    python benchmarks/civc_bench.py --dev                 # dev orders 100, 101: civc's options, defaults chosen
     python benchmarks/civc_bench.py --preset appearance
     python benchmarks/civc_bench.py --entries lucir icarl "civc + TC"   # a subset of the entries
 
@@ -33,7 +33,7 @@ from pathlib import Path
 import incremental_synthetic as common
 import yaml
 
-from distillkit.incremental.methods import METHODS, build_method
+from distillkit.incremental.methods import build_method
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -88,6 +88,13 @@ ENTRIES = [
     Entry("civc, no logit KD", "civc", ("method.options.logit_weight=0",)),
 ]
 
+TABLE = ["lucir", "icarl", "tcd", "podnet", "lucir + TC", "civc"]
+"""The reported table's entries (held-out orders): the baselines, TC on the strongest on the dev orders, civc."""
+DEV_TABLE = ["lucir", "icarl", "civc", "civc + TC", "civc, interpolated replay", "civc + TC, interpolated replay",
+             "civc, whole clips", "civc, no logit KD", "civc, adaptive granularity",
+             "civc + TC, adaptive granularity"]  # fmt: skip
+"""The development table: civc's candidate options against the two strongest baselines."""
+
 # two-sided 95 % quantiles of Student's t for 1..30 degrees of freedom
 _T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
         2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
@@ -112,13 +119,12 @@ class Bench:
         self.args = args
         self.orders = args.orders or (DEV if args.dev else HELD_OUT)
         self.root = ROOT / "runs" / "bench" / "civc_bench" / args.preset
-        self.entries = [e for e in ENTRIES if e.method in METHODS]  # tcd once it is registered
-        if args.entries:
-            known = {e.label: e for e in self.entries}
-            missing = [label for label in args.entries if label not in known]
-            if missing:
-                raise SystemExit(f"unknown entries {missing}; known: {sorted(known)}")
-            self.entries = [known[label] for label in args.entries]
+        known = {e.label: e for e in ENTRIES}
+        labels = args.entries or (list(known) if args.all else DEV_TABLE if args.dev else TABLE)
+        missing = [label for label in labels if label not in known]
+        if missing:
+            raise SystemExit(f"unknown entries {missing}; known: {sorted(known)}")
+        self.entries = [known[label] for label in labels]
 
     def run_dir(self, label: str, order: int) -> Path:
         slug = "".join(c if c.isalnum() else "_" for c in label).strip("_")
@@ -217,6 +223,7 @@ class Bench:
         a = self.args
         cmd = "python benchmarks/civc_bench.py" + (f" --preset {a.preset}" if a.preset != "motion" else "")
         cmd += " --dev" if a.dev else ""
+        cmd += " --all" if a.all else ""
         cmd += (" --orders " + " ".join(map(str, a.orders))) if a.orders else ""
         return cmd + ((" --entries " + " ".join(f'"{x}"' for x in a.entries)) if a.entries else "")
 
@@ -228,7 +235,8 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--preset", choices=sorted(PRESETS), default="motion")
     parser.add_argument("--dev", action="store_true", help=f"the development orders {DEV}")
     parser.add_argument("--orders", nargs="+", type=int, help=f"class-order seeds (default {HELD_OUT})")
-    parser.add_argument("--entries", nargs="+", metavar="LABEL", help="a subset of the entries, by label")
+    parser.add_argument("--entries", nargs="+", metavar="LABEL", help="the entries to run, by label")
+    parser.add_argument("--all", action="store_true", help="every entry (default: the table's, or --dev's)")
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time (one CPU thread each)")
     bench = Bench(parser.parse_args(argv))
     return bench.report(*bench.run())

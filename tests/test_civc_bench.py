@@ -47,7 +47,9 @@ def test_summary_merges_by_preset_method_baseline_and_held_out(bench, tmp_path, 
 
 
 def test_every_entry_builds_and_shares_a_base_model_by_head(bench) -> None:
-    b = bench.Bench(type("Args", (), {"orders": None, "dev": False, "preset": "motion", "entries": None})())
+    b = bench.Bench(
+        type("Args", (), {"orders": None, "dev": False, "preset": "motion", "entries": None, "all": True})()
+    )
     assert b.orders == bench.HELD_OUT and set(b.orders).isdisjoint(bench.DEV)
     owners = {e.label: b.owner(e) for e in b.entries}
     assert owners["lucir"] is None and owners["icarl"] is None
