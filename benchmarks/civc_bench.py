@@ -31,9 +31,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import incremental_synthetic as common
-import yaml
-
-from distillkit.incremental.methods import build_method
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -59,13 +56,8 @@ class Entry:
     baseline: bool = False
 
     def head(self) -> str:
-        prefix = "method.options."
-        options = {
-            o[len(prefix) :].split("=")[0]: yaml.safe_load(o.split("=", 1)[1])
-            for o in self.overrides
-            if o.startswith(prefix)
-        }
-        return build_method(self.method, options).head
+        """The classifier head of this entry's method with its option overrides."""
+        return common.head_of(self.method, self.overrides)
 
 
 OWNERS = {"cosine": "lucir", "linear": "icarl"}

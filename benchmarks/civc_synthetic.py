@@ -26,10 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import incremental_synthetic as baselines
-import yaml
 
 from distillkit.incremental.compare import compare
-from distillkit.incremental.methods import build_method
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -47,14 +45,8 @@ class Variant:
     overrides: tuple[str, ...] = field(default=())
 
     def head(self) -> str:
-        """The classifier head of this variant's method with its option overrides."""
-        prefix = "method.options."
-        options = {
-            o[len(prefix) :].split("=")[0]: yaml.safe_load(o.split("=", 1)[1])
-            for o in self.overrides
-            if o.startswith(prefix)
-        }
-        return build_method(self.method, options).head
+        """The classifier head of this entry's method with its option overrides."""
+        return baselines.head_of(self.method, self.overrides)
 
     def budget(self) -> int:
         for o in self.overrides:

@@ -22,8 +22,11 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+import yaml
 
 from distillkit.incremental.compare import compare
 from distillkit.incremental.methods import METHODS, build_method
@@ -31,6 +34,17 @@ from distillkit.incremental.methods import METHODS, build_method
 ROOT = Path(__file__).resolve().parent.parent
 EXPECTED = [["joint"], ["icarl", "lucir", "podnet"], ["lwf"], ["finetune"]]
 """The ordering expected from the literature, best first, on average incremental accuracy."""
+
+
+def head_of(method: str, overrides: Sequence[str]) -> str:
+    """The classifier head of `method` with the `method.options.<key>=<value>` overrides among `overrides`."""
+    prefix = "method.options."
+    options = {
+        o[len(prefix) :].split("=")[0]: yaml.safe_load(o.split("=", 1)[1])
+        for o in overrides
+        if o.startswith(prefix)
+    }
+    return build_method(method, options).head
 
 
 def run_one(config: Path, out: Path, method: str, order: int, overrides: list[str]) -> tuple[str, float]:
