@@ -164,3 +164,24 @@ def test_evaluation_restores_every_modules_own_mode() -> None:
     block_shapes(net, torch.randn(2, 1, 6, 6))
     assert [m.training for m in net.modules()] == modes
     assert all(torch.equal(v, before[k]) for k, v in net.state_dict().items())
+
+
+def test_a_macs_target_is_met_and_an_unreachable_one_fails_before_training(tmp_path: Path, capsys) -> None:
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(
+        TINY.replace("baselines: {methods: [scratch, kd, fitnets, at]}", "baselines: {methods: []}")
+    )
+    out = tmp_path / "run"
+    assert run_cli("compress", str(cfg), "--out", str(out), "--set", "student.macs_reduction=3") == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["speedup"]["macs"] >= 3 and 0 < report["student_ratio"] < 0.5
+    assert (
+        run_cli("compress", str(cfg), "--out", str(tmp_path / "far"), "--set", "student.macs_reduction=5000")
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert (
+        "student.macs_reduction: 5000× fewer MACs is out of reach" in err
+        and len(err.strip().splitlines()) == 1
+    )
+    assert not (tmp_path / "far" / "teacher.pt").exists()  # refused before the teacher trained

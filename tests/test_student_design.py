@@ -141,3 +141,26 @@ def test_inherit_keeps_the_largest_filters() -> None:
     assert torch.equal(student[3].weight, block[3].weight[kept][:, [1, 3]])
     with pytest.raises(SplitError, match="inherit"):
         design_student_block(block, 2, 4, "depthwise", 0.5, init="inherit")
+
+
+@pytest.mark.parametrize(("arch", "reduction"), [("vgg16", 3.0), ("resnet18", 2.5)])
+def test_a_macs_target_gets_the_widest_student_that_meets_it(arch: str, reduction: float) -> None:
+    from distillkit.compress.student import RATIO_STEPS, ratio_for_macs
+
+    teacher = split_model(build_model(arch, 10, 1, width=0.25, small_input=True).eval())
+    shapes = block_shapes(teacher, torch.zeros(1, 1, 32, 32))
+    one = (1, 1, 32, 32)
+    outside = count_macs(teacher, one) - sum(
+        count_macs(b, tuple(s[0])) for b, s in zip(teacher.blocks, shapes, strict=True)
+    )
+
+    def whole(ratio: float) -> int:  # the student network's MACs: its blocks, the teacher's head
+        students = design_student(teacher.blocks, shapes, "thin", ratio)
+        return outside + sum(count_macs(b, tuple(s[0])) for b, s in zip(students, shapes, strict=True))
+
+    ratio, reached = ratio_for_macs(teacher.blocks, shapes, "thin", reduction, outside)
+    assert reached == pytest.approx(count_macs(teacher, one) / whole(ratio))
+    assert reached >= reduction  # met ...
+    assert count_macs(teacher, one) / whole(ratio + 1 / RATIO_STEPS) < reduction  # ... by the widest student
+    with pytest.raises(SplitError, match=r"student.macs_reduction: 5000× .* out of reach"):
+        ratio_for_macs(teacher.blocks, shapes, "thin", 5000.0, outside)

@@ -169,6 +169,10 @@ class StudentConfig(Section):
     """Student block design: `thin` (same convs, fewer filters) or `depthwise` (depthwise k×k + pointwise)."""
     ratio: float = Field(0.5, gt=0, le=1)
     """Fraction of the teacher's filters kept in each student conv."""
+    macs_reduction: float | None = Field(None, gt=1, le=1e6)
+    """Ask for this many times fewer MACs than the teacher instead of a ratio: the ratio becomes the largest
+    k/64 whose student meets it (recorded in report.json as `student_ratio`); an unreachable target fails
+    before the teacher trains."""
     init: Literal["auto", "random", "inherit"] = "auto"
     """`inherit`: start each thinned conv from the teacher's filters of largest L1 norm (thin design only);
     `random`: fresh initialisation; `auto`: inherit for the thin design, random for depthwise."""

@@ -15,9 +15,9 @@ from distillkit.compress.baselines import StudentObjective
 from distillkit.compress.compute import block_costs, pbkd_training_macs, supervised_training_macs
 from distillkit.compress.export import export_onnx
 from distillkit.compress.pbkd import KDFinetuneObjective, progressive_distill, stage_order
-from distillkit.compress.profile import measure_latency, profile_model
+from distillkit.compress.profile import count_macs, measure_latency, profile_model
 from distillkit.compress.resume import CompressionProgress
-from distillkit.compress.student import design_student, fresh_copy, resolve_init
+from distillkit.compress.student import design_student, fresh_copy, ratio_for_macs, resolve_init
 from distillkit.config import CompressConfig, dump_config
 from distillkit.data.images import ImageDatasets, build_image_datasets, make_loaders
 from distillkit.engine.checkpoint import save_checkpoint
@@ -117,10 +117,13 @@ class CompressionRun:
         saved = progress.finished("teacher")
         t = teacher_cfg = cfg.teacher
         if t.checkpoint is None and saved is None:
-            # a `blocks` list that cannot split the teacher fails before it trains
-            split_model(
+            # a `blocks` list that cannot split the teacher, or a MACs target out of reach, fails before it trains
+            untrained = split_model(
                 build_model(t.arch, data.num_classes, data.in_channels, t.width, t.small_input), cfg.blocks
             )
+            if cfg.student.macs_reduction is not None:
+                example = torch.zeros(2, data.in_channels, data.image_size, data.image_size)
+                self.student_ratio(untrained, block_shapes(untrained, example))
         if t.checkpoint is None and saved is not None:
             teacher_cfg = t.model_copy(update={"checkpoint": self.out / "teacher.pt"})
         obtained = obtain_model(
@@ -132,6 +135,19 @@ class CompressionRun:
         progress.resume_after("teacher")
         self.say("resumed: the teacher had finished")
         return ObtainedModel(obtained.model, saved["seconds"], saved["samples"])
+
+    def student_ratio(self, teacher: BlockwiseNet, shapes: list[tuple[torch.Size, torch.Size]]) -> float:
+        """`student.ratio`, or the largest ratio meeting `student.macs_reduction` (`ratio_for_macs`)."""
+        s = self.cfg.student
+        if s.macs_reduction is None:
+            return s.ratio
+        one = (1, *shapes[0][0][1:])
+        outside = count_macs(teacher, one) - sum(
+            count_macs(b, (1, *sh[0][1:])) for b, sh in zip(teacher.blocks, shapes, strict=True)
+        )
+        ratio, reached = ratio_for_macs(teacher.blocks, shapes, s.design, s.macs_reduction, outside)
+        self.say(f"student: ratio {ratio:g} for {reached:.2f}× fewer MACs (asked: {s.macs_reduction:g}×)")
+        return ratio
 
     @property
     def student_init(self) -> str:
@@ -174,9 +190,8 @@ class CompressionRun:
                 )
 
         seed_everything(cfg.seed)
-        students = design_student(
-            teacher.blocks, shapes, cfg.student.design, cfg.student.ratio, cfg.student.init
-        )
+        ratio = self.student_ratio(teacher, shapes)
+        students = design_student(teacher.blocks, shapes, cfg.student.design, ratio, cfg.student.init)
         costs = block_costs(teacher, students, self.input_shape)
         done = 0
         while done < len(order) and (saved := progress.finished(f"stage {done + 1}")) is not None:
@@ -243,7 +258,7 @@ class CompressionRun:
                 self.say(f"resumed: baseline {method} had finished")
                 continue
             seed_everything(cfg.seed)
-            fresh = design_student(teacher.blocks, shapes, cfg.student.design, cfg.student.ratio)
+            fresh = design_student(teacher.blocks, shapes, cfg.student.design, ratio)
             net = BlockwiseNet(fresh, fresh_copy(teacher.head), teacher.names).to(self.device)
             result = fit(
                 StudentObjective(method, net, teacher, cfg.baselines),
@@ -279,9 +294,11 @@ class CompressionRun:
             "train_samples": len(data.train),
             "batches_per_epoch": len(train_loader),
         }
-        return self.write(teacher_entry, student_entry, stages, baselines, student, training)
+        return self.write(teacher_entry, student_entry, stages, baselines, student, training, ratio)
 
-    def write(self, teacher_entry, student_entry, stages, baselines, student, training: dict) -> dict:
+    def write(
+        self, teacher_entry, student_entry, stages, baselines, student, training: dict, ratio: float
+    ) -> dict:
         """The report; on rank 0 also written with the student, its ONNX export and the plot."""
         cfg = self.cfg
         main = is_main()
@@ -298,6 +315,7 @@ class CompressionRun:
         }
         report = {
             "method": "pbkd",
+            "student_ratio": ratio,
             "teacher": teacher_entry,
             "student": student_entry,
             "stages": stages,

@@ -233,3 +233,46 @@ def design_student(
             )
         students.append(student)
     return students
+
+
+RATIO_STEPS = 64
+"""`ratio_for_macs` searches ratios k / RATIO_STEPS."""
+
+
+def ratio_for_macs(
+    blocks: nn.ModuleList,
+    shapes: list[tuple[torch.Size, torch.Size]],
+    design: str,
+    reduction: float,
+    other_macs: int = 0,
+) -> tuple[float, float]:
+    """The largest filter ratio k/64 whose student has at least `reduction` times fewer MACs than the teacher, and
+    the reduction it gives. MACs of one sample: the blocks' (teacher and student, on `shapes`) plus `other_macs`
+    (the classifier head and anything outside the blocks, the same for both). A `SplitError` names the reduction
+    reachable when even 1/64 is not enough."""
+    from distillkit.compress.profile import count_macs
+
+    def macs(modules: list[nn.Module]) -> int:
+        return other_macs + sum(count_macs(m, (1, *s[0][1:])) for m, s in zip(modules, shapes, strict=True))
+
+    teacher = macs(list(blocks))
+
+    def achieved(k: int) -> float:
+        return teacher / macs(design_student(blocks, shapes, design, k / RATIO_STEPS))
+
+    if achieved(1) < reduction:
+        raise SplitError(
+            f"student.macs_reduction: {reduction:g}× fewer MACs is out of reach for the {design} design "
+            f"(at most {achieved(1):.2f}× at ratio 1/{RATIO_STEPS}); ask for less, or use student.design: depthwise"
+        )
+    low, high = (
+        1,
+        RATIO_STEPS,
+    )  # achieved(low) >= reduction; find the largest such k (fewer filters: fewer MACs)
+    while low < high:
+        mid = (low + high + 1) // 2
+        if achieved(mid) >= reduction:
+            low = mid
+        else:
+            high = mid - 1
+    return low / RATIO_STEPS, achieved(low)
