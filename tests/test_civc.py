@@ -251,7 +251,7 @@ def test_civc_feature_losses_reach_the_features() -> None:
 
 
 def test_civc_stream_stores_key_frames_and_more_videos(tmp_path: Path) -> None:
-    options = {"key_frames": 2}
+    options = {"key_frames": 2, "granularity": "fixed"}
     results = run_incremental(tiny(method={"name": "civc", "options": options}), tmp_path / "civc")
     # 48 frames at 2 per video hold 24 videos (iCaRL's whole clips of 4 frames fit 12); after the base step the
     # 2 classes have only 6 training videos each to give

@@ -92,7 +92,7 @@ def test_consistency_adds_cross_entropy_on_new_clips_copies() -> None:
 
 
 def test_stream_with_interpolated_replay_and_consistency(tmp_path: Path) -> None:
-    cfg = tiny(method={"name": "civc", "options": {"key_frames": 2}})
+    cfg = tiny(method={"name": "civc", "options": {"key_frames": 2, "granularity": "fixed"}})
     cfg.memory.replay = "interpolate"
     cfg.train.temporal_consistency.weight = 0.5
     results = run_incremental(cfg, tmp_path / "run")
@@ -135,7 +135,8 @@ def test_adaptive_granularity_stores_key_frames_for_faithful_replays_and_whole_c
         assert [m["frames"] for m in memory] == [24, 48, 48] and [m["videos"] for m in memory] == [12, 24, 24]
         assert memory[-1]["whole_clips"] == 0
         fixed = run_incremental(
-            tiny(method={"name": "civc", "options": {"key_frames": 2}}), tmp_path / "fixed"
+            tiny(method={"name": "civc", "options": {"key_frames": 2, "granularity": "fixed"}}),
+            tmp_path / "fixed",
         )
         assert fixed["accuracy_matrix"] == results["accuracy_matrix"]
     else:
