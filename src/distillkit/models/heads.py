@@ -36,9 +36,10 @@ class LocalSimilarityHead(CosineHead):
     """PODNet's local similarity classifier (Douillard et al., 2020): `proxies` weight vectors per class; the
     class similarity is the softmax-weighted mean of the cosines to its proxies, logits = η · similarity.
 
-    `weight` holds the proxies class by class: rows ``c * proxies .. (c + 1) * proxies - 1`` are class c's."""
+    `weight` holds the proxies class by class: rows ``c * proxies .. (c + 1) * proxies - 1`` are class c's.
+    η starts at 16, as the cosine head's σ (PODNet starts it at 1 and learns it with SGD at lr 0.1)."""
 
-    def __init__(self, in_features: int, out_features: int, proxies: int = 10, scale: float = 1.0) -> None:
+    def __init__(self, in_features: int, out_features: int, proxies: int = 10, scale: float = 16.0) -> None:
         super().__init__(in_features, out_features * proxies, scale)
         self.proxies = proxies
 
