@@ -162,8 +162,11 @@ class IncrementalResult:
 
     @property
     def cnn(self) -> ClassifierFigures:
-        """The CNN (network output) figures."""
-        return self.own if self.own.classifier == "cnn" else self.other  # type: ignore[return-value]
+        """The CNN (network output) figures (always recorded: either the own classifier's or the other's)."""
+        for figures in (self.own, self.other):
+            if figures is not None and figures.classifier == "cnn":
+                return figures
+        raise DistillkitError(f"{self.results_path}: no CNN figures recorded")
 
     @property
     def nme(self) -> ClassifierFigures | None:
