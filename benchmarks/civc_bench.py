@@ -182,21 +182,30 @@ class Bench:
         lines += ["", "Paired differences (entry − baseline, points of average incremental accuracy):", "",
                   "| Entry | Baseline | Differences per order | Mean ± std | 95 % interval | Verdict |",
                   "|---|---|---|---|---|---|"]  # fmt: skip
-        comparisons = []
+        comparisons: list[dict] = []
+
+        def compare(label: str, against: str, with_baseline: bool) -> None:
+            diffs = [x - y for x, y in zip(accs[label], accs[against], strict=True)]
+            s = paired(diffs)
+            lo, hi = s["ci95"]
+            cells = [
+                label,
+                *([against] if with_baseline else []),
+                " / ".join(f"{d:+.1f}" for d in diffs),
+                f"{s['mean']:+.2f} ± {s['std']:.2f}",
+                f"[{lo:+.2f}, {hi:+.2f}]",
+                verdict(s["ci95"]),
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+            comparisons.append(
+                {"preset": self.args.preset, "method": label, "baseline": against, "orders": self.orders,
+                 "differences": diffs, "mean": s["mean"], "ci95": s["ci95"], "held_out": held_out}
+            )  # fmt: skip
+
         baselines = [e for e in self.entries if e.baseline]
-        for e in self.entries:
-            for b in baselines if not e.baseline else []:
-                diffs = [x - y for x, y in zip(accs[e.label], accs[b.label], strict=True)]
-                s = paired(diffs)
-                lo, hi = s["ci95"]
-                lines.append(
-                    f"| {e.label} | {b.label} | {' / '.join(f'{d:+.1f}' for d in diffs)} | "
-                    f"{s['mean']:+.2f} ± {s['std']:.2f} | [{lo:+.2f}, {hi:+.2f}] | {verdict(s['ci95'])} |"
-                )
-                comparisons.append(
-                    {"preset": self.args.preset, "method": e.label, "baseline": b.label, "orders": self.orders,
-                     "differences": diffs, "mean": s["mean"], "ci95": s["ci95"], "held_out": held_out}
-                )  # fmt: skip
+        for e in (e for e in self.entries if not e.baseline):
+            for b in baselines:
+                compare(e.label, b.label, with_baseline=True)
         variants = [e for e in self.entries if e.method == "civc" and e.label != "civc"]
         if variants and "civc" in accs:
             lines += ["", "civc's options against civc (variant − civc; above 0: the variant is better than the "
@@ -204,17 +213,7 @@ class Bench:
                       "| Variant | Differences per order | Mean ± std | 95 % interval | Verdict |",
                       "|---|---|---|---|---|"]  # fmt: skip
             for e in variants:
-                diffs = [x - y for x, y in zip(accs[e.label], accs["civc"], strict=True)]
-                s = paired(diffs)
-                lo, hi = s["ci95"]
-                lines.append(
-                    f"| {e.label} | {' / '.join(f'{d:+.1f}' for d in diffs)} | {s['mean']:+.2f} ± {s['std']:.2f} | "
-                    f"[{lo:+.2f}, {hi:+.2f}] | {verdict(s['ci95'])} |"
-                )
-                comparisons.append(
-                    {"preset": self.args.preset, "method": e.label, "baseline": "civc", "orders": self.orders,
-                     "differences": diffs, "mean": s["mean"], "ci95": s["ci95"], "held_out": held_out}
-                )  # fmt: skip
+                compare(e.label, "civc", with_baseline=False)
         lines += [
             "",
             f"{wall / 60:.0f} min wall clock ({reused} runs reused), {self.args.jobs} runs at a time.",
