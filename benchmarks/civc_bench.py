@@ -64,6 +64,14 @@ OWNERS = {"cosine": "lucir", "linear": "icarl"}
 """The entry whose base model the entries of this head start from."""
 FIXED = ("method.options.granularity=fixed",)
 """civc with every exemplar kept as key-frames (its default before adaptive granularity was chosen)."""
+WHOLE = ("method.options.key_frames=null",)
+"""civc storing whole clips only (no key-frames)."""
+NO_FEATURES = ("method.options.spatial_weight=0", "method.options.temporal_weight=0")
+"""civc without its spatial and temporal feature distillation."""
+NO_KD = ("method.options.logit_weight=0",)
+"""civc without KD on the old classes' logits."""
+CBF = ("method.options.cbf_epochs=2",)
+"""Class-balanced fine-tuning of the head on the memory after each step, 2 epochs (TCD's setting)."""
 ENTRIES = [
     Entry("lucir", "lucir", baseline=True),
     Entry("icarl", "icarl", baseline=True),
@@ -84,6 +92,15 @@ ENTRIES = [
         "civc, fixed key-frames + TC, interpolated replay", "civc", (*FIXED, *TC, "memory.replay=interpolate")
     ),
     Entry("civc, fixed key-frames, no logit KD", "civc", (*FIXED, "method.options.logit_weight=0")),
+    Entry("civc, whole clips, no logit KD", "civc", (*WHOLE, "method.options.logit_weight=0")),
+    Entry("civc, whole clips, no feature distillation", "civc", (*WHOLE, *NO_FEATURES)),
+    Entry("civc, whole clips, LUCIR's losses only", "civc", (*WHOLE, *NO_FEATURES, *NO_KD)),
+    Entry("civc, LUCIR's losses only", "civc", (*NO_FEATURES, *NO_KD)),
+    Entry("civc, whole clips, LUCIR's losses only + CBF", "civc", (*WHOLE, *NO_FEATURES, *NO_KD, *CBF)),
+    Entry("civc, whole clips, no logit KD, feature weights 0.1", "civc",
+          (*WHOLE, *NO_KD, "method.options.spatial_weight=0.1", "method.options.temporal_weight=0.1")),
+    Entry("civc, whole clips, no logit KD, temporal part only", "civc",
+          (*WHOLE, *NO_KD, "method.options.spatial_weight=0")),
 ]
 
 TABLE = ["lucir", "icarl", "tcd", "podnet", "lucir + TC", "civc"]
