@@ -97,10 +97,16 @@ ENTRIES = [
     Entry("civc, whole clips, LUCIR's losses only", "civc", (*WHOLE, *NO_FEATURES, *NO_KD)),
     Entry("civc, LUCIR's losses only", "civc", (*NO_FEATURES, *NO_KD)),
     Entry("civc, whole clips, LUCIR's losses only + CBF", "civc", (*WHOLE, *NO_FEATURES, *NO_KD, *CBF)),
-    Entry("civc, whole clips, no logit KD, feature weights 0.1", "civc",
-          (*WHOLE, *NO_KD, "method.options.spatial_weight=0.1", "method.options.temporal_weight=0.1")),
-    Entry("civc, whole clips, no logit KD, temporal part only", "civc",
-          (*WHOLE, *NO_KD, "method.options.spatial_weight=0")),
+    Entry(
+        "civc, whole clips, no logit KD, feature weights 0.1",
+        "civc",
+        (*WHOLE, *NO_KD, "method.options.spatial_weight=0.1", "method.options.temporal_weight=0.1"),
+    ),
+    Entry(
+        "civc, whole clips, no logit KD, temporal part only",
+        "civc",
+        (*WHOLE, *NO_KD, "method.options.spatial_weight=0"),
+    ),
 ]
 
 TABLE = ["lucir", "icarl", "tcd", "podnet", "lucir + TC", "civc"]

@@ -143,6 +143,45 @@ def test_lucir_imprints_new_weights_from_class_means() -> None:
     assert torch.allclose(w[3], torch.eye(d)[1] * old_norm, atol=1e-6)
 
 
+@pytest.mark.parametrize("name", ["lucir", "podnet", "tcd", "civc"])
+def test_similarity_head_methods_imprint_and_balance_by_their_options(name: str) -> None:
+    """The four methods on a similarity head share one imprint-then-balance contract: imprint when `imprint` is
+    on and the step is incremental, class-balanced fine-tuning for `cbf_epochs` at `cbf_lr` when it ends."""
+    calls: list[tuple] = []
+    tools = StepTools(
+        new_features=lambda: calls.append(("features",)) or (torch.zeros(0, 4), torch.zeros(0)),
+        finetune_head_on_memory=lambda epochs, lr: calls.append(("cbf", epochs, lr)),
+    )
+    model = torch.nn.Module()
+    model.head = make_head("cosine", 4, 2)
+    base = StepContext(step=0, num_old=0, num_seen=2, old_model=None, device=torch.device("cpu"))
+    step = StepContext(step=1, num_old=2, num_seen=2, old_model=None, device=torch.device("cpu"))
+    method = build_method(name, {"cbf_epochs": 1.5, "cbf_lr": 0.3, "imprint": True, "importance": False}
+                          if name == "tcd" else {"cbf_epochs": 1.5, "cbf_lr": 0.3, "imprint": True})  # fmt: skip
+    method.begin_step(model, base, tools)
+    method.end_step(model, base, tools)
+    assert calls == []  # nothing at the base step
+    method.begin_step(model, step, tools)
+    method.end_step(model, step, tools)
+    assert calls == [("features",), ("cbf", 1.5, 0.3)]
+    calls.clear()
+    off = {"cbf_epochs": 0, "imprint": False}
+    method = build_method(name, {**off, "importance": False} if name == "tcd" else off)
+    method.begin_step(model, step, tools)
+    method.end_step(model, step, tools)
+    assert calls == []
+
+
+def test_method_flags_follow_options_per_instance() -> None:
+    """Flags an option chooses are the instance's, not the class's: two civc instances differ."""
+    plain, nme = build_method("civc", {}), build_method("civc", {"classifier": "nme", "head": "linear"})
+    assert (plain.nme, plain.head, plain.old_model_batch_stats) == (False, "cosine", True)
+    assert (nme.nme, nme.head) == (True, "linear")
+    assert build_method("civc", {"old_batch_stats": False}).old_model_batch_stats is False
+    assert build_method("tcd", {"classifier": "nme"}).nme and not build_method("tcd", {}).nme
+    assert build_method("podnet", {"classifier": "lsc"}).head == "lsc" and METHODS["podnet"].head == "cosine"
+
+
 def test_podnet_distils_every_stage_frame_by_frame() -> None:
     method = build_method("podnet", {"stages": ["layer1"], "pod_spatial": 1.0, "pod_flat": 0.0})
     ctx = StepContext(step=1, num_old=2, num_seen=3, old_model=None, device=torch.device("cpu"))

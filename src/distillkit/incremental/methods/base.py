@@ -13,12 +13,13 @@ from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import nn
 
-from distillkit.config import Section, validate
+from distillkit.config import MAX_EPOCHS, Section, validate
 from distillkit.errors import ConfigError
 from distillkit.incremental.selection import all_frames
-from distillkit.models.heads import make_head
+from distillkit.models.heads import imprint, make_head
 
 Outputs = dict[str, torch.Tensor]
 """`VideoResNet.forward_features` outputs (`layer1`..`layer4`, `frames`, `pooled`) plus `logits` (and `cosine`
@@ -61,21 +62,30 @@ class NoOptions(Section):
     """This method has no options."""
 
 
+HeadKind = Literal["linear", "cosine", "lsc"]
+
+
 class Method:
-    """Base method = Finetune with memory replay: cross-entropy over all seen classes, a linear head."""
+    """Base method = Finetune with memory replay: cross-entropy over all seen classes, a linear head.
+
+    Class attributes say what a method is (`name`, `Options`, `uses_memory`, `train_on`, `needs_old_outputs`);
+    instance attributes what it does with its options (`head`, `nme`, `old_model_batch_stats`): a method whose
+    options choose them sets them in `__init__`."""
 
     name: ClassVar[str] = ""
     Options: ClassVar[type[Section]] = NoOptions
-    head: ClassVar[Literal["linear", "cosine", "lsc"]] = "linear"
     uses_memory: ClassVar[bool] = True
     """Whether the step trains on (and the runner fills) the exemplar memory."""
     train_on: ClassVar[Literal["new", "seen"]] = "new"
     """`new`: the new classes' data (+ memory); `seen`: all data of every class seen so far (Joint)."""
     needs_old_outputs: ClassVar[bool] = False
     """Whether `loss` receives the old model's outputs."""
-    nme: ClassVar[bool] = False
+
+    head: HeadKind = "linear"
+    """The classifier head's kind."""
+    nme: bool = False
     """Whether the method's own classifier is the nearest mean of exemplars (evaluated as its main head)."""
-    old_model_batch_stats: ClassVar[bool] = False
+    old_model_batch_stats: bool = False
     """Whether the old model normalises with each batch's statistics (as the current model does in training)
     instead of its running ones, so that its outputs equal the current model's until the weights change."""
 
@@ -105,15 +115,53 @@ class Method:
     def begin_step(self, model: nn.Module, ctx: StepContext, tools: StepTools) -> None:
         """Called after the head has grown, before training (e.g. imprint new weights)."""
 
+    def classification_loss(self, out: Outputs, y: torch.Tensor, ctx: StepContext) -> torch.Tensor:
+        """The classification term of `loss`: cross-entropy over every seen class."""
+        return F.cross_entropy(out["logits"], y)
+
     def loss(
         self, out: Outputs, old: Outputs | None, y: torch.Tensor, ctx: StepContext
     ) -> tuple[torch.Tensor, dict[str, float]]:
         """Loss of a batch and its named parts."""
-        ce = F.cross_entropy(out["logits"], y)
+        ce = self.classification_loss(out, y, ctx)
         return ce, {"ce": ce.item()}
 
     def end_step(self, model: nn.Module, ctx: StepContext, tools: StepTools) -> None:
         """Called after training and the memory update, before evaluation (e.g. class-balanced fine-tuning)."""
+
+
+class SimilarityHeadOptions(Section):
+    """Options every method on a similarity head (cosine or local similarity) has."""
+
+    imprint: bool = True
+    """Initialise the new classes' weights (proxies) by imprinting: the normalised mean features of their
+    training clips."""
+    cbf_epochs: float = Field(0.0, ge=0, le=MAX_EPOCHS)
+    """Class-balanced fine-tuning of the classifier on the memory after each incremental step (0: off)."""
+    cbf_lr: float = Field(0.01, gt=0)
+    """Learning rate of class-balanced fine-tuning."""
+
+
+class SimilarityHeadMethod(Method):
+    """A method on a cosine or local-similarity head: imprints the new classes' weights when an incremental step
+    begins (`imprint`) and fine-tunes the head on the memory, classes balanced, when it ends (`cbf_epochs`)."""
+
+    head: HeadKind = "cosine"
+
+    def __init__(self, options: Section) -> None:
+        if not isinstance(options, SimilarityHeadOptions):
+            raise TypeError(f"{type(self).__name__} needs options derived from SimilarityHeadOptions")
+        super().__init__(options)
+        self.head_options = options
+
+    def begin_step(self, model: nn.Module, ctx: StepContext, tools: StepTools) -> None:
+        if ctx.step > 0 and self.head_options.imprint and self.head != "linear":
+            features, labels = tools.new_features()
+            imprint(model.head, features, labels, range(ctx.num_old, ctx.num_seen))
+
+    def end_step(self, model: nn.Module, ctx: StepContext, tools: StepTools) -> None:
+        if ctx.step > 0 and self.head_options.cbf_epochs > 0:
+            tools.finetune_head_on_memory(self.head_options.cbf_epochs, self.head_options.cbf_lr)
 
 
 METHODS: dict[str, type[Method]] = {}

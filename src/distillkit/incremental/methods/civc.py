@@ -12,10 +12,8 @@ import math
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from pydantic import Field
 
-from distillkit.config import MAX_EPOCHS, Section
 from distillkit.distill.losses import kd_loss, less_forget_loss, margin_ranking_loss
 from distillkit.distill.spatiotemporal import (
     align,
@@ -27,12 +25,17 @@ from distillkit.distill.spatiotemporal import (
     whole_feature_loss,
 )
 from distillkit.engine.distributed import process_share
-from distillkit.incremental.methods.base import Method, Outputs, StepContext, StepTools, register
+from distillkit.incremental.methods.base import (
+    Outputs,
+    SimilarityHeadMethod,
+    SimilarityHeadOptions,
+    StepContext,
+    register,
+)
 from distillkit.incremental.selection import key_frames, uniform_key_frames
-from distillkit.models.heads import imprint
 
 
-class CIVCOptions(Section):
+class CIVCOptions(SimilarityHeadOptions):
     """Options of `civc`."""
 
     stages: list[str] | None = None
@@ -83,12 +86,6 @@ class CIVCOptions(Section):
     key_frame_selection: Literal["greedy", "uniform"] = "greedy"
     """`greedy`: the positions whose mean frame feature is nearest the clip feature (the design's fine
     selection); `uniform`: evenly spaced positions, replayed as the clip at an even, lower frame rate."""
-    imprint: bool = True
-    """Initialise new class weights of the cosine classifier by imprinting."""
-    cbf_epochs: float = Field(0.0, ge=0, le=MAX_EPOCHS)
-    """Class-balanced fine-tuning of the classifier on the memory after each incremental step (0: off)."""
-    cbf_lr: float = Field(0.01, gt=0)
-    """Learning rate of class-balanced fine-tuning."""
     head: Literal["cosine", "linear"] = "cosine"
     """Classifier head. `linear` drops what needs cosine scores (imprinting, margin ranking)."""
     old_batch_stats: bool = True
@@ -101,7 +98,7 @@ class CIVCOptions(Section):
 
 
 @register
-class CIVC(Method):
+class CIVC(SimilarityHeadMethod):
     """Cross-entropy on a cosine classifier + KD on old logits + spatial and temporal distillation of chosen
     stages (along trajectories of the old features) + exemplars of key-frames chosen inside herded videos."""
 
@@ -109,17 +106,11 @@ class CIVC(Method):
     Options = CIVCOptions
     needs_old_outputs = True
 
-    @property
-    def head(self) -> str:  # type: ignore[override]
-        return self.options.head
-
-    @property
-    def old_model_batch_stats(self) -> bool:  # type: ignore[override]
-        return self.options.old_batch_stats
-
-    @property
-    def nme(self) -> bool:  # type: ignore[override]
-        return self.options.classifier == "nme"
+    def __init__(self, options: CIVCOptions) -> None:
+        super().__init__(options)
+        self.head = options.head
+        self.old_model_batch_stats = options.old_batch_stats
+        self.nme = options.classifier == "nme"
 
     def exemplar_frames(self, num_segments: int) -> int:
         k = self.options.key_frames
@@ -135,15 +126,6 @@ class CIVC(Method):
         if self.options.key_frame_selection == "uniform":
             return uniform_key_frames(len(frame_features), k)
         return key_frames(frame_features, clip_feature, k)
-
-    def begin_step(self, model: torch.nn.Module, ctx: StepContext, tools: StepTools) -> None:
-        if ctx.step > 0 and self.options.imprint and self.head == "cosine":
-            features, labels = tools.new_features()
-            imprint(model.head, features, labels, range(ctx.num_old, ctx.num_seen))
-
-    def end_step(self, model: torch.nn.Module, ctx: StepContext, tools: StepTools) -> None:
-        if ctx.step > 0 and self.options.cbf_epochs > 0:
-            tools.finetune_head_on_memory(self.options.cbf_epochs, self.options.cbf_lr)
 
     def trajectories(self, out: Outputs, old: Outputs, stage: str) -> torch.Tensor | None:
         """Trajectory index (N, T, H·W) for `stage`, shared by old and new features; None at fixed positions."""
@@ -186,7 +168,7 @@ class CIVC(Method):
     def loss(
         self, out: Outputs, old: Outputs | None, y: torch.Tensor, ctx: StepContext
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        ce = F.cross_entropy(out["logits"], y)
+        ce = self.classification_loss(out, y, ctx)
         if old is None:
             return ce, {"ce": ce.item()}
         o = self.options

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
-from distillkit.incremental.methods.base import Outputs, StepContext, register
+from distillkit.incremental.methods.base import Method, Outputs, StepContext, register
 from distillkit.incremental.methods.lwf import LogitKDOptions, LwF
 
 
@@ -25,4 +24,4 @@ class ICaRL(LwF):
     nme = True
 
     def classification_loss(self, out: Outputs, y: torch.Tensor, ctx: StepContext) -> torch.Tensor:
-        return F.cross_entropy(out["logits"], y)
+        return Method.classification_loss(self, out, y, ctx)  # over every seen class, not LwF's new ones

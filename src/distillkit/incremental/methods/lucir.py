@@ -5,17 +5,20 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from pydantic import Field
 
-from distillkit.config import MAX_EPOCHS, Section
 from distillkit.distill.losses import less_forget_loss, margin_ranking_loss
 from distillkit.engine.distributed import process_share
-from distillkit.incremental.methods.base import Method, Outputs, StepContext, StepTools, register
-from distillkit.models.heads import imprint
+from distillkit.incremental.methods.base import (
+    Outputs,
+    SimilarityHeadMethod,
+    SimilarityHeadOptions,
+    StepContext,
+    register,
+)
 
 
-class LUCIROptions(Section):
+class LUCIROptions(SimilarityHeadOptions):
     """Options of `lucir` (defaults from the paper)."""
 
     lambda_base: float = Field(5.0, ge=0)
@@ -26,33 +29,20 @@ class LUCIROptions(Section):
     """New-class scores each old-class sample is ranked against."""
     ranking_weight: float = Field(1.0, ge=0)
     """Weight of the margin ranking loss."""
-    imprint: bool = True
-    """Initialise new class weights from the normalised mean features of their training clips."""
-    cbf_epochs: float = Field(0.0, ge=0, le=MAX_EPOCHS)
-    """Class-balanced fine-tuning of the head on the memory after each incremental step (0: off)."""
-    cbf_lr: float = Field(0.01, gt=0)
-    """Learning rate of class-balanced fine-tuning."""
 
 
 @register
-class LUCIR(Method):
+class LUCIR(SimilarityHeadMethod):
     """Cross-entropy on σ·cos logits + λ·(1 − cos(f, f_old)) + margin ranking of old samples vs new classes."""
 
     name = "lucir"
     Options = LUCIROptions
-    head = "cosine"
     needs_old_outputs = True
-
-    def begin_step(self, model: torch.nn.Module, ctx: StepContext, tools: StepTools) -> None:
-        if ctx.step == 0 or not self.options.imprint:
-            return
-        features, labels = tools.new_features()
-        imprint(model.head, features, labels, range(ctx.num_old, ctx.num_seen))
 
     def loss(
         self, out: Outputs, old: Outputs | None, y: torch.Tensor, ctx: StepContext
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        ce = F.cross_entropy(out["logits"], y)
+        ce = self.classification_loss(out, y, ctx)
         if old is None:
             return ce, {"ce": ce.item()}
         o = self.options
@@ -61,7 +51,3 @@ class LUCIR(Method):
         weight = o.lambda_base * math.sqrt(ctx.num_old / ctx.num_new)
         total = ce + weight * forget + o.ranking_weight * rank
         return total, {"ce": ce.item(), "less_forget": forget.item(), "ranking": rank.item()}
-
-    def end_step(self, model: torch.nn.Module, ctx: StepContext, tools: StepTools) -> None:
-        if ctx.step > 0 and self.options.cbf_epochs > 0:
-            tools.finetune_head_on_memory(self.options.cbf_epochs, self.options.cbf_lr)

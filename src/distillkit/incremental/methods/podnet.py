@@ -9,26 +9,28 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field
 
-from distillkit.config import MAX_EPOCHS, Section
+from distillkit.config import MAX_EPOCHS
 from distillkit.distill.losses import nca_loss, pod_flat_loss, pod_spatial_loss
-from distillkit.incremental.methods.base import Method, Outputs, StepContext, StepTools, register
-from distillkit.models.heads import imprint, make_head
+from distillkit.incremental.methods.base import (
+    Outputs,
+    SimilarityHeadMethod,
+    SimilarityHeadOptions,
+    StepContext,
+    register,
+)
+from distillkit.models.heads import make_head
 
 
-class PODNetOptions(Section):
+class PODNetOptions(SimilarityHeadOptions):
     """Options of `podnet` (weights from the paper's CIFAR setting)."""
 
     pod_spatial: float = Field(3.0, ge=0)
     """Weight of POD-spatial, scaled by sqrt(seen classes / new classes)."""
     pod_flat: float = Field(1.0, ge=0)
     """Weight of POD-flat on the clip embedding, scaled the same way."""
-    imprint: bool = True
-    """Initialise new class weights by imprinting (as PODNet does, after LUCIR)."""
     cbf_epochs: float = Field(2.0, ge=0, le=MAX_EPOCHS)
     """Class-balanced fine-tuning of the classifier on the memory after each incremental step (PODNet's
     CIFAR setting fine-tunes it; without it the classifier is biased to the newest classes; 0: off)."""
-    cbf_lr: float = Field(0.01, gt=0)
-    """Learning rate of class-balanced fine-tuning."""
     classifier: Literal["cosine", "lsc"] = "cosine"
     """`cosine`: one proxy per class, trained with cross-entropy; `lsc`: PODNet's local similarity classifier
     (`proxies` per class) trained with its NCA loss (margin `nca_margin`)."""
@@ -41,7 +43,7 @@ class PODNetOptions(Section):
 
 
 @register
-class PODNet(Method):
+class PODNet(SimilarityHeadMethod):
     """Cross-entropy on a cosine classifier (or PODNet's local similarity classifier with its NCA loss:
     `classifier: lsc`) with imprinted new weights + POD-spatial on every chosen stage (frames as images) +
     POD-flat on the clip embedding; optional class-balanced fine-tuning of the classifier."""
@@ -50,32 +52,23 @@ class PODNet(Method):
     Options = PODNetOptions
     needs_old_outputs = True
 
-    @property
-    def head(self) -> str:  # type: ignore[override]
-        return "lsc" if self.options.classifier == "lsc" else "cosine"
+    def __init__(self, options: PODNetOptions) -> None:
+        super().__init__(options)
+        self.head = "lsc" if options.classifier == "lsc" else "cosine"
 
     def build_head(self, in_features: int, out_features: int) -> torch.nn.Module:
         return make_head(self.head, in_features, out_features, self.options.proxies)
 
-    def classification_loss(self, out: Outputs, y: torch.Tensor) -> torch.Tensor:
+    def classification_loss(self, out: Outputs, y: torch.Tensor, ctx: StepContext) -> torch.Tensor:
         """Cross-entropy on the cosine head, or NCA with a margin on the local similarity classifier."""
         if self.options.classifier == "lsc":
             return nca_loss(out["cosine"], y, out["scale"], self.options.nca_margin)
         return F.cross_entropy(out["logits"], y)
 
-    def begin_step(self, model: torch.nn.Module, ctx: StepContext, tools: StepTools) -> None:
-        if ctx.step > 0 and self.options.imprint:
-            features, labels = tools.new_features()
-            imprint(model.head, features, labels, range(ctx.num_old, ctx.num_seen))
-
-    def end_step(self, model: torch.nn.Module, ctx: StepContext, tools: StepTools) -> None:
-        if ctx.step > 0 and self.options.cbf_epochs > 0:
-            tools.finetune_head_on_memory(self.options.cbf_epochs, self.options.cbf_lr)
-
     def loss(
         self, out: Outputs, old: Outputs | None, y: torch.Tensor, ctx: StepContext
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        ce = self.classification_loss(out, y)
+        ce = self.classification_loss(out, y, ctx)
         if old is None:
             return ce, {"ce": ce.item()}
         o = self.options

@@ -32,7 +32,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from distillkit.config import MAX_EPOCHS, Section
+from distillkit.config import MAX_EPOCHS
 from distillkit.distill.losses import (
     importance_weights,
     nca_loss,
@@ -41,11 +41,18 @@ from distillkit.distill.losses import (
     tcd_feature_loss,
     temporal_diversity_loss,
 )
-from distillkit.incremental.methods.base import Method, Outputs, StepContext, StepTools, register
-from distillkit.models.heads import imprint, make_head
+from distillkit.incremental.methods.base import (
+    Outputs,
+    SimilarityHeadMethod,
+    SimilarityHeadOptions,
+    StepContext,
+    StepTools,
+    register,
+)
+from distillkit.models.heads import make_head
 
 
-class TCDOptions(Section):
+class TCDOptions(SimilarityHeadOptions):
     """Options of `tcd` (weights from the paper's UCF101 scripts)."""
 
     feature_weight: float = Field(0.3, ge=0)
@@ -61,12 +68,8 @@ class TCDOptions(Section):
     """Weight the distillation by the old model's time-channel importance; false: every slice weighs 1."""
     stages: list[str] | None = None
     """Backbone stages distilled and diversified (None: every stage)."""
-    imprint: bool = True
-    """Initialise the new classes' proxies by imprinting."""
     cbf_epochs: float = Field(2.0, ge=0, le=MAX_EPOCHS)
     """Class-balanced fine-tuning of the classifier on the memory after each incremental step (0: off)."""
-    cbf_lr: float = Field(0.01, gt=0)
-    """Learning rate of class-balanced fine-tuning."""
     proxies: int = Field(1, ge=1)
     """Proxies per class of the local similarity classifier (the reference UCF101 scripts: 1; PODNet: 10)."""
     nca_margin: float = Field(0.6, ge=0)
@@ -77,7 +80,7 @@ class TCDOptions(Section):
 
 
 @register
-class TCD(Method):
+class TCD(SimilarityHeadMethod):
     """NCA on a local similarity classifier + time-channel importance-weighted distillation of the stage
     features and frame embeddings + temporal diversity loss; imprinting and class-balanced fine-tuning."""
 
@@ -86,14 +89,11 @@ class TCD(Method):
     head = "lsc"
     needs_old_outputs = True
 
-    def __init__(self, options: Section) -> None:
+    def __init__(self, options: TCDOptions) -> None:
         super().__init__(options)
+        self.nme = options.classifier == "nme"
         self.importance: dict[str, torch.Tensor] = {}
         """The step's importance (T, C) per stage and for the frame embeddings (`frames`); empty: weights 1."""
-
-    @property
-    def nme(self) -> bool:  # type: ignore[override]
-        return self.options.classifier == "nme"
 
     def build_head(self, in_features: int, out_features: int) -> nn.Module:
         return make_head("lsc", in_features, out_features, self.options.proxies)
@@ -104,12 +104,8 @@ class TCD(Method):
 
     def begin_step(self, model: nn.Module, ctx: StepContext, tools: StepTools) -> None:
         self.importance = {}
-        if ctx.step == 0:
-            return
-        if self.options.imprint:
-            features, labels = tools.new_features()
-            imprint(model.head, features, labels, range(ctx.num_old, ctx.num_seen))
-        if self.options.importance and ctx.old_model is not None:
+        super().begin_step(model, ctx, tools)  # imprinting
+        if ctx.step > 0 and self.options.importance and ctx.old_model is not None:
             self.importance = self.measure_importance(ctx.old_model, tools.memory_batches())
 
     def measure_importance(
@@ -144,15 +140,15 @@ class TCD(Method):
                 hook.remove()
         return {key: importance_weights(e) for key, e in energy.items()}
 
-    def end_step(self, model: nn.Module, ctx: StepContext, tools: StepTools) -> None:
-        if ctx.step > 0 and self.options.cbf_epochs > 0:
-            tools.finetune_head_on_memory(self.options.cbf_epochs, self.options.cbf_lr)
+    def classification_loss(self, out: Outputs, y: torch.Tensor, ctx: StepContext) -> torch.Tensor:
+        """PODNet's NCA loss with a margin on the local similarity classifier."""
+        return nca_loss(out["cosine"], y, out["scale"], self.options.nca_margin)
 
     def loss(
         self, out: Outputs, old: Outputs | None, y: torch.Tensor, ctx: StepContext
     ) -> tuple[torch.Tensor, dict[str, float]]:
         o = self.options
-        ce = nca_loss(out["cosine"], y, out["scale"], o.nca_margin)
+        ce = self.classification_loss(out, y, ctx)
         stages = self.stages(out)
         total, parts = ce, {"ce": ce.item()}
         if o.diversity_weight > 0:
