@@ -159,12 +159,16 @@ def test_uniform_key_frames_replay_at_an_even_lower_frame_rate() -> None:
     assert uniform_key_frames(8, 1) == [0] and uniform_key_frames(8, 8) == list(range(8))
     with pytest.raises(ValueError, match="1..8"):
         uniform_key_frames(8, 9)
-    method = build_method("civc", {"key_frame_selection": "uniform"})
+    method = build_method("civc", {"key_frames": 4, "key_frame_selection": "uniform"})
     frames = torch.randn(8, 5)
     assert method.select_frames(frames, frames[3], 4) == [0, 2, 4, 6]  # features play no part
 
 
 # -------------------------------------------------------------------------------------------------- method
+EVERY_PART = {"logit_weight": 1.0, "spatial_weight": 1.0, "temporal_weight": 1.0, "key_frames": 4}
+"""civc with every part of its design switched on (the defaults switch off what the benchmark found costly)."""
+
+
 def outputs(seed: int, n: int = 4, t: int = 4) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     return {
@@ -179,10 +183,10 @@ def outputs(seed: int, n: int = 4, t: int = 4) -> dict[str, torch.Tensor]:
 
 def test_civc_registered_with_its_memory_hooks() -> None:
     assert "civc" in METHODS and METHODS["civc"].needs_old_outputs
-    method = build_method("civc", {})
+    method = build_method("civc", {"key_frames": 4})
     assert method.head == "cosine"
     assert method.exemplar_frames(8) == 4 and method.exemplar_frames(3) == 3 and not method.nme
-    assert build_method("civc", {"key_frames": None}).exemplar_frames(8) == 8
+    assert build_method("civc", {}).exemplar_frames(8) == 8  # whole clips by default
     assert build_method("civc", {"classifier": "nme"}).nme
     assert build_method("civc", {"head": "linear"}).head == "linear"
     frames = torch.randn(8, 5)
@@ -195,7 +199,7 @@ def test_civc_loss_parts_follow_the_switches() -> None:
     ctx = StepContext(step=1, num_old=3, num_seen=5, old_model=None, device=torch.device("cpu"))
     y = torch.tensor([0, 3, 4, 1])
     out, old = outputs(0), outputs(1)
-    method = build_method("civc", {})
+    method = build_method("civc", EVERY_PART)
     total, parts = method.loss(out, old, y, ctx)
     assert set(parts) == {"ce", "kd", "ranking", "spatial", "temporal", "embedding"}
     assert parts["ranking"] > 0  # old-class samples 0 and 1 against new classes 3, 4
@@ -203,10 +207,10 @@ def test_civc_loss_parts_follow_the_switches() -> None:
     distil = parts["spatial"] + parts["temporal"] + 5.0 * parts["embedding"]
     want = parts["ce"] + parts["kd"] + parts["ranking"] + scale * distil
     assert total.item() == pytest.approx(want, rel=1e-5)
-    _, parts = build_method("civc", {"decompose": False}).loss(out, old, y, ctx)
+    _, parts = build_method("civc", {**EVERY_PART, "decompose": False}).loss(out, old, y, ctx)
     assert set(parts) == {"ce", "kd", "ranking", "whole", "embedding"}
-    _, fixed = build_method("civc", {"trajectories": "none"}).loss(out, old, y, ctx)
-    _, frames = build_method("civc", {"trajectories": "frames"}).loss(out, old, y, ctx)
+    _, fixed = build_method("civc", {**EVERY_PART, "trajectories": "none"}).loss(out, old, y, ctx)
+    _, frames = build_method("civc", {**EVERY_PART, "trajectories": "frames"}).loss(out, old, y, ctx)
     assert fixed["ce"] == parts["ce"] and fixed["temporal"] > 0 and frames["temporal"] > 0
     total, parts = method.loss(out, {k: v.clone() for k, v in out.items()}, y, ctx)
     for key in ("spatial", "temporal", "embedding", "kd"):
@@ -216,21 +220,29 @@ def test_civc_loss_parts_follow_the_switches() -> None:
     linear = {k: v for k, v in out.items() if k != "cosine"}  # a linear head has no cosine scores to rank
     _, parts = build_method("civc", {"head": "linear"}).loss(linear, old, y, ctx)
     assert parts["ranking"] == 0
+    # the defaults: LUCIR's terms only; KD and the feature parts are not even computed
+    total, parts = build_method("civc", {}).loss(out, old, y, ctx)
+    assert set(parts) == {"ce", "kd", "ranking", "embedding"} and parts["kd"] == 0
+    assert total.item() == pytest.approx(
+        parts["ce"] + parts["ranking"] + scale * 5.0 * parts["embedding"], rel=1e-5
+    )
+    one = build_method("civc", {"temporal_weight": 0.5})  # one part on: only that part is computed
+    assert set(one.feature_losses(out, old)) == {"temporal"}
 
 
 def test_temporal_part_on_new_clips_only_ignores_the_replays() -> None:
     ctx = StepContext(step=1, num_old=3, num_seen=5, old_model=None, device=torch.device("cpu"))
     out, old = outputs(0), outputs(1)
     y = torch.tensor([0, 3, 4, 1])  # clips 1 and 2 are new
-    everywhere = build_method("civc", {}).feature_losses(out, old)
-    method = build_method("civc", {"temporal_on": "new"})
+    everywhere = build_method("civc", EVERY_PART).feature_losses(out, old)
+    method = build_method("civc", {**EVERY_PART, "temporal_on": "new"})
     new_only = method.feature_losses(out, old, y >= 3)
     assert new_only["spatial"] == everywhere["spatial"]
     pick = [
         1,
         2,
     ]  # by hand: the mean over the batch with the replays counting 0 = half the mean over new clips
-    part = build_method("civc", {}).feature_losses({k: v[pick] for k, v in out.items()},
+    part = build_method("civc", EVERY_PART).feature_losses({k: v[pick] for k, v in out.items()},
                                                    {k: v[pick] for k, v in old.items()})  # fmt: skip
     assert new_only["temporal"].item() == pytest.approx(0.5 * part["temporal"].item(), rel=1e-5)
     # changing a replay's temporal features changes nothing
@@ -245,7 +257,13 @@ def test_civc_feature_losses_reach_the_features() -> None:
     ctx = StepContext(step=1, num_old=3, num_seen=5, old_model=None, device=torch.device("cpu"))
     out, old = outputs(0), outputs(1)
     out["layer1"].requires_grad_(True)
-    options = {"logit_weight": 0.0, "embedding_weight": 0.0, "ranking_weight": 0.0, "stages": ["layer1"]}
+    options = {
+        **EVERY_PART,
+        "logit_weight": 0.0,
+        "embedding_weight": 0.0,
+        "ranking_weight": 0.0,
+        "stages": ["layer1"],
+    }
     build_method("civc", options).loss(out, old, torch.tensor([3, 4, 3, 4]), ctx)[0].backward()
     assert out["layer1"].grad is not None and out["layer1"].grad.abs().sum() > 0
 
@@ -291,7 +309,7 @@ def test_old_model_on_batch_statistics_matches_the_training_model_and_keeps_its_
     for key in ("layer1", "layer4", "pooled", "logits"):
         torch.testing.assert_close(before[key], now[key])
     assert all(torch.equal(old.state_dict()[k], v) for k, v in stats.items())
-    method = build_method("civc", {})
+    method = build_method("civc", EVERY_PART)
     assert (
         method.old_model_batch_stats
         and not build_method("civc", {"old_batch_stats": False}).old_model_batch_stats
