@@ -79,6 +79,7 @@ ENTRIES = [
     Entry("tcd", "tcd", baseline=True),
     Entry("lucir + TC", "lucir", TC, baseline=True),
     Entry("icarl + TC", "icarl", TC, baseline=True),
+    Entry("lucir + CBF", "lucir", CBF, baseline=True),
     Entry("civc", "civc"),
     Entry("civc + TC", "civc", TC),
     Entry("civc, interpolated replay", "civc", ("memory.replay=interpolate",)),
