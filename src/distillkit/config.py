@@ -546,22 +546,76 @@ def apply_overrides(tree: dict, overrides: list[str], schema: type[Section]) -> 
     return tree
 
 
+BASE_KEY = "_base_"
+"""Top-level key of a config file naming the file(s) it starts from (see `read_config`)."""
+
+
+def read_config(path: str | Path) -> dict:
+    """The raw config tree of YAML file `path`, with the files it inherits from merged in.
+
+    A file may name base files with a top-level `_base_: other.yaml` (or a list of names, merged in order),
+    each relative to the file that names it; bases may have bases of their own. The file's mappings are merged
+    key by key over its bases' (recursively); any other value (a number, a string, a list) replaces the base's.
+    A missing base file, a cycle of bases, or a `_base_` that is not a name or a list of names is a `ConfigError`
+    naming the file that says so."""
+    return _read_with_bases(Path(path), ())
+
+
+def _read_with_bases(path: Path, chain: tuple[Path, ...]) -> dict:
+    """`read_config` of `path`, reached through the files of `chain` (each naming the next as a base)."""
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    tree = _read_yaml(path)
+    if tree is None:  # nothing but blank lines and comments: refuse rather than start a default job
+        raise ConfigError(
+            f"{path}: empty config (no keys); write the keys to set, or '{{}}' to run with every default"
+        )
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys")
+    _check_plain(tree, str(path))  # before merging: a recursive alias would make the merge loop
+    if BASE_KEY not in tree:
+        return tree
+    names = tree.pop(BASE_KEY)
+    if isinstance(names, str):
+        names = [names]
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) and n.strip() for n in names):
+        raise ConfigError(
+            f"{path}: '{BASE_KEY}' must be a file name or a list of file names, relative to this file; "
+            f"got {repr(names)[:60]}"
+        )
+    chain = (*chain, path.resolve())
+    merged: dict = {}
+    for name in names:
+        base = path.parent / name
+        if not base.is_file():
+            raise ConfigError(f"{path}: base file '{name}' not found (looked for {base})")
+        if base.resolve() in chain:
+            cycle = " -> ".join(str(p) for p in (*chain[chain.index(base.resolve()) :], base.resolve()))
+            raise ConfigError(f"{path}: '{BASE_KEY}' makes a cycle: {cycle}")
+        merged = merge_trees(merged, _read_with_bases(base, chain))
+    return merge_trees(merged, tree)
+
+
+def merge_trees(base: dict, over: dict) -> dict:
+    """`base` updated by `over`: mappings present in both are merged key by key, any other value of `over`
+    replaces `base`'s. Neither argument is changed."""
+    merged = dict(base)
+    for key, value in over.items():
+        old = merged.get(key)
+        merged[key] = merge_trees(old, value) if isinstance(old, dict) and isinstance(value, dict) else value
+    return merged
+
+
 def load_config(path: str | Path | None, schema: type[T], overrides: list[str] | None = None) -> T:
-    """Read YAML `path` (or start from defaults when None), apply overrides, validate into `schema`."""
-    tree: dict = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
-        tree = _read_yaml(path)
-        if tree is None:  # nothing but blank lines and comments: refuse rather than start a default job
-            raise ConfigError(
-                f"{path}: empty config (no keys); write the keys to set, or '{{}}' to run with every default"
-            )
-        if not isinstance(tree, dict):
-            raise ConfigError(f"{path}: the top level must be a mapping of keys")
-    apply_overrides(tree, overrides or [], schema)
-    source = str(path) if path else "config"
+    """Read YAML `path` with its bases (or start from defaults when None), apply overrides, validate into
+    `schema`."""
+    tree = read_config(path) if path is not None else {}
+    return _build(tree, schema, overrides or [], str(path) if path is not None else "config")
+
+
+def _build(tree: dict, schema: type[T], overrides: list[str], source: str) -> T:
+    """Apply `overrides` to the raw `tree` read from `source` and validate it into `schema`."""
+    apply_overrides(tree, overrides, schema)
     _check_plain(tree, source)
     return validate(tree, schema, source=source)
 
@@ -617,11 +671,8 @@ def load_train_config(
     path: str | Path | None, overrides: list[str] | None = None
 ) -> TrainConfig | VideoTrainConfig:
     """`distillkit train`'s config: a `VideoTrainConfig` when its `task` (or a `task=` override) is `video`."""
-    task = "image"
-    if path is not None and Path(path).is_file():
-        tree = _read_yaml(Path(path))
-        if isinstance(tree, dict) and "task" in tree:
-            task = tree["task"]
+    tree = read_config(path) if path is not None else {}
+    task = tree.get("task", "image")
     for text in overrides or []:
         parts, value = parse_override(text)
         if parts == ["task"]:
@@ -629,7 +680,7 @@ def load_train_config(
     schemas = {"image": TrainConfig, "video": VideoTrainConfig}
     if not isinstance(task, str) or task not in schemas:
         raise ConfigError(f"{path or 'config'}: 'task' must be 'image' or 'video', got {task!r}")
-    return load_config(path, schemas[task], overrides)
+    return _build(tree, schemas[task], overrides or [], str(path) if path is not None else "config")
 
 
 def dump_config(cfg: Section) -> dict:
