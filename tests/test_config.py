@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import pytest
@@ -172,3 +173,25 @@ def test_train_task_may_come_from_a_base(tmp_path: Path) -> None:
     (tmp_path / "video.yaml").write_text("task: video\nmodel: {arch: resnet20}\n")
     cfg = load_train_config(write(tmp_path, "_base_: video.yaml\nseed: 2\n"))
     assert isinstance(cfg, VideoTrainConfig) and cfg.model.arch == "resnet20" and cfg.seed == 2
+
+
+RESOLVED = Path(__file__).with_name("resolved_configs.json")
+"""The validated configs (`model_dump(mode="json")`) of the shipped configs that start from `configs/base/`,
+recorded from their files as written out in full before they used `_base_`. A config changed on purpose is
+recorded again."""
+
+
+@pytest.mark.parametrize("name", sorted(json.loads(RESOLVED.read_text())))
+def test_configs_that_inherit_resolve_to_what_they_were_written_out_in_full(name: str) -> None:
+    from distillkit.config import load_train_config
+    from distillkit.incremental.config import IncrementalConfig
+
+    path = Path(__file__).resolve().parents[1] / name
+    assert "_base_" in path.read_text()
+    if path.name.startswith("train_"):
+        cfg = load_train_config(path)
+    elif path.name.startswith("incremental_") or path.parent.name == "civc":
+        cfg = load_config(path, IncrementalConfig)
+    else:
+        cfg = load_config(path, CompressConfig)
+    assert cfg.model_dump(mode="json") == json.loads(RESOLVED.read_text())[name]
