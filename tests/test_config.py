@@ -64,6 +64,7 @@ def test_reference_lists_every_key() -> None:
         "`student.design`",
     ):
         assert key in text
+    assert "`_base_: base.yaml`" in text and "merged key by key" in text
 
 
 def test_shipped_configs_validate() -> None:
