@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import PydanticCustomError
 
 from distillkit.errors import ConfigError
 
@@ -26,6 +27,30 @@ def _check_device(v: str) -> str:
 
 
 Device = Annotated[str, AfterValidator(_check_device)]
+
+
+def _check_backbone(name: str, task: Literal["image", "video"]) -> str:
+    from distillkit.models import get_backbone  # imports torch: only once a config names a backbone
+
+    try:
+        get_backbone(name, task)
+    except ConfigError as exc:  # its text as pydantic's message, without a "Value error," prefix
+        raise PydanticCustomError("unknown_backbone", "{message}", {"message": str(exc)}) from None
+    return name
+
+
+def _image_backbone(name: str) -> str:
+    return _check_backbone(name, "image")
+
+
+def _video_backbone(name: str) -> str:
+    return _check_backbone(name, "video")
+
+
+ImageArch = Annotated[str, AfterValidator(_image_backbone)]
+"""The name of a backbone registered for images (`distillkit.models.register_backbone`)."""
+VideoArch = Annotated[str, AfterValidator(_video_backbone)]
+"""The name of a backbone registered for videos (`distillkit.models.register_backbone`)."""
 
 
 class Section(BaseModel):
@@ -142,8 +167,9 @@ class ImageDataConfig(Section):
 class ModelConfig(Section):
     """A classification network built by the toolkit (see `distillkit.models.build_model`)."""
 
-    arch: str = "vgg16"
-    """Architecture: vgg11/13/16/19 (batch norm) or resnet18/34/50."""
+    arch: ImageArch = "vgg16"
+    """Architecture: vgg11/13/16/19 (batch norm), resnet18/34/50, or any other backbone registered for images
+    (`distillkit.models.register_backbone`)."""
     width: float = Field(1.0, gt=0)
     """Channel width multiplier."""
     checkpoint: Path | None = None
@@ -362,11 +388,10 @@ class VideoDataConfig(Section):
 class VideoModelConfig(Section):
     """A TSM (temporal shift) or TSN (no shift) ResNet for clips (images are one-frame clips)."""
 
-    arch: Literal["resnet18", "resnet34", "resnet50", "resnet20", "resnet32", "resnet44", "resnet56"] = (
-        "resnet18"
-    )
-    """torchvision ResNet (resnet18/34/50) or CIFAR ResNet of He et al. with 3 stages (resnet20/32/44/56: the
-    backbone of image class-incremental papers; `small_input` does not apply)."""
+    arch: VideoArch = "resnet18"
+    """torchvision ResNet (resnet18/34/50), CIFAR ResNet of He et al. with 3 stages (resnet20/32/44/56: the
+    backbone of image class-incremental papers; `small_input` does not apply), or any other backbone registered
+    for videos (`distillkit.models.register_backbone`)."""
     width: float = Field(1.0, gt=0)
     """Channel width multiplier (1.0: torchvision's ResNet)."""
     shift: bool = True
