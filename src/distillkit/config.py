@@ -47,10 +47,23 @@ def _video_backbone(name: str) -> str:
     return _check_backbone(name, "video")
 
 
+def _video_source(name: str) -> str:
+    from distillkit.data.videos import get_source  # imports torch: only once a config names a video source
+
+    try:
+        get_source(name)
+    except ConfigError as exc:
+        raise PydanticCustomError("unknown_video_source", "{message}", {"message": str(exc)}) from None
+    return name
+
+
 ImageArch = Annotated[str, AfterValidator(_image_backbone)]
 """The name of a backbone registered for images (`distillkit.models.register_backbone`)."""
 VideoArch = Annotated[str, AfterValidator(_video_backbone)]
 """The name of a backbone registered for videos (`distillkit.models.register_backbone`)."""
+VideoSourceName = Annotated[str, AfterValidator(_video_source)]
+"""The name of a video source (`distillkit.data.videos.register_source`) or of an annotation format that lists
+videos (`distillkit.data.video.register_format`, `list_source`)."""
 
 
 class Section(BaseModel):
@@ -337,10 +350,11 @@ class VideoDataConfig(Section):
     """A video classification data set: the embedded synthetic one, annotation lists of files or rawframes, or an
     image data set whose images are one-frame clips."""
 
-    name: Literal["synthetic", "list", "rawframes", "images"] = "synthetic"
-    """`synthetic` (in memory), `list` (`path label` lines), `rawframes` (`dir num_frames label` lines) or
-    `images` (the image data set of `images` as one-frame clips; needs `num_segments: 1`).
-    Other formats (SSv2, Kinetics, UCF101, HMDB51) are turned into lists by `distillkit data convert`."""
+    name: VideoSourceName = "synthetic"
+    """`synthetic` (in memory), `list` (`path label` lines), `rawframes` (`dir num_frames label` lines),
+    `images` (the image data set of `images` as one-frame clips; needs `num_segments: 1`), or another registered
+    video source. Other formats (SSv2, Kinetics, UCF101, HMDB51) are turned into lists by
+    `distillkit data convert`."""
     root: Path | None = None
     """Folder the paths in the lists are relative to."""
     train_list: Path | None = None
