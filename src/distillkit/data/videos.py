@@ -218,7 +218,7 @@ def _drop_missing(
         )
     if len(missing) == len(records):
         raise DataError(f"{what} (first: {first}); none left to use: check data.root")
-    warnings.warn(f"{what} (first: {first}); left out (data.on_error: skip)", RuntimeWarning, stacklevel=3)
+    warnings.warn(f"{what} (first: {first}); left out (data.on_error: skip)", RuntimeWarning, stacklevel=4)
     gone = {id(r) for r in missing}
     kind = "folder" if folders else "file"
     entries = [{"source": r.source, "reason": f"{r.source}: {kind} not found ({r.path})"} for r in missing]
