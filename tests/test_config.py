@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import pytest
@@ -63,6 +64,7 @@ def test_reference_lists_every_key() -> None:
         "`student.design`",
     ):
         assert key in text
+    assert "`_base_: base.yaml`" in text and "merged key by key" in text
 
 
 def test_shipped_configs_validate() -> None:
@@ -81,3 +83,116 @@ def test_shipped_configs_validate() -> None:
             load_config(path, IncrementalConfig)
         else:
             load_config(path, CompressConfig)
+
+
+# ------------------------------------------------------------------------------------------ `_base_` inheritance
+def test_base_files_merge_deeply_in_order_and_chain(tmp_path: Path) -> None:
+    from distillkit.config import read_config
+
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "root.yaml").write_text("seed: 1\ndata: {name: cifar10, augment: true}\n")
+    (tmp_path / "shared" / "model.yaml").write_text(
+        "_base_: root.yaml\nteacher: {arch: vgg11, width: 0.5}\ndata: {batch_size: 8}\n"
+    )
+    (tmp_path / "other.yaml").write_text("teacher: {width: 0.25}\nblocks: [a, b, c]\n")
+    child = tmp_path / "child.yaml"
+    child.write_text(
+        "_base_: [shared/model.yaml, other.yaml]\nseed: 5\ndata: {batch_size: 16}\nblocks: [features.6]\n"
+    )
+    assert read_config(child) == {
+        "seed": 5,  # the child's scalar replaces the base's
+        "data": {"name": "cifar10", "augment": True, "batch_size": 16},  # mappings merge key by key
+        "teacher": {"arch": "vgg11", "width": 0.25},  # later bases win over earlier ones
+        "blocks": ["features.6"],  # lists are replaced, not concatenated
+    }
+    cfg = load_config(child, CompressConfig, ["data.batch_size=2"])
+    assert (cfg.seed, cfg.data.name, cfg.data.batch_size, cfg.teacher.arch) == (5, "cifar10", 2, "vgg11")
+
+
+def test_a_base_key_that_is_not_a_file_name_is_refused_naming_the_file(tmp_path: Path) -> None:
+    for value in ("3", "null", "[]", "[a.yaml, 2]", "{a: b.yaml}", "''"):
+        path = write(tmp_path, f"_base_: {value}\nseed: 1\n")
+        with pytest.raises(ConfigError) as err:
+            load_config(path, CompressConfig)
+        assert str(err.value).startswith(f"{path}: '_base_' must be a file name or a list of file names")
+        assert "\n" not in str(err.value)
+
+
+def test_a_missing_base_file_is_refused_naming_the_file_that_names_it(tmp_path: Path) -> None:
+    (tmp_path / "mid.yaml").write_text("_base_: gone.yaml\n")
+    path = write(tmp_path, "_base_: mid.yaml\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path, CompressConfig)
+    assert (
+        str(err.value)
+        == f"{tmp_path / 'mid.yaml'}: base file 'gone.yaml' not found (looked for {tmp_path / 'gone.yaml'})"
+    )
+
+
+def test_a_cycle_of_base_files_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text("_base_: b.yaml\nseed: 1\n")
+    (tmp_path / "b.yaml").write_text("_base_: [c.yaml, a.yaml]\n")
+    (tmp_path / "c.yaml").write_text("seed: 2\n")
+    a, b = (tmp_path / n for n in ("a.yaml", "b.yaml"))
+    with pytest.raises(ConfigError) as err:
+        load_config(a, CompressConfig)
+    assert str(err.value) == f"{b}: '_base_' makes a cycle: {a.resolve()} -> {b.resolve()} -> {a.resolve()}"
+    (tmp_path / "self.yaml").write_text("_base_: self.yaml\n")
+    with pytest.raises(ConfigError, match="self.yaml: '_base_' makes a cycle"):
+        load_config(tmp_path / "self.yaml", CompressConfig)
+
+
+def test_a_base_used_twice_is_no_cycle_and_bad_bases_are_named(tmp_path: Path) -> None:
+    (tmp_path / "root.yaml").write_text("seed: 4\n")
+    (tmp_path / "left.yaml").write_text("_base_: root.yaml\n")
+    (tmp_path / "right.yaml").write_text("_base_: root.yaml\n")
+    assert load_config(write(tmp_path, "_base_: [left.yaml, right.yaml]\n"), CompressConfig).seed == 4
+    (tmp_path / "bad.yaml").write_text("seed: 1\nseed: 2\n")
+    with pytest.raises(ConfigError, match=f"^{tmp_path / 'bad.yaml'} line 2: duplicate key 'seed'"):
+        load_config(write(tmp_path, "_base_: bad.yaml\n"), CompressConfig)
+    (tmp_path / "empty.yaml").write_text("# nothing\n")
+    with pytest.raises(ConfigError, match=f"^{tmp_path / 'empty.yaml'}: empty config"):
+        load_config(write(tmp_path, "_base_: empty.yaml\n"), CompressConfig)
+    (tmp_path / "loop.yaml").write_text("data: &a {synthetic: *a}\n")
+    with pytest.raises(ConfigError, match=f"^{tmp_path / 'loop.yaml'}: 'data.synthetic' contains itself"):
+        load_config(
+            write(tmp_path, "_base_: loop.yaml\ndata: {synthetic: {synthetic: {}}}\n"), CompressConfig
+        )
+
+
+def test_base_key_is_a_file_key_only(tmp_path: Path) -> None:
+    (tmp_path / "b.yaml").write_text("seed: 1\n")
+    with pytest.raises(ConfigError, match="unknown key 'data._base_'"):
+        load_config(write(tmp_path, "data: {_base_: b.yaml}\n"), CompressConfig)
+    with pytest.raises(ConfigError, match="unknown key '_base_'"):
+        load_config(None, CompressConfig, ["_base_=b.yaml"])
+
+
+def test_train_task_may_come_from_a_base(tmp_path: Path) -> None:
+    from distillkit.config import VideoTrainConfig, load_train_config
+
+    (tmp_path / "video.yaml").write_text("task: video\nmodel: {arch: resnet20}\n")
+    cfg = load_train_config(write(tmp_path, "_base_: video.yaml\nseed: 2\n"))
+    assert isinstance(cfg, VideoTrainConfig) and cfg.model.arch == "resnet20" and cfg.seed == 2
+
+
+RESOLVED = Path(__file__).with_name("resolved_configs.json")
+"""The validated configs (`model_dump(mode="json")`) of the shipped configs that start from `configs/base/`,
+recorded from their files as written out in full before they used `_base_`. A config changed on purpose is
+recorded again."""
+
+
+@pytest.mark.parametrize("name", sorted(json.loads(RESOLVED.read_text())))
+def test_configs_that_inherit_resolve_to_what_they_were_written_out_in_full(name: str) -> None:
+    from distillkit.config import load_train_config
+    from distillkit.incremental.config import IncrementalConfig
+
+    path = Path(__file__).resolve().parents[1] / name
+    assert "_base_" in path.read_text()
+    if path.name.startswith("train_"):
+        cfg = load_train_config(path)
+    elif path.name.startswith("incremental_") or path.parent.name == "civc":
+        cfg = load_config(path, IncrementalConfig)
+    else:
+        cfg = load_config(path, CompressConfig)
+    assert cfg.model_dump(mode="json") == json.loads(RESOLVED.read_text())[name]

@@ -388,7 +388,7 @@ def test_skip_log_lists_each_video_once_with_workers(tmp_path, video_data) -> No
 
     from torch.utils.data import DataLoader
 
-    from distillkit.data.video.annotations import parse_list_file
+    from distillkit.data.video import parse_list_file
     from distillkit.data.video.dataset import VideoDataset, read_skip_log
 
     records = parse_list_file(video_data / "train.txt")

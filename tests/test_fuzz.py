@@ -37,7 +37,7 @@ from distillkit.config import (
     load_config,
     load_train_config,
 )
-from distillkit.data.video.annotations import (
+from distillkit.data.video import (
     convert,
     hmdb51_classes,
     kinetics_classes,

@@ -16,7 +16,7 @@ from distillkit.data.videos import build_video_datasets, image_clip_transforms, 
 from distillkit.errors import ConfigError
 from distillkit.incremental.config import IncrementalConfig
 from distillkit.incremental.runner import run_incremental
-from distillkit.models.resnet_cifar import CIFAR_DEPTHS, cifar_resnet, resnet32
+from distillkit.models.backbones.resnet_cifar import CIFAR_DEPTHS, cifar_resnet, resnet32
 from distillkit.models.tsm import ShiftConv2d, VideoResNet
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from distillkit.errors import CheckpointError
-from distillkit.models.resnet import build_resnet
+from distillkit.models.backbones.resnet import build_resnet
 from distillkit.models.tsm import ShiftConv2d, TemporalShift, VideoResNet, temporal_shift
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from distillkit.data.video.annotations import (
+from distillkit.data.video import (
     VideoRecord,
     convert,
     hmdb51_classes,

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from distillkit.data.video.annotations import parse_list_file
+from distillkit.data.video import parse_list_file
 from distillkit.data.video.dataset import VideoDataset
 from distillkit.data.video.sampling import segment_indices
 from distillkit.data.video.transforms import (

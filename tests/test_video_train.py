@@ -151,7 +151,7 @@ def test_data_convert_ssv2_to_list(tmp_path: Path) -> None:
     assert run([*argv, "--path-format", "{id}.mp4", *names, "--root", str(data)]) == 0
     assert out.read_text() == (data / "train.txt").read_text()
     assert (tmp_path / "names.txt").read_text() == (data / "classes.txt").read_text()
-    with pytest.raises(ConfigError, match="--path-format applies to ssv2 and kinetics"):
+    with pytest.raises(ConfigError, match="--path-format applies to kinetics and ssv2"):
         run(["data", "convert", "list", str(data / "train.txt"), "--out", str(out), "--path-format", "x"])
     (tmp_path / "bad.txt").write_text("videos/a.mp4 0\n\nvideos/b.mp4 one\n")
     with pytest.raises(DataError, match=r"bad\.txt:3: label must be an integer"):

@@ -108,15 +108,18 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     conv = tools.add_parser(
         "convert",
         help="turn SSv2 / Kinetics / UCF101 / HMDB51 / rawframe annotations into a list file",
-        description="Inputs per format: ssv2: labels.json split.json; kinetics: CSV; ucf101: classInd.txt "
-        "split.txt; hmdb51: split folder; list / rawframes: the list (checked and rewritten).",
+        description="Inputs of the built-in formats: ssv2: labels.json split.json; kinetics: CSV; ucf101: "
+        "classInd.txt split.txt; hmdb51: split folder; list / rawframes: the list (checked and rewritten). Any "
+        "registered annotation format is accepted; an unknown one is refused, listing them.",
     )
-    conv.add_argument("format", choices=["list", "rawframes", "ssv2", "kinetics", "ucf101", "hmdb51"])
+    conv.add_argument(
+        "format", metavar="FORMAT", help="annotation format (ssv2, kinetics, ucf101, hmdb51, ...)"
+    )
     conv.add_argument("inputs", nargs="+", type=Path)
     conv.add_argument("--out", type=Path, required=True, help="the list file to write")
     conv.add_argument("--classes-out", type=Path, help="also write the class names, one a line")
-    conv.add_argument("--split", type=int, help="HMDB51 split number (1-3)")
-    conv.add_argument("--subset", choices=["train", "test"], help="HMDB51 subset")
+    conv.add_argument("--split", type=int, help="HMDB51 split number (1-3; default 1)")
+    conv.add_argument("--subset", choices=["train", "test"], help="HMDB51 subset (default train)")
     conv.add_argument("--classes", type=Path, help="Kinetics: class names file (use the training classes)")
     conv.add_argument(
         "--root",
@@ -151,23 +154,24 @@ def _run_data(args: argparse.Namespace) -> None:
         n = args.num_classes * args.videos_per_class
         print(f"wrote {n} {args.preset} videos ({args.frames}×{args.size}×{args.size}) to {args.out}")
         return
-    from distillkit.data.video.annotations import convert
+    from distillkit.data.video import convert, format_names, get_format
 
-    options: dict = {}
-    if args.format == "hmdb51":
-        options = {"split": args.split or 1, "subset": args.subset or "train"}
-    elif args.split is not None or args.subset is not None:
-        raise ConfigError("--split and --subset apply to hmdb51 only")
-    if args.classes is not None:
-        if args.format != "kinetics":
-            raise ConfigError("--classes applies to kinetics only")
+    fmt = get_format(args.format)
+    given = {
+        "split": args.split,
+        "subset": args.subset,
+        "classes": args.classes,
+        "path_format": args.path_format,
+    }
+    options = {key: value for key, value in given.items() if value is not None}
+    for key in options:  # each option goes to the formats that take it
+        if key not in fmt.options:
+            takers = " and ".join(name for name in format_names() if key in get_format(name).options)
+            raise ConfigError(f"--{key.replace('_', '-')} applies to {takers} only")
+    if "classes" in options:
         if not args.classes.is_file():
             raise ConfigError(f"{args.classes}: class names file not found")
         options["classes"] = [x.strip() for x in args.classes.read_text().splitlines() if x.strip()]
-    if args.path_format is not None:
-        if args.format not in ("ssv2", "kinetics"):
-            raise ConfigError("--path-format applies to ssv2 and kinetics only")
-        options["path_format"] = args.path_format
     if args.no_check and args.root is not None:
         raise ConfigError("--root and --no-check contradict each other: pass one of them")
     root = None if args.no_check else args.root if args.root is not None else args.out.parent

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import PydanticCustomError
 
 from distillkit.errors import ConfigError
 
@@ -26,6 +27,43 @@ def _check_device(v: str) -> str:
 
 
 Device = Annotated[str, AfterValidator(_check_device)]
+
+
+def _check_backbone(name: str, task: Literal["image", "video"]) -> str:
+    from distillkit.models import get_backbone  # imports torch: only once a config names a backbone
+
+    try:
+        get_backbone(name, task)
+    except ConfigError as exc:  # its text as pydantic's message, without a "Value error," prefix
+        raise PydanticCustomError("unknown_backbone", "{message}", {"message": str(exc)}) from None
+    return name
+
+
+def _image_backbone(name: str) -> str:
+    return _check_backbone(name, "image")
+
+
+def _video_backbone(name: str) -> str:
+    return _check_backbone(name, "video")
+
+
+def _video_source(name: str) -> str:
+    from distillkit.data.videos import get_source  # imports torch: only once a config names a video source
+
+    try:
+        get_source(name)
+    except ConfigError as exc:
+        raise PydanticCustomError("unknown_video_source", "{message}", {"message": str(exc)}) from None
+    return name
+
+
+ImageArch = Annotated[str, AfterValidator(_image_backbone)]
+"""The name of a backbone registered for images (`distillkit.models.register_backbone`)."""
+VideoArch = Annotated[str, AfterValidator(_video_backbone)]
+"""The name of a backbone registered for videos (`distillkit.models.register_backbone`)."""
+VideoSourceName = Annotated[str, AfterValidator(_video_source)]
+"""The name of a video source (`distillkit.data.videos.register_source`) or of an annotation format that lists
+videos (`distillkit.data.video.register_format`, `list_source`)."""
 
 
 class Section(BaseModel):
@@ -142,8 +180,9 @@ class ImageDataConfig(Section):
 class ModelConfig(Section):
     """A classification network built by the toolkit (see `distillkit.models.build_model`)."""
 
-    arch: str = "vgg16"
-    """Architecture: vgg11/13/16/19 (batch norm) or resnet18/34/50."""
+    arch: ImageArch = "vgg16"
+    """Architecture: vgg11/13/16/19 (batch norm), resnet18/34/50, or any other backbone registered for images
+    (`distillkit.models.register_backbone`)."""
     width: float = Field(1.0, gt=0)
     """Channel width multiplier."""
     checkpoint: Path | None = None
@@ -311,10 +350,11 @@ class VideoDataConfig(Section):
     """A video classification data set: the embedded synthetic one, annotation lists of files or rawframes, or an
     image data set whose images are one-frame clips."""
 
-    name: Literal["synthetic", "list", "rawframes", "images"] = "synthetic"
-    """`synthetic` (in memory), `list` (`path label` lines), `rawframes` (`dir num_frames label` lines) or
-    `images` (the image data set of `images` as one-frame clips; needs `num_segments: 1`).
-    Other formats (SSv2, Kinetics, UCF101, HMDB51) are turned into lists by `distillkit data convert`."""
+    name: VideoSourceName = "synthetic"
+    """`synthetic` (in memory), `list` (`path label` lines), `rawframes` (`dir num_frames label` lines),
+    `images` (the image data set of `images` as one-frame clips; needs `num_segments: 1`), or another registered
+    video source. Other formats (SSv2, Kinetics, UCF101, HMDB51) are turned into lists by
+    `distillkit data convert`."""
     root: Path | None = None
     """Folder the paths in the lists are relative to."""
     train_list: Path | None = None
@@ -362,11 +402,10 @@ class VideoDataConfig(Section):
 class VideoModelConfig(Section):
     """A TSM (temporal shift) or TSN (no shift) ResNet for clips (images are one-frame clips)."""
 
-    arch: Literal["resnet18", "resnet34", "resnet50", "resnet20", "resnet32", "resnet44", "resnet56"] = (
-        "resnet18"
-    )
-    """torchvision ResNet (resnet18/34/50) or CIFAR ResNet of He et al. with 3 stages (resnet20/32/44/56: the
-    backbone of image class-incremental papers; `small_input` does not apply)."""
+    arch: VideoArch = "resnet18"
+    """torchvision ResNet (resnet18/34/50), CIFAR ResNet of He et al. with 3 stages (resnet20/32/44/56: the
+    backbone of image class-incremental papers; `small_input` does not apply), or any other backbone registered
+    for videos (`distillkit.models.register_backbone`)."""
     width: float = Field(1.0, gt=0)
     """Channel width multiplier (1.0: torchvision's ResNet)."""
     shift: bool = True
@@ -546,22 +585,76 @@ def apply_overrides(tree: dict, overrides: list[str], schema: type[Section]) -> 
     return tree
 
 
+BASE_KEY = "_base_"
+"""Top-level key of a config file naming the file(s) it starts from (see `read_config`)."""
+
+
+def read_config(path: str | Path) -> dict:
+    """The raw config tree of YAML file `path`, with the files it inherits from merged in.
+
+    A file may name base files with a top-level `_base_: other.yaml` (or a list of names, merged in order),
+    each relative to the file that names it; bases may have bases of their own. The file's mappings are merged
+    key by key over its bases' (recursively); any other value (a number, a string, a list) replaces the base's.
+    A missing base file, a cycle of bases, or a `_base_` that is not a name or a list of names is a `ConfigError`
+    naming the file that says so."""
+    return _read_with_bases(Path(path), ())
+
+
+def _read_with_bases(path: Path, chain: tuple[Path, ...]) -> dict:
+    """`read_config` of `path`, reached through the files of `chain` (each naming the next as a base)."""
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    tree = _read_yaml(path)
+    if tree is None:  # nothing but blank lines and comments: refuse rather than start a default job
+        raise ConfigError(
+            f"{path}: empty config (no keys); write the keys to set, or '{{}}' to run with every default"
+        )
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys")
+    _check_plain(tree, str(path))  # before merging: a recursive alias would make the merge loop
+    if BASE_KEY not in tree:
+        return tree
+    names = tree.pop(BASE_KEY)
+    if isinstance(names, str):
+        names = [names]
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) and n.strip() for n in names):
+        raise ConfigError(
+            f"{path}: '{BASE_KEY}' must be a file name or a list of file names, relative to this file; "
+            f"got {repr(names)[:60]}"
+        )
+    chain = (*chain, path.resolve())
+    merged: dict = {}
+    for name in names:
+        base = path.parent / name
+        if not base.is_file():
+            raise ConfigError(f"{path}: base file '{name}' not found (looked for {base})")
+        if base.resolve() in chain:
+            cycle = " -> ".join(str(p) for p in (*chain[chain.index(base.resolve()) :], base.resolve()))
+            raise ConfigError(f"{path}: '{BASE_KEY}' makes a cycle: {cycle}")
+        merged = merge_trees(merged, _read_with_bases(base, chain))
+    return merge_trees(merged, tree)
+
+
+def merge_trees(base: dict, over: dict) -> dict:
+    """`base` updated by `over`: mappings present in both are merged key by key, any other value of `over`
+    replaces `base`'s. Neither argument is changed."""
+    merged = dict(base)
+    for key, value in over.items():
+        old = merged.get(key)
+        merged[key] = merge_trees(old, value) if isinstance(old, dict) and isinstance(value, dict) else value
+    return merged
+
+
 def load_config(path: str | Path | None, schema: type[T], overrides: list[str] | None = None) -> T:
-    """Read YAML `path` (or start from defaults when None), apply overrides, validate into `schema`."""
-    tree: dict = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
-        tree = _read_yaml(path)
-        if tree is None:  # nothing but blank lines and comments: refuse rather than start a default job
-            raise ConfigError(
-                f"{path}: empty config (no keys); write the keys to set, or '{{}}' to run with every default"
-            )
-        if not isinstance(tree, dict):
-            raise ConfigError(f"{path}: the top level must be a mapping of keys")
-    apply_overrides(tree, overrides or [], schema)
-    source = str(path) if path else "config"
+    """Read YAML `path` with its bases (or start from defaults when None), apply overrides, validate into
+    `schema`."""
+    tree = read_config(path) if path is not None else {}
+    return _build(tree, schema, overrides or [], str(path) if path is not None else "config")
+
+
+def _build(tree: dict, schema: type[T], overrides: list[str], source: str) -> T:
+    """Apply `overrides` to the raw `tree` read from `source` and validate it into `schema`."""
+    apply_overrides(tree, overrides, schema)
     _check_plain(tree, source)
     return validate(tree, schema, source=source)
 
@@ -617,11 +710,8 @@ def load_train_config(
     path: str | Path | None, overrides: list[str] | None = None
 ) -> TrainConfig | VideoTrainConfig:
     """`distillkit train`'s config: a `VideoTrainConfig` when its `task` (or a `task=` override) is `video`."""
-    task = "image"
-    if path is not None and Path(path).is_file():
-        tree = _read_yaml(Path(path))
-        if isinstance(tree, dict) and "task" in tree:
-            task = tree["task"]
+    tree = read_config(path) if path is not None else {}
+    task = tree.get("task", "image")
     for text in overrides or []:
         parts, value = parse_override(text)
         if parts == ["task"]:
@@ -629,7 +719,7 @@ def load_train_config(
     schemas = {"image": TrainConfig, "video": VideoTrainConfig}
     if not isinstance(task, str) or task not in schemas:
         raise ConfigError(f"{path or 'config'}: 'task' must be 'image' or 'video', got {task!r}")
-    return load_config(path, schemas[task], overrides)
+    return _build(tree, schemas[task], overrides or [], str(path) if path is not None else "config")
 
 
 def dump_config(cfg: Section) -> dict:

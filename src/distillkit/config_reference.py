@@ -9,6 +9,14 @@ from pydantic_core import PydanticUndefined
 
 from distillkit.config import Section, _section_type
 
+BASE_NOTE = (
+    "A config file may start from others: a top-level `_base_: base.yaml` (or a list of files, merged in order), "
+    "relative to the file that names it; the file's mappings are merged key by key over its bases', any other value "
+    "(a number, a string, a list) replaces the base's. Bases may have bases. `--set` applies after the merge "
+    '(docs/running.md, "Configs").'
+)
+"""What every reference says of `_base_`, the one key of a config file that is not a config key."""
+
 
 def reference(schema: type[Section]) -> str:
     """Rows `key | type | default | meaning` for every key, nested sections flattened with dots."""
@@ -16,6 +24,8 @@ def reference(schema: type[Section]) -> str:
         f"### `{schema.__name__}`",
         "",
         (schema.__doc__ or "").strip(),
+        "",
+        BASE_NOTE,
         "",
         "| key | type | default | meaning |",
         "|---|---|---|---|",

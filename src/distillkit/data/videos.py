@@ -1,8 +1,11 @@
 """Video classification data sets from a `VideoDataConfig`: the embedded synthetic set, annotation lists, or an
 image data set as one-frame clips (so image class-incremental benchmarks run in the same engine).
 
-Every set returns ``(clip, label)`` with the clip a float tensor (T, C, H, W), has `labels`, `set_epoch` and
-`raw_clip` (the uint8 frames of the test-time clip, which the exemplar memory stores).
+`data.name` names a video source: a builder registered with `register_source` (`synthetic`, `images`), or an
+annotation format whose files `data.train_list` and `data.test_list` are (`list`, `rawframes`: the formats of
+`distillkit.data.video.formats` marked `list_source`). Every set returns ``(clip, label)`` with the clip a float
+tensor (T, C, H, W), has `labels`, `set_epoch` and `raw_clip` (the uint8 frames of the test-time clip, which the
+exemplar memory stores).
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
+from typing import Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 import torch
@@ -19,9 +24,14 @@ from torch.utils.data import DataLoader, Dataset
 from distillkit.config import ImageDataConfig, VideoDataConfig
 from distillkit.data.images import DATASET_STATS, channel_stats, load_image_arrays
 from distillkit.data.synthetic_video import make_synthetic_videos
-from distillkit.data.video.annotations import VideoRecord, missing_files, parse_list_file, parse_rawframe_list
+from distillkit.data.video.annotations import (
+    AnnotationFormat,
+    VideoRecord,
+    format_names,
+    get_format,
+    missing_files,
+)
 from distillkit.data.video.dataset import VideoDataset
-from distillkit.data.video.decode import open_video
 from distillkit.data.video.sampling import segment_indices
 from distillkit.data.video.transforms import (
     CenterCrop,
@@ -88,18 +98,19 @@ class ClipArrayDataset(Dataset):
         return self.transform(frames, label, rng)
 
 
+@runtime_checkable
+class RawClips(Protocol):
+    """A set of videos that gives the uint8 frames of each one's test-time clip (`ClipArrayDataset`,
+    `VideoDataset`)."""
+
+    def raw_clip(self, index: int) -> np.ndarray: ...
+
+
 def raw_clip(dataset: Dataset, index: int) -> np.ndarray:
-    """Test-time uint8 frames (T, H, W, 3) of item `index` of a `ClipArrayDataset` or `VideoDataset`."""
-    if isinstance(dataset, ClipArrayDataset):
-        return dataset.raw_clip(index)
-    if isinstance(dataset, VideoDataset):
-        record = dataset.records[index]
-        reader = open_video(record, dataset.root, template=dataset.template, start_index=dataset.start_index)
-        indices = segment_indices(
-            reader.num_frames, dataset.num_segments, train=False, short=dataset.short, source=record.source
-        )
-        return np.asarray(reader.read(indices))
-    raise TypeError(f"no raw clips for {type(dataset).__name__}")
+    """Test-time uint8 frames (T, H, W, 3) of item `index` of a set that has them (`RawClips`)."""
+    if not isinstance(dataset, RawClips):
+        raise TypeError(f"no raw clips for {type(dataset).__name__}")
+    return dataset.raw_clip(index)
 
 
 @dataclass
@@ -143,23 +154,58 @@ def _class_names(cfg: VideoDataConfig, records: list[VideoRecord]) -> list[str]:
     return [f"class_{c}" for c in range(n)]
 
 
-def _lists(cfg: VideoDataConfig) -> tuple[list[VideoRecord], list[VideoRecord]]:
-    parse = parse_list_file if cfg.name == "list" else parse_rawframe_list
+# -------------------------------------------------------------------------------------------------- sources
+VideoSource = Callable[[VideoDataConfig, int], VideoDatasets]
+"""Builds the data sets of a config (`data`) with a seed."""
+
+SOURCES: dict[str, VideoSource] = {}
+"""The registered video sources by name (the annotation formats `data.name` may name come on top)."""
+
+S = TypeVar("S", bound=VideoSource)
+
+
+def register_source(name: str) -> Callable[[S], S]:
+    """Decorator registering a builder as the video source `name` (what `data.name` says)."""
+
+    def register(build: S) -> S:
+        if not name or name in SOURCES or name in format_names(list_source=True):
+            raise ValueError(f"video source name {name!r} is empty or already registered")
+        SOURCES[name] = build
+        return build
+
+    return register
+
+
+def source_names() -> list[str]:
+    """Every name `data.name` may take, sorted: the registered sources and the list-source annotation formats."""
+    return sorted([*SOURCES, *format_names(list_source=True)])
+
+
+def get_source(name: str) -> VideoSource:
+    """The builder of the video source `name`; a `ConfigError` listing the valid names otherwise."""
+    if name in SOURCES:
+        return SOURCES[name]
+    if name in format_names(list_source=True):
+        return partial(build_list_datasets, fmt=get_format(name))
+    raise ConfigError(f"unknown video source '{name}'; registered: {', '.join(source_names())}")
+
+
+def _lists(cfg: VideoDataConfig, fmt: AnnotationFormat) -> tuple[list[VideoRecord], list[VideoRecord]]:
     for key in ("train_list", "test_list"):
         if getattr(cfg, key) is None:
             raise ConfigError(f"data.{key} is required when data.name is '{cfg.name}'")
     limit = cfg.num_classes
     if cfg.classes is not None and cfg.classes.is_file():
         limit = len([x for x in cfg.classes.read_text(encoding="utf-8").splitlines() if x.strip()])
-    return parse(cfg.train_list, limit), parse(cfg.test_list, limit)
+    return fmt.parse(cfg.train_list, num_classes=limit), fmt.parse(cfg.test_list, num_classes=limit)
 
 
 def _drop_missing(
-    cfg: VideoDataConfig, key: str, records: list[VideoRecord]
+    cfg: VideoDataConfig, key: str, records: list[VideoRecord], folders: bool
 ) -> tuple[list[VideoRecord], list[dict[str, str]]]:
-    """The records of list `data.<key>` whose file (rawframes: folder) is there; the missing ones stop the run
+    """The records of list `data.<key>` whose file (`folders`: folder) is there; the missing ones stop the run
     before any work (`on_error: fail`) or are left out with one warning (`skip`), returned as skip-log entries."""
-    missing = missing_files(records, cfg.root, folders=cfg.name == "rawframes")
+    missing = missing_files(records, cfg.root, folders=folders)
     if not missing:
         return records, []
     where = cfg.root if cfg.root is not None else "the current folder (data.root unset)"
@@ -172,9 +218,9 @@ def _drop_missing(
         )
     if len(missing) == len(records):
         raise DataError(f"{what} (first: {first}); none left to use: check data.root")
-    warnings.warn(f"{what} (first: {first}); left out (data.on_error: skip)", RuntimeWarning, stacklevel=3)
+    warnings.warn(f"{what} (first: {first}); left out (data.on_error: skip)", RuntimeWarning, stacklevel=4)
     gone = {id(r) for r in missing}
-    kind = "folder" if cfg.name == "rawframes" else "file"
+    kind = "folder" if folders else "file"
     entries = [{"source": r.source, "reason": f"{r.source}: {kind} not found ({r.path})"} for r in missing]
     return [r for r in records if id(r) not in gone], entries
 
@@ -236,6 +282,7 @@ def _check_image_options(cfg: VideoDataConfig) -> None:
         )
 
 
+@register_source("images")
 def build_image_clip_datasets(cfg: VideoDataConfig, seed: int) -> VideoDatasets:
     """The image data set of `cfg.images` as one-frame clips (N, 1, S, S, 3) in `ClipArrayDataset`s.
 
@@ -261,34 +308,36 @@ def build_image_clip_datasets(cfg: VideoDataConfig, seed: int) -> VideoDatasets:
     return VideoDatasets(train, test, len(names), names, train_eval)
 
 
-def build_video_datasets(cfg: VideoDataConfig, seed: int) -> VideoDatasets:
-    """The training and test sets of `cfg` (test: segment centres, `test_clips` views)."""
-    if cfg.name == "images":
-        return build_image_clip_datasets(cfg, seed)
-    if cfg.name == "synthetic":
-        s = cfg.synthetic
-        per_class = s.train_per_class + s.test_per_class
-        try:
-            videos, labels, names = make_synthetic_videos(
-                s.preset, s.num_classes, per_class, s.frames, s.size, s.seed
-            )
-        except ValueError as exc:
-            raise ConfigError(f"data.synthetic: {exc}") from None
-        rank = np.arange(len(labels)) // s.num_classes  # position of each video within its class
-        is_test = rank >= s.train_per_class
-        train_tf, test_tf = clip_transforms(cfg, names)
-        train = ClipArrayDataset(videos[~is_test], labels[~is_test], cfg.num_segments, True, train_tf, seed)
-        test = ClipArrayDataset(
-            videos[is_test], labels[is_test], cfg.num_segments, False, test_tf, seed, cfg.test_clips
+@register_source("synthetic")
+def build_synthetic_datasets(cfg: VideoDataConfig, seed: int) -> VideoDatasets:
+    """The embedded synthetic videos of `cfg.synthetic`, generated in memory: the first `train_per_class` videos
+    of each class train, the rest test."""
+    s = cfg.synthetic
+    per_class = s.train_per_class + s.test_per_class
+    try:
+        videos, labels, names = make_synthetic_videos(
+            s.preset, s.num_classes, per_class, s.frames, s.size, s.seed
         )
-        train_eval = ClipArrayDataset(
-            videos[~is_test], labels[~is_test], cfg.num_segments, False, test_tf, seed
-        )
-        return VideoDatasets(train, test, s.num_classes, names, train_eval)
-    train_records, test_records = _lists(cfg)
+    except ValueError as exc:
+        raise ConfigError(f"data.synthetic: {exc}") from None
+    rank = np.arange(len(labels)) // s.num_classes  # position of each video within its class
+    is_test = rank >= s.train_per_class
+    train_tf, test_tf = clip_transforms(cfg, names)
+    train = ClipArrayDataset(videos[~is_test], labels[~is_test], cfg.num_segments, True, train_tf, seed)
+    test = ClipArrayDataset(
+        videos[is_test], labels[is_test], cfg.num_segments, False, test_tf, seed, cfg.test_clips
+    )
+    train_eval = ClipArrayDataset(videos[~is_test], labels[~is_test], cfg.num_segments, False, test_tf, seed)
+    return VideoDatasets(train, test, s.num_classes, names, train_eval)
+
+
+def build_list_datasets(cfg: VideoDataConfig, seed: int, fmt: AnnotationFormat) -> VideoDatasets:
+    """The videos listed in `data.train_list` and `data.test_list`, files in annotation format `fmt`, read from
+    disk under `data.root`."""
+    train_records, test_records = _lists(cfg, fmt)
     names = _class_names(cfg, train_records + test_records)  # from every listed video, found or not
-    train_records, missing_train = _drop_missing(cfg, "train_list", train_records)
-    test_records, missing_test = _drop_missing(cfg, "test_list", test_records)
+    train_records, missing_train = _drop_missing(cfg, "train_list", train_records, fmt.folders)
+    test_records, missing_test = _drop_missing(cfg, "test_list", test_records, fmt.folders)
     train_tf, test_tf = clip_transforms(cfg, names)
     common = {"root": cfg.root, "num_segments": cfg.num_segments, "on_error": cfg.on_error, "seed": seed}
     common["short"] = cfg.short_videos
@@ -296,6 +345,12 @@ def build_video_datasets(cfg: VideoDataConfig, seed: int) -> VideoDatasets:
     test = VideoDataset(test_records, train=False, transform=test_tf, clips=cfg.test_clips, **common)
     train_eval = VideoDataset(train_records, train=False, transform=test_tf, **common)
     return VideoDatasets(train, test, len(names), names, train_eval, missing_train + missing_test)
+
+
+def build_video_datasets(cfg: VideoDataConfig, seed: int) -> VideoDatasets:
+    """The training and test sets of `cfg` (test: segment centres, `test_clips` views), from the video source
+    `data.name` names."""
+    return get_source(cfg.name)(cfg, seed)
 
 
 def _one_thread_per_worker(worker_id: int) -> None:

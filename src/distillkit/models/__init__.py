@@ -1,4 +1,4 @@
-"""Model zoo: `build_model(arch, ...)` builds any registered classifier by name."""
+"""Model zoo: `build_model(arch, ...)` builds any registered image classifier by name (`models.registry`)."""
 
 from __future__ import annotations
 
@@ -7,22 +7,25 @@ from pathlib import Path
 from torch import nn
 
 from distillkit.engine.checkpoint import check_state_dict, read_state_dict
-from distillkit.errors import ConfigError
-from distillkit.models.resnet import _DEPTHS, build_resnet
-from distillkit.models.vgg import VGG, VGG_LAYOUTS
+from distillkit.models import backbones  # noqa: F401 - registers the built-in backbones
+from distillkit.models.registry import BACKBONES, Backbone, backbone_names, get_backbone, register_backbone
 
-ARCHS = sorted([*VGG_LAYOUTS, *_DEPTHS])
+__all__ = [
+    "BACKBONES",
+    "Backbone",
+    "backbone_names",
+    "build_model",
+    "get_backbone",
+    "load_weights",
+    "register_backbone",
+]
 
 
 def build_model(
     arch: str, num_classes: int, in_channels: int = 3, width: float = 1.0, small_input: bool = True
 ) -> nn.Module:
-    """Build classifier `arch` (one of `ARCHS`)."""
-    if arch in VGG_LAYOUTS:
-        return VGG(VGG_LAYOUTS[arch], num_classes, in_channels, width, small_input)
-    if arch in _DEPTHS:
-        return build_resnet(arch, num_classes, in_channels, width, small_input)
-    raise ConfigError(f"unknown model arch '{arch}'; available: {', '.join(ARCHS)}")
+    """Build the image classifier registered as `arch` (one of `backbone_names("image")`)."""
+    return get_backbone(arch, "image").build(num_classes, in_channels, width, small_input)
 
 
 def load_weights(model: nn.Module, path: str | Path) -> None:

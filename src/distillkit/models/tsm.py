@@ -1,5 +1,5 @@
-"""Temporal Shift Module (Lin, Gan, Han, ICCV 2019) and TSN on the torchvision ResNets of `build_resnet` or the
-CIFAR ResNets of `resnet_cifar` (3 stages; images run as one-frame clips).
+"""Temporal Shift Module (Lin, Gan, Han, ICCV 2019) and TSN on any registered video backbone: the torchvision
+ResNets or the CIFAR ResNets (3 stages; images run as one-frame clips) of `models.backbones`.
 
 A clip (N, T, C, H, W) runs through a 2D ResNet as N*T frames. With the shift on, every residual unit first shifts
 part of its branch input's channels along time ("residual shift": before `conv1`, the identity path untouched).
@@ -15,8 +15,7 @@ from torch import Tensor, nn
 
 from distillkit.engine.checkpoint import check_state_dict, read_state_dict
 from distillkit.errors import ConfigError
-from distillkit.models.resnet import _DEPTHS, build_resnet
-from distillkit.models.resnet_cifar import CIFAR_DEPTHS, cifar_resnet
+from distillkit.models.registry import get_backbone
 
 STAGES = ("layer1", "layer2", "layer3", "layer4")
 """Stages of a torchvision ResNet; the CIFAR ResNets have `layer1`..`layer3` (see `VideoResNet.stages`)."""
@@ -108,9 +107,9 @@ def add_temporal_shift(model: nn.Module, num_segments: int, shift_div: int = 8) 
 class VideoResNet(nn.Module):
     """TSM (`shift=True`) or TSN (`shift=False`) on a ResNet: clips (N, T, C, H, W) → logits (N, K).
 
-    `arch` is a torchvision ResNet (resnet18/34/50; stages `layer1`..`layer4`) or a CIFAR ResNet of He et al.
-    (resnet20/32/44/56, `resnet_cifar`; stages `layer1`..`layer3`, always a 3×3 stem, `small_input` unused).
-    `stages` names the stages `forward_features` returns. Module names are those of the 2D network, except that
+    `arch` is a registered video backbone (`models.registry`): a torchvision ResNet (resnet18/34/50; stages
+    `layer1`..`layer4`), a CIFAR ResNet of He et al. (resnet20/32/44/56; stages `layer1`..`layer3`, always a 3×3
+    stem, `small_input` unused) or one of your own. `stages` names the stages `forward_features` returns. Module names are those of the 2D network, except that
     the classifier `fc` is `head`, an `nn.Linear` on the clip feature (the mean of the per-frame features; for a
     linear head the same as averaging per-frame logits). `pretrained` is a local state dict file of the 2D
     network (e.g. torchvision's ImageNet weights); its `fc` is ignored. With one segment the shift is a no-op.
@@ -129,22 +128,16 @@ class VideoResNet(nn.Module):
         pretrained: str | Path | None = None,
     ) -> None:
         super().__init__()
-        if arch not in _DEPTHS and arch not in CIFAR_DEPTHS:
-            known = ", ".join(sorted([*_DEPTHS, *CIFAR_DEPTHS]))
-            raise ConfigError(f"unknown video backbone '{arch}'; available: {known}")
+        backbone = get_backbone(arch, "video")
         if num_segments < 1 or (shift and shift_div < 2):
             raise ConfigError(f"need num_segments >= 1 and shift_div >= 2, got {num_segments}, {shift_div}")
         self.num_segments = num_segments
         self.shift = shift
         self.arch = arch
-        if arch in CIFAR_DEPTHS:
-            base = cifar_resnet(arch, num_classes, in_channels, width)
-            self.stages: tuple[str, ...] = base.stages
-            self.conv1, self.bn1, self.relu, self.maxpool = base.conv1, base.bn1, base.relu, nn.Identity()
-        else:
-            base = build_resnet(arch, num_classes, in_channels, width, small_input)
-            self.stages = STAGES
-            self.conv1, self.bn1, self.relu, self.maxpool = base.conv1, base.bn1, base.relu, base.maxpool
+        base = backbone.build(num_classes, in_channels, width, small_input)
+        self.stages: tuple[str, ...] = tuple(getattr(base, "stages", STAGES))
+        self.conv1, self.bn1, self.relu = base.conv1, base.bn1, base.relu
+        self.maxpool = getattr(base, "maxpool", nn.Identity())
         for stage in self.stages:
             setattr(self, stage, getattr(base, stage))
         self.avgpool = base.avgpool

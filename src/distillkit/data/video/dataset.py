@@ -111,6 +111,15 @@ class VideoDataset(Dataset):
                 )
         raise DataError(f"video dataset: none of the {n} videos could be read (first: {self.skipped[0][1]})")
 
+    def raw_clip(self, index: int) -> np.ndarray:
+        """The uint8 frames (T, H, W, 3) of the test-time clip of video `index` (segment centres), untransformed."""
+        record = self.records[index]
+        reader = open_video(record, self.root, template=self.template, start_index=self.start_index)
+        indices = segment_indices(
+            reader.num_frames, self.num_segments, train=False, short=self.short, source=record.source
+        )
+        return np.asarray(reader.read(indices))
+
     def _load(self, i: int) -> tuple[torch.Tensor, int]:
         record = self.records[i]
         reader = open_video(record, self.root, template=self.template, start_index=self.start_index)

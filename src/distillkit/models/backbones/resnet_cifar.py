@@ -17,6 +17,8 @@ from __future__ import annotations
 from torch import Tensor, nn
 from torchvision.models.resnet import BasicBlock
 
+from distillkit.models.registry import register_backbone
+
 CIFAR_DEPTHS = {"resnet20": 3, "resnet32": 5, "resnet44": 7, "resnet56": 9}
 """Blocks per stage (n) of each CIFAR ResNet (depth 6n+2)."""
 
@@ -75,21 +77,33 @@ def cifar_resnet(arch: str, num_classes: int, in_channels: int = 3, width: float
     return CifarResNet(CIFAR_DEPTHS[arch], num_classes, in_channels, width)
 
 
-def resnet20(num_classes: int = 10, **kwargs) -> CifarResNet:
-    """ResNet-20 (n = 3, 0.27 M parameters for CIFAR-10)."""
-    return CifarResNet(3, num_classes, **kwargs)
+@register_backbone("resnet20", tasks=("video",))
+def resnet20(
+    num_classes: int = 10, in_channels: int = 3, width: float = 1.0, small_input: bool = True
+) -> CifarResNet:
+    """ResNet-20 (n = 3, 0.27 M parameters for CIFAR-10); always a 3×3 stem (`small_input` does not apply)."""
+    return CifarResNet(3, num_classes, in_channels, width)
 
 
-def resnet32(num_classes: int = 10, **kwargs) -> CifarResNet:
-    """ResNet-32 (n = 5, 0.46 M parameters for CIFAR-10)."""
-    return CifarResNet(5, num_classes, **kwargs)
+@register_backbone("resnet32", tasks=("video",))
+def resnet32(
+    num_classes: int = 10, in_channels: int = 3, width: float = 1.0, small_input: bool = True
+) -> CifarResNet:
+    """ResNet-32 (n = 5, 0.46 M parameters for CIFAR-10); always a 3×3 stem (`small_input` does not apply)."""
+    return CifarResNet(5, num_classes, in_channels, width)
 
 
-def resnet44(num_classes: int = 10, **kwargs) -> CifarResNet:
-    """ResNet-44 (n = 7, 0.66 M parameters for CIFAR-10)."""
-    return CifarResNet(7, num_classes, **kwargs)
+@register_backbone("resnet44", tasks=("video",))
+def resnet44(
+    num_classes: int = 10, in_channels: int = 3, width: float = 1.0, small_input: bool = True
+) -> CifarResNet:
+    """ResNet-44 (n = 7, 0.66 M parameters for CIFAR-10); always a 3×3 stem (`small_input` does not apply)."""
+    return CifarResNet(7, num_classes, in_channels, width)
 
 
-def resnet56(num_classes: int = 10, **kwargs) -> CifarResNet:
-    """ResNet-56 (n = 9, 0.85 M parameters for CIFAR-10)."""
-    return CifarResNet(9, num_classes, **kwargs)
+@register_backbone("resnet56", tasks=("video",))
+def resnet56(
+    num_classes: int = 10, in_channels: int = 3, width: float = 1.0, small_input: bool = True
+) -> CifarResNet:
+    """ResNet-56 (n = 9, 0.85 M parameters for CIFAR-10); always a 3×3 stem (`small_input` does not apply)."""
+    return CifarResNet(9, num_classes, in_channels, width)

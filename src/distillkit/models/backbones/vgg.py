@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from distillkit.models.registry import register_backbone
+
 # Stage layouts of Simonyan & Zisserman (2015); "M" is a 2×2 max-pool closing a stage.
 VGG_LAYOUTS: dict[str, list[int | str]] = {
     "vgg11": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
@@ -91,3 +93,27 @@ class VGG(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.avgpool(self.features(x)))
+
+
+@register_backbone("vgg11")
+def vgg11(num_classes: int, in_channels: int = 3, width: float = 1.0, small_input: bool = True) -> VGG:
+    """VGG-11 with batch norm (configuration A of Simonyan & Zisserman, ICLR 2015)."""
+    return VGG(VGG_LAYOUTS["vgg11"], num_classes, in_channels, width, small_input)
+
+
+@register_backbone("vgg13")
+def vgg13(num_classes: int, in_channels: int = 3, width: float = 1.0, small_input: bool = True) -> VGG:
+    """VGG-13 with batch norm (configuration B)."""
+    return VGG(VGG_LAYOUTS["vgg13"], num_classes, in_channels, width, small_input)
+
+
+@register_backbone("vgg16")
+def vgg16(num_classes: int, in_channels: int = 3, width: float = 1.0, small_input: bool = True) -> VGG:
+    """VGG-16 with batch norm (configuration D)."""
+    return VGG(VGG_LAYOUTS["vgg16"], num_classes, in_channels, width, small_input)
+
+
+@register_backbone("vgg19")
+def vgg19(num_classes: int, in_channels: int = 3, width: float = 1.0, small_input: bool = True) -> VGG:
+    """VGG-19 with batch norm (configuration E)."""
+    return VGG(VGG_LAYOUTS["vgg19"], num_classes, in_channels, width, small_input)

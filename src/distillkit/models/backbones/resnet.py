@@ -5,6 +5,8 @@ from __future__ import annotations
 from torch import nn
 from torchvision.models import resnet
 
+from distillkit.models.registry import register_backbone
+
 _DEPTHS = {
     "resnet18": (resnet.BasicBlock, [2, 2, 2, 2]),
     "resnet34": (resnet.BasicBlock, [3, 4, 6, 3]),
@@ -22,6 +24,30 @@ def build_resnet(
     if base != 64 or in_channels != 3 or small_input:
         model = _rebuild(block, layers, num_classes, in_channels, base, small_input)
     return model
+
+
+@register_backbone("resnet18", tasks=("image", "video"))
+def resnet18(
+    num_classes: int, in_channels: int = 3, width: float = 1.0, small_input: bool = True
+) -> resnet.ResNet:
+    """ResNet-18 (He et al., CVPR 2016): basic blocks, 2-2-2-2."""
+    return build_resnet("resnet18", num_classes, in_channels, width, small_input)
+
+
+@register_backbone("resnet34", tasks=("image", "video"))
+def resnet34(
+    num_classes: int, in_channels: int = 3, width: float = 1.0, small_input: bool = True
+) -> resnet.ResNet:
+    """ResNet-34: basic blocks, 3-4-6-3."""
+    return build_resnet("resnet34", num_classes, in_channels, width, small_input)
+
+
+@register_backbone("resnet50", tasks=("image", "video"))
+def resnet50(
+    num_classes: int, in_channels: int = 3, width: float = 1.0, small_input: bool = True
+) -> resnet.ResNet:
+    """ResNet-50: bottleneck blocks, 3-4-6-3."""
+    return build_resnet("resnet50", num_classes, in_channels, width, small_input)
 
 
 def _rebuild(block, layers, num_classes, in_channels, base, small_input) -> resnet.ResNet:
