@@ -372,6 +372,55 @@ def test_missing_listed_videos_skipped_once(tmp_path, video_data, capsys) -> Non
     assert [json.loads(x)["source"] for x in log] == [f"{video_data / 'test.txt'}:1"]
 
 
+@pytest.mark.parametrize("damage", ["garbage", "empty", "head"])
+def test_unopenable_test_videos_fail_before_training(
+    tmp_path, video_data, capsys, monkeypatch, damage
+) -> None:
+    def no_fit(*args: object, **kwargs: object) -> None:
+        raise AssertionError("training started")
+
+    monkeypatch.setattr("distillkit.train.fit", no_fit)
+    lines = (video_data / "test.txt").read_text().splitlines()
+    broken = video_data / lines[1].split()[0]
+    broken.write_bytes(
+        {"garbage": b"not a video" * 40, "empty": b"", "head": broken.read_bytes()[:64]}[damage]
+    )
+    msg = refused(capsys, "train", _video_config(tmp_path, video_data), "--out", tmp_path / "run")
+    assert msg.startswith(
+        f"data.test_list {video_data / 'test.txt'}: 1 of {len(lines)} test videos cannot be opened (first: "
+        f"{lines[1].split()[0]}, cannot open video (PyAV "
+    ), msg
+    assert msg.endswith(f"at {video_data / 'test.txt'}:2); fix or remove them, or set data.on_error=skip to leave "
+                        "them out (data.probe_test_videos=false skips this check)"), msg  # fmt: skip
+
+
+def test_unopenable_test_videos_skipped_and_logged(tmp_path, video_data, capsys) -> None:
+    import json
+
+    lines = (video_data / "test.txt").read_text().splitlines()
+    (video_data / lines[0].split()[0]).write_bytes(b"")
+    config = _video_config(tmp_path, video_data, on_error="skip")
+    with pytest.warns(
+        RuntimeWarning, match=r"data.test_list .*: 1 of 4 test videos cannot be opened .*left out"
+    ):
+        with pytest.raises(SystemExit) as info:
+            main(["train", str(config), "--out", str(tmp_path / "run")])
+    assert info.value.code == 0, capsys.readouterr().err
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["test_videos"] == 3
+    assert [v["source"] for v in report["skipped"]["videos"]] == [f"{video_data / 'test.txt'}:1"]
+
+
+def test_probe_of_test_videos_can_be_switched_off(tmp_path, video_data) -> None:
+    from distillkit.config import VideoTrainConfig, load_config
+    from distillkit.data.videos import build_video_datasets
+
+    lines = (video_data / "test.txt").read_text().splitlines()
+    (video_data / lines[0].split()[0]).write_bytes(b"")
+    cfg = load_config(_video_config(tmp_path, video_data, probe_test_videos=False), VideoTrainConfig)
+    assert len(build_video_datasets(cfg.data, 0).test) == 4  # left for the test pass to find
+
+
 def test_all_listed_videos_missing(tmp_path, video_data, capsys) -> None:
     config = _video_config(tmp_path, video_data, on_error="skip", root=str(tmp_path / "nowhere"))
     msg = refused(capsys, "train", config, "--out", tmp_path / "run")

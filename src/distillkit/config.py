@@ -390,6 +390,10 @@ class VideoDataConfig(Section):
     naming the file and line (`error`; with `on_error: skip` such videos are skipped and counted)."""
     on_error: Literal["fail", "skip"] = "fail"
     """An unreadable video stops the run (`fail`) or is skipped, counted in the log and the results (`skip`)."""
+    probe_test_videos: bool = True
+    """Open every listed test video's header before training (no frame decoded): one that cannot be opened or
+    has no video stream stops the run before any work (`on_error: fail`) or is left out with one warning
+    (`skip`), rather than being found after training. Files only (rawframes folders are read frame by frame)."""
     synthetic: SyntheticVideosConfig = SyntheticVideosConfig()
     """Generator settings when `name` is `synthetic`."""
     images: ImageDataConfig = ImageDataConfig()

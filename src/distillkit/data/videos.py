@@ -14,6 +14,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import Protocol, TypeVar, runtime_checkable
 
 import numpy as np
@@ -32,6 +33,7 @@ from distillkit.data.video.annotations import (
     missing_files,
 )
 from distillkit.data.video.dataset import VideoDataset
+from distillkit.data.video.decode import probe_video_file
 from distillkit.data.video.sampling import segment_indices
 from distillkit.data.video.transforms import (
     CenterCrop,
@@ -225,6 +227,37 @@ def _drop_missing(
     return [r for r in records if id(r) not in gone], entries
 
 
+def _drop_unopenable(
+    cfg: VideoDataConfig, records: list[VideoRecord]
+) -> tuple[list[VideoRecord], list[dict[str, str]]]:
+    """The test videos whose file opens (`decode.probe_video_file`, headers only); the others stop the run before
+    any work (`on_error: fail`), since a test video found broken only after training would lose the run's
+    evaluation, or are left out with one warning (`skip`), returned as skip-log entries."""
+    base = Path(cfg.root) if cfg.root is not None else None
+    broken: list[tuple[VideoRecord, str]] = []
+    for r in records:
+        reason = probe_video_file(base / r.path if base is not None else Path(r.path))
+        if reason is not None:
+            broken.append((r, reason))
+    if not broken:
+        return records, []
+    first, why = broken[0]
+    what = f"data.test_list {cfg.test_list}: {len(broken)} of {len(records)} test videos cannot be opened"
+    if cfg.on_error == "fail":
+        raise DataError(
+            f"{what} (first: {first.path}, {why}; at {first.source}); fix or remove them, or set "
+            "data.on_error=skip to leave them out (data.probe_test_videos=false skips this check)"
+        )
+    if len(broken) == len(records):
+        raise DataError(f"{what} (first: {first.path}, {why}); none left to test on")
+    warnings.warn(
+        f"{what} (first: {first.path}, {why}); left out (data.on_error: skip)", RuntimeWarning, stacklevel=4
+    )
+    gone = {id(r) for r, _ in broken}
+    entries = [{"source": r.source, "reason": f"{r.source}: {why} ({r.path})"} for r, why in broken]
+    return [r for r in records if id(r) not in gone], entries
+
+
 def images_to_clips(images: np.ndarray | list[np.ndarray], size: int, pad: bool = False) -> np.ndarray:
     """uint8 HWC images (1 or 3 channels) → one-frame RGB videos (N, 1, size, size, 3) uint8.
 
@@ -338,6 +371,9 @@ def build_list_datasets(cfg: VideoDataConfig, seed: int, fmt: AnnotationFormat) 
     names = _class_names(cfg, train_records + test_records)  # from every listed video, found or not
     train_records, missing_train = _drop_missing(cfg, "train_list", train_records, fmt.folders)
     test_records, missing_test = _drop_missing(cfg, "test_list", test_records, fmt.folders)
+    if cfg.probe_test_videos and not fmt.folders:
+        test_records, broken = _drop_unopenable(cfg, test_records)
+        missing_test += broken
     train_tf, test_tf = clip_transforms(cfg, names)
     common = {"root": cfg.root, "num_segments": cfg.num_segments, "on_error": cfg.on_error, "seed": seed}
     common["short"] = cfg.short_videos

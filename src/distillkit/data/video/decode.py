@@ -185,6 +185,22 @@ class RawFramesReader:
         return np.stack([frames[i] for i in idx])
 
 
+def probe_video_file(path: str | Path) -> str | None:
+    """Why the video file at `path` cannot be used, read from its container header alone (no frame decoded, no
+    packet demuxed): it cannot be opened, holds no video stream, or declares 0 frames. None when it opens."""
+    try:
+        container = _pyav().open(str(path))
+    except (_pyav().FFmpegError, OSError) as exc:
+        return f"cannot open video ({_av_message(exc)})"
+    with container:
+        if not container.streams.video:
+            return "no video stream"
+        stream = container.streams.video[0]
+        if stream.frames == 0 and stream.duration is not None and stream.duration <= 0:
+            return "video has no frames"
+    return None
+
+
 def open_video(
     record: VideoRecord,
     root: str | Path | None = None,
