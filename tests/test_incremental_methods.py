@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import tiny
 
 from distillkit.distill.losses import less_forget_loss, margin_ranking_loss, pod_flat_loss, pod_spatial_loss
 from distillkit.errors import ConfigError
@@ -234,7 +235,6 @@ def test_nca_loss_by_hand() -> None:
 def test_podnet_local_similarity_classifier_trains_with_nca(tmp_path) -> None:
     from distillkit.incremental.runner import run_incremental
     from distillkit.models.heads import LocalSimilarityHead
-    from tests.test_incremental import tiny
 
     method = build_method("podnet", {"classifier": "lsc", "proxies": 3})
     head = method.build_head(8, 4)

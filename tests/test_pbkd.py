@@ -3,7 +3,7 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import tiny_loader
+from helpers import tiny_loader
 
 from distillkit.compress.pbkd import BlockStageObjective, progressive_distill, stage_order
 from distillkit.compress.student import design_student
