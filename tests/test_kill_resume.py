@@ -129,7 +129,8 @@ class ForkServer:
     """The tests' handle on `serve`, running in a subprocess."""
 
     def __init__(self) -> None:
-        code = "from tests.test_kill_resume import serve; serve()"
+        tests = str(ROOT / "tests")  # on the path, as pytest puts it: this module imports `helpers`
+        code = f"import sys; sys.path.insert(0, {tests!r}); from test_kill_resume import serve; serve()"
         self.proc = subprocess.Popen(
             [sys.executable, "-c", code], cwd=ROOT, env=ENV, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             text=True,
