@@ -1,22 +1,12 @@
-"""Shared test helpers: tiny models and data so the suite stays fast on 2 CPU cores."""
+"""Fixtures of every test. Tiny configs, data and helpers shared by several test modules are in helpers.py."""
 
 from __future__ import annotations
 
 import pytest
 import torch
-from torch.utils.data import DataLoader, TensorDataset
 
 
 @pytest.fixture(autouse=True)
 def _seed_and_quiet(monkeypatch: pytest.MonkeyPatch) -> None:
     torch.manual_seed(0)
     monkeypatch.setenv("DISTILLKIT_PROGRESS", "0")
-
-
-def tiny_loader(
-    n: int = 32, channels: int = 3, size: int = 16, classes: int = 4, batch: int = 8
-) -> DataLoader:
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(n, channels, size, size, generator=g)
-    y = torch.randint(0, classes, (n,), generator=g)
-    return DataLoader(TensorDataset(x, y), batch_size=batch, shuffle=False)

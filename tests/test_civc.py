@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import tiny
 
 from distillkit.distill.spatiotemporal import (
     align,
@@ -24,7 +25,6 @@ from distillkit.incremental.memory import ExemplarMemory
 from distillkit.incremental.methods import METHODS, StepContext, build_method
 from distillkit.incremental.runner import run_incremental
 from distillkit.incremental.selection import greedy_mean_match, herding, key_frames, uniform_key_frames
-from tests.test_incremental import tiny
 
 
 def moving_object(

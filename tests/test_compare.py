@@ -7,38 +7,20 @@ import math
 from pathlib import Path
 
 import pytest
+from helpers import make_run
 
 from distillkit.errors import DistillkitError
 from distillkit.incremental.compare import compare, write_comparison
 
 
-def _run(root: Path, name: str, method: str, avg: float, final: float, forg: float, bwt: float,
-         frames: int, nme: float | None = None, seed: int = 0) -> Path:  # fmt: skip
-    d = root / name
-    d.mkdir()
-    data = {
-        "method": method,
-        "seed": seed,
-        "classes_per_step": [4, 3, 3],
-        "avg_incremental_accuracy": avg,
-        "final_accuracy": final,
-        "forgetting": forg,
-        "bwt": bwt,
-        "memory": {"frames": frames, "bytes": frames * 1000, "videos": frames // 4},
-        "nme": None if nme is None else {"avg_incremental_accuracy": nme, "final_accuracy": nme - 5},
-    }
-    (d / "results.json").write_text(json.dumps(data))
-    return d
-
-
 @pytest.fixture
 def runs(tmp_path: Path) -> list[Path]:
     return [
-        _run(tmp_path, "a1", "civc", 80, 70, 10, -10, 100, nme=81, seed=0),
-        _run(tmp_path, "b1", "finetune", 60, 50, 20, -20, 0, seed=0),
-        _run(tmp_path, "a2", "civc", 82, 71, 12, -12, 100, nme=83, seed=1),
-        _run(tmp_path, "b2", "finetune", 64, 52, 20, -22, 0, seed=1),
-        _run(tmp_path, "a3", "civc", 84, 75, 14, -14, 130, nme=85, seed=2),
+        make_run(tmp_path, "a1", "civc", 80, 70, 10, -10, 100, nme=81, seed=0),
+        make_run(tmp_path, "b1", "finetune", 60, 50, 20, -20, 0, seed=0),
+        make_run(tmp_path, "a2", "civc", 82, 71, 12, -12, 100, nme=83, seed=1),
+        make_run(tmp_path, "b2", "finetune", 64, 52, 20, -22, 0, seed=1),
+        make_run(tmp_path, "a3", "civc", 84, 75, 14, -14, 130, nme=85, seed=2),
     ]
 
 
@@ -66,7 +48,7 @@ def test_rows_hold_mean_and_sample_std(runs: list[Path]) -> None:
 
 
 def test_single_run_shows_only_the_mean(tmp_path: Path) -> None:
-    rows, table = compare([_run(tmp_path, "x", "lwf", 55.5, 40.25, 30, -30, 0)])
+    rows, table = compare([make_run(tmp_path, "x", "lwf", 55.5, 40.25, 30, -30, 0)])
     assert rows[0]["avg_incremental_accuracy"] == {"mean": 55.5, "std": None}
     assert "| lwf | 1 | 55.50 | 40.25 | 30.00 | -30.00 | 0 |" in table
     assert "NME" not in table and "±" not in table
@@ -85,7 +67,7 @@ def test_write_comparison_prints_and_writes(
 
 
 def test_errors_name_the_file(tmp_path: Path) -> None:
-    d = _run(tmp_path, "bad", "civc", 80, 70, 10, -10, 100)
+    d = make_run(tmp_path, "bad", "civc", 80, 70, 10, -10, 100)
     data = json.loads((d / "results.json").read_text())
     del data["forgetting"]
     (d / "results.json").write_text(json.dumps(data))

@@ -6,40 +6,16 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import TINY_COMPRESS, run_cli
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from distillkit.cli import main
 from distillkit.compress import compress_model
-
-TINY = """
-seed: 1
-data:
-  name: synthetic
-  image_size: 32
-  batch_size: 16
-  synthetic: {num_classes: 3, train_per_class: 16, test_per_class: 8, channels: 1}
-teacher:
-  arch: vgg11
-  width: 0.125
-  train: {steps: 6}
-pbkd:
-  stage: {steps: 2}
-  finetune: {enabled: true, budget: {steps: 2}}
-baselines: {methods: [scratch, kd, fitnets, at]}
-profile: {latency_batches: [1, 4], latency_repeats: 2}
-"""
-
-
-def run_cli(*argv: str) -> int:
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(argv))
-    return int(exit_info.value.code)
 
 
 def test_compress_writes_the_output_contract(tmp_path: Path) -> None:
     cfg = tmp_path / "tiny.yaml"
-    cfg.write_text(TINY)
+    cfg.write_text(TINY_COMPRESS)
     out = tmp_path / "run"
     assert run_cli("compress", str(cfg), "--out", str(out), "--set", "pbkd.local_weight=0.5") == 0
     report = json.loads((out / "report.json").read_text())
@@ -83,7 +59,7 @@ def test_compress_writes_the_output_contract(tmp_path: Path) -> None:
 
 def test_bad_input_fails_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     cfg = tmp_path / "tiny.yaml"
-    cfg.write_text(TINY)
+    cfg.write_text(TINY_COMPRESS)
     cases = [
         (["--set", "pbkd.stage.stepz=3"], "unknown key 'pbkd.stage.stepz'"),
         (["--set", "data.name=cifar10", "--set", f"data.root={tmp_path / 'nowhere'}"], "does not exist"),
@@ -138,7 +114,7 @@ def test_the_teacher_is_never_modified(tmp_path: Path, monkeypatch: pytest.Monke
 
     monkeypatch.setattr(job, "KDFinetuneObjective", recording)
     cfg = tmp_path / "tiny.yaml"
-    cfg.write_text(TINY)
+    cfg.write_text(TINY_COMPRESS)
     out = tmp_path / "run"
     assert run_cli("compress", str(cfg), "--out", str(out), "--set", "baselines.methods=[kd]") == 0
     saved = torch.load(out / "teacher.pt", weights_only=True)
@@ -169,7 +145,7 @@ def test_evaluation_restores_every_modules_own_mode() -> None:
 def test_a_macs_target_is_met_and_an_unreachable_one_fails_before_training(tmp_path: Path, capsys) -> None:
     cfg = tmp_path / "tiny.yaml"
     cfg.write_text(
-        TINY.replace("baselines: {methods: [scratch, kd, fitnets, at]}", "baselines: {methods: []}")
+        TINY_COMPRESS.replace("baselines: {methods: [scratch, kd, fitnets, at]}", "baselines: {methods: []}")
     )
     out = tmp_path / "run"
     assert run_cli("compress", str(cfg), "--out", str(out), "--set", "student.macs_reduction=3") == 0

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from helpers import TINY_COMPRESS, run_cli
 
 import distillkit.compress.job as job
 import distillkit.compress.pbkd as pbkd
 from distillkit.compress.job import CompressionRun
 from distillkit.config import CompressConfig, load_config
 from distillkit.errors import ConfigError
-from tests.test_compress_job import TINY, run_cli
 
 VOLATILE = ("latency", "seconds", "created", "time")
 """Report keys holding wall-clock measurements (containing one of these), which differ from run to run."""
@@ -25,7 +25,7 @@ class Crash(Exception):
 
 
 def _config(tmp_path: Path) -> Path:
-    tree = yaml.safe_load(TINY)
+    tree = yaml.safe_load(TINY_COMPRESS)
     tree["baselines"]["methods"] = ["kd", "fitnets"]
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(tree))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import make_run
 
 from distillkit.cli import main
 
@@ -280,9 +281,7 @@ def test_pickled_object_is_not_weights_only(tmp_path, train_yaml, capsys) -> Non
 
 # ---------------------------------------------------------------------------------------------------- compare
 def test_compare_out_must_be_a_file(tmp_path, capsys) -> None:
-    from tests.test_compare import _run
-
-    run = _run(tmp_path, "a", "civc", 80, 70, 10, -10, 100)
+    run = make_run(tmp_path, "a", "civc", 80, 70, 10, -10, 100)
     folder = tmp_path / "tables"
     folder.mkdir()
     msg = refused(capsys, "compare", run, "--out", folder)

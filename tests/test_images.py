@@ -201,9 +201,18 @@ def test_augment_is_shift_and_flip(flip: bool) -> None:
 
 
 def test_mnist_augment_never_flips(tmp_path: Path) -> None:
+    """MNIST-family digits are shifted by the augmentation but never mirrored (a mirrored digit is another)."""
     write_mnist(tmp_path)
     ds = build_image_datasets(ImageDataConfig(name="mnist", root=tmp_path, augment=True), seed=0)
     assert ds.train.augment and not ds.train.flip and not ds.test.augment
+    plain = ds.train.images[0]
+    fill = plain[:, :1, :1].expand_as(plain)  # the 28×28 digits are padded to 32 with black
+    shifts = [_shifted(plain, dy, dx, fill) for dy in range(-4, 5) for dx in range(-4, 5)]
+    torch.manual_seed(0)
+    samples = [ds.train[0][0] for _ in range(60)]
+    assert all(any(torch.allclose(x, s) for s in shifts) for x in samples)
+    assert not any(torch.allclose(x.flip(-1), s) for x in samples for s in shifts)
+    assert any(not torch.equal(x, plain) for x in samples)
 
 
 # --------------------------------------------------------------------------------------------------- loaders

@@ -6,39 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers import TINY_INCREMENTAL, interrupt_at, tiny
 
 from distillkit.cli import run
 from distillkit.errors import ConfigError
 from distillkit.incremental import runner as runner_module
-from distillkit.incremental.config import IncrementalConfig
 from distillkit.incremental.memory import ExemplarMemory
 from distillkit.incremental.runner import StreamRun, run_incremental
-
-TINY = {
-    "device": "cpu",
-    "data": {
-        "num_segments": 4,
-        "batch_size": 8,
-        "eval_batch_size": 16,
-        "synthetic": {"num_classes": 6, "train_per_class": 6, "test_per_class": 3, "frames": 4, "size": 16},
-    },
-    "model": {"width": 0.125, "shift_div": 4},
-    "scenario": {"base": 2, "increment": 2},
-    "memory": {"budget_frames": 48},
-    "train": {"base": {"steps": 3}, "step": {"steps": 3}, "optim": {"name": "adamw", "lr": 0.002}},
-    "method": {"name": "icarl"},
-}
-
-
-def tiny(**changes: object) -> IncrementalConfig:
-    cfg = IncrementalConfig.model_validate(json.loads(json.dumps(TINY)))
-    for key, value in changes.items():
-        section, _, field = key.partition("__")
-        if field:
-            setattr(getattr(cfg, section), field, value)
-        else:
-            setattr(cfg, section, value)
-    return cfg
 
 
 def test_icarl_results_contract_and_budget(tmp_path: Path) -> None:
@@ -79,23 +53,11 @@ def test_training_sets_per_method(tmp_path: Path) -> None:
     assert sorted(set(stream._train_set(2, None).labels)) == [0, 1, 2, 3, 4, 5]
 
 
-def _interrupt_at(monkeypatch: pytest.MonkeyPatch, where: str, step: int) -> None:
-    """Make `StreamRun.<where>` raise at `step` (as if the process were killed there)."""
-    original = getattr(StreamRun, where)
-
-    def failing(self, s, *args, **kwargs):
-        if s == step:
-            raise KeyboardInterrupt
-        return original(self, s, *args, **kwargs)
-
-    monkeypatch.setattr(StreamRun, where, failing)
-
-
 @pytest.mark.parametrize("where", ["_train_set", "_evaluate"])
 def test_resume_gives_the_uninterrupted_results(tmp_path: Path, monkeypatch, where: str) -> None:
     reference = run_incremental(tiny(), tmp_path / "full")
     with monkeypatch.context() as patch:
-        _interrupt_at(patch, where, 2)  # "_evaluate": killed after step 2 changed its memory
+        interrupt_at(patch, where, 2)  # "_evaluate": killed after step 2 changed its memory
         with pytest.raises(KeyboardInterrupt):
             run_incremental(tiny(), tmp_path / "cut")
     assert json.loads((tmp_path / "cut" / "results.json").read_text())["steps_done"] == 2
@@ -137,7 +99,7 @@ def test_cli_incremental_and_compare(tmp_path: Path) -> None:
     import yaml
 
     config = tmp_path / "c.yaml"
-    config.write_text(yaml.safe_dump(TINY))
+    config.write_text(yaml.safe_dump(TINY_INCREMENTAL))
     for seed in (0, 1):
         argv = ["incremental", str(config), "--out", str(tmp_path / f"s{seed}"), "--set", f"seed={seed}"]
         assert run([*argv, "--set", "scenario.num_steps=1", "--set", "method.name=finetune"]) == 0

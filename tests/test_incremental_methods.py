@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import tiny
 
 from distillkit.distill.losses import less_forget_loss, margin_ranking_loss, pod_flat_loss, pod_spatial_loss
 from distillkit.errors import ConfigError
@@ -195,6 +196,17 @@ def test_podnet_distils_every_stage_frame_by_frame() -> None:
     _, parts = method.loss(same, moved, torch.tensor([2, 2]), ctx)
     expected = pod_spatial_loss(feat.flatten(0, 1), feat.flip(-1).flatten(0, 1)).item()
     assert parts["pod_spatial"] == pytest.approx(expected) and expected > 0
+    # without `stages`, every stage output ("layer*") is distilled, frame by frame, and the losses averaged
+    every_stage = build_method("podnet", {"pod_spatial": 1.0, "pod_flat": 0.0})
+    deeper = torch.rand(2, 3, 6, 3, 3)
+    reversed_frames = deeper.flip(
+        1
+    )  # the same frames in another order: pooling over the clip would not see it
+    old = {"pooled": torch.ones(2, 4), "layer1": feat.flip(-1), "layer2": reversed_frames}
+    _, parts = every_stage.loss({**same, "layer2": deeper}, old, torch.tensor([2, 2]), ctx)
+    per_frame = pod_spatial_loss(deeper.flatten(0, 1), reversed_frames.flatten(0, 1)).item()
+    assert per_frame > 0
+    assert float(parts["pod_spatial"]) == pytest.approx((expected + per_frame) / 2)
 
 
 def test_local_similarity_classifier_by_hand() -> None:
@@ -231,15 +243,66 @@ def test_nca_loss_by_hand() -> None:
     assert nca_loss(torch.tensor([[5.0, -5.0]]), torch.tensor([0]), 1.0, 0.0).item() == 0.0  # hinge
 
 
-def test_podnet_local_similarity_classifier_trains_with_nca(tmp_path) -> None:
-    from distillkit.incremental.runner import run_incremental
+def test_podnet_local_similarity_classifier_trains_with_nca() -> None:
+    """`classifier: lsc` gives PODNet's local similarity classifier with `proxies` per class, trained with the NCA
+    loss with margin `nca_margin` (not cross-entropy): the loss by hand, and a few steps of SGD lower it."""
     from distillkit.models.heads import LocalSimilarityHead
-    from tests.test_incremental import tiny
 
-    method = build_method("podnet", {"classifier": "lsc", "proxies": 3})
+    method = build_method("podnet", {"classifier": "lsc", "proxies": 3, "nca_margin": 0.3})
     head = method.build_head(8, 4)
     assert isinstance(head, LocalSimilarityHead) and head.proxies == 3 and head.out_features == 4
-    results = run_incremental(
-        tiny(method={"name": "podnet", "options": {"classifier": "lsc", "proxies": 3}}), tmp_path
-    )
-    assert len(results["accuracy_matrix"]) == 3
+    assert head.weight.shape == (4 * 3, 8)
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(4).repeat(4)
+    x = torch.randn(4, 8, generator=g)[y] + 0.3 * torch.randn(16, 8, generator=g)  # 4 clusters of 4 samples
+    ctx = StepContext(step=0, num_old=0, num_seen=4, old_model=None, device=torch.device("cpu"))
+
+    def outputs() -> dict[str, torch.Tensor]:
+        return {"logits": head(x), "cosine": head.cosine(x), "scale": head.sigma}
+
+    # [log Σ_{i≠y} exp(η s_i) − η (s_y − δ)]₊ with the head's similarities s and scale η, mean over the batch
+    out = outputs()
+    s, eta = out["cosine"].tolist(), head.sigma.item()
+    hinges = [
+        max(0.0, math.log(sum(math.exp(eta * s[n][i]) for i in range(4) if i != t)) - eta * (s[n][t] - 0.3))
+        for n, t in enumerate(y.tolist())
+    ]
+    by_hand = sum(hinges) / len(hinges)
+    assert by_hand > 0
+    loss, _ = method.loss(out, None, y, ctx)  # the base step: the classification loss alone
+    assert loss.item() == pytest.approx(by_hand, rel=1e-5)
+    assert method.classification_loss(out, y, ctx).item() == pytest.approx(by_hand, rel=1e-5)
+    assert abs(loss.item() - F.cross_entropy(out["logits"], y).item()) > 0.1
+    optimiser = torch.optim.SGD(head.parameters(), lr=0.05)
+    losses = []
+    for _ in range(10):
+        loss, _ = method.loss(outputs(), None, y, ctx)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0], losses
+    assert (head(x).argmax(1) == y).all()
+
+
+def test_podnet_lsc_stream_trains_every_step_with_nca(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In a stream, every step trains its seen classes with the NCA loss at the configured margin."""
+    from distillkit.distill.losses import nca_loss
+    from distillkit.incremental.methods import podnet
+    from distillkit.incremental.runner import run_incremental
+
+    calls: list[tuple[int, float]] = []
+
+    def spy(
+        similarities: torch.Tensor, targets: torch.Tensor, scale: torch.Tensor, margin: float
+    ) -> torch.Tensor:
+        calls.append((similarities.shape[1], margin))
+        return nca_loss(similarities, targets, scale, margin)
+
+    monkeypatch.setattr(podnet, "nca_loss", spy)
+    options = {"classifier": "lsc", "proxies": 3, "nca_margin": 0.3}
+    results = run_incremental(tiny(method={"name": "podnet", "options": options}), tmp_path)
+    assert [len(row) for row in results["accuracy_matrix"]] == [1, 2, 3]
+    widths = [width for width, _ in calls]
+    assert all(widths.count(seen) >= 3 for seen in (2, 4, 6))  # 3 training steps over 2, 4, then 6 classes
+    assert set(widths) == {2, 4, 6} and {margin for _, margin in calls} == {0.3}

@@ -6,6 +6,7 @@ import copy
 from pathlib import Path
 
 import pytest
+from helpers import tiny
 
 from distillkit.errors import DistillkitError
 from distillkit.report.incremental_report import incremental_report
@@ -117,7 +118,6 @@ def test_report_names_a_missing_key() -> None:
 
 def test_a_run_writes_its_report(tmp_path: Path) -> None:
     from distillkit.incremental.runner import run_incremental
-    from tests.test_incremental import tiny
 
     cfg = tiny()
     cfg.scenario.num_steps = 1

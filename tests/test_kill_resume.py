@@ -27,9 +27,9 @@ from typing import NoReturn
 
 import pytest
 import yaml
+from helpers import TINY_INCREMENTAL
 
 from distillkit.incremental.memory import ExemplarMemory
-from tests.test_incremental import TINY
 
 KILLS = 3
 """Random kills in total across `test_sigkill_at_random_moments...` (each at its own moment)."""
@@ -129,7 +129,8 @@ class ForkServer:
     """The tests' handle on `serve`, running in a subprocess."""
 
     def __init__(self) -> None:
-        code = "from tests.test_kill_resume import serve; serve()"
+        tests = str(ROOT / "tests")  # on the path, as pytest puts it: this module imports `helpers`
+        code = f"import sys; sys.path.insert(0, {tests!r}); from test_kill_resume import serve; serve()"
         self.proc = subprocess.Popen(
             [sys.executable, "-c", code], cwd=ROOT, env=ENV, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             text=True,
@@ -189,7 +190,7 @@ def _uninterrupted(config: Path, out: Path) -> float:
 def stream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stream]:
     folder = tmp_path_factory.mktemp("kill_resume")
     config = folder / "tiny.yaml"
-    config.write_text(yaml.safe_dump(TINY))
+    config.write_text(yaml.safe_dump(TINY_INCREMENTAL))
     server = ForkServer()  # imports torch while the uninterrupted run goes on
     try:
         work = _uninterrupted(config, folder / "reference")

@@ -303,13 +303,19 @@ def test_add_rejects_bad_exemplars(tmp_path: Path) -> None:
         add(memory, 0, 1)
 
 
-def test_bad_settings() -> None:
-    with pytest.raises(ConfigError, match="budget"):
-        ExemplarMemory("unused", budget_frames=-1, num_segments=T)
-    with pytest.raises(ConfigError, match="num_segments"):
-        ExemplarMemory("unused", budget_frames=10, num_segments=0)
-    with pytest.raises(ConfigError, match="jpeg_quality"):
-        ExemplarMemory("unused", budget_frames=10, num_segments=T, jpeg_quality=101)
+def test_bad_settings(tmp_path: Path) -> None:
+    bad = [
+        ({"budget_frames": -1}, "memory budget_frames: must be >= 0, got -1"),
+        ({"budget_frames": True}, "memory budget_frames: must be an integer, got bool True"),
+        ({"num_segments": 0}, "memory num_segments: must be >= 1, got 0"),
+        ({"per_class_frames": 0}, "memory per_class_frames: must be >= 1, got 0"),
+        ({"jpeg_quality": 101}, "memory jpeg_quality: must be <= 100, got 101"),
+    ]
+    for change, message in bad:
+        with pytest.raises(ConfigError) as info:
+            ExemplarMemory(tmp_path / "mem", **({"budget_frames": 10, "num_segments": T} | change))
+        assert str(info.value) == message
+    assert not (tmp_path / "mem").exists()  # refused before anything is written
 
 
 @pytest.fixture
@@ -405,13 +411,49 @@ def test_manifest_symlinks_inside_root_rejected(saved: Path, tmp_path: Path) -> 
             r"classes.0\[1\].video_id: dup",
         ),
         (lambda d: d.update(budget_frames=3), "holds 4 frames, 1 over its budget of 3"),
+        (lambda d: d.update(per_class_frames=3), "class 0 holds 4 frames, 1 over the per-class limit of 3"),
+        (lambda d: d.update(version=True), "version: must be an integer, got bool True"),
+        (lambda d: d.update(per_class_frames=0), "per_class_frames: must be >= 1, got 0"),
+        (lambda d: d.update(jpeg_quality=101), "jpeg_quality: must be <= 100, got 101"),
+        (lambda d: d.update(jpeg_quality=None), "jpeg_quality: must be an integer, got null"),
+        (lambda d: d["classes"].update({"01": []}), "classes.01: class keys must be labels"),
+        (lambda d: d["classes"].update({"-1": []}), "classes.-1: class keys must be labels"),
+        (lambda d: entry(d).update(frames=[]), r"classes.0\[0\].frames: must not be empty"),
+        (lambda d: entry(d).update(frames=[5, 5]), r"classes.0\[0\].frames: time positions must be strictly"),
+        (
+            lambda d: entry(d).update(frames=[True, 5]),
+            r"classes.0\[0\].frames\[0\]: must be an integer, got bool",
+        ),
+        (lambda d: entry(d).update(label=-1), r"classes.0\[0\].label: must be >= 0, got -1"),
+        (
+            lambda d: entry(d).update(video_id=".h", dir="0/.h"),
+            r"classes.0\[0\].video_id: '.h' must not start",
+        ),
+        (
+            lambda d: entry(d).update(video_id="a/b", dir="0/a/b"),
+            r"classes.0\[0\].video_id: 'a/b' must not contain",
+        ),
+        (lambda d: entry(d).update(dir=3), r"classes.0\[0\].dir: must be a string, got int 3"),
+        (
+            lambda d: d.update(note="x"),
+            "note: unknown key; valid keys here: version, budget_frames, num_segments",
+        ),
+        (
+            lambda d: entry(d).update(note="x"),
+            r"classes.0\[0\].note: unknown key; valid keys here: video_id, label",
+        ),
+        (
+            lambda d: d.update(budget_frames="x", num_segments=0),
+            r"budget_frames: must be an integer, got str 'x' \(and 1 more\)",
+        ),
     ],
 )
 def test_malformed_manifest_names_key(saved: Path, change, key: str) -> None:
     edit_manifest(saved, change)
     with pytest.raises(CheckpointError, match=key) as info:
         ExemplarMemory.load(saved)
-    assert str(saved / "manifest.json") in str(info.value)
+    message = str(info.value)
+    assert message.startswith(f"{saved / 'manifest.json'}: ") and "\n" not in message
 
 
 def test_manifest_bad_json_and_missing(saved: Path, tmp_path: Path) -> None:
@@ -420,3 +462,68 @@ def test_manifest_bad_json_and_missing(saved: Path, tmp_path: Path) -> None:
         ExemplarMemory.load(saved)
     with pytest.raises(CheckpointError, match="no exemplar memory manifest"):
         ExemplarMemory.load(tmp_path / "nowhere")
+
+
+# ---------------------------------------------------------------------------------------- manifest format
+RECORDED = Path(__file__).parent / "data" / "memory_manifest_v1.json"
+"""The manifest of `recorded_memory`, written by the memory before its manifest became a pydantic model."""
+
+
+def recorded_memory(root: Path) -> ExemplarMemory:
+    """The memory whose manifest is `RECORDED`: a cap per class, another JPEG quality, classes out of order, a
+    non-ASCII video id, a reduced class."""
+    clip = np.zeros((T, 8, 8, 3), dtype=np.uint8)
+    memory = ExemplarMemory(root, budget_frames=64, num_segments=T, per_class_frames=24, jpeg_quality=80)
+    memory.add_class(2, [("v2_0", clip, [5, 0, 3]), ("vidéo_ü 1", clip, [7])])
+    memory.add_class(0, [(f"v0_{i}", clip, list(range(T))) for i in range(3)])
+    memory.reduce({0: 16})
+    memory.add_class(11, [("last", clip, [1, 2])])
+    return memory
+
+
+def test_manifest_bytes_unchanged(tmp_path: Path) -> None:
+    memory = recorded_memory(tmp_path / "mem")
+    assert memory.manifest_path.read_bytes() == RECORDED.read_bytes()
+    assert memory.fork(tmp_path / "copy").manifest_path.read_bytes() == RECORDED.read_bytes()
+    empty = ExemplarMemory(tmp_path / "empty", budget_frames=10, num_segments=T)
+    assert empty.manifest_path.read_text() == (
+        '{\n "version": 1,\n "budget_frames": 10,\n "num_segments": 8,\n "per_class_frames": null,\n'
+        ' "jpeg_quality": 90,\n "classes": {}\n}\n'
+    )
+
+
+def place_frames(root: Path, manifest: dict) -> None:
+    """Write `manifest` under `root` with a (blank) frame file for every position its exemplars keep."""
+    root.mkdir()
+    (root / ExemplarMemory.MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
+    for entries in manifest["classes"].values():
+        for e in entries:
+            (root / e["dir"]).mkdir(parents=True)
+            for k in range(1, len(e["frames"]) + 1):
+                (root / e["dir"] / ExemplarMemory.TEMPLATE.format(k)).write_bytes(b"")
+
+
+def test_recorded_manifest_loads(tmp_path: Path) -> None:
+    place_frames(tmp_path / "old", json.loads(RECORDED.read_text()))
+    loaded = ExemplarMemory.load(tmp_path / "old")
+    expected = recorded_memory(tmp_path / "new")
+    assert loaded.classes == expected.classes == [2, 0, 11]
+    for c in loaded.classes:
+        assert loaded.exemplars(c) == expected.exemplars(c)
+    assert loaded.exemplars(2)[1].video_id == "vidéo_ü 1" and loaded.exemplars(2)[0].frames == (0, 3, 5)
+    settings = (loaded.budget_frames, loaded.num_segments, loaded.per_class_frames, loaded.jpeg_quality)
+    assert settings == (64, T, 24, 80)
+    # Written again, it is the same file.
+    assert loaded.fork(tmp_path / "copy").manifest_path.read_bytes() == RECORDED.read_bytes()
+
+
+def test_manifest_optional_keys_and_empty_classes(tmp_path: Path) -> None:
+    """`per_class_frames` and `jpeg_quality` may be absent (no cap, quality 90); a class listed with no exemplars
+    is not a class of the memory."""
+    manifest = json.loads(RECORDED.read_text())
+    del manifest["per_class_frames"], manifest["jpeg_quality"]
+    manifest["classes"]["5"] = []
+    place_frames(tmp_path / "mem", manifest)
+    loaded = ExemplarMemory.load(tmp_path / "mem")
+    assert (loaded.per_class_frames, loaded.jpeg_quality) == (None, 90)
+    assert loaded.classes == [2, 0, 11]

@@ -3,7 +3,7 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import tiny_loader
+from helpers import tiny_loader
 
 from distillkit.compress.pbkd import BlockStageObjective, progressive_distill, stage_order
 from distillkit.compress.student import design_student
@@ -90,7 +90,22 @@ def test_progressive_training_touches_only_the_current_block(order: str) -> None
 
 
 def test_stage_optimises_only_the_current_block() -> None:
+    """A stage's optimiser steps change the student block and nothing else: not the teacher's blocks and head
+    around it in the net, nor the teacher's own copy of the block (parameters and batch-norm statistics)."""
     teacher = tiny_teacher()
     net = BlockwiseNet(list(teacher.blocks), teacher.head, teacher.names)
+    student = copy.deepcopy(teacher.blocks[1])
+    net.blocks[1] = student
     objective = BlockStageObjective(net, 1, teacher.blocks[1], 1.0)
-    assert {id(p) for p in objective.parameters()} == {id(p) for p in teacher.blocks[1].parameters()}
+    assert {id(p) for p in objective.parameters()} == {id(p) for p in student.parameters()}
+    teacher_before, student_before = snapshot(teacher), snapshot(student)
+    optimiser = torch.optim.SGD(objective.parameters(), lr=0.1)
+    objective.set_mode()
+    x, y = torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 3])
+    for _ in range(2):
+        loss, _ = objective.loss(x, y)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    assert all(torch.equal(v, teacher_before[k]) for k, v in teacher.state_dict().items())
+    assert any(not torch.equal(v, student_before[k]) for k, v in student.state_dict().items())

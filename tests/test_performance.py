@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from conftest import tiny_loader
+from helpers import tiny, tiny_loader
 from torch import nn
 from torch._dynamo.utils import counters
 
@@ -165,7 +165,6 @@ def test_perf_key_of_every_job_and_reports() -> None:
 def test_incremental_run_trains_with_its_perf_and_refuses_fp16_on_cpu(tmp_path) -> None:
     """The stream runner hands `perf` to its training loop, and checks it before any work."""
     import distillkit.incremental.runner as runner
-    from tests.test_incremental import tiny
 
     seen = []
     real_fit = runner.fit

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import tiny
 from torch import nn
 
 from distillkit.incremental.memory import ExemplarMemory, MemoryDataset
@@ -21,7 +22,6 @@ from distillkit.incremental.replay import (
     replay_frames,
 )
 from distillkit.incremental.runner import Consistency, StepObjective, run_incremental
-from tests.test_incremental import tiny
 
 
 def test_interpolation_weights_by_hand() -> None:

@@ -9,14 +9,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import TINY_COMPRESS, TINY_INCREMENTAL
 
 from distillkit.cli import main
 from distillkit.config import CompressConfig, load_config, load_train_config
 from distillkit.engine import run_folder
 from distillkit.engine.run_folder import MARKER, claim, config_hash
 from distillkit.errors import ConfigError
-from tests.test_compress_job import TINY as COMPRESS
-from tests.test_incremental import TINY as INCREMENTAL
 
 TRAIN = (
     "device: cpu\n"
@@ -60,9 +59,9 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 def configs(tmp_path: Path) -> dict[str, Path]:
     paths = {"train": tmp_path / "train.yaml", "compress": tmp_path / "compress.yaml"}
     paths["train"].write_text(TRAIN)
-    paths["compress"].write_text(COMPRESS)
+    paths["compress"].write_text(TINY_COMPRESS)
     paths["incremental"] = tmp_path / "incremental.yaml"
-    paths["incremental"].write_text(yaml.safe_dump(INCREMENTAL))
+    paths["incremental"].write_text(yaml.safe_dump(TINY_INCREMENTAL))
     return paths
 
 

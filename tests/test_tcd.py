@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import TINY_INCREMENTAL, interrupt_at, tiny
 
 from distillkit.distill.losses import (
     importance_weights,
@@ -197,16 +198,17 @@ def test_tcd_stream_from_the_cli(tmp_path: Path) -> None:
     import yaml
 
     from distillkit.cli import run
-    from tests.test_incremental import TINY
 
     config = tmp_path / "c.yaml"
-    config.write_text(yaml.safe_dump(TINY))
+    config.write_text(yaml.safe_dump(TINY_INCREMENTAL))
     assert run(["incremental", str(config), "--out", str(tmp_path / "run"), "--set", "method.name=tcd"]) == 0
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert results["method"] == "tcd" and results["classes_per_step"] == [2, 2, 2]
     assert [len(row) for row in results["accuracy_matrix"]] == [1, 2, 3]
     assert len(results["nme"]["accuracy_matrix"]) == 3
-    assert all(0 < m["frames"] <= TINY["memory"]["budget_frames"] for m in results["memory_per_step"])
+    assert all(
+        0 < m["frames"] <= TINY_INCREMENTAL["memory"]["budget_frames"] for m in results["memory_per_step"]
+    )
     log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert [e["step"] for e in log] == [0, 1, 2]
     assert {"feature", "embedding", "diversity"} <= set(log[1]["loss"]) and "feature" not in log[0]["loss"]
@@ -215,12 +217,11 @@ def test_tcd_stream_from_the_cli(tmp_path: Path) -> None:
 def test_resume_gives_the_uninterrupted_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The importance is measured again when a step starts, so a resumed stream needs no saved method state."""
     from distillkit.incremental.runner import run_incremental
-    from tests.test_incremental import _interrupt_at, tiny
 
     cfg = {"method": {"name": "tcd"}}
     reference = run_incremental(tiny(**cfg), tmp_path / "full")
     with monkeypatch.context() as patch:
-        _interrupt_at(patch, "_train_set", 2)
+        interrupt_at(patch, "_train_set", 2)
         with pytest.raises(KeyboardInterrupt):
             run_incremental(tiny(**cfg), tmp_path / "cut")
     resumed = run_incremental(tiny(**cfg), tmp_path / "cut", resume=True)

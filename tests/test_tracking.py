@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import TINY_INCREMENTAL
 
 from distillkit.cli import run
 from distillkit.engine.tracking import tag, tracking
 from distillkit.errors import ConfigError
-from tests.test_incremental import TINY
 
 
 def _scalars(folder: Path) -> dict[str, list[tuple[int, float]]]:
@@ -26,7 +26,7 @@ def _scalars(folder: Path) -> dict[str, list[tuple[int, float]]]:
 
 def test_incremental_run_logs_losses_and_accuracies_to_tensorboard(tmp_path: Path) -> None:
     config = tmp_path / "tiny.yaml"
-    config.write_text(yaml.safe_dump({**TINY, "tensorboard": True}))
+    config.write_text(yaml.safe_dump({**TINY_INCREMENTAL, "tensorboard": True}))
     out = tmp_path / "run"
     assert run(["incremental", str(config), "--out", str(out)]) == 0
     results = json.loads((out / "results.json").read_text())
@@ -52,7 +52,7 @@ def test_incremental_run_logs_losses_and_accuracies_to_tensorboard(tmp_path: Pat
     assert [e["step"] for e in step_1] == [3] and {"ce", "kd", "lr"} <= set(step_1[0])
 
     # resuming the finished run with logging off is the same run (no "different config" refusal)
-    config.write_text(yaml.safe_dump(TINY))
+    config.write_text(yaml.safe_dump(TINY_INCREMENTAL))
     assert run(["incremental", str(config), "--out", str(out), "--resume"]) == 0
 
 
@@ -79,7 +79,9 @@ def test_train_run_logs_its_loss_and_test_accuracy(tmp_path: Path) -> None:
 
 def test_no_tensorboard_folder_when_off(tmp_path: Path) -> None:
     config = tmp_path / "tiny.yaml"
-    config.write_text(yaml.safe_dump({**TINY, "scenario": {"base": 2, "increment": 2, "num_steps": 1}}))
+    config.write_text(
+        yaml.safe_dump({**TINY_INCREMENTAL, "scenario": {"base": 2, "increment": 2, "num_steps": 1}})
+    )
     assert run(["incremental", str(config), "--out", str(tmp_path / "run")]) == 0
     assert not (tmp_path / "run" / "tensorboard").exists()
     groups = {

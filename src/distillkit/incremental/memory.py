@@ -8,9 +8,10 @@ Layout under the memory folder ``root``::
 ``classes`` maps each label (as a string) to its exemplars in priority order, each
 ``{"video_id", "label", "frames": [kept time positions, sorted, in 0..num_segments-1], "dir": "<label>/<video_id>"}``;
 the manifest also records ``per_class_frames`` and ``jpeg_quality``. It is plain JSON (never pickle), replaced
-atomically on every change, and checked on `ExemplarMemory.load`: a path that leaves the folder or any malformed
-entry raises `CheckpointError` naming the manifest and the key, and so does an exemplar folder or frame file that
-is a symlink (even one pointing inside the folder). The budget counts stored frames.
+atomically on every change, and checked on `ExemplarMemory.load`, first against its model (`_Manifest`: strict
+types, no unknown keys, bounds) and then on disk: a path that leaves the folder or any malformed entry raises
+`CheckpointError` naming the manifest and the key, and so does an exemplar folder or frame file that is a symlink
+(even one pointing inside the folder). The budget counts stored frames.
 """
 
 from __future__ import annotations
@@ -21,34 +22,29 @@ import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from contextlib import suppress
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import torch
+from pydantic import (
+    AfterValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 from torch.utils.data import Dataset
 
+from distillkit.config import Section
 from distillkit.data.video.annotations import VideoRecord
 from distillkit.data.video.decode import RawFramesReader
 from distillkit.data.video.transforms import Compose, clip_to_tensor
 from distillkit.errors import CheckpointError, ConfigError, DistillkitError
 from distillkit.incremental.replay import Replay, fill_positions, replay_frames
-
-
-@dataclass(frozen=True)
-class Exemplar:
-    """One stored video of one class."""
-
-    video_id: str
-    label: int
-    frames: tuple[int, ...]
-    """Kept time positions, sorted, in ``0 .. num_segments - 1``; frame k of the folder is position frames[k]."""
-    dir: str
-    """Folder of the frames relative to the memory root, ``<label>/<video_id>``."""
-
-    def to_json(self) -> dict[str, Any]:
-        return {"video_id": self.video_id, "label": self.label, "frames": list(self.frames), "dir": self.dir}
 
 
 def _video_id_problem(video_id: object) -> str | None:
@@ -68,33 +64,178 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-class _ManifestReader:
-    """Typed access to a parsed manifest with errors naming the file and key."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def fail(self, key: str, problem: str) -> CheckpointError:
-        return CheckpointError(f"{self.path}: {key}: {problem}")
-
-    def get(self, obj: dict[str, Any], name: str, where: str, kind: type) -> Any:
-        key = f"{where}.{name}" if where else name
-        if name not in obj:
-            raise self.fail(key, "missing")
-        value = obj[name]
-        ok = _is_int(value) if kind is int else isinstance(value, kind)
-        if not ok:
-            raise self.fail(key, f"must be {_KIND_NAMES[kind]}, got {type(value).__name__} {value!r:.60}")
-        return value
-
-    def int_at_least(self, obj: dict[str, Any], name: str, minimum: int) -> int:
-        value = self.get(obj, name, "", int)
-        if value < minimum:
-            raise self.fail(name, f"must be >= {minimum}, got {value}")
-        return value
+# ------------------------------------------------------------------------------------------------ manifest
+MANIFEST_VERSION = 1
 
 
-_KIND_NAMES = {int: "an integer", str: "a string", list: "a list", dict: "an object"}
+def _entry_error(key: str, problem: str) -> PydanticCustomError:
+    """A manifest error about `key` (dotted, as `classes.3[0].frames`), raised where pydantic's location would
+    not name the entry (checks across fields)."""
+    return PydanticCustomError("manifest", "{key}: {problem}", {"key": key, "problem": problem})
+
+
+def _check_video_id(video_id: str) -> str:
+    problem = _video_id_problem(video_id)
+    if problem:
+        raise PydanticCustomError(
+            "video_id", "{name} {problem}", {"name": repr(video_id), "problem": problem}
+        )
+    return video_id
+
+
+def _check_frames(frames: tuple[int, ...]) -> tuple[int, ...]:
+    if not frames:
+        raise PydanticCustomError("frames", "must not be empty")
+    if list(frames) != sorted(set(frames)):
+        raise PydanticCustomError(
+            "frames", "time positions must be strictly increasing, got {frames}", {"frames": list(frames)}
+        )
+    return frames
+
+
+def _check_relative(directory: str) -> str:
+    """Refuse a folder that is absolute or has '..' (where it resolves to is checked on disk, by `load`)."""
+    if Path(directory).is_absolute() or directory.startswith(("/", "\\")) or ".." in Path(directory).parts:
+        raise PydanticCustomError(
+            "dir",
+            "{directory} escapes the memory folder (absolute or '..' path)",
+            {"directory": repr(directory)},
+        )
+    return directory
+
+
+def _check_label_key(key: str) -> str:
+    if not (key.isdigit() and key.isascii() and str(int(key)) == key):
+        raise PydanticCustomError("class_key", "class keys must be labels (integers >= 0 written in decimal)")
+    return key
+
+
+_Position = Annotated[int, Strict(), Field(ge=0)]
+"""A time position of the clip (its upper bound, ``num_segments - 1``, is the manifest's)."""
+
+
+class Exemplar(Section):
+    """One stored video of one class, as listed in the manifest."""
+
+    model_config = ConfigDict(strict=True, frozen=True)
+
+    video_id: Annotated[str, AfterValidator(_check_video_id)]
+    """Name of the video: a non-empty file name of at most 200 bytes, not hidden."""
+    label: int = Field(ge=0)
+    """Class of the video."""
+    frames: Annotated[tuple[_Position, ...], Field(strict=False), AfterValidator(_check_frames)]
+    """Kept time positions, sorted, in ``0 .. num_segments - 1``; frame k of the folder is position frames[k].
+    (A JSON list; not strict so that the list becomes the tuple, while each position stays a strict int.)"""
+    dir: Annotated[str, AfterValidator(_check_relative)]
+    """Folder of the frames relative to the memory root, ``<label>/<video_id>``."""
+
+
+class _Manifest(Section):
+    """``manifest.json``: the memory's settings and its exemplars, class by class in the order they were added.
+    Written in the order of these fields (a manifest of the same memory is the same bytes)."""
+
+    model_config = ConfigDict(strict=True, frozen=True)
+
+    version: int
+    """Format version (only `MANIFEST_VERSION`)."""
+    budget_frames: int = Field(ge=0)
+    """Most frames the memory may hold."""
+    num_segments: int = Field(ge=1)
+    """Time positions of a clip."""
+    per_class_frames: int | None = Field(None, ge=1)
+    """Most frames of one class (none when null or absent)."""
+    jpeg_quality: int = Field(90, ge=1, le=100)
+    """Quality of the stored JPEG frames (90 when absent)."""
+    classes: dict[Annotated[str, AfterValidator(_check_label_key)], list[Exemplar]]
+    """Each label (as a string) and its exemplars in priority order; a label with no exemplars is ignored."""
+
+    @field_validator("version")
+    @classmethod
+    def _known_version(cls, version: int) -> int:
+        if version != MANIFEST_VERSION:
+            raise PydanticCustomError(
+                "version",
+                "unsupported manifest version {version} (expected {expected})",
+                {"version": version, "expected": MANIFEST_VERSION},
+            )
+        return version
+
+    @model_validator(mode="after")
+    def _entries_fit_their_class(self) -> _Manifest:
+        """Each exemplar is listed under its own label, in its own folder, once, with positions of the clip."""
+        for key, entries in self.classes.items():
+            seen: set[str] = set()
+            for i, exemplar in enumerate(entries):
+                where = f"classes.{key}[{i}]"
+                if exemplar.label != int(key):
+                    raise _entry_error(
+                        f"{where}.label", f"is {exemplar.label} but the exemplar is listed under class {key}"
+                    )
+                for k, t in enumerate(exemplar.frames):
+                    if t >= self.num_segments:
+                        raise _entry_error(
+                            f"{where}.frames[{k}]",
+                            f"must be an integer in 0..{self.num_segments - 1}, got {t}",
+                        )
+                if exemplar.dir != f"{key}/{exemplar.video_id}":
+                    raise _entry_error(
+                        f"{where}.dir",
+                        f"is {exemplar.dir!r}, expected '{key}/{exemplar.video_id}' (<label>/<video_id>)",
+                    )
+                if exemplar.video_id in seen:
+                    raise _entry_error(f"{where}.video_id", f"duplicate video id {exemplar.video_id!r}")
+                seen.add(exemplar.video_id)
+        return self
+
+
+_EXPECTED = {
+    "int_type": "an integer",
+    "string_type": "a string",
+    "list_type": "a list",
+    "tuple_type": "a list",
+    "dict_type": "an object",
+    "model_type": "an object",
+}
+
+
+def _first_error(exc: ValidationError) -> str:
+    """The first error of `exc` in one line, ``<dotted key>: <problem>``, and how many more there are."""
+    errors = exc.errors()
+    error = errors[0]
+    ctx = error.get("ctx", {})
+    kind, value = error["type"], error["input"]
+    if kind == "manifest":
+        key, problem = ctx["key"], ctx["problem"]
+    else:
+        key = _dotted(error["loc"])
+        if kind == "missing":
+            problem = "missing"
+        elif kind in _EXPECTED:
+            got = "null" if value is None else f"{type(value).__name__} {value!r:.60}"
+            problem = f"must be {_EXPECTED[kind]}, got {got}"
+        elif kind == "greater_than_equal":
+            problem = f"must be >= {ctx['ge']}, got {value!r:.60}"
+        elif kind == "less_than_equal":
+            problem = f"must be <= {ctx['le']}, got {value!r:.60}"
+        elif kind == "extra_forbidden":
+            valid = _Manifest.model_fields if len(error["loc"]) == 1 else Exemplar.model_fields
+            problem = f"unknown key; valid keys here: {', '.join(valid)}"
+        else:
+            problem = error["msg"]
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{key}: {problem}{more}"
+
+
+def _dotted(loc: tuple[int | str, ...]) -> str:
+    """``('classes', '3', 0, 'frames', 1)`` as ``classes.3[0].frames[1]`` (a dict key's own error ends in '[key]',
+    left out)."""
+    key = ""
+    for part in loc:
+        if isinstance(part, int):
+            key += f"[{part}]"
+        elif part != "[key]":
+            key += f".{part}" if key else part
+    return key
 
 
 class ExemplarMemory:
@@ -107,7 +248,7 @@ class ExemplarMemory:
 
     MANIFEST = "manifest.json"
     TEMPLATE = "img_{:05d}.jpg"
-    VERSION = 1
+    VERSION = MANIFEST_VERSION
 
     def __init__(
         self,
@@ -117,7 +258,18 @@ class ExemplarMemory:
         per_class_frames: int | None = None,
         jpeg_quality: int = 90,
     ) -> None:
-        self._settings(root, budget_frames, num_segments, per_class_frames, jpeg_quality)
+        try:
+            settings = _Manifest(
+                version=self.VERSION,
+                budget_frames=budget_frames,
+                num_segments=num_segments,
+                per_class_frames=per_class_frames,
+                jpeg_quality=jpeg_quality,
+                classes={},
+            )
+        except ValidationError as exc:
+            raise ConfigError(f"memory {_first_error(exc)}") from None
+        self._open(root, settings)
         if self.manifest_path.exists():
             raise CheckpointError(
                 f"{self.manifest_path}: this folder already holds an exemplar memory; reopen it with "
@@ -126,171 +278,81 @@ class ExemplarMemory:
         self.root.mkdir(parents=True, exist_ok=True)
         self._write_manifest()
 
-    def _settings(
-        self,
-        root: str | Path,
-        budget_frames: int,
-        num_segments: int,
-        per_class_frames: int | None,
-        jpeg_quality: int,
-    ) -> None:
-        if not _is_int(budget_frames) or budget_frames < 0:
-            raise ConfigError(f"memory budget must be an integer >= 0 frames, got {budget_frames!r}")
-        if not _is_int(num_segments) or num_segments < 1:
-            raise ConfigError(f"memory num_segments must be an integer >= 1, got {num_segments!r}")
-        if per_class_frames is not None and (not _is_int(per_class_frames) or per_class_frames < 1):
-            raise ConfigError(
-                f"memory per_class_frames must be None or an integer >= 1, got {per_class_frames!r}"
-            )
-        if not _is_int(jpeg_quality) or not 1 <= jpeg_quality <= 100:
-            raise ConfigError(f"memory jpeg_quality must be an integer in 1..100, got {jpeg_quality!r}")
+    def _open(self, root: str | Path, manifest: _Manifest) -> None:
         self.root = Path(root)
-        self.budget_frames = budget_frames
-        self.num_segments = num_segments
-        self.per_class_frames = per_class_frames
-        self.jpeg_quality = jpeg_quality
-        self._classes: dict[int, list[Exemplar]] = {}
+        self.budget_frames = manifest.budget_frames
+        self.num_segments = manifest.num_segments
+        self.per_class_frames = manifest.per_class_frames
+        self.jpeg_quality = manifest.jpeg_quality
+        self._classes: dict[int, list[Exemplar]] = {
+            int(key): list(entries) for key, entries in manifest.classes.items() if entries
+        }
 
     # ------------------------------------------------------------------------------------------ load / save
     @classmethod
     def load(cls, root: str | Path) -> ExemplarMemory:
         """Reopen the memory saved under `root`, checking every entry of its manifest and its frame files."""
         path = Path(root) / cls.MANIFEST
-        reader = _ManifestReader(path)
         data = _read_json(path)
         if not isinstance(data, dict):
             raise CheckpointError(f"{path}: expected a JSON object at the top level")
-        version = reader.get(data, "version", "", int)
-        if version != cls.VERSION:
-            raise reader.fail("version", f"unsupported manifest version {version} (expected {cls.VERSION})")
-        budget = reader.int_at_least(data, "budget_frames", 0)
-        num_segments = reader.int_at_least(data, "num_segments", 1)
-        per_class = data.get("per_class_frames")
-        if per_class is not None and (not _is_int(per_class) or per_class < 1):
-            raise reader.fail("per_class_frames", f"must be null or an integer >= 1, got {per_class!r:.60}")
-        quality = data.get("jpeg_quality", 90)
-        if not _is_int(quality) or not 1 <= quality <= 100:
-            raise reader.fail("jpeg_quality", f"must be an integer in 1..100, got {quality!r:.60}")
+        try:
+            manifest = _Manifest.model_validate(data)
+        except ValidationError as exc:
+            raise CheckpointError(f"{path}: {_first_error(exc)}") from None
         memory = cls.__new__(cls)
-        memory._settings(root, budget, num_segments, per_class, quality)
-        for key, entries in reader.get(data, "classes", "", dict).items():
-            label = memory._parse_class(reader, key, entries)
-            if label is not None:
-                parsed = [
-                    memory._parse_entry(reader, f"classes.{key}[{i}]", label, e)
-                    for i, e in enumerate(entries)
-                ]
-                memory._check_class(reader, key, parsed)
-                memory._classes[label] = parsed
+        memory._open(root, manifest)
+        for key, entries in manifest.classes.items():
+            for i, exemplar in enumerate(entries):
+                memory._check_files(f"classes.{key}[{i}]", exemplar)
         try:
             memory.check_budget()
         except DistillkitError as exc:
             raise CheckpointError(f"{path}: {exc}") from None
         return memory
 
-    def _parse_class(self, reader: _ManifestReader, key: str, entries: object) -> int | None:
-        if not (key.isdigit() and key.isascii() and str(int(key)) == key):
-            raise reader.fail(
-                f"classes.{key}", "class keys must be labels (integers >= 0 written in decimal)"
-            )
-        if not isinstance(entries, list):
-            raise reader.fail(f"classes.{key}", f"must be a list of exemplars, got {type(entries).__name__}")
-        return int(key) if entries else None
+    def _check_files(self, key: str, exemplar: Exemplar) -> None:
+        """The exemplar's folder resolves inside the root, it and its frame files exist, and none is a symlink
+        (one could point anywhere: the memory writes real folders and files, hard-linked at most)."""
 
-    def _parse_entry(self, reader: _ManifestReader, where: str, label: int, entry: object) -> Exemplar:
-        if not isinstance(entry, dict):
-            raise reader.fail(where, f"must be an object, got {type(entry).__name__}")
-        video_id = reader.get(entry, "video_id", where, str)
-        entry_label = reader.get(entry, "label", where, int)
-        frames = reader.get(entry, "frames", where, list)
-        directory = reader.get(entry, "dir", where, str)
-        if entry_label != label:
-            raise reader.fail(
-                f"{where}.label", f"is {entry_label} but the exemplar is listed under class {label}"
-            )
-        if not frames:
-            raise reader.fail(f"{where}.frames", "must not be empty")
-        for k, t in enumerate(frames):
-            if not _is_int(t) or not 0 <= t < self.num_segments:
-                raise reader.fail(
-                    f"{where}.frames[{k}]", f"must be an integer in 0..{self.num_segments - 1}, got {t!r:.60}"
-                )
-            if k and t <= frames[k - 1]:
-                raise reader.fail(
-                    f"{where}.frames", f"time positions must be strictly increasing, got {frames}"
-                )
-        self._check_dir(reader, where, directory)
-        problem = _video_id_problem(video_id)
-        if problem:
-            raise reader.fail(f"{where}.video_id", f"{video_id!r} {problem}")
-        if directory != f"{label}/{video_id}":
-            raise reader.fail(
-                f"{where}.dir", f"is {directory!r}, expected '{label}/{video_id}' (<label>/<video_id>)"
-            )
-        exemplar = Exemplar(video_id, label, tuple(frames), directory)
-        self._check_files(reader, where, exemplar)
-        return exemplar
+        def fail(field: str, problem: str) -> CheckpointError:
+            return CheckpointError(f"{self.manifest_path}: {key}.{field}: {problem}")
 
-    def _check_dir(self, reader: _ManifestReader, where: str, directory: str) -> None:
-        """Reject a folder that is absolute, has '..', or resolves (through symlinks) outside the root."""
-        rel = Path(directory)
-        if rel.is_absolute() or directory.startswith(("/", "\\")) or ".." in rel.parts:
-            raise reader.fail(
-                f"{where}.dir", f"{directory!r} escapes the memory folder (absolute or '..' path)"
-            )
-        root = self.root.resolve()
-        target = (self.root / rel).resolve()
+        root, folder = self.root.resolve(), self.root / exemplar.dir
+        target = folder.resolve()
         if target == root or not target.is_relative_to(root):
-            raise reader.fail(
-                f"{where}.dir", f"{directory!r} resolves to {target}, outside the memory folder {root}"
-            )
-
-    def _check_files(self, reader: _ManifestReader, where: str, exemplar: Exemplar) -> None:
-        """The exemplar's folder and frame files exist and none is a symlink (one could point anywhere: the
-        memory writes real folders and files, hard-linked at most)."""
-        folder = self.root / exemplar.dir
+            raise fail("dir", f"{exemplar.dir!r} resolves to {target}, outside the memory folder {root}")
         for link in (folder.parent, folder):
             if link.is_symlink():
-                raise reader.fail(
-                    f"{where}.dir",
-                    f"{link} is a symlink; exemplar folders must be real folders in the memory",
-                )
+                raise fail("dir", f"{link} is a symlink; exemplar folders must be real folders in the memory")
         if not folder.is_dir():
-            raise reader.fail(f"{where}.dir", f"folder {folder} not found")
+            raise fail("dir", f"folder {folder} not found")
         for k in range(1, len(exemplar.frames) + 1):
             frame = folder / self.TEMPLATE.format(k)
             if frame.is_symlink():
-                raise reader.fail(
-                    f"{where}.frames",
-                    f"frame file {frame} is a symlink; frames must be real files in the memory",
+                raise fail(
+                    "frames", f"frame file {frame} is a symlink; frames must be real files in the memory"
                 )
             if not frame.is_file():
-                raise reader.fail(f"{where}.frames", f"frame file {frame} not found")
-
-    def _check_class(self, reader: _ManifestReader, key: str, entries: list[Exemplar]) -> None:
-        seen: set[str] = set()
-        for i, e in enumerate(entries):
-            if e.video_id in seen:
-                raise reader.fail(f"classes.{key}[{i}].video_id", f"duplicate video id {e.video_id!r}")
-            seen.add(e.video_id)
+                raise fail("frames", f"frame file {frame} not found")
 
     @property
     def manifest_path(self) -> Path:
         return self.root / self.MANIFEST
 
     def _write_manifest(self) -> None:
-        data = {
-            "version": self.VERSION,
-            "budget_frames": self.budget_frames,
-            "num_segments": self.num_segments,
-            "per_class_frames": self.per_class_frames,
-            "jpeg_quality": self.jpeg_quality,
-            "classes": {str(c): [e.to_json() for e in entries] for c, entries in self._classes.items()},
-        }
+        manifest = _Manifest(
+            version=self.VERSION,
+            budget_frames=self.budget_frames,
+            num_segments=self.num_segments,
+            per_class_frames=self.per_class_frames,
+            jpeg_quality=self.jpeg_quality,
+            classes={str(c): entries for c, entries in self._classes.items()},
+        )
         fd, tmp = tempfile.mkstemp(prefix=".manifest.", suffix=".tmp", dir=self.root)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(data, f, indent=1)
+                json.dump(manifest.model_dump(), f, indent=1)
                 f.write("\n")
                 f.flush()
                 os.fsync(f.fileno())
@@ -349,7 +411,8 @@ class ExemplarMemory:
             seen.add(video_id)
             kept = self._positions(positions, f"class {label}, video {video_id!r}")
             frames = self._clip(clip, f"class {label}, video {video_id!r}")
-            prepared.append((Exemplar(video_id, label, kept, f"{label}/{video_id}"), frames[list(kept)]))
+            exemplar = Exemplar(video_id=video_id, label=label, frames=kept, dir=f"{label}/{video_id}")
+            prepared.append((exemplar, frames[list(kept)]))
         if not prepared:
             return
         self._check_room(label, sum(len(e.frames) for e, _ in prepared), len(prepared))

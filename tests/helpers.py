@@ -1,0 +1,119 @@
+"""Tiny configs, data and helpers shared by several test modules (`from helpers import ...`).
+
+Fixtures live in conftest.py; what a test calls with its own arguments lives here, so that no test module imports
+another.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from distillkit.cli import main
+from distillkit.incremental.config import IncrementalConfig
+from distillkit.incremental.runner import StreamRun
+
+
+def tiny_loader(
+    n: int = 32, channels: int = 3, size: int = 16, classes: int = 4, batch: int = 8
+) -> DataLoader:
+    """`n` seeded random images of `classes` classes, in batches of `batch`, not shuffled."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n, channels, size, size, generator=g)
+    y = torch.randint(0, classes, (n,), generator=g)
+    return DataLoader(TensorDataset(x, y), batch_size=batch, shuffle=False)
+
+
+# ------------------------------------------------------------------------------------------------- compress
+TINY_COMPRESS = """
+seed: 1
+data:
+  name: synthetic
+  image_size: 32
+  batch_size: 16
+  synthetic: {num_classes: 3, train_per_class: 16, test_per_class: 8, channels: 1}
+teacher:
+  arch: vgg11
+  width: 0.125
+  train: {steps: 6}
+pbkd:
+  stage: {steps: 2}
+  finetune: {enabled: true, budget: {steps: 2}}
+baselines: {methods: [scratch, kd, fitnets, at]}
+profile: {latency_batches: [1, 4], latency_repeats: 2}
+"""
+"""A `distillkit compress` config (YAML) that runs in seconds."""
+
+
+def run_cli(*argv: str) -> int:
+    """The exit code of `distillkit <argv>`."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(argv))
+    return int(exit_info.value.code)
+
+
+# ---------------------------------------------------------------------------------------------- incremental
+TINY_INCREMENTAL = {
+    "device": "cpu",
+    "data": {
+        "num_segments": 4,
+        "batch_size": 8,
+        "eval_batch_size": 16,
+        "synthetic": {"num_classes": 6, "train_per_class": 6, "test_per_class": 3, "frames": 4, "size": 16},
+    },
+    "model": {"width": 0.125, "shift_div": 4},
+    "scenario": {"base": 2, "increment": 2},
+    "memory": {"budget_frames": 48},
+    "train": {"base": {"steps": 3}, "step": {"steps": 3}, "optim": {"name": "adamw", "lr": 0.002}},
+    "method": {"name": "icarl"},
+}
+"""A `distillkit incremental` config that runs in seconds: 6 synthetic classes in 3 steps, iCaRL."""
+
+
+def tiny(**changes: object) -> IncrementalConfig:
+    """`TINY_INCREMENTAL` with whole sections replaced (``memory={...}``) or single fields set
+    (``method__name="lwf"``)."""
+    cfg = IncrementalConfig.model_validate(json.loads(json.dumps(TINY_INCREMENTAL)))
+    for key, value in changes.items():
+        section, _, field = key.partition("__")
+        if field:
+            setattr(getattr(cfg, section), field, value)
+        else:
+            setattr(cfg, section, value)
+    return cfg
+
+
+def interrupt_at(monkeypatch: pytest.MonkeyPatch, where: str, step: int) -> None:
+    """Make `StreamRun.<where>` raise at `step` (as if the process were killed there)."""
+    original = getattr(StreamRun, where)
+
+    def failing(self, s, *args, **kwargs):
+        if s == step:
+            raise KeyboardInterrupt
+        return original(self, s, *args, **kwargs)
+
+    monkeypatch.setattr(StreamRun, where, failing)
+
+
+def make_run(root: Path, name: str, method: str, avg: float, final: float, forg: float, bwt: float,
+             frames: int, nme: float | None = None, seed: int = 0) -> Path:  # fmt: skip
+    """A folder `root/name` holding only the `results.json` of a class-incremental run with these summaries."""
+    d = root / name
+    d.mkdir()
+    data = {
+        "method": method,
+        "seed": seed,
+        "classes_per_step": [4, 3, 3],
+        "avg_incremental_accuracy": avg,
+        "final_accuracy": final,
+        "forgetting": forg,
+        "bwt": bwt,
+        "memory": {"frames": frames, "bytes": frames * 1000, "videos": frames // 4},
+        "nme": None if nme is None else {"avg_incremental_accuracy": nme, "final_accuracy": nme - 5},
+    }
+    (d / "results.json").write_text(json.dumps(data))
+    return d
