@@ -52,7 +52,7 @@ from distillkit.engine.distributed import (
     synchronised_batch_norms,
     train_sampler,
 )
-from distillkit.engine.loop import FitResult, check_performance, fit
+from distillkit.engine.loop import FitResult, LossParts, check_performance, fit
 from distillkit.engine.modes import eval_mode
 from distillkit.engine.precision import to_device
 from distillkit.engine.progress import progress_bar
@@ -141,7 +141,7 @@ class StepObjective:
     def set_mode(self) -> None:
         self.net.train()
 
-    def loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, LossParts]:
         tc, n = self.consistency, x.shape[0]
         new = y >= self.ctx.num_old
         inputs = x if tc is None else torch.cat([x, downsample_clips(x[new], tc.frames, tc.replay)])
@@ -155,7 +155,7 @@ class StepObjective:
         if tc is None:
             return loss, parts
         tc_loss = F.cross_entropy(copies["logits"], y[new]) if new.any() else loss.new_zeros(())
-        return loss + tc.weight * tc_loss, {**parts, "tc": tc_loss.item()}
+        return loss + tc.weight * tc_loss, {**parts, "tc": tc_loss.detach()}
 
 
 def _split(outputs: dict[str, torch.Tensor], n: int) -> tuple[dict, dict]:
@@ -183,11 +183,11 @@ class HeadObjective:
     def set_mode(self) -> None:
         self.model.eval()
 
-    def loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, LossParts]:
         with torch.no_grad():
             pooled = self.model.forward_features(x)["pooled"]
         ce = F.cross_entropy(self.model.classify(pooled), y)
-        return ce, {"ce": ce.item()}
+        return ce, {"ce": ce.detach()}
 
 
 @torch.no_grad()
