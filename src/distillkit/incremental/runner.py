@@ -39,7 +39,7 @@ from distillkit.config import OptimConfig, check_resumable, dump_config
 from distillkit.data.video.transforms import left_right_label_map
 from distillkit.data.videos import VideoDatasets, build_video_datasets
 from distillkit.engine.checkpoint import load_checkpoint, save_checkpoint
-from distillkit.engine.device import resolve_device, seed_everything
+from distillkit.engine.device import resolve_device, seed_everything, step_seed
 from distillkit.engine.distributed import (
     barrier,
     data_parallel,
@@ -363,7 +363,7 @@ class StreamRun:
     def _step(self, step: int, model: nn.Module, memory: ExemplarMemory | None, state: dict):
         cfg, scenario = self.cfg, self.scenario
         start = time.perf_counter()
-        seed_everything(cfg.seed * 1000 + step)
+        seed_everything(step_seed(cfg.seed, step))
         num_old, num_seen = (scenario.num_seen(step - 1) if step else 0), scenario.num_seen(step)
         old_model = None
         if step > 0:
@@ -375,7 +375,7 @@ class StreamRun:
         train_set = self._train_set(step, memory)
         tools = self._tools(model, step, memory)
         self.method.begin_step(model, ctx, tools)
-        loader = self._train_loader(train_set, cfg.seed * 1000 + step)
+        loader = self._train_loader(train_set, step_seed(cfg.seed, step))
         budget, optim = (
             (cfg.train.base, cfg.train.optim) if step == 0 else (cfg.train.step, self._step_optim())
         )
@@ -455,7 +455,7 @@ class StreamRun:
                 MemoryDataset(
                     memory,
                     self.data.train.transform,
-                    seed=self.cfg.seed * 1000 + step,
+                    seed=step_seed(self.cfg.seed, step),
                     replay=self.cfg.memory.replay,
                 )
             )
@@ -477,10 +477,10 @@ class StreamRun:
             data = MemoryDataset(
                 memory,
                 self.data.train.transform,
-                seed=self.cfg.seed * 1000 + step,
+                seed=step_seed(self.cfg.seed, step),
                 replay=self.cfg.memory.replay,
             )
-            generator = torch.Generator().manual_seed(self.cfg.seed * 1000 + step + 1)
+            generator = torch.Generator().manual_seed(step_seed(self.cfg.seed, step, stream=1))
             loader = DataLoader(data, batch_size=self.cfg.data.batch_size, shuffle=True, generator=generator)
             steps = max(1, round(epochs * len(loader)))
             optim = OptimConfig(lr=lr, weight_decay=0.0)
@@ -493,7 +493,7 @@ class StreamRun:
             data = MemoryDataset(
                 memory,
                 self.data.train.transform,
-                seed=self.cfg.seed * 1000 + step,
+                seed=step_seed(self.cfg.seed, step),
                 replay=self.cfg.memory.replay,
             )
             for x, y in DataLoader(data, batch_size=self.cfg.data.eval_batch_size, shuffle=False):
