@@ -12,6 +12,7 @@ import pytest
 import torch
 from conftest import logged, tiny_loader
 from torch import nn
+from torch._dynamo.utils import counters
 
 from distillkit.compress.pbkd import KDFinetuneObjective
 from distillkit.config import OptimConfig, PerformanceConfig
@@ -109,3 +110,19 @@ def test_logged_losses_are_the_mean_of_each_steps_parts(
         assert any(line.startswith(f"fit: {entry['step']}/7 ") and postfix in line for line in progress), (
             postfix
         )
+
+
+def test_a_compiled_loss_is_one_graph_with_its_parts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`perf.compile` (with dynamo's `eager` backend: traced, no code generation): reading a part back inside the
+    loss (`.item()`) would break the graph there; detached parts leave one graph, the same every step."""
+    real = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: real(fn, backend="eager", **kwargs))
+    torch.manual_seed(0)
+    objective = KDFinetuneObjective(tiny_classifier(), tiny_classifier().eval(), alpha=0.5, temperature=2.0)
+    counters.clear()
+    result = fit(
+        objective, tiny_loader(), 3, OptimConfig(), CPU, log_every=1, perf=PerformanceConfig(compile=True)
+    )
+    assert [set(h) for h in result.history] == [{"step", "ce", "kd"}] * 3
+    assert counters["stats"]["unique_graphs"] == 1
+    assert not counters["graph_break"]
