@@ -1,5 +1,5 @@
-"""What `fit` logs of the loss parts: read back from the device once per logging interval, and the same numbers as
-the mean of each step's parts (history, metrics.jsonl, progress lines)."""
+"""What `fit` logs of the loss parts: read back from the device once per logging interval, and the same
+numbers as the mean of each step's parts (history, metrics.jsonl, progress lines)."""
 
 from __future__ import annotations
 
@@ -30,8 +30,8 @@ def tiny_classifier() -> nn.Module:
 
 
 def count_reads_by_distillkit(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every `Tensor.item`, `Tensor.tolist` and `float(tensor)` called from distillkit's own code (each one waits for
-    the device), by name; calls from torch itself (an optimiser's step counter) are not ours to count."""
+    """Every `Tensor.item`, `Tensor.tolist` and `float(tensor)` called from distillkit's own code (each one
+    waits for the device), by name; calls from torch itself (an optimiser's step counter) are not ours."""
     reads: list[str] = []
 
     def counting(name: str, read: Callable) -> Callable:
@@ -60,8 +60,8 @@ def test_fit_reads_the_loss_parts_back_once_per_logging_interval(monkeypatch: py
 
 
 class Recorded:
-    """Cross-entropy of a small classifier, with parts `ce`, `norm` (the weights' squared norm, outside the loss) and,
-    every other step, `sometimes`; records each step's parts as the log would read them."""
+    """Cross-entropy of a small classifier, with parts `ce`, `norm` (the weights' squared norm, not in the
+    loss) and, every other step, `sometimes`; records each step's parts as the log would read them."""
 
     def __init__(self) -> None:
         self.model = tiny_classifier()
@@ -92,7 +92,7 @@ def test_logged_losses_are_the_mean_of_each_steps_parts(
         objective = Recorded()
         result = fit(objective, tiny_loader(), 7, OptimConfig(), CPU, "fit", log_every=3, perf=perf)
     assert objective.model[0].weight.dtype == torch.float64
-    # by hand: each interval's parts summed in step order, a part a step lacks counting 0, over the interval's steps
+    # by hand: each interval's parts summed in step order (a part a step lacks counting 0), over its steps
     want = []
     for first, last in [(0, 3), (3, 6), (6, 7)]:
         steps = objective.steps[first:last]

@@ -1,5 +1,5 @@
-"""A stream run's state and folder: the checkpoint round trip (the same file the runner wrote before `StreamState`
-existed, and such a file resumes), what a killed run leaves cleared, and results written whole."""
+"""A stream run's state and folder: the checkpoint round trip (the same file the runner wrote before
+`StreamState` existed, and such a file resumes), what a killed run leaves cleared, and results written whole."""
 
 from __future__ import annotations
 

@@ -5,8 +5,8 @@ does the rest: optimiser, schedule, device moves, progress, NaN guard, history, 
 `PerformanceConfig` (autocast precision, channels-last, torch.compile; all off by default). Logged loss parts
 and the learning rate also go to the job's tracker (`engine.tracking`), under `fit`'s description.
 
-An objective's loss parts are detached tensors (`LossParts`): computing them costs no host sync and no graph break
-under `torch.compile`; `fit` reads them back from the device once per logging interval.
+An objective's loss parts are detached tensors (`LossParts`): computing them costs no host sync and no graph
+break under `torch.compile`; `fit` reads them back from the device once per logging interval.
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ from distillkit.engine.tracking import tracker
 from distillkit.errors import ConfigError, DistillkitError
 
 LossParts = dict[str, torch.Tensor]
-"""The named parts of a loss, for logs: detached 0-d tensors (`.detach()`, never `.item()`), on the loss's device."""
+"""The named parts of a loss, for logs: detached 0-d tensors (`.detach()`, never `.item()`) on the loss's
+device."""
 
 
 class Objective(Protocol):

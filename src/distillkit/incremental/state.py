@@ -32,8 +32,8 @@ CHECKPOINT_KEYS = ("cnn", "nme", "seconds", "memory", "history", "model", "confi
 
 @dataclass
 class StreamState:
-    """What a stream run has done: one entry per finished step in each list, and the model's weights and the run's
-    config after the last of them."""
+    """What a stream run has done: one entry per finished step in each list, and the model's weights and the
+    run's config after the last of them."""
 
     cnn: list[AccuracyRow] = field(default_factory=list)
     """The accuracy row of each finished step (the model's own classifier)."""
@@ -140,8 +140,8 @@ class StreamState:
 
 
 class StreamFolder:
-    """The files of a stream run in `out`: `checkpoints/step_XXX.pt` and `memory/step_XXX/` of the finished steps,
-    `log.jsonl` (one line per finished step) and the results."""
+    """The files of a stream run in `out`: `checkpoints/step_XXX.pt` and `memory/step_XXX/` of the finished
+    steps, `log.jsonl` (one line per finished step) and the results."""
 
     def __init__(self, out: Path) -> None:
         self.out = out
