@@ -3,8 +3,9 @@
 `StreamState` is what the finished steps recorded (accuracy rows, seconds, memory statistics, training history),
 with the model's weights and the run's config after the last of them: exactly what a step's checkpoint holds,
 under the keys it has always had, so that checkpoints of earlier versions resume. `StreamFolder` is where a run
-keeps it in its `--out` folder: a checkpoint and a memory folder per finished step, `log.jsonl` and the results,
-each written to a temporary file and renamed into place, so that a kill never leaves half a file.
+keeps it in its `--out` folder: a checkpoint and a memory folder per finished step, `log.jsonl` and the results.
+Checkpoints and results are written to a temporary file renamed into place, so that a kill never leaves half a
+file; `log.jsonl` is appended to, and rewritten whole from the last checkpoint when a run resumes.
 """
 
 from __future__ import annotations
