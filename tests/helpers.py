@@ -7,6 +7,7 @@ another.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -117,3 +118,12 @@ def make_run(root: Path, name: str, method: str, avg: float, final: float, forg:
     }
     (d / "results.json").write_text(json.dumps(data))
     return d
+
+
+def logged(parts: Mapping[str, torch.Tensor]) -> dict[str, float]:
+    """Loss parts as the log reads them, after checking each is what `fit` expects of an objective: a detached
+    0-d tensor."""
+    for name, value in parts.items():
+        assert isinstance(value, torch.Tensor), f"{name} is a {type(value).__name__}, not a tensor"
+        assert value.dim() == 0 and not value.requires_grad, f"{name} is not a detached 0-d tensor"
+    return {name: value.item() for name, value in parts.items()}

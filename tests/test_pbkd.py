@@ -3,7 +3,7 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import tiny_loader
+from helpers import logged, tiny_loader
 
 from distillkit.compress.pbkd import BlockStageObjective, progressive_distill, stage_order
 from distillkit.compress.student import design_student
@@ -38,12 +38,14 @@ def test_stage_loss_is_ce_plus_local_l2() -> None:
     objective.set_mode()
     net.blocks[2].eval()  # same BN behaviour as the teacher block for this check
     loss, parts = objective.loss(x, y)
+    parts = logged(parts)
     assert parts["local"] == 0.0
     assert loss.item() == pytest.approx(F.cross_entropy(teacher(x), y).item(), rel=1e-6)
     with torch.no_grad():  # a perturbed student: local = ½·mean((s − t)²)
         for p in net.blocks[2].parameters():
             p.add_(0.1)
     loss, parts = objective.loss(x, y)
+    parts = logged(parts)
     h = teacher.run_blocks(x, 0, 2)
     s, t = net.blocks[2](h), teacher.blocks[2](h)
     assert parts["local"] == pytest.approx(0.5 * (s - t).pow(2).mean().item(), rel=1e-5)

@@ -20,7 +20,7 @@ from distillkit.config import (
     dump_config,
     load_config,
 )
-from distillkit.engine.loop import fit
+from distillkit.engine.loop import LossParts, fit
 from distillkit.engine.precision import job_dtype
 from distillkit.errors import ConfigError
 from distillkit.incremental.config import IncrementalConfig
@@ -59,14 +59,14 @@ class Recording:
     def set_mode(self) -> None:
         self.model.train()
 
-    def loss(self, x: torch.Tensor, y: torch.Tensor):
+    def loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, LossParts]:
         self.channels_last.append(
             x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
         )
         logits = self.model(x)
         self.dtypes.append(logits.dtype)
         ce = nn.functional.cross_entropy(logits, y)
-        return ce, {"ce": ce.item()}
+        return ce, {"ce": ce.detach()}
 
 
 def train(perf: PerformanceConfig | None, steps: int = STEPS) -> tuple[nn.Module, Recording, list[float]]:

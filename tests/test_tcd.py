@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import TINY_INCREMENTAL, interrupt_at, tiny
+from helpers import TINY_INCREMENTAL, interrupt_at, logged, tiny
 
 from distillkit.distill.losses import (
     importance_weights,
@@ -179,6 +179,7 @@ def test_loss_adds_the_weighted_parts() -> None:
     ctx = StepContext(step=1, num_old=1, num_seen=4, old_model=None, device=torch.device("cpu"))
     same = {k: v.clone() for k, v in out.items()}
     total, parts = method.loss(out, same, y, ctx)
+    parts = logged(parts)
     assert parts["feature"] == 0.0 and parts["embedding"] == 0.0 and parts["diversity"] > 0
     assert total.item() == pytest.approx(parts["ce"] + 0.01 * parts["diversity"], rel=1e-6)
     old = {
@@ -187,6 +188,7 @@ def test_loss_adds_the_weighted_parts() -> None:
         "frames": torch.rand(2, 3, 6, generator=g),
     }
     total, parts = method.loss(out, old, y, ctx)
+    parts = logged(parts)
     want = (parts["ce"] + 0.01 * parts["diversity"] + math.sqrt(4 / 3) * 0.3 * parts["feature"]
             + math.sqrt(1 / 3) * 0.01 * parts["embedding"])  # fmt: skip
     assert parts["feature"] > 0 and parts["embedding"] > 0 and total.item() == pytest.approx(want, rel=1e-6)

@@ -499,9 +499,10 @@ def load_student(run_dir_or_path: str | Path) -> nn.Module:
 def load_incremental_model(run_dir: str | Path, step: int | None = None) -> nn.Module:
     """The model of a class-incremental run after its last finished step, or after `step`
     (checkpoints/step_XXX.pt), in eval mode; it maps clips (N, T, C, H, W) to logits over the classes seen."""
-    from distillkit.engine.checkpoint import check_state_dict, load_checkpoint
+    from distillkit.engine.checkpoint import check_state_dict
     from distillkit.incremental.config import IncrementalConfig
     from distillkit.incremental.methods import build_method
+    from distillkit.incremental.state import StreamFolder, StreamState
     from distillkit.train import build_video_model
 
     folder = Path(run_dir)
@@ -514,7 +515,7 @@ def load_incremental_model(run_dir: str | Path, step: int | None = None) -> nn.M
     if found != "incremental":
         holds = f"holds a {found} run" if found else "is not a distillkit run folder"
         raise DistillkitError(f"{folder}: {holds}, not an incremental run; {what}")
-    done = sorted(int(p.stem.split("_")[1]) for p in (folder / "checkpoints").glob("step_*.pt"))
+    done = StreamFolder(folder).finished_steps()
     if not done:
         raise DistillkitError(
             f"{folder}: the incremental run has no finished step (no checkpoints/step_*.pt)"
@@ -522,8 +523,9 @@ def load_incremental_model(run_dir: str | Path, step: int | None = None) -> nn.M
     step = done[-1] if step is None else step
     if step not in done:
         raise DistillkitError(f"{folder}: no checkpoint of step {step}; finished steps: {done}")
-    state = load_checkpoint(folder / "checkpoints" / f"step_{step:03d}.pt")
-    cfg = validate(state["config"], IncrementalConfig, source=f"step {step} checkpoint: config")
+    path = StreamFolder(folder).checkpoint(step)
+    state = StreamState.load(path)
+    cfg = validate(state.config, IncrementalConfig, source=f"step {step} checkpoint: config")
     results = _read_json(folder / "results.json") or {}
     per_step = results.get("classes_per_step") or []
     if len(per_step) <= step:
@@ -533,7 +535,6 @@ def load_incremental_model(run_dir: str | Path, step: int | None = None) -> nn.M
     with torch.random.fork_rng(devices=[]):
         model = build_video_model(cfg.model, per_step[0], cfg.data.num_segments)
         model.head = method.build_head(model.feature_dim, seen)
-    path = folder / "checkpoints" / f"step_{step:03d}.pt"
-    check_state_dict(state["model"], model.state_dict(), path, "the model of the run's config")
-    model.load_state_dict(state["model"])
+    check_state_dict(state.model, model.state_dict(), path, "the model of the run's config")
+    model.load_state_dict(state.model)
     return model.eval()

@@ -10,6 +10,7 @@ from torch import nn
 
 from distillkit.config import BaselineConfig
 from distillkit.distill.losses import attention_loss, hint_loss, kd_loss
+from distillkit.engine.loop import LossParts
 from distillkit.models.blocks import BlockwiseNet
 
 
@@ -39,10 +40,10 @@ class StudentObjective:
         self.student.train()
         self.teacher.eval()
 
-    def loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, LossParts]:
         if self.method == "scratch":
             ce = F.cross_entropy(self.student(x), y)
-            return ce, {"ce": ce.item()}
+            return ce, {"ce": ce.detach()}
         feats = self.student.block_outputs(x)
         logits = self.student.head(feats[-1])
         ce = F.cross_entropy(logits, y)
@@ -52,12 +53,12 @@ class StudentObjective:
         if self.method == "kd":
             kd = kd_loss(logits, teacher_logits, self.cfg.kd_temperature)
             a = self.cfg.kd_alpha
-            return (1 - a) * ce + a * kd, {"ce": ce.item(), "kd": kd.item()}
+            return (1 - a) * ce + a * kd, {"ce": ce.detach(), "kd": kd.detach()}
         if self.method == "fitnets":
             k = self.hint_block
             hint = hint_loss(feats[k], teacher_feats[k])
-            return ce + self.cfg.fitnets_weight * hint, {"ce": ce.item(), "hint": hint.item()}
+            return ce + self.cfg.fitnets_weight * hint, {"ce": ce.detach(), "hint": hint.detach()}
         if self.method == "at":
             at = torch.stack([attention_loss(s, t) for s, t in zip(feats, teacher_feats, strict=True)]).sum()
-            return ce + self.cfg.at_weight * at, {"ce": ce.item(), "at": at.item()}
+            return ce + self.cfg.at_weight * at, {"ce": ce.detach(), "at": at.detach()}
         raise ValueError(f"unknown baseline '{self.method}'")

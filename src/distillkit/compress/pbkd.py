@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader
 
 from distillkit.config import OptimConfig, PerformanceConfig
 from distillkit.distill.losses import kd_loss, local_l2
-from distillkit.engine.loop import FitResult, fit
+from distillkit.engine.loop import FitResult, LossParts, fit
 from distillkit.errors import ConfigError
 from distillkit.models.blocks import BlockwiseNet
 
@@ -50,7 +50,7 @@ class BlockStageObjective:
         self.net.eval()
         self.net.blocks[self.k].train()
 
-    def loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, LossParts]:
         with torch.no_grad():
             h = self.net.run_blocks(x, 0, self.k)
             target = self.teacher_block(h) if self.local_weight > 0 else None
@@ -58,9 +58,9 @@ class BlockStageObjective:
         logits = self.net.head(self.net.run_blocks(s, self.k + 1))
         ce = F.cross_entropy(logits, y)
         if target is None:
-            return ce, {"ce": ce.item()}
+            return ce, {"ce": ce.detach()}
         local = local_l2(s, target)
-        return ce + self.local_weight * local, {"ce": ce.item(), "local": local.item()}
+        return ce + self.local_weight * local, {"ce": ce.detach(), "local": local.detach()}
 
 
 class KDFinetuneObjective:
@@ -79,13 +79,13 @@ class KDFinetuneObjective:
         self.student.train()
         self.teacher.eval()
 
-    def loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, LossParts]:
         logits = self.student(x)
         with torch.no_grad():
             teacher_logits = self.teacher(x)
         ce = F.cross_entropy(logits, y)
         kd = kd_loss(logits, teacher_logits, self.temperature)
-        return (1 - self.alpha) * ce + self.alpha * kd, {"ce": ce.item(), "kd": kd.item()}
+        return (1 - self.alpha) * ce + self.alpha * kd, {"ce": ce.detach(), "kd": kd.detach()}
 
 
 StageCallback = Callable[[int, int, BlockwiseNet, FitResult], None]

@@ -37,6 +37,14 @@ def resolve_device(name: str = "auto", key: str = "device") -> torch.device:
     return device
 
 
+def step_seed(seed: int, step: int, stream: int = 0) -> int:
+    """The seed of step `step` of a run seeded `seed`: `seed · 1000 + step`, so a step draws the same numbers
+    whichever steps ran before it in this process (a resumed run ends as an uninterrupted one). `stream` gives
+    another draw of the step (`+ stream`). The formula is kept as it was, results depend on it: stream 1 of a
+    step is stream 0 of the next, and runs of 1000 steps or more reach the seeds of `seed + 1`."""
+    return seed * 1000 + step + stream
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (all devices)."""
     random.seed(seed)

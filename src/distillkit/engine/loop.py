@@ -4,6 +4,9 @@ A job describes *what* to train as an `Objective` (which parameters, which modul
 does the rest: optimiser, schedule, device moves, progress, NaN guard, history, and the speed options of a
 `PerformanceConfig` (autocast precision, channels-last, torch.compile; all off by default). Logged loss parts
 and the learning rate also go to the job's tracker (`engine.tracking`), under `fit`'s description.
+
+An objective's loss parts are detached tensors (`LossParts`): computing them costs no host sync and no graph
+break under `torch.compile`; `fit` reads them back from the device once per logging interval.
 """
 
 from __future__ import annotations
@@ -28,6 +31,10 @@ from distillkit.engine.progress import progress_bar
 from distillkit.engine.tracking import tracker
 from distillkit.errors import ConfigError, DistillkitError
 
+LossParts = dict[str, torch.Tensor]
+"""The named parts of a loss, for logs: detached 0-d tensors (`.detach()`, never `.item()`) on the loss's
+device."""
+
 
 class Objective(Protocol):
     """What one training run optimises.
@@ -41,8 +48,9 @@ class Objective(Protocol):
     def set_mode(self) -> None:
         """Put the modules in train/eval mode for a training step (frozen parts stay in eval mode)."""
 
-    def loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-        """Total loss of a batch and its named parts (for logs)."""
+    def loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, LossParts]:
+        """Total loss of a batch and its named parts for logs (detached 0-d tensors: `fit` averages them over
+        each logging interval and reads them back once per interval)."""
 
 
 class _ObjectiveModule(nn.Module):
@@ -54,14 +62,14 @@ class _ObjectiveModule(nn.Module):
         self.objective = objective
         self.trainable = objective.trainable_module()  # type: ignore[attr-defined]
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, LossParts]:
         return self.objective.loss(x, y)
 
 
 @contextmanager
 def _data_parallel_loss(
     objective: Objective, device: torch.device
-) -> Iterator[Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, dict[str, float]]]]:
+) -> Iterator[Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, LossParts]]]:
     """`objective.loss`; under torchrun, for an objective with `trainable_module()` (the module holding every
     trainable parameter), the same loss through DDP with that module's batch norms over the global batch.
     Objectives without it are trained as given (a job may have wrapped its model in DDP itself)."""
@@ -153,7 +161,7 @@ def _without_onednn() -> Iterator[None]:
         torch.backends.mkldnn.enabled = was
 
 
-_LossFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, dict[str, float]]]
+_LossFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, LossParts]]
 
 
 def _compile(loss: _LossFn, desc: str) -> _LossFn | None:
@@ -167,6 +175,19 @@ def _compile(loss: _LossFn, desc: str) -> _LossFn | None:
         )
         return None
     return torch.compile(loss)
+
+
+def _interval_means(steps: list[LossParts]) -> dict[str, float]:
+    """Each part's mean over the steps of a logging interval (a part a step lacks counts 0 there), summed in
+    step order in Python floats, so equal to the mean of the parts' `.item()`s; one read-back from the device."""
+    names = [name for parts in steps for name in parts]
+    if not names:
+        return {}
+    values = torch.stack([v.to(torch.float64) for parts in steps for v in parts.values()]).tolist()
+    sums: dict[str, float] = {}
+    for name, value in zip(names, values, strict=True):
+        sums[name] = sums.get(name, 0.0) + value
+    return {name: total / len(steps) for name, total in sums.items()}
 
 
 def fit(
@@ -184,6 +205,10 @@ def fit(
     `perf` (None: plain fp32) picks the autocast precision
     of the forward pass and loss (fp16 with a gradient scaler), channels-last trained conv weights and 4-D inputs,
     and `torch.compile` of the objective's loss. With its defaults, training is exactly as without it.
+
+    Every `log_every` steps (and after the last) the mean of each loss part over those steps goes to the history,
+    the tracker and the progress line; the parts are read back from the device then, once for the interval. Under
+    torchrun these are this process's parts (rank 0 logs them), not averaged over the processes.
     """
     device = torch.device(device)
     check_performance(perf, device)
@@ -203,7 +228,7 @@ def fit(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, steps, optim))
     result = FitResult(steps=steps, seconds=0.0, samples=0)
     start = time.perf_counter()
-    running: dict[str, float] = {}
+    interval: list[LossParts] = []  # the parts of the steps since the last log, on the device
     batches = cycle(loader)
     with progress_bar(desc, total=steps) as bar, _data_parallel_loss(objective, device) as compute_loss:
         step_loss = _compile(compute_loss, desc) if perf.compile else None
@@ -229,7 +254,7 @@ def fit(
                         step_loss = None
                         loss, parts = compute_loss(x, y)
             if not torch.isfinite(loss):
-                named = ", ".join(f"{k}={v:.4g}" for k, v in parts.items())
+                named = ", ".join(f"{k}={float(v):.4g}" for k, v in parts.items())
                 where = f"step {step} (batch {step % len(loader)} of epoch {step // len(loader)})"
                 hint = f" or train in fp32 (perf.precision is {perf.precision})" if mixed else ""
                 raise NonFiniteLoss(
@@ -247,16 +272,14 @@ def fit(
                 scaler.update()
             scheduler.step()
             result.samples += x.shape[0]
-            for k, v in parts.items():
-                running[k] = running.get(k, 0.0) + v
+            interval.append({k: v.detach() for k, v in parts.items()})
             if (step + 1) % log_every == 0 or step + 1 == steps:
-                n = (step % log_every) + 1
-                entry = {"step": step + 1, **{k: v / n for k, v in running.items()}}
+                entry = {"step": step + 1, **_interval_means(interval)}
                 result.history.append(entry)
                 parts_now = {k: v for k, v in entry.items() if k != "step"}
                 tracker().scalars(desc, {**parts_now, "lr": scheduler.get_last_lr()[0]}, step + 1)
                 bar.set_postfix(", ".join(f"{k} {v:.3f}" for k, v in entry.items() if k != "step"))
-                running = {}
+                interval = []
             bar.advance()
     optimizer.zero_grad(set_to_none=True)
     result.seconds = time.perf_counter() - start
@@ -317,6 +340,6 @@ class ClassifierObjective:
     def set_mode(self) -> None:
         self.model.train()
 
-    def loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, LossParts]:
         ce = nn.functional.cross_entropy(self.model(x), y)
-        return ce, {"ce": ce.item()}
+        return ce, {"ce": ce.detach()}

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -38,8 +37,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from distillkit.config import OptimConfig, check_resumable, dump_config
 from distillkit.data.video.transforms import left_right_label_map
 from distillkit.data.videos import VideoDatasets, build_video_datasets
-from distillkit.engine.checkpoint import load_checkpoint, save_checkpoint
-from distillkit.engine.device import resolve_device, seed_everything
+from distillkit.engine.device import resolve_device, seed_everything, step_seed
 from distillkit.engine.distributed import (
     barrier,
     data_parallel,
@@ -52,7 +50,7 @@ from distillkit.engine.distributed import (
     synchronised_batch_norms,
     train_sampler,
 )
-from distillkit.engine.loop import FitResult, check_performance, fit
+from distillkit.engine.loop import FitResult, LossParts, check_performance, fit
 from distillkit.engine.modes import eval_mode
 from distillkit.engine.precision import to_device
 from distillkit.engine.progress import progress_bar
@@ -67,6 +65,7 @@ from distillkit.incremental.metrics import accuracy_row, samples_per_step, summa
 from distillkit.incremental.replay import Replay, downsample_clips
 from distillkit.incremental.scenario import Scenario, build_scenario, preset_scenario
 from distillkit.incremental.selection import allocate, herding, random_order
+from distillkit.incremental.state import StreamFolder, StreamState
 from distillkit.models.heads import grow_head
 from distillkit.report.incremental_plots import plot_accuracy_matrix, plot_accuracy_per_step
 from distillkit.report.incremental_report import incremental_report
@@ -141,7 +140,7 @@ class StepObjective:
     def set_mode(self) -> None:
         self.net.train()
 
-    def loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, LossParts]:
         tc, n = self.consistency, x.shape[0]
         new = y >= self.ctx.num_old
         inputs = x if tc is None else torch.cat([x, downsample_clips(x[new], tc.frames, tc.replay)])
@@ -155,7 +154,7 @@ class StepObjective:
         if tc is None:
             return loss, parts
         tc_loss = F.cross_entropy(copies["logits"], y[new]) if new.any() else loss.new_zeros(())
-        return loss + tc.weight * tc_loss, {**parts, "tc": tc_loss.item()}
+        return loss + tc.weight * tc_loss, {**parts, "tc": tc_loss.detach()}
 
 
 def _split(outputs: dict[str, torch.Tensor], n: int) -> tuple[dict, dict]:
@@ -183,11 +182,11 @@ class HeadObjective:
     def set_mode(self) -> None:
         self.model.eval()
 
-    def loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, LossParts]:
         with torch.no_grad():
             pooled = self.model.forward_features(x)["pooled"]
         ce = F.cross_entropy(self.model.classify(pooled), y)
-        return ce, {"ce": ce.item()}
+        return ce, {"ce": ce.detach()}
 
 
 @torch.no_grad()
@@ -248,8 +247,8 @@ class StreamRun:
         self.segments = cfg.data.num_segments
         self.use_memory = self.method.uses_memory and cfg.memory.budget_frames > 0
         self.eval_nme = cfg.eval.nme if cfg.eval.nme is not None else self.use_memory
+        self.folder = StreamFolder(self.out)
         self._check_before_training()
-        self.ckpt_dir = self.out / "checkpoints"
 
     # --------------------------------------------------------------------------------------------- checks
     def _check_before_training(self) -> None:
@@ -270,7 +269,7 @@ class StreamRun:
             allocate(cfg.memory.budget_frames, list(range(self.scenario.num_classes)), per)
         self.base_state = self._base_state() if cfg.train.base_model is not None else None
 
-    def _base_state(self) -> dict:
+    def _base_state(self) -> dict[str, torch.Tensor]:
         """The base-step weights of `train.base_model`, after checking that run is compatible with this one."""
         source = Path(self.cfg.train.base_model)
         path = source / "checkpoints" / "step_000.pt" if source.is_dir() else source
@@ -278,8 +277,8 @@ class StreamRun:
             raise ConfigError(
                 f"train.base_model: {path} not found (give a run folder with a finished base step)"
             )
-        state = load_checkpoint(path)
-        theirs, ours = state["config"], dump_config(self.cfg)
+        state = StreamState.load(path)
+        theirs, ours = state.config, dump_config(self.cfg)
         keys = ["seed", "data", "model", "scenario"]
         differ = [k for k in keys if theirs.get(k) != ours[k]]
         differ += [f"train.{k}" for k in ("base", "optim") if theirs["train"].get(k) != ours["train"][k]]
@@ -296,74 +295,52 @@ class StreamRun:
                 f"train.base_model: {source} has a {head} head ({theirs['method']['name']}), "
                 f"method '{self.method.name}' needs a {self.method.head} head"
             )
-        return state["model"]
+        return state.model
 
     # ---------------------------------------------------------------------------------------------- state
-    def _checkpoint_path(self, step: int) -> Path:
-        return self.ckpt_dir / f"step_{step:03d}.pt"
-
-    def _memory_dir(self, step: int) -> Path:
-        return self.out / "memory" / f"step_{step:03d}"
-
-    def _last_checkpoint(self) -> int | None:
-        steps = sorted(int(p.stem.split("_")[1]) for p in self.ckpt_dir.glob("step_*.pt"))
-        return steps[-1] if steps else None
-
-    def _start(self) -> tuple[int, dict]:
+    def _start(self) -> tuple[int, StreamState]:
         """First step to run and the state so far (fresh, or from the last checkpoint when resuming)."""
-        last = self._last_checkpoint() if self.ckpt_dir.is_dir() else None
-        fresh = {"cnn": [], "nme": [], "seconds": [], "memory": [], "history": []}
+        last = self.folder.last_step()
         if last is None:
             if self.resume and self.out.exists() and any(self.out.iterdir()) and is_main():
                 print(f"resume: no finished step in {self.out}; starting from the base step")
-            return 0, fresh
+            return 0, StreamState()
         if not self.resume:
             raise ConfigError(
                 f"{self.out} already holds a run (finished up to step {last}); pass --resume to continue it, "
                 "or choose another --out"
             )
-        state = load_checkpoint(self._checkpoint_path(last))
-        check_resumable(state["config"], self.cfg, self.out)
+        state = StreamState.load(self.folder.checkpoint(last))
+        check_resumable(state.config, self.cfg, self.out)
         return last + 1, state
-
-    def _clear_leftovers(self, first: int) -> None:
-        """Remove what a killed run leaves: half-written checkpoints (a SIGKILL skips their clean-up) and the
-        memory folders of every step but the last finished one (the next step's, half written, or the previous
-        one's when the kill came between the checkpoint and its removal)."""
-        for tmp in self.ckpt_dir.glob(".step_*.tmp"):
-            tmp.unlink(missing_ok=True)
-        keep = self._memory_dir(first - 1) if first > 0 else None
-        for folder in (self.out / "memory").glob("step_*"):
-            if folder != keep:
-                shutil.rmtree(folder, ignore_errors=True)
 
     # ------------------------------------------------------------------------------------------------ run
     def run(self) -> dict:
         first, state = self._start()
         if is_main():
             self.out.mkdir(parents=True, exist_ok=True)
-            self._clear_leftovers(first)
-            self._rewrite_log(state)
+            self.folder.clear_leftovers(first)
+            self.folder.rewrite_log([self._log_entry(i, state) for i in range(state.steps_done)])
         barrier()
         model = build_video_model(self.cfg.model, self.scenario.num_seen(0), self.segments)
         model.head = self.method.build_head(model.feature_dim, self.scenario.num_seen(0))
         memory = None
         if first > 0:
             model.head = self.method.build_head(model.feature_dim, self.scenario.num_seen(first - 1))
-            model.load_state_dict(state["model"])
+            model.load_state_dict(state.model)
             if self.use_memory:
-                memory = ExemplarMemory.load(self._memory_dir(first - 1))
+                memory = ExemplarMemory.load(self.folder.memory(first - 1))
             if is_main():
-                print(f"resumed after step {first - 1} from {self._checkpoint_path(first - 1)}")
+                print(f"resumed after step {first - 1} from {self.folder.checkpoint(first - 1)}")
         model.to(self.device)
         for step in range(first, self.scenario.num_steps):
             model, memory = self._step(step, model, memory, state)
         return self._write_results(state, memory)
 
-    def _step(self, step: int, model: nn.Module, memory: ExemplarMemory | None, state: dict):
+    def _step(self, step: int, model: nn.Module, memory: ExemplarMemory | None, state: StreamState):
         cfg, scenario = self.cfg, self.scenario
         start = time.perf_counter()
-        seed_everything(cfg.seed * 1000 + step)
+        seed_everything(step_seed(cfg.seed, step))
         num_old, num_seen = (scenario.num_seen(step - 1) if step else 0), scenario.num_seen(step)
         old_model = None
         if step > 0:
@@ -375,7 +352,7 @@ class StreamRun:
         train_set = self._train_set(step, memory)
         tools = self._tools(model, step, memory)
         self.method.begin_step(model, ctx, tools)
-        loader = self._train_loader(train_set, cfg.seed * 1000 + step)
+        loader = self._train_loader(train_set, step_seed(cfg.seed, step))
         budget, optim = (
             (cfg.train.base, cfg.train.optim) if step == 0 else (cfg.train.step, self._step_optim())
         )
@@ -400,22 +377,21 @@ class StreamRun:
             tools = self._tools(model, step, memory)
         self.method.end_step(model, ctx, tools)
         cnn, nme = self._evaluate(step, model, memory)
-        state["cnn"].append(cnn)
-        state["nme"].append(nme)
-        state["seconds"].append(time.perf_counter() - start)
-        state["memory"].append(self._memory_stats(memory, self.method.replay_tolerance() is not None))
-        state["history"].append(result.history)
-        state.update(model=model.state_dict(), config=dump_config(cfg), step=step)
+        seconds = time.perf_counter() - start
+        stats = self._memory_stats(memory, self.method.replay_tolerance() is not None)
+        state.record_step(
+            step, cnn, nme, seconds, stats, result.history, model.state_dict(), dump_config(cfg)
+        )
         if is_main():
-            save_checkpoint(state, self._checkpoint_path(step))
+            state.save(self.folder.checkpoint(step))
             if step > 0 and self.use_memory:
-                shutil.rmtree(self._memory_dir(step - 1), ignore_errors=True)
+                self.folder.remove_memory(step - 1)
             self._log(step, state)
         self._write_results(state, memory)
         cnn, nme = self._summaries(state)
         accuracy = {"cnn": cnn["accuracy_per_step"][-1], "nme": nme["accuracy_per_step"][-1] if nme else None}
         tracker().scalars("accuracy on classes seen", accuracy, step)
-        tracker().scalars("memory", {"frames": state["memory"][-1]["frames"]}, step)
+        tracker().scalars("memory", {"frames": state.memory[-1]["frames"]}, step)
         barrier()
         return model, memory
 
@@ -455,7 +431,7 @@ class StreamRun:
                 MemoryDataset(
                     memory,
                     self.data.train.transform,
-                    seed=self.cfg.seed * 1000 + step,
+                    seed=step_seed(self.cfg.seed, step),
                     replay=self.cfg.memory.replay,
                 )
             )
@@ -477,10 +453,10 @@ class StreamRun:
             data = MemoryDataset(
                 memory,
                 self.data.train.transform,
-                seed=self.cfg.seed * 1000 + step,
+                seed=step_seed(self.cfg.seed, step),
                 replay=self.cfg.memory.replay,
             )
-            generator = torch.Generator().manual_seed(self.cfg.seed * 1000 + step + 1)
+            generator = torch.Generator().manual_seed(step_seed(self.cfg.seed, step, stream=1))
             loader = DataLoader(data, batch_size=self.cfg.data.batch_size, shuffle=True, generator=generator)
             steps = max(1, round(epochs * len(loader)))
             optim = OptimConfig(lr=lr, weight_decay=0.0)
@@ -493,7 +469,7 @@ class StreamRun:
             data = MemoryDataset(
                 memory,
                 self.data.train.transform,
-                seed=self.cfg.seed * 1000 + step,
+                seed=step_seed(self.cfg.seed, step),
                 replay=self.cfg.memory.replay,
             )
             for x, y in DataLoader(data, batch_size=self.cfg.data.eval_batch_size, shuffle=False):
@@ -523,7 +499,7 @@ class StreamRun:
             kept = replay.faithful(pooled, again, logits, labels, tolerance).tolist()
             whole = list(range(self.segments))
             positions = [p if ok else whole for p, ok in zip(positions, kept, strict=True)]
-        folder = self._memory_dir(step)
+        folder = self.folder.memory(step)
         if is_main():
             memory = self._write_memory(step, folder, memory, subset, features, positions)
         barrier()
@@ -618,43 +594,28 @@ class StreamRun:
         return F.normalize(means, dim=1)
 
     # ------------------------------------------------------------------------------------------- results
-    def _log_entry(self, step: int, state: dict) -> dict:
-        return {
-            "step": step,
-            "classes_seen": self.scenario.num_seen(step),
-            "accuracy_row": state["cnn"][step],
-            "nme_row": state["nme"][step],
-            "seconds": state["seconds"][step],
-            "memory": state["memory"][step],
-            "loss": state["history"][step][-1] if state["history"][step] else None,
-        }
+    def _log_entry(self, step: int, state: StreamState) -> dict:
+        return state.log_entry(step, self.scenario.num_seen(step))
 
-    def _log(self, step: int, state: dict) -> None:
+    def _log(self, step: int, state: StreamState) -> None:
         entry = self._log_entry(step, state)
-        with open(self.out / "log.jsonl", "a", encoding="utf-8") as log:
-            log.write(json.dumps(entry) + "\n")
+        self.folder.append_log(entry)
         print(
             f"step {step}: {entry['classes_seen']} classes, accuracy per step's classes {entry['accuracy_row']}"
         )
 
-    def _rewrite_log(self, state: dict) -> None:
-        """`log.jsonl` with one line per finished step, from the checkpoint (a kill may have cut the last line,
-        or come between a step's checkpoint and its line)."""
-        lines = "".join(json.dumps(self._log_entry(i, state)) + "\n" for i in range(len(state["cnn"])))
-        _write_atomic(self.out / "log.jsonl", lines)
-
-    def _summaries(self, state: dict) -> tuple[dict, dict | None]:
+    def _summaries(self, state: StreamState) -> tuple[dict, dict | None]:
         """The metrics (`metrics.summarize`) of the CNN and NME accuracy matrices of the steps done so far."""
-        done = len(state["cnn"])
+        done = state.steps_done
         test_labels = ClassSubset(self.data.test, self.scenario.seen(done - 1), self.scenario).labels
         n_per_step = samples_per_step(self._steps_of(torch.tensor(test_labels)), done)
-        cnn = summarize(state["cnn"], n_per_step)
-        nme = summarize(state["nme"], n_per_step) if state["nme"] and state["nme"][0] is not None else None
+        cnn = summarize(state.cnn, n_per_step)
+        nme = summarize(state.nme, n_per_step) if state.nme and state.nme[0] is not None else None
         return cnn, nme
 
-    def _write_results(self, state: dict, memory: ExemplarMemory | None) -> dict:
+    def _write_results(self, state: StreamState, memory: ExemplarMemory | None) -> dict:
         """`results.json` (returned), `report.md` and the plots (written by rank 0 only)."""
-        done = len(state["cnn"])
+        done = state.steps_done
         cnn, nme = self._summaries(state)
         results = {
             "method": self.method.name,
@@ -662,35 +623,27 @@ class StreamRun:
             "classes_per_step": self.scenario.classes_per_step[:done],
             "class_order": self.scenario.class_order,
             "steps_done": done,
-            "accuracy_matrix": state["cnn"],
+            "accuracy_matrix": state.cnn,
             **cnn,
-            "nme": {"accuracy_matrix": state["nme"], **nme} if nme else None,
-            "memory": state["memory"][-1],
-            "memory_per_step": state["memory"],
-            "seconds_per_step": state["seconds"],
+            "nme": {"accuracy_matrix": state.nme, **nme} if nme else None,
+            "memory": state.memory[-1],
+            "memory_per_step": state.memory,
+            "seconds_per_step": state.seconds,
             "seed": self.cfg.seed,
             "config": dump_config(self.cfg),
             **run_metadata(self.device),
         }
         if not is_main():
             return results
-        _write_atomic(self.out / "results.json", json.dumps(results, indent=2))
-        _write_atomic(self.out / "report.md", incremental_report(results, time.strftime("%Y-%m-%d %H:%M")))
+        self.folder.write_text("results.json", json.dumps(results, indent=2))
+        self.folder.write_text("report.md", incremental_report(results, time.strftime("%Y-%m-%d %H:%M")))
         seen = [self.scenario.num_seen(i) for i in range(self.scenario.num_steps)]
         series = {"CNN": cnn["accuracy_per_step"]}
         if nme:
             series["NME"] = nme["accuracy_per_step"]
         plot_accuracy_per_step(series, seen, self.out / "accuracy_per_step.png", f"{self.method.name}")
-        plot_accuracy_matrix(state["cnn"], self.out / "accuracy_matrix.png", f"{self.method.name}: a[i][j]")
+        plot_accuracy_matrix(state.cnn, self.out / "accuracy_matrix.png", f"{self.method.name}: a[i][j]")
         return results
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Write `text` to a hidden file beside `path`, then rename it: a kill never leaves half a file (a fixed
-    temporary name, so a leftover one is replaced by the next write)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 @contextmanager

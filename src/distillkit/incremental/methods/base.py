@@ -17,6 +17,7 @@ from pydantic import Field
 from torch import nn
 
 from distillkit.config import MAX_EPOCHS, Section, validate
+from distillkit.engine.loop import LossParts
 from distillkit.errors import ConfigError
 from distillkit.incremental.selection import all_frames
 from distillkit.models.heads import imprint, make_head
@@ -121,10 +122,11 @@ class Method:
 
     def loss(
         self, out: Outputs, old: Outputs | None, y: torch.Tensor, ctx: StepContext
-    ) -> tuple[torch.Tensor, dict[str, float]]:
-        """Loss of a batch and its named parts."""
+    ) -> tuple[torch.Tensor, LossParts]:
+        """Loss of a batch and its named parts for logs: detached 0-d tensors (`part.detach()`, not `.item()`,
+        which would wait for the device at every step); the training loop reads them back once per log line."""
         ce = self.classification_loss(out, y, ctx)
-        return ce, {"ce": ce.item()}
+        return ce, {"ce": ce.detach()}
 
     def end_step(self, model: nn.Module, ctx: StepContext, tools: StepTools) -> None:
         """Called after training and the memory update, before evaluation (e.g. class-balanced fine-tuning)."""

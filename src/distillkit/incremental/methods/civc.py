@@ -32,6 +32,7 @@ from distillkit.distill.spatiotemporal import (
     whole_feature_loss,
 )
 from distillkit.engine.distributed import process_share
+from distillkit.engine.loop import LossParts
 from distillkit.incremental.methods.base import (
     Outputs,
     SimilarityHeadMethod,
@@ -186,10 +187,10 @@ class CIVC(SimilarityHeadMethod):
 
     def loss(
         self, out: Outputs, old: Outputs | None, y: torch.Tensor, ctx: StepContext
-    ) -> tuple[torch.Tensor, dict[str, float]]:
+    ) -> tuple[torch.Tensor, LossParts]:
         ce = self.classification_loss(out, y, ctx)
         if old is None:
-            return ce, {"ce": ce.item()}
+            return ce, {"ce": ce.detach()}
         o = self.options
         scale = math.sqrt(ctx.num_old / ctx.num_new) if o.adaptive_weights else 1.0
         kd = (
@@ -208,5 +209,5 @@ class CIVC(SimilarityHeadMethod):
                    "embedding": o.embedding_weight}  # fmt: skip
         distil = sum(weights[k] * v for k, v in feats.items())
         total = ce + o.logit_weight * kd + o.ranking_weight * rank + scale * distil
-        parts = {"ce": ce.item(), "kd": kd.item(), "ranking": rank.item()}
-        return total, {**parts, **{k: v.item() for k, v in feats.items()}}
+        parts = {"ce": ce.detach(), "kd": kd.detach(), "ranking": rank.detach()}
+        return total, {**parts, **{k: v.detach() for k, v in feats.items()}}

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from distillkit.distill.losses import less_forget_loss, margin_ranking_loss
 from distillkit.engine.distributed import process_share
+from distillkit.engine.loop import LossParts
 from distillkit.incremental.methods.base import (
     Outputs,
     SimilarityHeadMethod,
@@ -41,13 +42,13 @@ class LUCIR(SimilarityHeadMethod):
 
     def loss(
         self, out: Outputs, old: Outputs | None, y: torch.Tensor, ctx: StepContext
-    ) -> tuple[torch.Tensor, dict[str, float]]:
+    ) -> tuple[torch.Tensor, LossParts]:
         ce = self.classification_loss(out, y, ctx)
         if old is None:
-            return ce, {"ce": ce.item()}
+            return ce, {"ce": ce.detach()}
         o = self.options
         forget = less_forget_loss(out["pooled"], old["pooled"])
         rank = margin_ranking_loss(out["cosine"], y, ctx.num_old, o.margin, o.hard_negatives, process_share)
         weight = o.lambda_base * math.sqrt(ctx.num_old / ctx.num_new)
         total = ce + weight * forget + o.ranking_weight * rank
-        return total, {"ce": ce.item(), "less_forget": forget.item(), "ranking": rank.item()}
+        return total, {"ce": ce.detach(), "less_forget": forget.detach(), "ranking": rank.detach()}

@@ -8,6 +8,7 @@ from pydantic import Field
 
 from distillkit.config import Section
 from distillkit.distill.losses import kd_loss
+from distillkit.engine.loop import LossParts
 from distillkit.incremental.methods.base import Method, Outputs, StepContext, register
 
 
@@ -47,9 +48,9 @@ class LwF(Method):
 
     def loss(
         self, out: Outputs, old: Outputs | None, y: torch.Tensor, ctx: StepContext
-    ) -> tuple[torch.Tensor, dict[str, float]]:
+    ) -> tuple[torch.Tensor, LossParts]:
         ce = self.classification_loss(out, y, ctx)
         if old is None:
-            return ce, {"ce": ce.item()}
+            return ce, {"ce": ce.detach()}
         kd = kd_loss(out["logits"][:, : ctx.num_old], old["logits"], self.options.temperature)
-        return ce + self.options.weight * kd, {"ce": ce.item(), "kd": kd.item()}
+        return ce + self.options.weight * kd, {"ce": ce.detach(), "kd": kd.detach()}

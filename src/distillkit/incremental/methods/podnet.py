@@ -11,6 +11,7 @@ from pydantic import Field
 
 from distillkit.config import MAX_EPOCHS
 from distillkit.distill.losses import nca_loss, pod_flat_loss, pod_spatial_loss
+from distillkit.engine.loop import LossParts
 from distillkit.incremental.methods.base import (
     Outputs,
     SimilarityHeadMethod,
@@ -67,10 +68,10 @@ class PODNet(SimilarityHeadMethod):
 
     def loss(
         self, out: Outputs, old: Outputs | None, y: torch.Tensor, ctx: StepContext
-    ) -> tuple[torch.Tensor, dict[str, float]]:
+    ) -> tuple[torch.Tensor, LossParts]:
         ce = self.classification_loss(out, y, ctx)
         if old is None:
-            return ce, {"ce": ce.item()}
+            return ce, {"ce": ce.detach()}
         o = self.options
         scale = math.sqrt(ctx.num_seen / ctx.num_new)
         stages = o.stages or [k for k in out if k.startswith("layer")]
@@ -79,4 +80,4 @@ class PODNet(SimilarityHeadMethod):
         ).mean()
         flat = pod_flat_loss(out["pooled"], old["pooled"])
         total = ce + scale * (o.pod_spatial * spatial + o.pod_flat * flat)
-        return total, {"ce": ce.item(), "pod_spatial": spatial.item(), "pod_flat": flat.item()}
+        return total, {"ce": ce.detach(), "pod_spatial": spatial.detach(), "pod_flat": flat.detach()}

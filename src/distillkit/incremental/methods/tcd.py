@@ -41,6 +41,7 @@ from distillkit.distill.losses import (
     tcd_feature_loss,
     temporal_diversity_loss,
 )
+from distillkit.engine.loop import LossParts
 from distillkit.incremental.methods.base import (
     Outputs,
     SimilarityHeadMethod,
@@ -146,15 +147,15 @@ class TCD(SimilarityHeadMethod):
 
     def loss(
         self, out: Outputs, old: Outputs | None, y: torch.Tensor, ctx: StepContext
-    ) -> tuple[torch.Tensor, dict[str, float]]:
+    ) -> tuple[torch.Tensor, LossParts]:
         o = self.options
         ce = self.classification_loss(out, y, ctx)
         stages = self.stages(out)
-        total, parts = ce, {"ce": ce.item()}
+        total, parts = ce, {"ce": ce.detach()}
         if o.diversity_weight > 0:
             diversity = torch.stack([temporal_diversity_loss(out[s]) for s in stages]).mean()
             total = total + o.diversity_weight * diversity
-            parts["diversity"] = diversity.item()
+            parts["diversity"] = diversity.detach()
         if old is None:
             return total, parts
         w = self.importance
@@ -163,4 +164,4 @@ class TCD(SimilarityHeadMethod):
         scale = math.sqrt(ctx.num_seen / ctx.num_new) if o.feature_scaling else 1.0
         total = total + scale * o.feature_weight * feature
         total = total + math.sqrt(ctx.num_old / ctx.num_new) * o.embedding_weight * embedding
-        return total, {**parts, "feature": feature.item(), "embedding": embedding.item()}
+        return total, {**parts, "feature": feature.detach(), "embedding": embedding.detach()}
