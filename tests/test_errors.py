@@ -352,25 +352,6 @@ def test_missing_listed_videos_fail_before_training(tmp_path, video_data, capsys
     )
 
 
-def test_missing_listed_videos_skipped_once(tmp_path, video_data, capsys) -> None:
-    import json
-
-    lines = (video_data / "test.txt").read_text().splitlines()
-    (video_data / lines[0].split()[0]).unlink()
-    config = _video_config(tmp_path, video_data, on_error="skip")
-    with pytest.warns(
-        RuntimeWarning, match=r"data.test_list .*: 1 of 4 listed videos not found under .*left out"
-    ):
-        with pytest.raises(SystemExit) as info:
-            main(["train", str(config), "--out", str(tmp_path / "run")])
-    assert info.value.code == 0, capsys.readouterr().err
-    report = json.loads((tmp_path / "run" / "report.json").read_text())
-    assert report["test_videos"] == 3
-    assert [v["source"] for v in report["skipped"]["videos"]] == [f"{video_data / 'test.txt'}:1"]
-    log = (tmp_path / "run" / "skipped.jsonl").read_text().splitlines()
-    assert [json.loads(x)["source"] for x in log] == [f"{video_data / 'test.txt'}:1"]
-
-
 @pytest.mark.parametrize("damage", ["garbage", "empty", "head"])
 def test_unopenable_test_videos_fail_before_training(
     tmp_path, video_data, capsys, monkeypatch, damage
@@ -393,21 +374,24 @@ def test_unopenable_test_videos_fail_before_training(
                         "them out (data.probe_test_videos=false skips this check)"), msg  # fmt: skip
 
 
-def test_unopenable_test_videos_skipped_and_logged(tmp_path, video_data, capsys) -> None:
+@pytest.mark.parametrize("damage", ["missing", "empty"])
+def test_bad_test_videos_skipped_once_and_logged(tmp_path, video_data, capsys, damage) -> None:
     import json
 
     lines = (video_data / "test.txt").read_text().splitlines()
-    (video_data / lines[0].split()[0]).write_bytes(b"")
+    first = video_data / lines[0].split()[0]
+    first.unlink() if damage == "missing" else first.write_bytes(b"")
     config = _video_config(tmp_path, video_data, on_error="skip")
-    with pytest.warns(
-        RuntimeWarning, match=r"data.test_list .*: 1 of 4 test videos cannot be opened .*left out"
-    ):
+    said = "listed videos not found under" if damage == "missing" else "test videos cannot be opened"
+    with pytest.warns(RuntimeWarning, match=rf"data.test_list .*: 1 of 4 {said} .*left out"):
         with pytest.raises(SystemExit) as info:
             main(["train", str(config), "--out", str(tmp_path / "run")])
     assert info.value.code == 0, capsys.readouterr().err
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     assert report["test_videos"] == 3
     assert [v["source"] for v in report["skipped"]["videos"]] == [f"{video_data / 'test.txt'}:1"]
+    log = (tmp_path / "run" / "skipped.jsonl").read_text().splitlines()
+    assert [json.loads(x)["source"] for x in log] == [f"{video_data / 'test.txt'}:1"]
 
 
 def test_probe_of_test_videos_can_be_switched_off(tmp_path, video_data) -> None:

@@ -213,18 +213,10 @@ def _drop_missing(
     where = cfg.root if cfg.root is not None else "the current folder (data.root unset)"
     first = ", ".join(r.path for r in missing[:3]) + (", ..." if len(missing) > 3 else "")
     what = f"data.{key} {getattr(cfg, key)}: {len(missing)} of {len(records)} listed videos not found under {where}"
-    if cfg.on_error == "fail":
-        raise DataError(
-            f"{what} (first: {first}; at {missing[0].source}); check data.root, or set data.on_error=skip to "
-            "leave them out"
-        )
-    if len(missing) == len(records):
-        raise DataError(f"{what} (first: {first}); none left to use: check data.root")
-    warnings.warn(f"{what} (first: {first}); left out (data.on_error: skip)", RuntimeWarning, stacklevel=4)
-    gone = {id(r) for r in missing}
     kind = "folder" if folders else "file"
-    entries = [{"source": r.source, "reason": f"{r.source}: {kind} not found ({r.path})"} for r in missing]
-    return [r for r in records if id(r) not in gone], entries
+    bad = [(r, f"{kind} not found") for r in missing]
+    hint = "check data.root, or set data.on_error=skip to leave them out"
+    return _leave_out(cfg, records, bad, what, first, hint, "none left to use: check data.root")
 
 
 def _drop_unopenable(
@@ -234,27 +226,37 @@ def _drop_unopenable(
     any work (`on_error: fail`), since a test video found broken only after training would lose the run's
     evaluation, or are left out with one warning (`skip`), returned as skip-log entries."""
     base = Path(cfg.root) if cfg.root is not None else None
-    broken: list[tuple[VideoRecord, str]] = []
+    bad: list[tuple[VideoRecord, str]] = []
     for r in records:
         reason = probe_video_file(base / r.path if base is not None else Path(r.path))
         if reason is not None:
-            broken.append((r, reason))
-    if not broken:
+            bad.append((r, reason))
+    if not bad:
         return records, []
-    first, why = broken[0]
-    what = f"data.test_list {cfg.test_list}: {len(broken)} of {len(records)} test videos cannot be opened"
+    what = f"data.test_list {cfg.test_list}: {len(bad)} of {len(records)} test videos cannot be opened"
+    first = f"{bad[0][0].path}, {bad[0][1]}"
+    hint = "fix or remove them, or set data.on_error=skip to leave them out (data.probe_test_videos=false skips this check)"
+    return _leave_out(cfg, records, bad, what, first, hint, "none left to test on")
+
+
+def _leave_out(
+    cfg: VideoDataConfig,
+    records: list[VideoRecord],
+    bad: list[tuple[VideoRecord, str]],
+    what: str,
+    first: str,
+    hint: str,
+    none_left: str,
+) -> tuple[list[VideoRecord], list[dict[str, str]]]:
+    """`records` without the `bad` ones (record, reason): with `on_error: fail` one error line (`what`, the
+    `first` ones, where, `hint`) instead; with `skip` one warning, and the skip-log entries of those left out."""
     if cfg.on_error == "fail":
-        raise DataError(
-            f"{what} (first: {first.path}, {why}; at {first.source}); fix or remove them, or set "
-            "data.on_error=skip to leave them out (data.probe_test_videos=false skips this check)"
-        )
-    if len(broken) == len(records):
-        raise DataError(f"{what} (first: {first.path}, {why}); none left to test on")
-    warnings.warn(
-        f"{what} (first: {first.path}, {why}); left out (data.on_error: skip)", RuntimeWarning, stacklevel=4
-    )
-    gone = {id(r) for r, _ in broken}
-    entries = [{"source": r.source, "reason": f"{r.source}: {why} ({r.path})"} for r, why in broken]
+        raise DataError(f"{what} (first: {first}; at {bad[0][0].source}); {hint}")
+    if len(bad) == len(records):
+        raise DataError(f"{what} (first: {first}); {none_left}")
+    warnings.warn(f"{what} (first: {first}); left out (data.on_error: skip)", RuntimeWarning, stacklevel=5)
+    gone = {id(r) for r, _ in bad}
+    entries = [{"source": r.source, "reason": f"{r.source}: {why} ({r.path})"} for r, why in bad]
     return [r for r in records if id(r) not in gone], entries
 
 

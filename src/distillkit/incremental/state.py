@@ -96,16 +96,7 @@ class StreamState:
         """The contents of the last finished step's checkpoint: a plain dict under `CHECKPOINT_KEYS`."""
         if self.step < 0:
             raise ValueError("no finished step to checkpoint")
-        return {
-            "cnn": self.cnn,
-            "nme": self.nme,
-            "seconds": self.seconds,
-            "memory": self.memory,
-            "history": self.history,
-            "model": self.model,
-            "config": self.config,
-            "step": self.step,
-        }
+        return {key: getattr(self, key) for key in CHECKPOINT_KEYS}
 
     @classmethod
     def from_checkpoint(cls, contents: object, source: str | Path) -> StreamState:
@@ -119,16 +110,7 @@ class StreamState:
             raise CheckpointError(
                 f"{source}: not the checkpoint of a class-incremental step (no {', '.join(missing)})"
             )
-        return cls(
-            cnn=contents["cnn"],
-            nme=contents["nme"],
-            seconds=contents["seconds"],
-            memory=contents["memory"],
-            history=contents["history"],
-            model=contents["model"],
-            config=contents["config"],
-            step=contents["step"],
-        )
+        return cls(**{key: contents[key] for key in CHECKPOINT_KEYS})
 
     def save(self, path: Path) -> None:
         """Write the checkpoint to `path` atomically (`engine.checkpoint.save_checkpoint`)."""
