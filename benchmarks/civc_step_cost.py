@@ -3,8 +3,9 @@ training throughput (clips/s) of each step, and the share of each extra part.
 
 Both steps train the backbone of `configs/incremental_synthetic_motion.yaml` (TSM ResNet-18 width 1/8, 8×28×28
 clips, batch 16, cosine head of 9 classes) on the same batch with AdamW: forward, loss, backward, update. The
-CIVC step adds the frozen old model's forward, trajectory tracking on its stage features, the spatio-temporal
-decomposition and the distillation terms. Each part is also timed alone. Repeats interleave the two steps so
+CIVC step (its parts on: KD and the spatial and temporal distillation, which its defaults switch off) adds the
+frozen old model's forward, trajectory tracking on its stage features, the spatio-temporal decomposition and the
+distillation terms. Each part is also timed alone. Repeats interleave the two steps so
 that machine noise hits both alike; the table gives mean ± std over repeats (each the median of its iterations).
 
     python benchmarks/civc_step_cost.py
@@ -58,7 +59,8 @@ def main(argv: list[str] | None = None) -> str:
     model = build_video_model(cfg.model, 9, t)
     model.head = make_head("cosine", model.feature_dim, 9)
     old = copy.deepcopy(model).eval().requires_grad_(False)
-    method = build_method("civc", {})
+    every_part = {"logit_weight": 1.0, "spatial_weight": 1.0, "temporal_weight": 1.0}  # the costly parts, on
+    method = build_method("civc", every_part)
     options = method.options
     ctx = StepContext(step=1, num_old=6, num_seen=9, old_model=old, device=torch.device("cpu"))
     x, y = torch.rand(batch, t, 3, size, size), torch.randint(0, 9, (batch,))
@@ -84,7 +86,7 @@ def main(argv: list[str] | None = None) -> str:
         old_out = model_outputs(old, x)
     new_out = model_outputs(model, x)
     new_out["clips"] = x
-    fixed = build_method("civc", {"trajectories": "none"})
+    fixed = build_method("civc", {**every_part, "trajectories": "none"})
     parts: dict[str, Callable[[], object]] = {
         "Finetune step": lambda: train(finetune_loss),
         "CIVC step": lambda: train(civc_loss),
