@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,7 +16,7 @@ from torch._dynamo.utils import counters
 
 from distillkit.compress.pbkd import KDFinetuneObjective
 from distillkit.config import OptimConfig, PerformanceConfig
-from distillkit.engine.loop import LossParts, fit
+from distillkit.engine.loop import ClassifierObjective, LossParts, fit
 from distillkit.engine.precision import job_dtype
 from distillkit.engine.tracking import tracking
 
@@ -59,19 +59,13 @@ def test_fit_reads_the_loss_parts_back_once_per_logging_interval(monkeypatch: py
     assert reads == ["tolist"] * 3
 
 
-class Recorded:
+class Recorded(ClassifierObjective):
     """Cross-entropy of a small classifier, with parts `ce`, `norm` (the weights' squared norm, not in the
     loss) and, every other step, `sometimes`; records each step's parts as the log would read them."""
 
     def __init__(self) -> None:
-        self.model = tiny_classifier()
+        super().__init__(tiny_classifier())
         self.steps: list[dict[str, float]] = []
-
-    def parameters(self) -> Iterable[nn.Parameter]:
-        return self.model.parameters()
-
-    def set_mode(self) -> None:
-        self.model.train()
 
     def loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, LossParts]:
         ce = nn.functional.cross_entropy(self.model(x), y)
