@@ -79,6 +79,8 @@ CBF = ("method.options.cbf_epochs=2",)
 """Class-balanced fine-tuning of the head on the memory after each step, 2 epochs (TCD's setting)."""
 DESIGNED = (*KEY_FRAMES, *LOGIT_KD, *FEATURES, *NO_CBF)
 """civc as first designed: every part on, no class-balanced fine-tuning."""
+LOGIT_ADJUSTMENT = ("method.options.logit_adjustment=1",)
+"""Logit-adjusted cross-entropy, τ = 1."""
 INTERPOLATE = ("memory.replay=interpolate",)
 HALF_BUDGET = ("memory.budget_frames=720",)
 
@@ -99,6 +101,8 @@ ENTRIES = [
     Entry("civc, old model on running statistics", "civc", ("method.options.old_batch_stats=false",)),
     Entry("civc, no CBF", "civc", NO_CBF),
     Entry("civc + TC", "civc", TC),
+    Entry("civc + logit adjustment", "civc", LOGIT_ADJUSTMENT),
+    Entry("civc + logit adjustment, no CBF", "civc", (*LOGIT_ADJUSTMENT, *NO_CBF)),
     # the development orders' path from the design to the defaults
     Entry("civc as designed", "civc", DESIGNED),
     Entry("civc as designed, fixed key-frames", "civc", (*DESIGNED, *FIXED)),

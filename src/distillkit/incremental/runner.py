@@ -348,8 +348,9 @@ class StreamRun:
             if self.method.old_model_batch_stats:
                 normalise_with_batch_statistics(old_model)
             model.head = grow_head(model.head, num_seen)
-        ctx = StepContext(step, num_old, num_seen, old_model, self.device)
         train_set = self._train_set(step, memory)
+        counts = torch.bincount(torch.as_tensor(train_set.labels, dtype=torch.long), minlength=num_seen)
+        ctx = StepContext(step, num_old, num_seen, old_model, self.device, counts.to(self.device))
         tools = self._tools(model, step, memory)
         self.method.begin_step(model, ctx, tools)
         loader = self._train_loader(train_set, step_seed(cfg.seed, step))

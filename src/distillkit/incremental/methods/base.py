@@ -40,6 +40,9 @@ class StepContext:
     old_model: nn.Module | None
     """The frozen model of the previous step (eval mode), None at the base step."""
     device: torch.device
+    class_counts: torch.Tensor | None = None
+    """Training clips of each seen class in this step's training set (num_seen,), on `device`: the new classes'
+    videos and the old classes' exemplars (None where the runner does not know them)."""
 
     @property
     def num_new(self) -> int:

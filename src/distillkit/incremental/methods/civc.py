@@ -18,6 +18,7 @@ import math
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from pydantic import Field
 
 from distillkit.config import MAX_EPOCHS
@@ -105,6 +106,11 @@ class CIVCOptions(SimilarityHeadOptions):
     synthetic benchmark, against 0 with batch statistics), and training chases that mismatch. On by default
     (chosen on the benchmark's development orders); on its held-out orders it is not separated from running
     statistics (docs/results.md)."""
+    logit_adjustment: float = Field(0.0, ge=0)
+    """τ of logit-adjusted cross-entropy in incremental steps (Menon et al., ICLR 2021): the training logits are
+    shifted by τ·log of each class's share of the step's training set, so that the new classes' full data stops
+    pushing down the scores of the old classes, which have only their exemplars; test logits are not shifted.
+    0: off."""
     classifier: Literal["cnn", "nme"] = "cnn"
     """The method's own classifier: the head, or the nearest mean of exemplars (as iCaRL)."""
     cbf_epochs: float = Field(2.0, ge=0, le=MAX_EPOCHS)
@@ -187,6 +193,14 @@ class CIVC(SimilarityHeadMethod):
             else:
                 parts.setdefault("temporal", []).append(r.new_zeros(()))
         return {name: torch.stack(values).mean() for name, values in parts.items()}
+
+    def classification_loss(self, out: Outputs, y: torch.Tensor, ctx: StepContext) -> torch.Tensor:
+        tau = self.options.logit_adjustment
+        if tau == 0 or ctx.step == 0 or ctx.class_counts is None:
+            return super().classification_loss(out, y, ctx)
+        counts = ctx.class_counts.float()
+        log_prior = (counts / counts.sum()).clamp_min(1e-12).log()
+        return F.cross_entropy(out["logits"] + tau * log_prior, y)
 
     def loss(
         self, out: Outputs, old: Outputs | None, y: torch.Tensor, ctx: StepContext
