@@ -14,6 +14,7 @@ from distillkit.errors import ConfigError
 from distillkit.incremental import runner as runner_module
 from distillkit.incremental.memory import ExemplarMemory
 from distillkit.incremental.runner import StreamRun, run_incremental
+from distillkit.incremental.state import StreamState
 
 
 def test_icarl_results_contract_and_budget(tmp_path: Path) -> None:
@@ -190,3 +191,24 @@ def test_non_finite_loss_stops_naming_step_and_parts_and_keeps_the_last_checkpoi
     assert not (tmp_path / "checkpoints" / "step_001.pt").exists()
     resumed = run_incremental(tiny(), tmp_path, resume=True)  # the last good state goes on
     assert resumed["steps_done"] == 3
+
+
+def test_base_model_recorded_before_a_config_key_existed_is_accepted(tmp_path: Path) -> None:
+    """A run whose recorded config lacks a key added since (it takes its default) still gives its base model; a
+    recorded key this version does not know is named."""
+    first = tiny(method={"name": "finetune"})
+    first.scenario.num_steps = 1
+    reference = run_incremental(first, tmp_path / "finetune")
+    checkpoint = tmp_path / "finetune" / "checkpoints" / "step_000.pt"
+    state = StreamState.load(checkpoint)
+    del state.config["data"]["probe_test_videos"]  # as a run made before the key existed recorded it
+    state.save(checkpoint)
+    reuse = tiny()
+    reuse.scenario.num_steps = 1
+    reuse.train.base_model = tmp_path / "finetune"
+    results = run_incremental(reuse, tmp_path / "icarl")
+    assert results["accuracy_matrix"][0] == reference["accuracy_matrix"][0]
+    state.config["data"]["retired_key"] = 1
+    state.save(checkpoint)
+    with pytest.raises(ConfigError, match=r"retired_key.*does not validate with this version"):
+        StreamRun(reuse, tmp_path / "again")

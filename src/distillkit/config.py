@@ -739,9 +739,20 @@ def dump_config(cfg: Section) -> dict:
     return tree
 
 
+def current_config(saved: dict, schema: type[Section], source: str) -> dict:
+    """A config that a run recorded (`dump_config`'s tree) as this version writes it: keys added since then take
+    their defaults, so that a run made before a new key existed still compares equal. A `ConfigError` naming
+    `source` when it no longer validates (a key removed or renamed since)."""
+    try:
+        return dump_config(validate(saved, schema, source=source))
+    except ConfigError as e:
+        raise ConfigError(f"{e} (it does not validate with this version of distillkit)") from None
+
+
 def check_resumable(saved: dict, cfg: Section, out: Path) -> None:
     """A `ConfigError` naming the differing keys when the config recorded by the run in `out` (`saved`, as
     `dump_config` wrote it) is not `cfg`; turning TensorBoard logging on or off does not change a run."""
+    saved = current_config(saved, type(cfg), f"the config recorded in {out}")
     saved, now = ({k: v for k, v in c.items() if k != "tensorboard"} for c in (saved, dump_config(cfg)))
     if saved != now:
         raise ConfigError(

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from distillkit.config import OptimConfig, check_resumable, dump_config
+from distillkit.config import OptimConfig, check_resumable, current_config, dump_config
 from distillkit.data.video.transforms import left_right_label_map
 from distillkit.data.videos import VideoDatasets, build_video_datasets
 from distillkit.engine.device import resolve_device, seed_everything, step_seed
@@ -278,7 +278,8 @@ class StreamRun:
                 f"train.base_model: {path} not found (give a run folder with a finished base step)"
             )
         state = StreamState.load(path)
-        theirs, ours = state.config, dump_config(self.cfg)
+        theirs = current_config(state.config, IncrementalConfig, f"the config recorded in {path}")
+        ours = dump_config(self.cfg)
         keys = ["seed", "data", "model", "scenario"]
         differ = [k for k in keys if theirs.get(k) != ours[k]]
         differ += [f"train.{k}" for k in ("base", "optim") if theirs["train"].get(k) != ours["train"][k]]
