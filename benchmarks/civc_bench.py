@@ -103,6 +103,8 @@ ENTRIES = [
     Entry("civc + TC", "civc", TC),
     Entry("civc + logit adjustment", "civc", LOGIT_ADJUSTMENT),
     Entry("civc + logit adjustment, no CBF", "civc", (*LOGIT_ADJUSTMENT, *NO_CBF)),
+    Entry("civc + logit adjustment at 0.5, no CBF", "civc", ("method.options.logit_adjustment=0.5", *NO_CBF)),
+    Entry("civc, less-forget weight 2.5", "civc", ("method.options.embedding_weight=2.5",)),
     # the development orders' path from the design to the defaults
     Entry("civc as designed", "civc", DESIGNED),
     Entry("civc as designed, fixed key-frames", "civc", (*DESIGNED, *FIXED)),
