@@ -360,3 +360,29 @@ def test_demo_stream_compares_finetune_icarl_and_civc(tmp_path: Path, monkeypatc
     civc = json.loads((tmp_path / "demo" / "civc" / "results.json").read_text())
     assert icarl["config"]["train"]["base_model"] == str(tmp_path / "demo" / "finetune")
     assert civc["config"]["train"]["base_model"] is None
+
+
+def test_logit_adjustment_shifts_the_training_logits_by_the_log_prior() -> None:
+    counts = torch.tensor([2, 2, 2, 10, 10])
+    ctx = StepContext(1, 3, 5, None, torch.device("cpu"), counts)
+    out, y = outputs(0), torch.tensor([0, 3, 4, 1])
+    prior = counts.float() / counts.sum()
+    for tau in (1.0, 0.5):
+        method = build_method("civc", {"logit_adjustment": tau})
+        want = torch.nn.functional.cross_entropy(out["logits"] + tau * prior.log(), y)
+        assert method.classification_loss(out, y, ctx).item() == pytest.approx(want.item(), rel=1e-6)
+    plain = torch.nn.functional.cross_entropy(out["logits"], y)
+    assert build_method("civc", {}).classification_loss(out, y, ctx).item() == plain.item()
+    base = StepContext(0, 0, 5, None, torch.device("cpu"), counts)  # the base step is balanced: unshifted
+    assert build_method("civc", {"logit_adjustment": 1}).classification_loss(out, y, base).item() == plain.item()
+
+
+def test_each_step_knows_the_class_counts_of_its_training_set(tmp_path: Path, monkeypatch) -> None:
+    seen: list[list[int]] = []
+    monkeypatch.setattr(
+        METHODS["civc"], "begin_step", lambda self, model, ctx, tools: seen.append(ctx.class_counts.tolist())
+    )
+    run_incremental(tiny(method={"name": "civc"}), tmp_path / "civc")
+    # 6 training videos a class; the memory's 12 whole clips of 4 frames hold all 6 of the 2 base classes,
+    # then 3 of each of 4 classes
+    assert seen == [[6, 6], [6, 6, 6, 6], [3, 3, 3, 3, 6, 6]]
