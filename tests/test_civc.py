@@ -374,7 +374,9 @@ def test_logit_adjustment_shifts_the_training_logits_by_the_log_prior() -> None:
     plain = torch.nn.functional.cross_entropy(out["logits"], y)
     assert build_method("civc", {}).classification_loss(out, y, ctx).item() == plain.item()
     base = StepContext(0, 0, 5, None, torch.device("cpu"), counts)  # the base step is balanced: unshifted
-    assert build_method("civc", {"logit_adjustment": 1}).classification_loss(out, y, base).item() == plain.item()
+    assert (
+        build_method("civc", {"logit_adjustment": 1}).classification_loss(out, y, base).item() == plain.item()
+    )
 
 
 def test_each_step_knows_the_class_counts_of_its_training_set(tmp_path: Path, monkeypatch) -> None:
