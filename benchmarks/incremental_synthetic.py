@@ -29,26 +29,41 @@ from pathlib import Path
 import yaml
 
 from distillkit.incremental.compare import compare
-from distillkit.incremental.methods import METHODS, build_method
+from distillkit.incremental.methods import METHODS, Method, build_method
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPECTED = [["joint"], ["icarl", "lucir", "podnet"], ["lwf"], ["finetune"]]
 """The ordering expected from the literature, best first, on average incremental accuracy."""
 
 
-def head_of(method: str, overrides: Sequence[str]) -> str:
-    """The classifier head of `method` with the `method.options.<key>=<value>` overrides among `overrides`."""
+def built_method(method: str, overrides: Sequence[str]) -> Method:
+    """`method` with the `method.options.<key>=<value>` overrides among `overrides`."""
     prefix = "method.options."
     options = {
         o[len(prefix) :].split("=")[0]: yaml.safe_load(o.split("=", 1)[1])
         for o in overrides
         if o.startswith(prefix)
     }
-    return build_method(method, options).head
+    return build_method(method, options)
+
+
+def head_of(method: str, overrides: Sequence[str]) -> str:
+    """The classifier head of `method` with the `method.options.<key>=<value>` overrides among `overrides`."""
+    return built_method(method, overrides).head
 
 
 def run_one(config: Path, out: Path, method: str, order: int, overrides: list[str]) -> tuple[str, float]:
     if (out / "finished").is_file():
+        # a finished run is reused only if it ran with the options the entry resolves to now (a changed default
+        # would otherwise pass unseen); runs from before results.json recorded them are taken as they are
+        recorded = json.loads((out / "results.json").read_text()).get("method_options")
+        wanted = built_method(method, overrides).options.model_dump(mode="json")
+        if recorded is not None and recorded != wanted:
+            changed = sorted(k for k in wanted.keys() | recorded.keys() if recorded.get(k) != wanted.get(k))
+            raise SystemExit(
+                f"{out} finished with other method options than its entry resolves to now (differs at: "
+                f"{', '.join(changed)}); a default changed since: move the folder away to run it again"
+            )
         return f"{method} order {order}: already done", 0.0
     cmd = [sys.executable, "-m", "distillkit.cli", "incremental", str(config), "--out", str(out), "--resume"]
     for o in [f"method.name={method}", f"scenario.order_seed={order}", "device=cpu", *overrides]:

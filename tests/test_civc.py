@@ -288,6 +288,8 @@ def test_civc_stream_stores_key_frames_and_more_videos(tmp_path: Path) -> None:
             assert all(0 <= p < 4 for p in exemplar.frames)
     on_disk = json.loads((tmp_path / "civc" / "results.json").read_text())
     assert on_disk["method"] == "civc" and len(on_disk["accuracy_matrix"]) == 3
+    # the options as the method resolved them, defaults included
+    assert on_disk["method_options"]["key_frames"] == 2 and on_disk["method_options"]["cbf_epochs"] == 2.0
 
 
 def test_old_model_on_batch_statistics_matches_the_training_model_and_keeps_its_running_stats() -> None:

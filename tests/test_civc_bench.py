@@ -76,3 +76,20 @@ def test_report_pairs_civc_with_the_baselines_and_civc_options_with_civc(
     # an option of civc is compared with civc alone, civc itself with every baseline
     assert pairs == {("civc", "lucir"): [-10.0, -11.0, -9.0], ("civc + key-frames", "civc"): [1.0, 2.0, 3.0]}
     assert all(c["held_out"] for c in summary)
+
+
+def test_a_finished_run_is_reused_only_with_the_options_it_ran_with(bench, tmp_path) -> None:
+    common = sys.modules["incremental_synthetic"]
+    out = tmp_path / "civc" / "order_0"
+    out.mkdir(parents=True)
+    (out / "finished").touch()
+    overrides = ["method.options.key_frames=4", "memory.budget_frames=720"]
+    options = common.built_method("civc", overrides).options.model_dump(mode="json")
+    assert options["key_frames"] == 4 and options["cbf_epochs"] == 2.0  # the entry's override and a default
+    (out / "results.json").write_text(json.dumps({"method_options": options}))
+    assert common.run_one(Path("unused.yaml"), out, "civc", 0, overrides)[0].endswith("already done")
+    (out / "results.json").write_text(json.dumps({"method_options": {**options, "cbf_epochs": 0.0}}))
+    with pytest.raises(SystemExit, match=r"differs at: cbf_epochs.*move the folder away"):
+        common.run_one(Path("unused.yaml"), out, "civc", 0, overrides)
+    (out / "results.json").write_text(json.dumps({}))  # a run from before the options were recorded
+    assert common.run_one(Path("unused.yaml"), out, "civc", 0, overrides)[0].endswith("already done")

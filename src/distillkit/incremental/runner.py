@@ -633,6 +633,7 @@ class StreamRun:
             "seconds_per_step": state.seconds,
             "seed": self.cfg.seed,
             "config": dump_config(self.cfg),
+            "method_options": self.method.options.model_dump(mode="json"),
             **run_metadata(self.device),
         }
         if not is_main():
