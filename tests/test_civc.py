@@ -316,11 +316,8 @@ def test_old_model_on_batch_statistics_matches_the_training_model_and_keeps_its_
     for key in ("layer1", "layer4", "pooled", "logits"):
         torch.testing.assert_close(before[key], now[key])
     assert all(torch.equal(old.state_dict()[k], v) for k, v in stats.items())
-    method = build_method("civc", EVERY_PART)
-    assert (
-        method.old_model_batch_stats
-        and not build_method("civc", {"old_batch_stats": False}).old_model_batch_stats
-    )
+    method = build_method("civc", {**EVERY_PART, "old_batch_stats": True})
+    assert method.old_model_batch_stats and not build_method("civc", {}).old_model_batch_stats  # off by default
     now["clips"] = x
     assert all(v.abs() < 1e-5 for v in method.feature_losses(now, before).values())
 

@@ -176,9 +176,9 @@ def test_similarity_head_methods_imprint_and_balance_by_their_options(name: str)
 def test_method_flags_follow_options_per_instance() -> None:
     """Flags an option chooses are the instance's, not the class's: two civc instances differ."""
     plain, nme = build_method("civc", {}), build_method("civc", {"classifier": "nme", "head": "linear"})
-    assert (plain.nme, plain.head, plain.old_model_batch_stats) == (False, "cosine", True)
+    assert (plain.nme, plain.head, plain.old_model_batch_stats) == (False, "cosine", False)
     assert (nme.nme, nme.head) == (True, "linear")
-    assert build_method("civc", {"old_batch_stats": False}).old_model_batch_stats is False
+    assert build_method("civc", {"old_batch_stats": True}).old_model_batch_stats is True
     assert build_method("tcd", {"classifier": "nme"}).nme and not build_method("tcd", {}).nme
     assert build_method("podnet", {"classifier": "lsc"}).head == "lsc" and METHODS["podnet"].head == "cosine"
 
