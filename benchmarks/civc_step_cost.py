@@ -28,9 +28,9 @@ from distillkit.distill.spatiotemporal import track
 from distillkit.incremental.config import IncrementalConfig
 from distillkit.incremental.methods import StepContext, build_method
 from distillkit.incremental.runner import model_outputs
+from distillkit.models.factory import build_video_model
 from distillkit.models.heads import make_head
 from distillkit.report.tables import markdown_table
-from distillkit.train import build_video_model
 
 ROOT = Path(__file__).resolve().parent.parent
 

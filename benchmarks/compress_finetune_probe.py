@@ -27,7 +27,7 @@ from distillkit.engine.checkpoint import load_checkpoint
 from distillkit.engine.device import resolve_device, seed_everything
 from distillkit.engine.loop import NonFiniteLoss, evaluate, fit
 from distillkit.models.blocks import block_shapes, split_model
-from distillkit.train import obtain_model
+from distillkit.models.factory import obtain_model
 
 
 class FrozenStatisticsFinetune(KDFinetuneObjective):

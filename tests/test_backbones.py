@@ -14,9 +14,9 @@ from distillkit import api
 from distillkit.config import CompressConfig, TrainConfig, VideoTrainConfig, load_config
 from distillkit.errors import ConfigError
 from distillkit.models import backbones, build_model, registry
+from distillkit.models.factory import build_video_model
 from distillkit.models.registry import BACKBONES, backbone_names, register_backbone
 from distillkit.models.tsm import ShiftConv2d, VideoResNet
-from distillkit.train import build_video_model
 
 IMAGE = ["resnet18", "resnet34", "resnet50", "vgg11", "vgg13", "vgg16", "vgg19"]
 VIDEO = ["resnet18", "resnet20", "resnet32", "resnet34", "resnet44", "resnet50", "resnet56"]

@@ -296,8 +296,8 @@ def test_old_model_on_batch_statistics_matches_the_training_model_and_keeps_its_
     import copy
 
     from distillkit.incremental.runner import model_outputs, normalise_with_batch_statistics
+    from distillkit.models.factory import build_video_model
     from distillkit.models.heads import make_head
-    from distillkit.train import build_video_model
 
     cfg = tiny()
     model = build_video_model(cfg.model, 3, 4)
@@ -317,7 +317,9 @@ def test_old_model_on_batch_statistics_matches_the_training_model_and_keeps_its_
         torch.testing.assert_close(before[key], now[key])
     assert all(torch.equal(old.state_dict()[k], v) for k, v in stats.items())
     method = build_method("civc", {**EVERY_PART, "old_batch_stats": True})
-    assert method.old_model_batch_stats and not build_method("civc", {}).old_model_batch_stats  # off by default
+    assert (
+        method.old_model_batch_stats and not build_method("civc", {}).old_model_batch_stats
+    )  # off by default
     now["clips"] = x
     assert all(v.abs() < 1e-5 for v in method.feature_losses(now, before).values())
 

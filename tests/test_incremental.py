@@ -123,7 +123,7 @@ def test_nme_means_come_from_the_stored_exemplars(tmp_path: Path) -> None:
 
     from distillkit.incremental.data import ClassSubset
     from distillkit.incremental.memory import MemoryDataset
-    from distillkit.train import build_video_model
+    from distillkit.models.factory import build_video_model
 
     stream = StreamRun(tiny(), tmp_path / "run")
     model = build_video_model(stream.cfg.model, 6, 4).eval()

@@ -1,4 +1,4 @@
-"""Tests for distillkit.compress.profile and distillkit.compress.export (hand-computed MAC counts)."""
+"""Tests for distillkit.engine.profile and distillkit.compress.export (hand-computed MAC counts)."""
 
 import numpy as np
 import onnxruntime as ort
@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from distillkit.compress.export import export_onnx
-from distillkit.compress.profile import count_macs, count_params, measure_latency, profile_model
+from distillkit.engine.profile import count_macs, count_params, measure_latency, profile_model
 from distillkit.errors import DistillkitError
 
 # MACs count only multiply-accumulates of conv / linear weights: bias additions are NOT counted.

@@ -17,7 +17,7 @@ from distillkit.errors import CheckpointError
 from distillkit.incremental.methods import build_method
 from distillkit.incremental.runner import StreamRun, run_incremental
 from distillkit.incremental.state import CHECKPOINT_KEYS, StreamFolder, StreamState
-from distillkit.train import build_video_model
+from distillkit.models.factory import build_video_model
 from tests.test_incremental import tiny
 
 Step = tuple[list[float], list[float] | None, float, dict[str, int], list[dict[str, float]]]

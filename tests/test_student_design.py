@@ -2,9 +2,9 @@ import pytest
 import torch
 from torch import nn
 
-from distillkit.compress.profile import count_macs
 from distillkit.compress.receptive_field import ReceptiveField, receptive_field
 from distillkit.compress.student import design_student, design_student_block
+from distillkit.engine.profile import count_macs
 from distillkit.errors import SplitError
 from distillkit.models import build_model
 from distillkit.models.blocks import block_shapes, split_model

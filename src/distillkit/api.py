@@ -447,7 +447,7 @@ def _load_state(model: nn.Module, path: Path, what: str) -> nn.Module:
 def load_model(run_dir: str | Path) -> nn.Module:
     """The model a `train` run trained (model.pt, or the `model.checkpoint` it evaluated), in eval mode."""
     from distillkit.models import build_model
-    from distillkit.train import build_video_model
+    from distillkit.models.factory import build_video_model
 
     folder = Path(run_dir)
     report = _finished_report(
@@ -503,7 +503,7 @@ def load_incremental_model(run_dir: str | Path, step: int | None = None) -> nn.M
     from distillkit.incremental.config import IncrementalConfig
     from distillkit.incremental.methods import build_method
     from distillkit.incremental.state import StreamFolder, StreamState
-    from distillkit.train import build_video_model
+    from distillkit.models.factory import build_video_model
 
     folder = Path(run_dir)
     what = "load_incremental_model loads a model of a `distillkit incremental` run"

@@ -5,23 +5,16 @@ from __future__ import annotations
 import json
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch import nn
-from torch.utils.data import DataLoader
 
-from distillkit.compress.profile import count_macs, count_params
 from distillkit.config import (
-    PerformanceConfig,
-    TeacherConfig,
     TrainConfig,
-    VideoModelConfig,
     VideoTrainConfig,
     dump_config,
 )
-from distillkit.data.images import ImageDatasets, build_image_datasets, make_loaders
+from distillkit.data.images import build_image_datasets, make_loaders
 from distillkit.data.video.dataset import append_skip_log, read_skip_log
 from distillkit.data.videos import build_video_datasets, video_loader
 from distillkit.engine.checkpoint import save_checkpoint
@@ -37,56 +30,13 @@ from distillkit.engine.distributed import (
 )
 from distillkit.engine.loop import ClassifierObjective, check_performance, evaluate, fit, predict
 from distillkit.engine.metrics import confusion_matrix, topk_accuracy
+from distillkit.engine.profile import count_macs, count_params
 from distillkit.engine.tracking import tracker
-from distillkit.models import build_model, load_weights
-from distillkit.models.tsm import VideoResNet
+from distillkit.models import load_weights
+from distillkit.models.factory import build_video_model, obtain_model
 from distillkit.report.meta import run_metadata
 from distillkit.report.plots import plot_confusion_matrix
 from distillkit.report.run_report import train_report
-
-
-@dataclass
-class ObtainedModel:
-    """A model ready for use, and what training it cost here (zeros when it was loaded)."""
-
-    model: nn.Module
-    seconds: float
-    samples: int
-
-
-def obtain_model(
-    cfg: TeacherConfig,
-    data: ImageDatasets,
-    train_loader: DataLoader,
-    device: torch.device,
-    save_to: Path,
-    seed: int,
-    perf: PerformanceConfig | None = None,
-) -> ObtainedModel:
-    """Build the model; load `cfg.checkpoint` if given, else train it (with the speed options `perf`) and save it
-    to `save_to` (eval mode). Under torchrun it trains data-parallel (`engine.distributed.data_parallel`), rank 0
-    saves, and `samples` counts every process's."""
-    seed_everything(seed)
-    model = build_model(cfg.arch, data.num_classes, data.in_channels, cfg.width, cfg.small_input)
-    if cfg.checkpoint is not None:
-        load_weights(model, cfg.checkpoint)
-        return ObtainedModel(model.to(device).eval(), 0.0, 0)
-    model.to(device)
-    steps = cfg.train.num_steps(len(train_loader))
-    with data_parallel(model, device) as trained:
-        result = fit(
-            ClassifierObjective(trained),
-            train_loader,
-            steps,
-            cfg.optim,
-            device,
-            desc=f"train {cfg.arch}",
-            perf=perf,
-        )
-    if is_main():
-        save_checkpoint(model.state_dict(), save_to)
-    samples = int(all_reduce_sum([result.samples])[0]) if is_distributed() else result.samples
-    return ObtainedModel(model.eval(), result.seconds, samples)
 
 
 def run_train(cfg: TrainConfig | VideoTrainConfig, out: Path) -> dict:
@@ -134,20 +84,6 @@ def _train_images(cfg: TrainConfig, out: Path, device: torch.device) -> dict:
             f"{cfg.model.arch}: top-1 {report['accuracy']:.2f}% on {cfg.data.name} ({seconds:.0f}s training)"
         )
     return report
-
-
-def build_video_model(cfg: VideoModelConfig, num_classes: int, num_segments: int) -> VideoResNet:
-    """The TSM/TSN network of a config (pretrained backbone from a local file when given)."""
-    return VideoResNet(
-        cfg.arch,
-        num_classes,
-        num_segments,
-        width=cfg.width,
-        shift=cfg.shift,
-        shift_div=cfg.shift_div,
-        small_input=cfg.small_input,
-        pretrained=cfg.pretrained,
-    )
 
 
 def run_video_train(cfg: VideoTrainConfig, out: Path) -> dict:

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from distillkit.compress.profile import count_macs
 from distillkit.engine.modes import eval_mode
+from distillkit.engine.profile import count_macs
 from distillkit.models.blocks import BlockwiseNet
 
 

@@ -15,7 +15,6 @@ from distillkit.compress.baselines import StudentObjective
 from distillkit.compress.compute import block_costs, pbkd_training_macs, supervised_training_macs
 from distillkit.compress.export import export_onnx
 from distillkit.compress.pbkd import KDFinetuneObjective, progressive_distill, stage_order
-from distillkit.compress.profile import count_macs, measure_latency, profile_model
 from distillkit.compress.resume import CompressionProgress
 from distillkit.compress.student import design_student, fresh_copy, ratio_for_macs, resolve_init
 from distillkit.config import CompressConfig, dump_config
@@ -24,14 +23,15 @@ from distillkit.engine.checkpoint import save_checkpoint
 from distillkit.engine.device import resolve_device, seed_everything
 from distillkit.engine.distributed import is_distributed, is_main, per_process_batch
 from distillkit.engine.loop import check_performance, evaluate, fit
+from distillkit.engine.profile import count_macs, measure_latency, profile_model
 from distillkit.engine.tracking import tracker
 from distillkit.models import build_model
 from distillkit.models.blocks import BlockwiseNet, block_shapes, split_model
+from distillkit.models.factory import ObtainedModel, obtain_model
 from distillkit.report.meta import run_metadata
 from distillkit.report.plots import plot_accuracy_vs_macs
 from distillkit.report.run_report import compress_report, compress_summary
 from distillkit.report.tables import print_table
-from distillkit.train import ObtainedModel, obtain_model
 
 
 class CompressionRun:

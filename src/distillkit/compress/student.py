@@ -250,7 +250,7 @@ def ratio_for_macs(
     the reduction it gives. MACs of one sample: the blocks' (teacher and student, on `shapes`) plus `other_macs`
     (the classifier head and anything outside the blocks, the same for both). A `SplitError` names the reduction
     reachable when even 1/64 is not enough."""
-    from distillkit.compress.profile import count_macs
+    from distillkit.engine.profile import count_macs
 
     def macs(modules: list[nn.Module]) -> int:
         return other_macs + sum(count_macs(m, (1, *s[0][1:])) for m, s in zip(modules, shapes, strict=True))

@@ -66,11 +66,11 @@ from distillkit.incremental.replay import Replay, downsample_clips
 from distillkit.incremental.scenario import Scenario, build_scenario, preset_scenario
 from distillkit.incremental.selection import allocate, herding, random_order
 from distillkit.incremental.state import StreamFolder, StreamState
+from distillkit.models.factory import build_video_model
 from distillkit.models.heads import grow_head
 from distillkit.report.incremental_plots import plot_accuracy_matrix, plot_accuracy_per_step
 from distillkit.report.incremental_report import incremental_report
 from distillkit.report.meta import run_metadata
-from distillkit.train import build_video_model
 
 
 def model_outputs(model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:

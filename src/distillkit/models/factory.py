@@ -1,0 +1,77 @@
+"""Model factories the jobs share: a configured video network, and an image model loaded or trained."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from distillkit.config import PerformanceConfig, TeacherConfig, VideoModelConfig
+from distillkit.data.images import ImageDatasets
+from distillkit.engine.checkpoint import save_checkpoint
+from distillkit.engine.device import seed_everything
+from distillkit.engine.distributed import all_reduce_sum, data_parallel, is_distributed, is_main
+from distillkit.engine.loop import ClassifierObjective, fit
+from distillkit.models import build_model, load_weights
+from distillkit.models.tsm import VideoResNet
+
+
+def build_video_model(cfg: VideoModelConfig, num_classes: int, num_segments: int) -> VideoResNet:
+    """The TSM/TSN network of a config (pretrained backbone from a local file when given)."""
+    return VideoResNet(
+        cfg.arch,
+        num_classes,
+        num_segments,
+        width=cfg.width,
+        shift=cfg.shift,
+        shift_div=cfg.shift_div,
+        small_input=cfg.small_input,
+        pretrained=cfg.pretrained,
+    )
+
+
+@dataclass
+class ObtainedModel:
+    """A model ready for use, and what training it cost here (zeros when it was loaded)."""
+
+    model: nn.Module
+    seconds: float
+    samples: int
+
+
+def obtain_model(
+    cfg: TeacherConfig,
+    data: ImageDatasets,
+    train_loader: DataLoader,
+    device: torch.device,
+    save_to: Path,
+    seed: int,
+    perf: PerformanceConfig | None = None,
+) -> ObtainedModel:
+    """Build the model; load `cfg.checkpoint` if given, else train it (with the speed options `perf`) and save it
+    to `save_to` (eval mode). Under torchrun it trains data-parallel (`engine.distributed.data_parallel`), rank 0
+    saves, and `samples` counts every process's."""
+    seed_everything(seed)
+    model = build_model(cfg.arch, data.num_classes, data.in_channels, cfg.width, cfg.small_input)
+    if cfg.checkpoint is not None:
+        load_weights(model, cfg.checkpoint)
+        return ObtainedModel(model.to(device).eval(), 0.0, 0)
+    model.to(device)
+    steps = cfg.train.num_steps(len(train_loader))
+    with data_parallel(model, device) as trained:
+        result = fit(
+            ClassifierObjective(trained),
+            train_loader,
+            steps,
+            cfg.optim,
+            device,
+            desc=f"train {cfg.arch}",
+            perf=perf,
+        )
+    if is_main():
+        save_checkpoint(model.state_dict(), save_to)
+    samples = int(all_reduce_sum([result.samples])[0]) if is_distributed() else result.samples
+    return ObtainedModel(model.eval(), result.seconds, samples)
