@@ -291,16 +291,6 @@ def _train_config(config: ConfigLike, overrides: Sequence[str]) -> TrainConfig |
 
 
 # ------------------------------------------------------------------------------------------------- jobs
-def _compress_legacy(out: Path) -> bool:
-    """Whether `out` holds a compression run written before run markers (run.json) existed."""
-    return (out / "checkpoints" / "compress.pt").is_file()
-
-
-def _steps_legacy(out: Path) -> bool:
-    """Whether `out` holds a class-incremental run written before run markers (run.json) existed."""
-    return any((out / "checkpoints").glob("step_*.pt"))
-
-
 def train(
     config: ConfigLike,
     out: str | Path,
@@ -313,24 +303,11 @@ def train(
 
     With `resume`, a finished run in `out` (same config) is returned without training again.
     """
-    from distillkit.engine.distributed import is_main, process_group
-    from distillkit.engine.precision import job_dtype
-    from distillkit.engine.run_folder import claim, out_path
-    from distillkit.engine.tracking import tracking
-    from distillkit.train import run_train
+    from distillkit.engine.run_folder import out_path
+    from distillkit.jobs import TrainJob
 
     out = out_path(out)
-    cfg = _train_config(config, overrides)
-    with process_group(cfg.device):
-        state = claim(out, "train", cfg, resume=resume, overwrite=overwrite, finished="report.json")
-        if state == "finished":
-            if is_main():
-                print(f"{out} holds this train run, finished (report.json): nothing to do")
-            return train_result(json.loads((out / "report.json").read_text()), out)
-        if state == "restart" and is_main():
-            print(f"resume: the train run in {out} had not finished; training it again from the start")
-        with tracking(cfg.tensorboard, out), job_dtype(cfg.perf):
-            report = run_train(cfg, out)
+    report = TrainJob().run(_train_config(config, overrides), out, resume=resume, overwrite=overwrite)
     return train_result(report, out)
 
 
@@ -343,18 +320,13 @@ def compress(
     overwrite: bool = False,
 ) -> CompressResult:
     """`distillkit compress CONFIG --out OUT [--set …] [--resume]`: PBKD compression of the configured teacher."""
-    from distillkit.compress.job import CompressionRun
-    from distillkit.engine.distributed import process_group
-    from distillkit.engine.precision import job_dtype
-    from distillkit.engine.run_folder import claim, out_path
-    from distillkit.engine.tracking import tracking
+    from distillkit.engine.run_folder import out_path
+    from distillkit.jobs import CompressJob
 
     out = out_path(out)
-    cfg = _config(config, CompressConfig, overrides)
-    with process_group(cfg.device) as device:
-        claim(out, "compress", cfg, resume=resume, overwrite=overwrite, legacy=_compress_legacy)
-        with tracking(cfg.tensorboard, out), job_dtype(cfg.perf):
-            report = CompressionRun(cfg, out, device=device, resume=resume).run()
+    report = CompressJob().run(
+        _config(config, CompressConfig, overrides), out, resume=resume, overwrite=overwrite
+    )
     return compress_result(report, out)
 
 
@@ -367,21 +339,13 @@ def incremental(
     overwrite: bool = False,
 ) -> IncrementalResult:
     """`distillkit incremental CONFIG --out OUT [--set …] [--resume]`: a class-incremental run."""
-    from distillkit.engine.distributed import process_group
-    from distillkit.engine.precision import job_dtype
-    from distillkit.engine.run_folder import claim, out_path
-    from distillkit.engine.tracking import tracking
+    from distillkit.engine.run_folder import out_path
     from distillkit.incremental.config import IncrementalConfig
-    from distillkit.incremental.methods import build_method
-    from distillkit.incremental.runner import run_incremental
+    from distillkit.jobs import IncrementalJob
 
     out = out_path(out)
     cfg = _config(config, IncrementalConfig, overrides)
-    build_method(cfg.method.name, cfg.method.options)  # the method's options are checked before any work
-    with process_group(cfg.device):
-        claim(out, "incremental", cfg, resume=resume, overwrite=overwrite, legacy=_steps_legacy)
-        with tracking(cfg.tensorboard, out), job_dtype(cfg.perf):
-            results = run_incremental(cfg, out, resume=resume)
+    results = IncrementalJob().run(cfg, out, resume=resume, overwrite=overwrite)
     return incremental_result(results, out)
 
 

@@ -1,0 +1,75 @@
+"""The skeleton every job shares: claim the run folder, start the process group, then run the job's own work
+under its logging and precision settings. A job says only what is its own (`Job` subclasses, one file each)."""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import ClassVar, Generic, Protocol, TypeVar, cast
+
+import torch
+
+from distillkit.config import PerformanceConfig, Section
+from distillkit.engine.distributed import is_main, process_group
+from distillkit.engine.precision import job_dtype
+from distillkit.engine.run_folder import claim
+from distillkit.engine.tracking import tracking
+
+C = TypeVar("C", bound=Section)
+
+
+class JobSettings(Protocol):
+    """The settings every job's config has."""
+
+    device: str
+    tensorboard: bool
+    perf: PerformanceConfig
+
+
+class Job(ABC, Generic[C]):
+    """One job (`distillkit <name>`): `run` owns the preamble, `execute` the work."""
+
+    name: ClassVar[str]
+    finished: ClassVar[str | None] = None
+    """For a job that cannot continue a partial run: the file its finished run holds. `--resume` then returns
+    that file's report when it is there and starts the run again otherwise; None: the job resumes itself."""
+    verb: ClassVar[str] = "running"
+    """What the job does, for the line saying an unfinished run starts again ("training it again ...")."""
+
+    def check(self, cfg: C) -> None:
+        """Checks of `cfg` beyond its schema, before any work (the default: none)."""
+
+    def legacy(self, out: Path) -> bool:
+        """Whether `out` holds a run of this job written before run folders were marked (the default: never)."""
+        return False
+
+    @abstractmethod
+    def execute(self, cfg: C, out: Path, device: torch.device, resume: bool) -> dict:
+        """The job's work in the claimed folder `out`; returns its report (as written to `out`)."""
+
+    def run(self, cfg: C, out: Path, *, resume: bool = False, overwrite: bool = False) -> dict:
+        """Check `cfg`, claim `out` (engine/run_folder.py), and execute under the config's device, TensorBoard
+        and precision settings; returns the report."""
+        self.check(cfg)
+        settings = cast(JobSettings, cfg)
+        with process_group(settings.device) as device:
+            state = claim(
+                out,
+                self.name,
+                cfg,
+                resume=resume,
+                overwrite=overwrite,
+                legacy=self.legacy,
+                finished=self.finished,
+            )
+            if state == "finished" and self.finished is not None:
+                if is_main():
+                    print(f"{out} holds this {self.name} run, finished ({self.finished}): nothing to do")
+                return json.loads((out / self.finished).read_text())
+            if state == "restart" and is_main():
+                print(
+                    f"resume: the {self.name} run in {out} had not finished; {self.verb} it again from the start"
+                )
+            with tracking(settings.tensorboard, out), job_dtype(settings.perf):
+                return self.execute(cfg, out, device, resume)

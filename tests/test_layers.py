@@ -1,0 +1,55 @@
+"""The import graph has no upward arrow: libraries never import a job, and no job imports another."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from distillkit.jobs import JOBS, CompressJob, IncrementalJob, TrainJob
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "distillkit"
+JOB_MODULES = {"distillkit.train", "distillkit.compress.job", "distillkit.incremental.runner"}
+"""The jobs' own work, which only `jobs/` may import (besides the API and the command line above it)."""
+TOP = {"distillkit.api", "distillkit.cli", "distillkit.jobs"}
+
+
+def imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+        elif isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+    return {n for n in names if n.startswith("distillkit")}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(SRC.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+LIBRARIES = [p for p in sorted(SRC.rglob("*.py")) if not module_name(p).startswith(tuple(TOP | JOB_MODULES))]
+
+
+@pytest.mark.parametrize("path", LIBRARIES, ids=lambda p: module_name(p))
+def test_a_library_imports_no_job(path: Path) -> None:
+    upward = {n for n in imports(path) if n in JOB_MODULES or n.startswith(tuple(TOP))}
+    assert not upward, f"{module_name(path)} imports {sorted(upward)}"
+
+
+def test_no_job_imports_another() -> None:
+    for path in sorted(p for p in (SRC / "jobs").glob("*.py") if p.name != "__init__.py"):
+        own = module_name(path)
+        others = {f"distillkit.jobs.{j}" for j in JOBS if f"distillkit.jobs.{j}" != own}
+        assert not imports(path) & others, own
+    for job in JOB_MODULES:
+        path = SRC / (job.split(".", 1)[1].replace(".", "/") + ".py")
+        assert not imports(path) & (JOB_MODULES - {job}), job
+
+
+def test_jobs_by_name() -> None:
+    assert JOBS == {"train": TrainJob, "compress": CompressJob, "incremental": IncrementalJob}
+    assert TrainJob.finished == "report.json"  # trains in one go: resume returns the finished report
+    assert CompressJob.finished is None and IncrementalJob.finished is None  # they resume themselves
