@@ -17,23 +17,20 @@ from distillkit.config import (
 from distillkit.data.images import build_image_datasets, make_loaders
 from distillkit.data.video.dataset import append_skip_log, read_skip_log
 from distillkit.data.videos import build_video_datasets, video_loader
-from distillkit.engine.checkpoint import save_checkpoint
 from distillkit.engine.device import seed_everything
 from distillkit.engine.distributed import (
-    all_reduce_sum,
-    data_parallel,
     gather_objects,
     is_distributed,
     is_main,
     per_process_batch,
     process_group,
 )
-from distillkit.engine.loop import ClassifierObjective, check_performance, evaluate, fit, predict
+from distillkit.engine.loop import check_performance, evaluate, predict
 from distillkit.engine.metrics import confusion_matrix, topk_accuracy
 from distillkit.engine.profile import count_macs, count_params
 from distillkit.engine.tracking import tracker
 from distillkit.models import load_weights
-from distillkit.models.factory import build_video_model, obtain_model
+from distillkit.models.factory import build_video_model, obtain_model, train_classifier
 from distillkit.report.meta import run_metadata
 from distillkit.report.plots import plot_confusion_matrix
 from distillkit.report.run_report import train_report
@@ -116,23 +113,11 @@ def _train_videos(cfg: VideoTrainConfig, out: Path, device: torch.device, scratc
     if cfg.model.checkpoint is not None:
         load_weights(model, cfg.model.checkpoint)
     else:
-        steps = cfg.train.num_steps(len(train_loader))
         name = "TSM" if cfg.model.shift else "TSN"
-        with data_parallel(model, device) as trained:
-            result = fit(
-                ClassifierObjective(trained),
-                train_loader,
-                steps,
-                cfg.optim,
-                device,
-                desc=f"train {name}",
-                perf=cfg.perf,
-            )
-        seconds, samples = result.seconds, result.samples
-        if distributed:
-            samples = int(all_reduce_sum([samples])[0])
-        if is_main():
-            save_checkpoint(model.state_dict(), out / "model.pt")
+        trained = train_classifier(
+            model, train_loader, cfg.train, cfg.optim, device, f"train {name}", out / "model.pt", cfg.perf
+        )
+        seconds, samples = trained.seconds, trained.samples
     logits, targets = predict(model, test_loader, device, sharded=distributed)
     matrix = confusion_matrix(logits, targets, data.num_classes)
     skipped = _merge_skips(read_skip_log(skip_log), skip_log) if distributed else read_skip_log(skip_log)

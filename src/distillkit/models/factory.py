@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from distillkit.config import PerformanceConfig, TeacherConfig, VideoModelConfig
+from distillkit.config import BudgetConfig, OptimConfig, PerformanceConfig, TeacherConfig, VideoModelConfig
 from distillkit.data.images import ImageDatasets
 from distillkit.engine.checkpoint import save_checkpoint
 from distillkit.engine.device import seed_everything
@@ -59,19 +59,28 @@ def obtain_model(
     if cfg.checkpoint is not None:
         load_weights(model, cfg.checkpoint)
         return ObtainedModel(model.to(device).eval(), 0.0, 0)
-    model.to(device)
-    steps = cfg.train.num_steps(len(train_loader))
+    trained = train_classifier(
+        model.to(device), train_loader, cfg.train, cfg.optim, device, f"train {cfg.arch}", save_to, perf
+    )
+    return ObtainedModel(model.eval(), trained.seconds, trained.samples)
+
+
+def train_classifier(
+    model: nn.Module,
+    train_loader: DataLoader,
+    budget: BudgetConfig,
+    optim: OptimConfig,
+    device: torch.device,
+    desc: str,
+    save_to: Path,
+    perf: PerformanceConfig | None = None,
+) -> ObtainedModel:
+    """Train `model` (on `device`) with cross-entropy for `budget`, data-parallel under torchrun; rank 0 saves its
+    weights to `save_to`, and `samples` counts every process's."""
+    steps = budget.num_steps(len(train_loader))
     with data_parallel(model, device) as trained:
-        result = fit(
-            ClassifierObjective(trained),
-            train_loader,
-            steps,
-            cfg.optim,
-            device,
-            desc=f"train {cfg.arch}",
-            perf=perf,
-        )
+        result = fit(ClassifierObjective(trained), train_loader, steps, optim, device, desc=desc, perf=perf)
     if is_main():
         save_checkpoint(model.state_dict(), save_to)
     samples = int(all_reduce_sum([result.samples])[0]) if is_distributed() else result.samples
-    return ObtainedModel(model.eval(), result.seconds, samples)
+    return ObtainedModel(model, result.seconds, samples)
