@@ -120,13 +120,13 @@ def test_train_resume_finished_is_a_no_op(trained: Path, configs, capsys) -> Non
     assert snapshot(trained) == before
 
 
-def test_train_resume_unfinished_trains_again(trained: Path, configs, capsys) -> None:
-    (trained / "report.json").unlink()  # as a run killed before its end leaves it
-    (trained / "half-written.tmp").write_text("x")
+def test_train_resume_unfinished_goes_on_from_its_training_state(trained: Path, configs, capsys) -> None:
+    report = json.loads((trained / "report.json").read_text())
+    (trained / "report.json").unlink()  # as a run killed after training, before its report, leaves it
     code, out, err = cli(capsys, "train", configs["train"], "--out", trained, "--resume")
     assert code == 0, err
-    assert "had not finished; training it again from the start" in out
-    assert (trained / "report.json").is_file() and not (trained / "half-written.tmp").exists()
+    assert "resume: going on with the train run" in out and "after its last full epoch" in out
+    assert json.loads((trained / "report.json").read_text())["accuracy"] == report["accuracy"]
 
 
 def test_overwrite_replaces_a_run_of_any_job(tmp_path: Path, configs, capsys) -> None:
@@ -140,7 +140,15 @@ def test_overwrite_replaces_a_run_of_any_job(tmp_path: Path, configs, capsys) ->
     os.symlink(outside, out / "link")  # a link out of the folder: unlinked, its target untouched
     code, _, err = cli(capsys, "train", configs["train"], "--out", out, "--overwrite", "--set", "seed=4")
     assert code == 0, err
-    assert sorted(os.listdir(out)) == ["metrics.jsonl", "model.pt", "report.json", "report.md", MARKER]
+    assert sorted(os.listdir(out)) == [
+        "checkpoints",
+        "metrics.jsonl",
+        "model.pt",
+        "report.json",
+        "report.md",
+        MARKER,
+    ]
+    assert os.listdir(out / "checkpoints") == ["train.pt"]  # the training state, not the compress run's
     assert json.loads((out / MARKER).read_text())["config"]["seed"] == 4
     assert json.loads((out / "report.json").read_text())["seed"] == 4
     assert (outside / "keep.txt").read_text() == "not ours"

@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume",
         action="store_true",
         help="with --out holding this train run (same config): if it finished (report.json), say so and exit "
-        "without training; if not, train it again from the start (train keeps no checkpoint before the end)",
+        "without training; if not, go on after its last full epoch (checkpoints/train.pt)",
     )
     inc = _add_job(sub, "incremental", "learn video classes step by step (class-incremental) and evaluate")
     inc.add_argument("--resume", action="store_true", help="continue the run in --out after its last step")

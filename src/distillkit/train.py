@@ -35,6 +35,9 @@ from distillkit.report.meta import run_metadata
 from distillkit.report.plots import plot_confusion_matrix
 from distillkit.report.run_report import train_report
 
+TRAINING_STATE = "checkpoints/train.pt"
+"""Where a train run keeps its training state after each epoch, for `--resume` (`engine.fit_state`)."""
+
 
 def run_train(cfg: TrainConfig | VideoTrainConfig, out: Path) -> dict:
     """Train `cfg.model` on `cfg.data`; writes model.pt and report.json (and plots for videos) to `out`.
@@ -59,7 +62,9 @@ def _train_images(cfg: TrainConfig, out: Path, device: torch.device) -> dict:
     seed_everything(cfg.seed)
     data = build_image_datasets(cfg.data, cfg.seed)
     train_loader, test_loader = make_loaders(data, cfg.data, cfg.seed, distributed=distributed)
-    obtained = obtain_model(cfg.model, data, train_loader, device, out / "model.pt", cfg.seed, cfg.perf)
+    obtained = obtain_model(
+        cfg.model, data, train_loader, device, out / "model.pt", cfg.seed, cfg.perf, out / TRAINING_STATE
+    )
     model, seconds = obtained.model, obtained.seconds
     input_shape = (1, data.in_channels, data.image_size, data.image_size)
     report = {
@@ -115,8 +120,9 @@ def _train_videos(cfg: VideoTrainConfig, out: Path, device: torch.device, scratc
     else:
         name = "TSM" if cfg.model.shift else "TSN"
         trained = train_classifier(
-            model, train_loader, cfg.train, cfg.optim, device, f"train {name}", out / "model.pt", cfg.perf
-        )
+            model, train_loader, cfg.train, cfg.optim, device, f"train {name}", out / "model.pt", cfg.perf,
+            out / TRAINING_STATE,
+        )  # fmt: skip
         seconds, samples = trained.seconds, trained.samples
     logits, targets = predict(model, test_loader, device, sharded=distributed)
     matrix = confusion_matrix(logits, targets, data.num_classes)

@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader
 
 from distillkit.config import OptimConfig, PerformanceConfig
 from distillkit.engine import distributed
+from distillkit.engine.fit_state import FitProgress, Resumable, load_fit_state, save_fit_state
 from distillkit.engine.modes import eval_mode
 from distillkit.engine.precision import to_device
 from distillkit.engine.progress import progress_bar
@@ -110,11 +111,11 @@ def lr_factor(step: int, total: int, cfg: OptimConfig) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * done))
 
 
-def cycle(loader: DataLoader) -> Iterator:
-    """Batches forever, epoch after epoch: a fresh shuffle, and fresh random draws from data sets that have
-    `set_epoch` (video sets seed their sampling by epoch), as from samplers that have it (`DistributedSampler`
-    shuffles by epoch)."""
-    epoch = 0
+def cycle(loader: DataLoader, epoch: int = 0, epoch_done: Callable[[int], None] | None = None) -> Iterator:
+    """Batches forever, epoch after epoch from `epoch`: a fresh shuffle, and fresh random draws from data sets
+    that have `set_epoch` (video sets seed their sampling by epoch), as from samplers that have it
+    (`DistributedSampler` shuffles by epoch). `epoch_done(epochs)` is called when an epoch's batches are spent and
+    before the next epoch draws anything (its shuffle included): where a training state is complete."""
     while True:
         if hasattr(loader.dataset, "set_epoch"):
             loader.dataset.set_epoch(epoch)
@@ -122,6 +123,8 @@ def cycle(loader: DataLoader) -> Iterator:
             loader.sampler.set_epoch(epoch)
         yield from loader
         epoch += 1
+        if epoch_done is not None:
+            epoch_done(epoch)
 
 
 def check_performance(perf: PerformanceConfig | None, device: torch.device | str) -> None:
@@ -199,8 +202,12 @@ def fit(
     desc: str = "train",
     log_every: int = 50,
     perf: PerformanceConfig | None = None,
+    resumable: Resumable | None = None,
 ) -> FitResult:
     """Train `objective` for `steps` optimiser steps on batches from `loader`.
+
+    With `resumable`, the training state is written after every full epoch and after the last step, and when its
+    file is there at the start, `fit` goes on from it (`engine.fit_state`).
 
     `perf` (None: plain fp32) picks the autocast precision
     of the forward pass and loss (fp16 with a gradient scaler), channels-last trained conv weights and 4-D inputs,
@@ -229,10 +236,24 @@ def fit(
     result = FitResult(steps=steps, seconds=0.0, samples=0)
     start = time.perf_counter()
     interval: list[LossParts] = []  # the parts of the steps since the last log, on the device
-    batches = cycle(loader)
+    done = load_fit_state(resumable, steps, optimizer, scheduler, scaler, loader) if resumable else None
+    if done is not None:
+        result.samples, result.history = done.samples, done.history
+        interval = [{k: v.to(device) for k, v in parts.items()} for parts in done.interval]
+    first = done.step if done is not None else 0
+    step = first
+
+    def keep_state(epochs: int) -> None:  # `step` steps are done; the next epoch has drawn nothing yet
+        progress = FitProgress(step, epochs, result.samples, result.history, interval)
+        save_fit_state(resumable, steps, progress, optimizer, scheduler, scaler, loader)
+
+    epoch_done = keep_state if resumable is not None else None
+    batches = cycle(loader, done.epoch if done is not None else 0, epoch_done)
     with progress_bar(desc, total=steps) as bar, _data_parallel_loss(objective, device) as compute_loss:
         step_loss = _compile(compute_loss, desc) if perf.compile else None
-        for step in range(steps):
+        if first:
+            bar.advance(first)
+        for step in range(first, steps):
             objective.set_mode()
             x, y = next(batches)
             x, y = to_device(x, device, non_blocking=True), y.to(device, non_blocking=True)
@@ -282,6 +303,9 @@ def fit(
                 interval = []
             bar.advance()
     optimizer.zero_grad(set_to_none=True)
+    if resumable is not None and first < steps:  # trained to the end: a resume after a crash trains no more
+        step = steps
+        keep_state(steps // len(loader))
     result.seconds = time.perf_counter() - start
     return result
 

@@ -39,7 +39,7 @@ from distillkit.errors import ConfigError
 MARKER = "run.json"
 _TMP_PREFIX, _TMP_SUFFIX = f".{MARKER}.", ".tmp"  # the marker's temporary files (and the write probe)
 
-Claimed = Literal["new", "resume", "overwrite", "finished", "restart"]
+Claimed = Literal["new", "resume", "overwrite", "finished"]
 
 
 def _comparable(cfg: Section | dict) -> dict:
@@ -204,17 +204,16 @@ def claim(
     """Check that `out` may hold this run of `job` (module docstring), then mark it; before any work.
 
     Returns ``"new"``, ``"resume"`` (the folder holds this run; the job goes on with it) or ``"overwrite"`` (the
-    folder was emptied). For a job that cannot continue a partial run, `finished` names the file a finished run
-    holds: resuming returns ``"finished"`` when it is there (nothing is written), else ``"restart"`` after emptying
-    the folder to start the run again.
+    folder was emptied). `finished` names the file a finished run holds: resuming returns ``"finished"`` when it
+    is there, and nothing is written.
     """
     decision = _decide(Path(out), job, cfg, resume, overwrite, legacy)  # every process: reading only
     if decision == "resume" and finished is not None:
-        decision = "finished" if (out / finished).is_file() else "restart"
+        decision = "finished" if (out / finished).is_file() else "resume"
     barrier()
     if is_main():
         make_writable_folder(out)
-        if decision in ("overwrite", "restart"):
+        if decision == "overwrite":
             empty_folder(out, keep=(MARKER,))
         if decision != "finished":
             _write_marker(out, job, cfg)

@@ -32,10 +32,8 @@ class Job(ABC, Generic[C]):
 
     name: ClassVar[str]
     finished: ClassVar[str | None] = None
-    """For a job that cannot continue a partial run: the file its finished run holds. `--resume` then returns
-    that file's report when it is there and starts the run again otherwise; None: the job resumes itself."""
-    verb: ClassVar[str] = "running"
-    """What the job does, for the line saying an unfinished run starts again ("training it again ...")."""
+    """The file only a finished run holds, for jobs whose `--resume` of a finished run returns its report without
+    touching the folder (None: the job's own resume handles a finished run)."""
 
     def check(self, cfg: C) -> None:
         """Checks of `cfg` beyond its schema, before any work (the default: none)."""
@@ -67,9 +65,5 @@ class Job(ABC, Generic[C]):
                 if is_main():
                     print(f"{out} holds this {self.name} run, finished ({self.finished}): nothing to do")
                 return json.loads((out / self.finished).read_text())
-            if state == "restart" and is_main():
-                print(
-                    f"resume: the {self.name} run in {out} had not finished; {self.verb} it again from the start"
-                )
             with tracking(settings.tensorboard, out), job_dtype(settings.perf):
                 return self.execute(cfg, out, device, resume)

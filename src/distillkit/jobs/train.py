@@ -7,18 +7,23 @@ from pathlib import Path
 import torch
 
 from distillkit.config import TrainConfig, VideoTrainConfig
+from distillkit.engine.distributed import is_main
 from distillkit.jobs.base import Job
-from distillkit.train import run_train
+from distillkit.train import TRAINING_STATE, run_train
 
 
 class TrainJob(Job[TrainConfig | VideoTrainConfig]):
-    """Trains in one go: `--resume` returns a finished run's report.json, or trains an unfinished one again."""
+    """`--resume` returns a finished run's report.json, or goes on training an unfinished run after its last full
+    epoch (its training state, kept in checkpoints/train.pt)."""
 
     name = "train"
     finished = "report.json"
-    verb = "training"
 
     def execute(
         self, cfg: TrainConfig | VideoTrainConfig, out: Path, device: torch.device, resume: bool
     ) -> dict:
+        if resume and is_main():
+            kept = (out / TRAINING_STATE).is_file()
+            going = "after its last full epoch" if kept else "from the start (no epoch had finished)"
+            print(f"resume: going on with the train run in {out} {going}")
         return run_train(cfg, out)
