@@ -215,6 +215,10 @@ class StudentConfig(Section):
     init: Literal["auto", "random", "inherit"] = "auto"
     """`inherit`: start each thinned conv from the teacher's filters of largest L1 norm (thin design only);
     `random`: fresh initialisation; `auto`: inherit for the thin design, random for depthwise."""
+    residual: Literal["internal", "branch"] = "internal"
+    """Residual units (ResNet BasicBlock/Bottleneck): `internal` thins only the branch's internal channels, its
+    last conv keeping the unit's width (no conv added; Li et al., ICLR 2017); `branch` thins every conv of the
+    branch and appends ReLU + a 1×1 conv + BN back to the unit's width."""
 
 
 class FinetuneConfig(Section):

@@ -145,7 +145,9 @@ class CompressionRun:
         outside = count_macs(teacher, one) - sum(
             count_macs(b, (1, *sh[0][1:])) for b, sh in zip(teacher.blocks, shapes, strict=True)
         )
-        ratio, reached = ratio_for_macs(teacher.blocks, shapes, s.design, s.macs_reduction, outside)
+        ratio, reached = ratio_for_macs(
+            teacher.blocks, shapes, s.design, s.macs_reduction, outside, s.residual
+        )
         self.say(f"student: ratio {ratio:g} for {reached:.2f}× fewer MACs (asked: {s.macs_reduction:g}×)")
         return ratio
 
@@ -191,7 +193,9 @@ class CompressionRun:
 
         seed_everything(cfg.seed)
         ratio = self.student_ratio(teacher, shapes)
-        students = design_student(teacher.blocks, shapes, cfg.student.design, ratio, cfg.student.init)
+        students = design_student(
+            teacher.blocks, shapes, cfg.student.design, ratio, cfg.student.init, cfg.student.residual
+        )
         costs = block_costs(teacher, students, self.input_shape)
         done = 0
         while done < len(order) and (saved := progress.finished(f"stage {done + 1}")) is not None:
@@ -258,7 +262,9 @@ class CompressionRun:
                 self.say(f"resumed: baseline {method} had finished")
                 continue
             seed_everything(cfg.seed)
-            fresh = design_student(teacher.blocks, shapes, cfg.student.design, ratio)
+            fresh = design_student(
+                teacher.blocks, shapes, cfg.student.design, ratio, residual=cfg.student.residual
+            )
             net = BlockwiseNet(fresh, fresh_copy(teacher.head), teacher.names).to(self.device)
             result = fit(
                 StudentObjective(method, net, teacher, cfg.baselines),
