@@ -5,7 +5,7 @@
 The teacher of configs/compress_fashion_mnist_resnet18.yaml (ResNet-18, width 0.25, Fashion-MNIST 12 000-image
 subset) is trained once (seed 0) into OUT/teacher/; each (variant, seed) is then `distillkit compress` of that
 teacher with the variant's overrides, written to OUT/VARIANT/seed<N>/ (finished runs are reused, cut-short ones
-resumed). Every variant asks for `student.macs_reduction: 2.5`, so all students meet the same MACs target.
+resumed; PBKD-only runs, `--no-baselines`, to OUT/VARIANT/seed<N>-pbkd/). Every variant asks for `student.macs_reduction: 2.5`, so all students meet the same MACs target.
 Latency is measured only briefly and not reported (the machine may be shared); ONNX export is off.
 
 Writes benchmarks/results/compress_residual_probe.md from every finished run under OUT: per run the PBKD accuracy
@@ -39,11 +39,24 @@ COMMON = [
     "profile.latency_batches=[1]",
     "profile.latency_repeats=3",
 ]
+OLD_STEM = "student.copy_if_costlier=false"
 VARIANTS: dict[str, list[str]] = {
-    "branch": ["student.residual=branch"],  # the design before: whole branch thinned, 1×1 restore
-    "internal": ["student.residual=internal"],  # internal channels thinned only
-    "internal-stage2": ["student.residual=internal", "pbkd.stage.epochs=2"],
-    "branch-stage2": ["student.residual=branch", "pbkd.stage.epochs=2"],
+    # the design before: whole branch thinned with a 1×1 restore, the stem thinned although that costs more
+    "branch": ["student.residual=branch", OLD_STEM],
+    "internal": ["student.residual=internal", OLD_STEM],  # internal channels thinned only
+    "internal-copystem": ["student.residual=internal", "student.copy_if_costlier=true"],  # the new default
+    "branch-copystem": ["student.residual=branch", "student.copy_if_costlier=true"],
+    # exploratory, on the new default
+    "internal-copystem-stagekd": [
+        "student.residual=internal",
+        "student.copy_if_costlier=true",
+        "pbkd.kd_weight=1",
+    ],
+    "internal-copystem-stage2": [
+        "student.residual=internal",
+        "student.copy_if_costlier=true",
+        "pbkd.stage.epochs=2",
+    ],
 }
 T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776}  # t quantiles for 1..4 degrees of freedom
 
@@ -78,8 +91,12 @@ def init_probe(args: argparse.Namespace, variant: str) -> list[float]:
     outside = count_macs(teacher, one) - sum(
         count_macs(b, (1, *sh[0][1:])) for b, sh in zip(teacher.blocks, shapes, strict=True)
     )
-    ratio, _ = ratio_for_macs(teacher.blocks, shapes, s.design, s.macs_reduction, outside, s.residual)
-    students = design_student(teacher.blocks, shapes, s.design, ratio, "inherit", s.residual)
+    ratio, _ = ratio_for_macs(
+        teacher.blocks, shapes, s.design, s.macs_reduction, outside, s.residual, s.copy_if_costlier
+    )
+    students = design_student(
+        teacher.blocks, shapes, s.design, ratio, "inherit", s.residual, s.copy_if_costlier
+    )
     accuracies = []
     for k, student in enumerate(students):
         blocks = list(teacher.blocks)
@@ -97,13 +114,12 @@ def t_interval(values: list[float]) -> str:
 
 
 def summarise(args: argparse.Namespace, teacher: dict, probes: dict[str, list[float]]) -> str:
-    reports: dict[str, dict[int, dict]] = {}
+    reports: dict[str, dict[str, dict]] = {}  # variant → run folder name (seedN, seedN-pbkd) → report
     for variant in VARIANTS:
         for path in sorted((args.out / variant).glob("seed*/report.json")):
-            r = json.loads(path.read_text())
-            reports.setdefault(variant, {})[r["seed"]] = r
+            reports.setdefault(variant, {})[path.parent.name] = json.loads(path.read_text())
     methods = ["scratch", "kd", "fitnets", "at"]
-    header = ["variant", "seed", "ratio", "MACs ×", "stage 1..5", "PBKD final", *methods, "PBKD − best"]
+    header = ["variant", "run", "ratio", "MACs ×", "stage 1..5", "PBKD final", *methods, "PBKD − best"]
     lines = [
         "# compress_residual_probe",
         "",
@@ -118,13 +134,14 @@ def summarise(args: argparse.Namespace, teacher: dict, probes: dict[str, list[fl
         "|" + "---|" * len(header),
     ]
     diffs: dict[str, dict[int, float]] = {}
-    for variant, by_seed in reports.items():
-        for seed, r in sorted(by_seed.items()):
+    for variant, runs in reports.items():
+        for folder, r in sorted(runs.items()):
+            seed = r["seed"]
             stages = [s for s in r["stages"] if s["block"] is not None]
             base = {m: r["baselines"][m]["accuracy"] for m in methods if m in r["baselines"]}
             row = [
                 variant,
-                str(seed),
+                folder,
                 f"{r['student_ratio']:.4g}",
                 f"{r['speedup']['macs']:.2f}",
                 ", ".join(f"{s['accuracy']:.2f}" for s in stages),
@@ -141,14 +158,6 @@ def summarise(args: argparse.Namespace, teacher: dict, probes: dict[str, list[fl
             lines.append("| " + " | ".join(row) + " |")
     lines += ["", "PBKD − best baseline, mean and 95 % t-interval over seeds:", ""]
     lines += [f"- `{v}`: {t_interval(list(d.values()))}" for v, d in diffs.items()]
-    if "branch" in reports and "internal" in reports:
-        seeds = sorted(set(reports["branch"]) & set(reports["internal"]))
-        paired = [
-            reports["internal"][s]["student"]["accuracy"] - reports["branch"][s]["student"]["accuracy"]
-            for s in seeds
-        ]
-        if paired:
-            lines.append(f"- PBKD `internal` − PBKD `branch`, seeds {seeds}: {t_interval(paired)}")
     if probes:
         lines += [
             "",
@@ -183,7 +192,7 @@ def main() -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     for seed in args.seeds:
         for variant in args.variants:
-            out = args.out / variant / f"seed{seed}"
+            out = args.out / variant / (f"seed{seed}-pbkd" if args.no_baselines else f"seed{seed}")
             if not (out / "report.json").is_file():
                 CompressionRun(config(args, variant, seed), out, resume=True).run()
             dest.write_text(summarise(args, teacher, probes))  # after every run, so a cut-short probe reports

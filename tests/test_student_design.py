@@ -263,3 +263,24 @@ def test_branch_residual_student_appends_a_1x1_restore() -> None:
     assert kernels == [(3, 3), (3, 3), (1, 1)]
     with pytest.raises(SplitError, match="residual"):
         design_student_block(block, 8, 8, "thin", 0.5, residual="outer")
+
+
+@pytest.mark.parametrize("residual", ["internal", "branch"])
+def test_a_block_whose_student_costs_more_gets_a_copy_of_the_teacher_block(residual: str) -> None:
+    teacher = split_model(build_model("resnet18", 10, 1, width=0.25, small_input=True).eval())
+    shapes = block_shapes(teacher, torch.zeros(2, 1, 32, 32))
+    stem, one = teacher.blocks[0], (1, 1, 32, 32)  # conv 1→16: thinning it adds a 1×1 restore 8→16
+    thinned = design_student(teacher.blocks, shapes, "thin", 0.5, "inherit", residual, copy_if_costlier=False)
+    assert count_macs(thinned[0], one) > count_macs(stem, one)
+    students = design_student(teacher.blocks, shapes, "thin", 0.5, "inherit", residual)
+    x = torch.randn(2, 1, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(students[0].eval()(x), stem(x))
+    assert {id(p) for p in students[0].parameters()}.isdisjoint(id(p) for p in stem.parameters())
+    fresh = design_student(teacher.blocks, shapes, "thin", 0.5, "random", residual)[0]
+    assert count_macs(fresh, one) == count_macs(stem, one)
+    assert not torch.equal(next(fresh.parameters()), next(stem.parameters()))
+    for k in range(1, 5):  # the other blocks are thinned as designed
+        shape_in = tuple(shapes[k][0])
+        assert count_macs(students[k], shape_in) == count_macs(thinned[k], shape_in)
+        assert count_macs(students[k], shape_in) < count_macs(teacher.blocks[k], shape_in)

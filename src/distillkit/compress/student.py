@@ -240,11 +240,23 @@ def design_student(
     ratio: float,
     init: str = "random",
     residual: str = "internal",
-) -> list[nn.Sequential]:
-    """Student blocks for every teacher block; `shapes[k]` = (input shape, output shape) of block k."""
-    students = []
+    copy_if_costlier: bool = True,
+) -> list[nn.Module]:
+    """Student blocks for every teacher block; `shapes[k]` = (input shape, output shape) of block k.
+
+    With `copy_if_costlier`, a block whose designed student would have at least the teacher block's MACs (a
+    ResNet stem on grey images: one thin conv plus the 1×1 restore cost more than the teacher's conv) gets a copy
+    of the teacher block instead: the teacher's weights with `init="inherit"`, fresh ones otherwise.
+    """
+    from distillkit.compress.profile import count_macs
+
+    students: list[nn.Module] = []
     for k, (block, (shape_in, shape_out)) in enumerate(zip(blocks, shapes, strict=True)):
         student = design_student_block(block, shape_in[1], shape_out[1], design, ratio, init, residual)
+        one = (1, *shape_in[1:])
+        if copy_if_costlier and count_macs(student, one) >= count_macs(block, one):
+            inherit = resolve_init(design, init) == "inherit"
+            student = copy.deepcopy(block) if inherit else fresh_copy(block)
         with torch.no_grad():
             got = student.eval()(torch.zeros(shape_in)).shape
         if got != shape_out:
@@ -266,6 +278,7 @@ def ratio_for_macs(
     reduction: float,
     other_macs: int = 0,
     residual: str = "internal",
+    copy_if_costlier: bool = True,
 ) -> tuple[float, float]:
     """The largest filter ratio k/64 whose student has at least `reduction` times fewer MACs than the teacher, and
     the reduction it gives. MACs of one sample: the blocks' (teacher and student, on `shapes`) plus `other_macs`
@@ -279,7 +292,9 @@ def ratio_for_macs(
     teacher = macs(list(blocks))
 
     def achieved(k: int) -> float:
-        return teacher / macs(design_student(blocks, shapes, design, k / RATIO_STEPS, residual=residual))
+        return teacher / macs(
+            design_student(blocks, shapes, design, k / RATIO_STEPS, "random", residual, copy_if_costlier)
+        )
 
     if achieved(1) < reduction:
         raise SplitError(
