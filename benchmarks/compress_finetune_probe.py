@@ -52,7 +52,9 @@ def main() -> None:
     obtained = obtain_model(cfg.teacher, data, train_loader, device, args.run / "teacher.pt", cfg.seed)
     teacher = split_model(obtained.model, cfg.blocks).to(device)
     shapes = block_shapes(teacher, torch.zeros(2, data.in_channels, data.image_size, data.image_size))
-    students = design_student(teacher.blocks, shapes, cfg.student.design, cfg.student.ratio, cfg.student.init)
+    ratio = report.get("student_ratio", cfg.student.ratio)
+    s = cfg.student
+    students = design_student(teacher.blocks, shapes, s.design, ratio, s.init, s.residual, s.copy_if_costlier)
     phases = load_checkpoint(args.run / "checkpoints" / "compress.pt")["phases"]
     order = [entry["results"]["entry"]["block"] for name, entry in phases.items() if name.startswith("stage")]
     for stage, k in enumerate(order):

@@ -16,6 +16,8 @@ def test_stage_cost_by_hand() -> None:
     assert pbkd_stage_macs(costs, 1, {0}, local_loss=False) == 4 + 12 + 62
     # the first stage has nothing before it
     assert pbkd_stage_macs(costs, 0, set(), local_loss=True) == 10 + 8 + 2 * (20 + 30 + 1)
+    # a stage KD term adds a forward pass of the whole teacher (10 + 20 + 30 + 1)
+    assert pbkd_stage_macs(costs, 1, {0}, local_loss=True, stage_kd=True) == 4 + 20 + 12 + 62 + 61
 
 
 def test_total_cost() -> None:

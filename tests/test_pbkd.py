@@ -111,3 +111,26 @@ def test_stage_optimises_only_the_current_block() -> None:
         optimiser.step()
     assert all(torch.equal(v, teacher_before[k]) for k, v in teacher.state_dict().items())
     assert any(not torch.equal(v, student_before[k]) for k, v in student.state_dict().items())
+
+
+def test_stage_kd_term_adds_logit_distillation_from_the_teacher() -> None:
+    from distillkit.distill.losses import kd_loss
+
+    teacher = tiny_teacher()
+    net = BlockwiseNet(list(teacher.blocks), teacher.head, teacher.names)
+    net.blocks[1] = copy.deepcopy(teacher.blocks[1])
+    with torch.no_grad():
+        for p in net.blocks[1].parameters():
+            p.add_(0.1)
+    x, y = torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 3])
+    objective = BlockStageObjective(net, 1, teacher.blocks[1], 1.0, teacher, kd_weight=2.0, temperature=3.0)
+    objective.set_mode()
+    net.blocks[1].eval()
+    loss, parts = objective.loss(x, y)
+    parts = logged(parts)
+    with torch.no_grad():
+        expected_kd = kd_loss(net(x), teacher(x), 3.0).item()
+    assert parts["kd"] == pytest.approx(expected_kd, rel=1e-5)
+    assert loss.item() == pytest.approx(parts["ce"] + parts["local"] + 2.0 * parts["kd"], rel=1e-5)
+    with pytest.raises(ConfigError, match="teacher"):
+        BlockStageObjective(net, 1, teacher.blocks[1], 1.0, kd_weight=1.0)

@@ -47,24 +47,34 @@ def test_receptive_field_by_hand() -> None:
         receptive_field(nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1)))
 
 
-@pytest.mark.parametrize("arch", ["vgg16", "resnet18", "resnet50"])
+@pytest.mark.parametrize(
+    ("arch", "residual"),
+    [
+        ("vgg16", "internal"),
+        ("resnet18", "internal"),
+        ("resnet18", "branch"),
+        ("resnet50", "internal"),
+        ("resnet50", "branch"),
+    ],
+)
 @pytest.mark.parametrize("design", ["thin", "depthwise"])
-def test_student_preserves_receptive_field_per_block(arch: str, design: str) -> None:
+def test_student_preserves_receptive_field_per_block(arch: str, residual: str, design: str) -> None:
     teacher = split_model(build_model(arch, 10, 3, width=0.125).eval())
     shapes = block_shapes(teacher, torch.zeros(2, 3, 32, 32))
-    students = design_student(teacher.blocks, shapes, design, 0.5)
+    students = design_student(teacher.blocks, shapes, design, 0.5, residual=residual)
     for block, student, (shape_in, shape_out) in zip(teacher.blocks, students, shapes, strict=True):
         assert receptive_field(student) == receptive_field(block)
         assert student(torch.zeros(shape_in)).shape == shape_out
         assert count_macs(student, tuple(shape_in)) < count_macs(block, tuple(shape_in))
 
 
+@pytest.mark.parametrize("residual", ["internal", "branch"])
 @pytest.mark.parametrize("design", ["thin", "depthwise"])
-def test_analytic_rf_matches_measured_rf(design: str) -> None:
+def test_analytic_rf_matches_measured_rf(design: str, residual: str) -> None:
     for arch in ("vgg11", "resnet18"):
         teacher = split_model(build_model(arch, 10, 3, width=0.125).eval())
         shapes = block_shapes(teacher, torch.zeros(1, 3, 32, 32))
-        students = design_student(teacher.blocks, shapes, design, 0.5)
+        students = design_student(teacher.blocks, shapes, design, 0.5, residual=residual)
         for k in (0, 1, 2):
             channels = shapes[k][0][1]
             for block in (teacher.blocks[k], students[k]):
@@ -106,15 +116,18 @@ def test_unsupported_layer_is_named() -> None:
         design_student_block(block, 3, 4)
 
 
-@pytest.mark.parametrize("arch", ["vgg11", "resnet18", "resnet50"])
-def test_inherit_at_full_ratio_reproduces_the_teacher_block(arch: str) -> None:
+@pytest.mark.parametrize(
+    ("arch", "residual"),
+    [("vgg11", "internal"), ("resnet18", "internal"), ("resnet18", "branch"), ("resnet50", "internal")],
+)
+def test_inherit_at_full_ratio_reproduces_the_teacher_block(arch: str, residual: str) -> None:
     teacher = split_model(build_model(arch, 10, 3, width=0.125).eval())
     for m in teacher.modules():  # non-trivial BN statistics
         if isinstance(m, nn.BatchNorm2d):
             m.running_mean.uniform_(-0.5, 0.5)
             m.running_var.uniform_(0.5, 2.0)
     shapes = block_shapes(teacher, torch.zeros(2, 3, 32, 32))
-    students = design_student(teacher.blocks, shapes, "thin", 1.0, init="inherit")
+    students = design_student(teacher.blocks, shapes, "thin", 1.0, init="inherit", residual=residual)
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         for block, student in zip(teacher.blocks, students, strict=True):
@@ -143,8 +156,18 @@ def test_inherit_keeps_the_largest_filters() -> None:
         design_student_block(block, 2, 4, "depthwise", 0.5, init="inherit")
 
 
-@pytest.mark.parametrize(("arch", "reduction"), [("vgg16", 3.0), ("resnet18", 2.5)])
-def test_a_macs_target_gets_the_widest_student_that_meets_it(arch: str, reduction: float) -> None:
+@pytest.mark.parametrize(
+    ("arch", "reduction", "residual"),
+    [
+        ("vgg16", 3.0, "internal"),
+        ("resnet18", 2.5, "internal"),
+        ("resnet18", 2.5, "branch"),
+        ("resnet50", 2.0, "internal"),
+    ],
+)
+def test_a_macs_target_gets_the_widest_student_that_meets_it(
+    arch: str, reduction: float, residual: str
+) -> None:
     from distillkit.compress.student import RATIO_STEPS, ratio_for_macs
 
     teacher = split_model(build_model(arch, 10, 1, width=0.25, small_input=True).eval())
@@ -155,12 +178,109 @@ def test_a_macs_target_gets_the_widest_student_that_meets_it(arch: str, reductio
     )
 
     def whole(ratio: float) -> int:  # the student network's MACs: its blocks, the teacher's head
-        students = design_student(teacher.blocks, shapes, "thin", ratio)
+        students = design_student(teacher.blocks, shapes, "thin", ratio, residual=residual)
         return outside + sum(count_macs(b, tuple(s[0])) for b, s in zip(students, shapes, strict=True))
 
-    ratio, reached = ratio_for_macs(teacher.blocks, shapes, "thin", reduction, outside)
+    ratio, reached = ratio_for_macs(teacher.blocks, shapes, "thin", reduction, outside, residual)
     assert reached == pytest.approx(count_macs(teacher, one) / whole(ratio))
     assert reached >= reduction  # met ...
     assert count_macs(teacher, one) / whole(ratio + 1 / RATIO_STEPS) < reduction  # ... by the widest student
     with pytest.raises(SplitError, match=r"student.macs_reduction: 5000× .* out of reach"):
         ratio_for_macs(teacher.blocks, shapes, "thin", 5000.0, outside)
+
+
+def _unit_with_statistics(unit: nn.Module) -> nn.Module:
+    """`unit` in eval mode with non-trivial batch-norm statistics and affine parameters."""
+    with torch.no_grad():
+        for m in unit.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+    return unit.eval()
+
+
+@pytest.mark.parametrize("kind", ["basic", "bottleneck", "basic_downsample"])
+@pytest.mark.parametrize("residual", ["internal", "branch"])
+def test_inherited_residual_unit_at_full_ratio_is_the_teacher_unit(kind: str, residual: str) -> None:
+    from torchvision.models.resnet import BasicBlock, Bottleneck
+
+    torch.manual_seed(0)
+    if kind == "basic":
+        unit, width_in, width_out, stride = BasicBlock(8, 8), 8, 8, 1
+    elif kind == "bottleneck":
+        unit, width_in, width_out, stride = Bottleneck(16, 4), 16, 16, 1
+    else:
+        down = nn.Sequential(nn.Conv2d(8, 16, 1, stride=2, bias=False), nn.BatchNorm2d(16))
+        unit, width_in, width_out, stride = BasicBlock(8, 16, stride=2, downsample=down), 8, 16, 2
+    unit = _unit_with_statistics(unit)
+    block = nn.Sequential(unit)
+    student = design_student_block(block, width_in, width_out, "thin", 1.0, "inherit", residual).eval()
+    x = torch.randn(2, width_in, 12, 12)
+    with torch.no_grad():
+        y = student(x)
+        assert y.shape == (2, width_out, 12 // stride, 12 // stride)
+        assert torch.equal(y, unit(x))
+
+
+def test_internal_residual_student_thins_only_the_internal_channels() -> None:
+    from torchvision.models.resnet import BasicBlock
+
+    from distillkit.models.blocks import ResidualUnit
+
+    torch.manual_seed(0)
+    unit = _unit_with_statistics(BasicBlock(8, 8))
+    block = nn.Sequential(unit)
+    student = design_student_block(block, 8, 8, "thin", 0.5, "inherit", "internal").eval()
+    assert len(student) == 1 and isinstance(student[0], ResidualUnit)  # nothing added around the unit
+    convs = [m for m in student.modules() if isinstance(m, nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels, c.kernel_size) for c in convs] == [(8, 4, (3, 3)), (4, 8, (3, 3))]
+    assert receptive_field(student) == receptive_field(block)
+    keep = unit.conv1.weight.abs().sum(dim=(1, 2, 3)).topk(4).indices.sort().values
+    conv1, bn1, _, conv2, bn2 = student[0].branch
+    assert torch.equal(conv1.weight, unit.conv1.weight[keep])
+    assert torch.equal(bn1.running_var, unit.bn1.running_var[keep])
+    assert torch.equal(conv2.weight, unit.conv2.weight[:, keep])  # every output filter, the kept inputs
+    assert torch.equal(bn2.running_mean, unit.bn2.running_mean)
+    assert torch.equal(bn2.weight, unit.bn2.weight)
+    # The student branch is the teacher's with the other internal channels removed: zeroing them in the teacher
+    # (after its batch norm) gives the same output.
+    dropped = [c for c in range(8) if c not in keep.tolist()]
+    with torch.no_grad():
+        unit.bn1.weight[dropped] = 0.0
+        unit.bn1.bias[dropped] = 0.0
+        x = torch.randn(2, 8, 10, 10)
+        assert torch.allclose(student(x), unit(x), atol=1e-6)
+
+
+def test_branch_residual_student_appends_a_1x1_restore() -> None:
+    from torchvision.models.resnet import BasicBlock
+
+    block = nn.Sequential(BasicBlock(8, 8).eval())
+    student = design_student_block(block, 8, 8, "thin", 0.5, residual="branch")
+    kernels = [m.kernel_size for m in student.modules() if isinstance(m, nn.Conv2d)]
+    assert kernels == [(3, 3), (3, 3), (1, 1)]
+    with pytest.raises(SplitError, match="residual"):
+        design_student_block(block, 8, 8, "thin", 0.5, residual="outer")
+
+
+@pytest.mark.parametrize("residual", ["internal", "branch"])
+def test_a_block_whose_student_costs_more_gets_a_copy_of_the_teacher_block(residual: str) -> None:
+    teacher = split_model(build_model("resnet18", 10, 1, width=0.25, small_input=True).eval())
+    shapes = block_shapes(teacher, torch.zeros(2, 1, 32, 32))
+    stem, one = teacher.blocks[0], (1, 1, 32, 32)  # conv 1→16: thinning it adds a 1×1 restore 8→16
+    thinned = design_student(teacher.blocks, shapes, "thin", 0.5, "inherit", residual, copy_if_costlier=False)
+    assert count_macs(thinned[0], one) > count_macs(stem, one)
+    students = design_student(teacher.blocks, shapes, "thin", 0.5, "inherit", residual)
+    x = torch.randn(2, 1, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(students[0].eval()(x), stem(x))
+    assert {id(p) for p in students[0].parameters()}.isdisjoint(id(p) for p in stem.parameters())
+    fresh = design_student(teacher.blocks, shapes, "thin", 0.5, "random", residual)[0]
+    assert count_macs(fresh, one) == count_macs(stem, one)
+    assert not torch.equal(next(fresh.parameters()), next(stem.parameters()))
+    for k in range(1, 5):  # the other blocks are thinned as designed
+        shape_in = tuple(shapes[k][0])
+        assert count_macs(students[k], shape_in) == count_macs(thinned[k], shape_in)
+        assert count_macs(students[k], shape_in) < count_macs(teacher.blocks[k], shape_in)

@@ -455,7 +455,11 @@ def load_student(run_dir_or_path: str | Path) -> nn.Module:
         )
         size = cfg.data.image_size
         shapes = block_shapes(teacher, torch.zeros(2, channels, size, size))
-        blocks = design_student(teacher.blocks, shapes, cfg.student.design, cfg.student.ratio, "random")
+        s = cfg.student
+        ratio = report.get("student_ratio", s.ratio)  # the ratio `student.macs_reduction` chose
+        blocks = design_student(
+            teacher.blocks, shapes, s.design, ratio, "random", s.residual, s.copy_if_costlier
+        )
         student = BlockwiseNet(blocks, copy.deepcopy(teacher.head), teacher.names)
     return _load_state(student, path, "the student of the run's config")
 

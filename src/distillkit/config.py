@@ -215,6 +215,14 @@ class StudentConfig(Section):
     init: Literal["auto", "random", "inherit"] = "auto"
     """`inherit`: start each thinned conv from the teacher's filters of largest L1 norm (thin design only);
     `random`: fresh initialisation; `auto`: inherit for the thin design, random for depthwise."""
+    residual: Literal["internal", "branch"] = "internal"
+    """Residual units (ResNet BasicBlock/Bottleneck): `internal` thins only the branch's internal channels, its
+    last conv keeping the unit's width (no conv added; Li et al., ICLR 2017); `branch` thins every conv of the
+    branch and appends ReLU + a 1×1 conv + BN back to the unit's width."""
+    copy_if_costlier: bool = True
+    """A block whose student would have no fewer MACs than the teacher block (a ResNet stem on grey images: one
+    thin conv plus the 1×1 restore cost more than the teacher's conv) gets a copy of the teacher block instead
+    (its weights with `inherit`, fresh ones with `random`)."""
 
 
 class FinetuneConfig(Section):
@@ -243,6 +251,11 @@ class PBKDConfig(Section):
     """Optimiser of each stage."""
     local_weight: float = Field(1.0, ge=0)
     """λ of the local loss λ·½·mean((S_k(h) − T_k(h))²)."""
+    kd_weight: float = Field(0.0, ge=0)
+    """Weight w of a logit-KD term in every stage's loss, CE + λ·local + w·KD(Aᵏ(x), teacher(x)) at
+    `kd_temperature` (costs a teacher forward pass per sample); 0: none, the paper's stage loss."""
+    kd_temperature: float = Field(4.0, gt=0)
+    """Temperature of the stage KD term."""
     finetune: FinetuneConfig = FinetuneConfig()
     """Optional final KD fine-tune of the whole student."""
 

@@ -33,17 +33,19 @@ def compress_model(
     optim: OptimConfig | None = None,
     order: str | Sequence[int] = "bottom_up",
     device: str | torch.device = "auto",
+    residual: str = "internal",
 ) -> BlockwiseNet:
     """Compress a trained `model` by PBKD, cutting it after each module named in `blocks` ("auto" for VGG/ResNet).
 
     The model is not modified; the returned student is a `BlockwiseNet` (an ordinary `nn.Module`). `init="auto"`
-    starts thin student convs from the teacher's largest filters (see `design_student_block`).
+    starts thin student convs from the teacher's largest filters; `residual` says how residual units are thinned
+    (see `distillkit.compress.student`).
     """
     device = resolve_device(device) if isinstance(device, str) else device
     teacher = split_model(model.eval(), blocks).to(device)
     x, _ = next(iter(train_loader))
     shapes = block_shapes(teacher, x[:2].to(device))
-    students = design_student(teacher.blocks, shapes, design, ratio, resolve_init(design, init))
+    students = design_student(teacher.blocks, shapes, design, ratio, resolve_init(design, init), residual)
     return progressive_distill(
         teacher, students, train_loader, steps_per_stage, optim or OptimConfig(), device, local_weight, order
     )

@@ -55,14 +55,17 @@ def supervised_training_macs(forward_macs: int, samples: int) -> int:
     return 3 * forward_macs * samples
 
 
-def pbkd_stage_macs(costs: BlockCosts, k: int, replaced: set[int], local_loss: bool) -> int:
-    """MACs per sample of one step of the stage that trains student block k (blocks in `replaced` are students)."""
+def pbkd_stage_macs(
+    costs: BlockCosts, k: int, replaced: set[int], local_loss: bool, stage_kd: bool = False
+) -> int:
+    """MACs per sample of one step of the stage that trains student block k (blocks in `replaced` are students);
+    `stage_kd`: the stage loss has a logit-KD term (a forward pass of the whole teacher)."""
     current = [costs.student[j] if j in replaced else costs.teacher[j] for j in range(len(costs.teacher))]
     before = sum(current[:k])  # forward only, no gradients
     target = costs.teacher[k] if local_loss else 0  # the teacher block's output for the local loss
     trained = 2 * costs.student[k]  # forward + weight gradients
     after = 2 * (sum(current[k + 1 :]) + costs.head)  # forward + input gradients through frozen parts
-    return before + target + trained + after
+    return before + target + trained + after + (costs.teacher_total if stage_kd else 0)
 
 
 def pbkd_training_macs(
@@ -71,11 +74,12 @@ def pbkd_training_macs(
     samples_per_stage: int,
     local_loss: bool,
     finetune_samples: int = 0,
+    stage_kd: bool = False,
 ) -> int:
     """All PBKD stages (and the optional KD fine-tune: student trained, teacher forward)."""
     total, replaced = 0, set()
     for k in order:
-        total += samples_per_stage * pbkd_stage_macs(costs, k, replaced, local_loss)
+        total += samples_per_stage * pbkd_stage_macs(costs, k, replaced, local_loss, stage_kd)
         replaced.add(k)
     total += finetune_samples * (3 * costs.student_total + costs.teacher_total)
     return total

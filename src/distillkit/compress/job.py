@@ -145,7 +145,9 @@ class CompressionRun:
         outside = count_macs(teacher, one) - sum(
             count_macs(b, (1, *sh[0][1:])) for b, sh in zip(teacher.blocks, shapes, strict=True)
         )
-        ratio, reached = ratio_for_macs(teacher.blocks, shapes, s.design, s.macs_reduction, outside)
+        ratio, reached = ratio_for_macs(
+            teacher.blocks, shapes, s.design, s.macs_reduction, outside, s.residual, s.copy_if_costlier
+        )
         self.say(f"student: ratio {ratio:g} for {reached:.2f}× fewer MACs (asked: {s.macs_reduction:g}×)")
         return ratio
 
@@ -191,7 +193,10 @@ class CompressionRun:
 
         seed_everything(cfg.seed)
         ratio = self.student_ratio(teacher, shapes)
-        students = design_student(teacher.blocks, shapes, cfg.student.design, ratio, cfg.student.init)
+        s = cfg.student
+        students = design_student(
+            teacher.blocks, shapes, s.design, ratio, s.init, s.residual, s.copy_if_costlier
+        )
         costs = block_costs(teacher, students, self.input_shape)
         done = 0
         while done < len(order) and (saved := progress.finished(f"stage {done + 1}")) is not None:
@@ -213,6 +218,8 @@ class CompressionRun:
             after_stage,
             cfg.perf,
             done,
+            cfg.pbkd.kd_weight,
+            cfg.pbkd.kd_temperature,
         )
         total_steps = steps * len(students)
         ft = cfg.pbkd.finetune
@@ -258,7 +265,9 @@ class CompressionRun:
                 self.say(f"resumed: baseline {method} had finished")
                 continue
             seed_everything(cfg.seed)
-            fresh = design_student(teacher.blocks, shapes, cfg.student.design, ratio)
+            fresh = design_student(
+                teacher.blocks, shapes, s.design, ratio, "random", s.residual, s.copy_if_costlier
+            )
             net = BlockwiseNet(fresh, fresh_copy(teacher.head), teacher.names).to(self.device)
             result = fit(
                 StudentObjective(method, net, teacher, cfg.baselines),
@@ -279,7 +288,7 @@ class CompressionRun:
 
         batch = cfg.data.batch_size
         pbkd_macs = pbkd_training_macs(
-            costs, order, steps * batch, cfg.pbkd.local_weight > 0, ft_steps * batch
+            costs, order, steps * batch, cfg.pbkd.local_weight > 0, ft_steps * batch, cfg.pbkd.kd_weight > 0
         )
         teacher_macs = supervised_training_macs(costs.teacher_total, obtained.samples)
         training = {

@@ -2,7 +2,8 @@
 
 Network A⁰ is the teacher. Stage k replaces one teacher block with its student block; everything else is
 frozen (blocks already replaced keep their trained student weights). Only the new block trains, on
-``CE(Aᵏ(x), y) + λ · ½‖S_k(h) − T_k(h)‖²`` where h is the input of block k in Aᵏ.
+``CE(Aᵏ(x), y) + λ · ½‖S_k(h) − T_k(h)‖²`` where h is the input of block k in Aᵏ; optionally (not in the paper)
+``+ w · KD(Aᵏ(x), A⁰(x))``, logit distillation from the whole teacher.
 """
 
 from __future__ import annotations
@@ -35,10 +36,23 @@ def stage_order(order: str | Sequence[int], num_blocks: int) -> list[int]:
 
 
 class BlockStageObjective:
-    """Stage objective: train `net.blocks[k]` only, with CE on the whole net plus the local L2 to the teacher."""
+    """Stage objective: train `net.blocks[k]` only, with CE on the whole net plus the local L2 to the teacher
+    (and, with `kd_weight` > 0, logit KD from the whole `teacher` at `temperature`)."""
 
-    def __init__(self, net: BlockwiseNet, k: int, teacher_block: nn.Module, local_weight: float) -> None:
+    def __init__(
+        self,
+        net: BlockwiseNet,
+        k: int,
+        teacher_block: nn.Module,
+        local_weight: float,
+        teacher: nn.Module | None = None,
+        kd_weight: float = 0.0,
+        temperature: float = 4.0,
+    ) -> None:
         self.net, self.k, self.teacher_block, self.local_weight = net, k, teacher_block, local_weight
+        if kd_weight > 0 and teacher is None:
+            raise ConfigError("the stage KD term needs the teacher")
+        self.teacher, self.kd_weight, self.temperature = teacher, kd_weight, temperature
 
     def parameters(self) -> Iterable[nn.Parameter]:
         return self.net.blocks[self.k].parameters()
@@ -57,10 +71,16 @@ class BlockStageObjective:
         s = self.net.blocks[self.k](h)
         logits = self.net.head(self.net.run_blocks(s, self.k + 1))
         ce = F.cross_entropy(logits, y)
-        if target is None:
-            return ce, {"ce": ce.detach()}
-        local = local_l2(s, target)
-        return ce + self.local_weight * local, {"ce": ce.detach(), "local": local.detach()}
+        loss, parts = ce, {"ce": ce.detach()}
+        if target is not None:
+            local = local_l2(s, target)
+            loss, parts = loss + self.local_weight * local, parts | {"local": local.detach()}
+        if self.kd_weight > 0:
+            with torch.no_grad():
+                teacher_logits = self.teacher(x)
+            kd = kd_loss(logits, teacher_logits, self.temperature)
+            loss, parts = loss + self.kd_weight * kd, parts | {"kd": kd.detach()}
+        return loss, parts
 
 
 class KDFinetuneObjective:
@@ -103,6 +123,8 @@ def progressive_distill(
     after_stage: StageCallback | None = None,
     perf: PerformanceConfig | None = None,
     done: int = 0,
+    kd_weight: float = 0.0,
+    kd_temperature: float = 4.0,
 ) -> BlockwiseNet:
     """Replace the teacher's blocks by `students` one stage at a time; returns the student network.
 
@@ -110,6 +132,7 @@ def progressive_distill(
     `after_stage(stage, block, net, fit_result)` is called after each stage trained (for evaluation, reports
     and checkpoints); `perf` holds the speed options of every stage's training. The first `done` stages have
     finished before (a resumed run): their student blocks, given trained, are put in place without training.
+    `kd_weight` > 0 adds logit KD from the teacher at `kd_temperature` to every stage's loss.
     """
     if len(students) != len(teacher.blocks):
         raise ConfigError(f"{len(students)} student blocks for {len(teacher.blocks)} teacher blocks")
@@ -121,7 +144,9 @@ def progressive_distill(
         if stage < done:
             net.blocks[k].requires_grad_(False)
             continue
-        objective = BlockStageObjective(net, k, teacher.blocks[k], local_weight)
+        objective = BlockStageObjective(
+            net, k, teacher.blocks[k], local_weight, teacher, kd_weight, kd_temperature
+        )
         desc = f"stage {stage + 1}: block {k}"
         result = fit(objective, loader, steps_per_stage, optim, device, desc=desc, perf=perf)
         net.blocks[k].requires_grad_(False)

@@ -3,7 +3,14 @@
 A student block repeats the teacher block's spatial operations — every conv's kernel size, stride, dilation and
 padding, every pooling layer — so its receptive field is the teacher's, but each conv keeps only a fraction
 (`ratio`) of the filters. A final 1×1 conv + BN + ReLU restores the teacher block's output channels. Residual
-units keep their shape: the branch is thinned and ends in a 1×1 conv back to the unit's width.
+units keep their shape, in one of two ways (`residual`):
+
+- ``internal`` (default): only the branch's internal channels are thinned, as filter pruning thins ResNets (Li et
+  al., ICLR 2017): every conv of the branch but the last keeps `ratio` × the filters, the last one keeps the
+  unit's width, reading the thinned channels. No conv is added, and with `init="inherit"` the student branch is
+  the teacher's branch with its weakest internal filters removed (at ratio 1, the teacher's unit itself).
+- ``branch``: every conv of the branch is thinned (a Bottleneck's last 1×1 excepted) and the branch ends in
+  ReLU + a fresh 1×1 conv + BN back to the unit's width.
 
 Designs:
 - ``thin``: each k×k conv becomes a k×k conv with `ratio` × the filters.
@@ -22,6 +29,7 @@ from torchvision.models.resnet import BasicBlock, Bottleneck
 from distillkit.errors import SplitError
 from distillkit.models.blocks import BlockTracer, ResidualUnit
 
+RESIDUAL_MODES = ("internal", "branch")
 _KEEP = (nn.ReLU, nn.ReLU6, nn.SiLU, nn.GELU, nn.Identity, nn.Dropout, nn.MaxPool2d, nn.AvgPool2d)
 
 
@@ -43,8 +51,10 @@ def design_student_block(
     design: str = "thin",
     ratio: float = 0.5,
     init: str = "random",
+    residual: str = "internal",
 ) -> nn.Sequential:
-    """A student for teacher `block` (in/out channels of the block's tensors).
+    """A student for teacher `block` (in/out channels of the block's tensors); `residual`: how residual units are
+    thinned (`internal` or `branch`, module docstring).
 
     `init="random"` initialises it afresh (`"auto"`: inherit for thin, random for depthwise); `init="inherit"` (thin design only) starts every thinned conv from the
     teacher's filters of largest L1 norm (Li et al., "Pruning Filters for Efficient ConvNets", ICLR 2017), with
@@ -53,6 +63,8 @@ def design_student_block(
     """
     if design not in ("thin", "depthwise"):
         raise SplitError(f"unknown student design '{design}'; choose 'thin' or 'depthwise'")
+    if residual not in RESIDUAL_MODES:
+        raise SplitError(f"unknown student residual '{residual}'; choose 'internal' or 'branch'")
     init = resolve_init(design, init)
     if init not in ("random", "inherit"):
         raise SplitError(f"unknown student init '{init}'; choose 'auto', 'random' or 'inherit'")
@@ -79,7 +91,7 @@ def design_student_block(
             unit_in, unit_out = _unit_channels(module)
             if channels != unit_in:
                 layers += _restore(channels, unit_in)
-            layers.append(_residual_student(module, unit_in, unit_out, design, ratio, inherit))
+            layers.append(_residual_student(module, unit_in, unit_out, design, ratio, inherit, residual))
             channels, keep = unit_out, None
         else:
             raise SplitError(
@@ -143,7 +155,13 @@ def _branch_layers(unit: nn.Module) -> list[nn.Module]:
 
 
 def _residual_student(
-    unit: nn.Module, in_ch: int, out_ch: int, design: str, ratio: float, inherit: bool = False
+    unit: nn.Module,
+    in_ch: int,
+    out_ch: int,
+    design: str,
+    ratio: float,
+    inherit: bool = False,
+    residual: str = "internal",
 ) -> ResidualUnit:
     teacher_layers = _branch_layers(unit)
     convs = [m for m in teacher_layers if isinstance(m, nn.Conv2d)]
@@ -152,8 +170,9 @@ def _residual_student(
     channels, keep = in_ch, None
     for m in teacher_layers:
         if isinstance(m, nn.Conv2d):
-            # A final 1×1 conv already restores the width (Bottleneck); otherwise one is appended.
-            keep_width = m is last and max(m.kernel_size) == 1
+            # internal: the last conv keeps the unit's width. branch: only a final 1×1 conv does (Bottleneck);
+            # otherwise a 1×1 is appended below.
+            keep_width = m is last and (residual == "internal" or max(m.kernel_size) == 1)
             out = m.out_channels if keep_width else thinned(m.out_channels, ratio)
             layers += _conv(m, channels, out, design)
             keep = _inherit_conv(layers[-1], m, keep) if inherit else None
@@ -220,11 +239,24 @@ def design_student(
     design: str,
     ratio: float,
     init: str = "random",
-) -> list[nn.Sequential]:
-    """Student blocks for every teacher block; `shapes[k]` = (input shape, output shape) of block k."""
-    students = []
+    residual: str = "internal",
+    copy_if_costlier: bool = True,
+) -> list[nn.Module]:
+    """Student blocks for every teacher block; `shapes[k]` = (input shape, output shape) of block k.
+
+    With `copy_if_costlier`, a block whose designed student would have at least the teacher block's MACs (a
+    ResNet stem on grey images: one thin conv plus the 1×1 restore cost more than the teacher's conv) gets a copy
+    of the teacher block instead: the teacher's weights with `init="inherit"`, fresh ones otherwise.
+    """
+    from distillkit.compress.profile import count_macs
+
+    students: list[nn.Module] = []
     for k, (block, (shape_in, shape_out)) in enumerate(zip(blocks, shapes, strict=True)):
-        student = design_student_block(block, shape_in[1], shape_out[1], design, ratio, init)
+        student = design_student_block(block, shape_in[1], shape_out[1], design, ratio, init, residual)
+        one = (1, *shape_in[1:])
+        if copy_if_costlier and count_macs(student, one) >= count_macs(block, one):
+            inherit = resolve_init(design, init) == "inherit"
+            student = copy.deepcopy(block) if inherit else fresh_copy(block)
         with torch.no_grad():
             got = student.eval()(torch.zeros(shape_in)).shape
         if got != shape_out:
@@ -245,6 +277,8 @@ def ratio_for_macs(
     design: str,
     reduction: float,
     other_macs: int = 0,
+    residual: str = "internal",
+    copy_if_costlier: bool = True,
 ) -> tuple[float, float]:
     """The largest filter ratio k/64 whose student has at least `reduction` times fewer MACs than the teacher, and
     the reduction it gives. MACs of one sample: the blocks' (teacher and student, on `shapes`) plus `other_macs`
@@ -258,7 +292,9 @@ def ratio_for_macs(
     teacher = macs(list(blocks))
 
     def achieved(k: int) -> float:
-        return teacher / macs(design_student(blocks, shapes, design, k / RATIO_STEPS))
+        return teacher / macs(
+            design_student(blocks, shapes, design, k / RATIO_STEPS, "random", residual, copy_if_costlier)
+        )
 
     if achieved(1) < reduction:
         raise SplitError(
