@@ -25,11 +25,11 @@ from pathlib import Path
 import torch
 
 from distillkit.compress.job import CompressionRun
-from distillkit.compress.profile import count_macs
 from distillkit.compress.student import design_student, ratio_for_macs
 from distillkit.config import CompressConfig, TrainConfig, load_config
 from distillkit.data.images import build_image_datasets, make_loaders
 from distillkit.engine.loop import evaluate
+from distillkit.engine.profile import count_macs
 from distillkit.models.blocks import BlockwiseNet, block_shapes, split_model
 from distillkit.train import obtain_model, run_train
 

@@ -26,6 +26,7 @@ import torch
 from torch import fx, nn
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
+from distillkit.engine.profile import count_macs
 from distillkit.errors import SplitError
 from distillkit.models.blocks import BlockTracer, ResidualUnit
 
@@ -248,8 +249,6 @@ def design_student(
     ResNet stem on grey images: one thin conv plus the 1×1 restore cost more than the teacher's conv) gets a copy
     of the teacher block instead: the teacher's weights with `init="inherit"`, fresh ones otherwise.
     """
-    from distillkit.compress.profile import count_macs
-
     students: list[nn.Module] = []
     for k, (block, (shape_in, shape_out)) in enumerate(zip(blocks, shapes, strict=True)):
         student = design_student_block(block, shape_in[1], shape_out[1], design, ratio, init, residual)
@@ -284,7 +283,6 @@ def ratio_for_macs(
     the reduction it gives. MACs of one sample: the blocks' (teacher and student, on `shapes`) plus `other_macs`
     (the classifier head and anything outside the blocks, the same for both). A `SplitError` names the reduction
     reachable when even 1/64 is not enough."""
-    from distillkit.engine.profile import count_macs
 
     def macs(modules: list[nn.Module]) -> int:
         return other_macs + sum(count_macs(m, (1, *s[0][1:])) for m, s in zip(modules, shapes, strict=True))
