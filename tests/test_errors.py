@@ -45,7 +45,7 @@ def no_training(monkeypatch: pytest.MonkeyPatch) -> None:
     def fail(*args: object, **kwargs: object) -> None:
         raise AssertionError("training started")
 
-    monkeypatch.setattr("distillkit.train.run_train", fail)
+    monkeypatch.setattr("distillkit.jobs.train.run_train", fail)  # where the train job looks it up
     monkeypatch.setattr("distillkit.train.run_video_train", fail)
 
 
@@ -338,7 +338,7 @@ def test_missing_listed_videos_fail_before_training(tmp_path, video_data, capsys
     def no_fit(*args: object, **kwargs: object) -> None:
         raise AssertionError("training started")
 
-    monkeypatch.setattr("distillkit.train.fit", no_fit)
+    monkeypatch.setattr("distillkit.models.factory.fit", no_fit)
     lines = (video_data / f"{split}.txt").read_text().splitlines()
     for line in lines[:2]:
         (video_data / line.split()[0]).unlink()
@@ -359,7 +359,7 @@ def test_unopenable_test_videos_fail_before_training(
     def no_fit(*args: object, **kwargs: object) -> None:
         raise AssertionError("training started")
 
-    monkeypatch.setattr("distillkit.train.fit", no_fit)
+    monkeypatch.setattr("distillkit.models.factory.fit", no_fit)
     lines = (video_data / "test.txt").read_text().splitlines()
     broken = video_data / lines[1].split()[0]
     broken.write_bytes(

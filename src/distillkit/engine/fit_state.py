@@ -6,8 +6,9 @@ random states that decide what comes next (Python, NumPy, torch and CUDA, and th
 Started again with the file present, `fit` loads it and continues with the next epoch (or, when the file was written
 after the last step, trains no more; `seconds` then counts only this process's part): with `num_workers: 0` the
 resumed run is the uninterrupted one, bit for bit; with loader workers, the workers' augmentation draws after the
-resume differ. Under torchrun every process keeps its own file (`<name>.rank<r>.pt`). Written atomically and read
-weights-only, like every checkpoint.
+resume differ. Under torchrun rank 0 writes the file (the processes hold the same weights and optimiser states) and
+every process resumes from it, so the other processes' random draws after a resume differ from the uninterrupted
+run's. Written atomically and read weights-only, like every checkpoint.
 """
 
 from __future__ import annotations
@@ -33,12 +34,6 @@ class Resumable:
 
     path: Path
     module: nn.Module
-
-    def file(self) -> Path:
-        """This process's file."""
-        if distributed.world_size() <= 1:
-            return self.path
-        return self.path.with_name(f"{self.path.stem}.rank{distributed.rank()}{self.path.suffix}")
 
 
 @dataclass
@@ -95,7 +90,9 @@ def save_fit_state(
     scaler: torch.amp.GradScaler | None,
     loader: DataLoader,
 ) -> None:
-    """Write the state of a run of `steps` steps after `progress.step` steps (at an epoch's end)."""
+    """Write the state of a run of `steps` steps after `progress.step` steps (at an epoch's end; rank 0 only)."""
+    if not distributed.is_main():
+        return
     save_checkpoint(
         {
             "steps": steps,
@@ -110,7 +107,7 @@ def save_fit_state(
             "scaler": scaler.state_dict() if scaler is not None else {},
             "random": _random_states(loader),
         },
-        resumable.file(),
+        resumable.path,
     )
 
 
@@ -123,7 +120,7 @@ def load_fit_state(
     loader: DataLoader,
 ) -> FitProgress | None:
     """The progress of the run whose state `resumable` holds, with every state restored; None without a file."""
-    path = resumable.file()
+    path = resumable.path
     if not path.is_file():
         return None
     state = load_checkpoint(path)
