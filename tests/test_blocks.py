@@ -14,13 +14,15 @@ from distillkit.models.blocks import split_model
         ("vgg11", ["features.3", "features.7", "features.14", "features.21", "features.28"]),
         ("resnet18", ["maxpool", "layer1", "layer2", "layer3", "layer4"]),
         ("resnet50", ["maxpool", "layer1", "layer2", "layer3", "layer4"]),
+        ("resnet20", ["relu", "layer1", "layer2", "layer3"]),  # CIFAR ResNet: the stem ends at its ReLU
+        ("resnet56", ["relu", "layer1", "layer2", "layer3"]),
     ],
 )
 def test_split_reassembles_exactly(arch: str, names: list[str]) -> None:
     model = build_model(arch, num_classes=7, in_channels=3, width=0.125).eval()
     net = split_model(model)
     assert net.names == names
-    assert len(net.blocks) == 5
+    assert len(net.blocks) == len(names)
     x = torch.randn(3, 3, 32, 32)
     with torch.no_grad():
         assert torch.equal(net(x), model(x))

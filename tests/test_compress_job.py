@@ -6,10 +6,12 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from helpers import TINY_COMPRESS, run_cli
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from distillkit import api
 from distillkit.compress import compress_model
 
 
@@ -161,3 +163,16 @@ def test_a_macs_target_is_met_and_an_unreachable_one_fails_before_training(tmp_p
         and len(err.strip().splitlines()) == 1
     )
     assert not (tmp_path / "far" / "teacher.pt").exists()  # refused before the teacher trained
+
+
+def test_a_cifar_resnet_teacher_compresses_to_its_macs_target(tmp_path: Path) -> None:
+    """The CIFAR ResNets serve images too: blocks `auto` cut the stem (at its ReLU) and each stage, and the
+    residual student meets the MACs target asked for."""
+    cfg = yaml.safe_load(TINY_COMPRESS)
+    cfg["teacher"].update(arch="resnet20", width=0.5)
+    cfg.update(student={"macs_reduction": 2.0}, baselines={"methods": ["kd"]}, export_onnx=False)
+    api.compress(cfg, tmp_path / "run")
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["blocks"] == ["relu", "layer1", "layer2", "layer3"]
+    assert report["speedup"]["macs"] >= 2.0
+    assert [s["block"] for s in report["stages"][:4]] == [0, 1, 2, 3]

@@ -181,7 +181,8 @@ class ModelConfig(Section):
     """A classification network built by the toolkit (see `distillkit.models.build_model`)."""
 
     arch: ImageArch = "vgg16"
-    """Architecture: vgg11/13/16/19 (batch norm), resnet18/34/50, or any other backbone registered for images
+    """Architecture: vgg11/13/16/19 (batch norm), resnet18/34/50 (torchvision), resnet20/32/44/56 (the CIFAR
+    ResNets of He et al., 3 stages; `small_input` does not apply), or any other backbone registered for images
     (`distillkit.models.register_backbone`)."""
     width: float = Field(1.0, gt=0)
     """Channel width multiplier."""
@@ -300,7 +301,8 @@ class CompressConfig(Section):
     teacher: TeacherConfig = TeacherConfig()
     """The network to compress."""
     blocks: Literal["auto"] | list[str] = "auto"
-    """Block boundaries: `auto` (VGG: after each max-pool; ResNet: stem, layer1..4) or module names, each ending a block."""
+    """Block boundaries: `auto` (VGG: after each max-pool; ResNet: stem, layer1..4; CIFAR ResNet: stem,
+    layer1..3) or module names, each ending a block."""
     student: StudentConfig = StudentConfig()
     """Student block design."""
     pbkd: PBKDConfig = PBKDConfig()

@@ -90,9 +90,14 @@ def trace(model: nn.Module) -> fx.GraphModule:
 
 
 def auto_boundaries(model: nn.Module) -> list[str]:
-    """Default cuts: torchvision-style ResNet → stem + layer1..layer4; otherwise after every max-pool."""
-    if all(hasattr(model, n) for n in ("conv1", "layer1", "layer2", "layer3", "layer4", "maxpool")):
-        return ["maxpool", "layer1", "layer2", "layer3", "layer4"]
+    """Default cuts: a ResNet (a `conv1` stem, then its stages: the `stages` attribute, or layer1..layer4) → the
+    stem (ending at `maxpool`, or at `relu` without one, as a CIFAR ResNet) + each stage; otherwise after every
+    max-pool."""
+    stages = list(getattr(model, "stages", ("layer1", "layer2", "layer3", "layer4")))
+    if hasattr(model, "conv1") and all(hasattr(model, n) for n in stages):
+        stem = "maxpool" if hasattr(model, "maxpool") else "relu" if hasattr(model, "relu") else None
+        if stem is not None:
+            return [stem, *stages]
     gm = trace(model)
     pools = [
         str(n.target)

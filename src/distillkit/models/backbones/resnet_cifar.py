@@ -77,7 +77,7 @@ def cifar_resnet(arch: str, num_classes: int, in_channels: int = 3, width: float
     return CifarResNet(CIFAR_DEPTHS[arch], num_classes, in_channels, width)
 
 
-@register_backbone("resnet20", tasks=("video",))
+@register_backbone("resnet20", tasks=("image", "video"))
 def resnet20(
     num_classes: int = 10, in_channels: int = 3, width: float = 1.0, small_input: bool = True
 ) -> CifarResNet:
@@ -85,7 +85,7 @@ def resnet20(
     return CifarResNet(3, num_classes, in_channels, width)
 
 
-@register_backbone("resnet32", tasks=("video",))
+@register_backbone("resnet32", tasks=("image", "video"))
 def resnet32(
     num_classes: int = 10, in_channels: int = 3, width: float = 1.0, small_input: bool = True
 ) -> CifarResNet:
@@ -93,7 +93,7 @@ def resnet32(
     return CifarResNet(5, num_classes, in_channels, width)
 
 
-@register_backbone("resnet44", tasks=("video",))
+@register_backbone("resnet44", tasks=("image", "video"))
 def resnet44(
     num_classes: int = 10, in_channels: int = 3, width: float = 1.0, small_input: bool = True
 ) -> CifarResNet:
@@ -101,7 +101,7 @@ def resnet44(
     return CifarResNet(7, num_classes, in_channels, width)
 
 
-@register_backbone("resnet56", tasks=("video",))
+@register_backbone("resnet56", tasks=("image", "video"))
 def resnet56(
     num_classes: int = 10, in_channels: int = 3, width: float = 1.0, small_input: bool = True
 ) -> CifarResNet:
