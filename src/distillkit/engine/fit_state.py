@@ -1,14 +1,14 @@
 """A training run's state at the end of an epoch, kept so that `fit` goes on from there after a crash.
 
-`fit(..., resumable=Resumable(path, module))` writes, after every full epoch and the last step, the module's weights and
-buffers, the optimiser, schedule and gradient-scaler states, the step, the samples seen, the loss history, and the
-random states that decide what comes next (Python, NumPy, torch and CUDA, and the loader's shuffling generator).
-Started again with the file present, `fit` loads it and continues with the next epoch (or, when the file was written
-after the last step, trains no more; `seconds` then counts only this process's part): with `num_workers: 0` the
-resumed run is the uninterrupted one, bit for bit; with loader workers, the workers' augmentation draws after the
-resume differ. Under torchrun rank 0 writes the file (the processes hold the same weights and optimiser states) and
-every process resumes from it, so the other processes' random draws after a resume differ from the uninterrupted
-run's. Written atomically and read weights-only, like every checkpoint.
+`fit(..., resumable=Resumable(path, module))` writes, after every full epoch and after the last step, the module's
+weights and buffers, the optimiser, schedule and gradient-scaler states, the step, the samples seen, the loss
+history, and the random states that decide what comes next (Python, NumPy, torch and CUDA, and the loader's
+shuffling generator). Started again with the file present, `fit` loads it and continues with the next epoch (or,
+when the file was written after the last step, trains no more; `seconds` then counts only this process's part).
+With `num_workers: 0` the resumed run is the uninterrupted one, bit for bit; with loader workers, the workers'
+augmentation draws after the resume differ. Under torchrun rank 0 writes the file (the processes hold the same
+weights and optimiser states) and every process resumes from it, so the other processes' random draws after a
+resume differ from the uninterrupted run's. Written atomically and read weights-only, like every checkpoint.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def _random_states(loader: DataLoader) -> dict[str, Any]:
             "pos": int(pos),
             "has_gauss": int(has_gauss),
             "gauss": float(gauss),
-        },  # fmt: skip
+        },
         "python": {"version": version, "state": torch.tensor(py_state, dtype=torch.int64), "gauss": py_gauss},
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
     }
@@ -124,10 +124,11 @@ def load_fit_state(
     if not path.is_file():
         return None
     state = load_checkpoint(path)
-    if not isinstance(state, dict) or state.get("steps") != steps:
+    saved = state.get("steps") if isinstance(state, dict) else None
+    if saved != steps:
         raise CheckpointError(
-            f"{path}: the saved training state is of another run ({state.get('steps') if isinstance(state, dict) else '?'} "
-            f"steps, this one has {steps}); remove it to train from the start"
+            f"{path}: the saved training state is of another run ({saved} steps, this one has {steps}); remove it "
+            "to train from the start"
         )
     resumable.module.load_state_dict(state["module"])
     optimizer.load_state_dict(state["optimizer"])
