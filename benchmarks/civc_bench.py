@@ -32,6 +32,8 @@ from pathlib import Path
 
 import incremental_synthetic as common
 
+from distillkit.incremental.metrics import classifier_figures
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 CONFIG = ROOT / "configs" / "incremental_civc_bench.yaml"
@@ -274,6 +276,7 @@ class Bench:
                 f"| {e.label} | {statistics.fmean(a):.2f} ± {statistics.stdev(a):.2f} | "
                 f"{' / '.join(f'{v:.1f}' for v in a)} | {statistics.fmean(forgetting[e.label]):.2f} |"
             )
+        lines += ["", *self.base_lines()]
         lines += ["", "Paired differences (entry − baseline, points of average incremental accuracy):", "",
                   "| Entry | Baseline | Differences per order | Mean ± std | 95 % interval | Verdict |",
                   "|---|---|---|---|---|---|"]  # fmt: skip
@@ -319,6 +322,31 @@ class Bench:
         self.merge_summary(comparisons)
         print(text)
         return text
+
+    def base_lines(self) -> list[str]:
+        """The base step's CNN accuracy per order of every entry that trains its own base model, and those below
+        `BASE_MIN`."""
+        accs = {}
+        for e in self.entries:
+            if self.owner(e) is None and (self.run_dir(e.label, self.orders[0]) / "results.json").is_file():
+                runs = [
+                    json.loads((self.run_dir(e.label, o) / "results.json").read_text()) for o in self.orders
+                ]
+                accs[e.label] = [classifier_figures(r, "cnn")["accuracy_per_step"][0] for r in runs]
+        if not accs:
+            return []
+        text = "; ".join(
+            f"{label} {' / '.join(f'{a:.1f}' for a in values)}" for label, values in accs.items()
+        )
+        low = [
+            f"{label} order {o} ({a:.1f})"
+            for label, values in accs.items()
+            for o, a in zip(self.orders, values, strict=True)
+            if a < BASE_MIN
+        ]
+        verdict = f"below {BASE_MIN:.0f} %: {', '.join(low)}" if low else f"all at least {BASE_MIN:.0f} %"
+        return [f"Base step, CNN accuracy (%) on its classes per order, by the entries that train it: {text}; "
+                f"{verdict}."]  # fmt: skip
 
     @staticmethod
     def merge_summary(comparisons: list[dict]) -> None:

@@ -30,6 +30,7 @@ import yaml
 
 from distillkit.incremental.compare import compare
 from distillkit.incremental.methods import METHODS, Method, build_method
+from distillkit.incremental.metrics import classifier_figures
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPECTED = [["joint"], ["icarl", "lucir", "podnet"], ["lwf"], ["finetune"]]
@@ -88,7 +89,10 @@ def own_classifier(run: Path) -> dict:
 def own_classifier_results(results: dict) -> dict:
     """`own_classifier` of a loaded results.json (runs from before `classifier` was recorded: by the method)."""
     kind = results.get("classifier") or ("nme" if METHODS[results["method"]].nme is True else "cnn")
-    return results["nme"] if kind == "nme" else results
+    figures = classifier_figures({**results, "classifier": kind}, kind)
+    if figures is None:
+        raise SystemExit(f"{results.get('method')}: results without the figures of its classifier {kind!r}")
+    return dict(figures)
 
 
 def ordering_check(runs: dict[str, list[Path]]) -> list[str]:

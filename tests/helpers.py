@@ -101,12 +101,15 @@ def interrupt_at(monkeypatch: pytest.MonkeyPatch, where: str, step: int) -> None
 
 
 def make_run(root: Path, name: str, method: str, avg: float, final: float, forg: float, bwt: float,
-             frames: int, nme: float | None = None, seed: int = 0) -> Path:  # fmt: skip
-    """A folder `root/name` holding only the `results.json` of a class-incremental run with these summaries."""
+             frames: int, nme: float | None = None, seed: int = 0, classifier: str = "cnn",
+             other: float | None = None) -> Path:  # fmt: skip
+    """A folder `root/name` holding only the `results.json` of a class-incremental run with these summaries (of
+    its own `classifier`); `nme`: a CNN run's NME average incremental accuracy, `other`: an NME run's CNN one."""
     d = root / name
     d.mkdir()
     data = {
         "method": method,
+        "classifier": classifier,
         "seed": seed,
         "classes_per_step": [4, 3, 3],
         "avg_incremental_accuracy": avg,
@@ -114,8 +117,13 @@ def make_run(root: Path, name: str, method: str, avg: float, final: float, forg:
         "forgetting": forg,
         "bwt": bwt,
         "memory": {"frames": frames, "bytes": frames * 1000, "videos": frames // 4},
-        "nme": None if nme is None else {"avg_incremental_accuracy": nme, "final_accuracy": nme - 5},
     }
+    if classifier == "cnn":
+        data["nme"] = None if nme is None else {"avg_incremental_accuracy": nme, "final_accuracy": nme - 5}
+    else:
+        data["cnn"] = (
+            None if other is None else {"avg_incremental_accuracy": other, "final_accuracy": other - 5}
+        )
     (d / "results.json").write_text(json.dumps(data))
     return d
 

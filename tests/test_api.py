@@ -134,10 +134,15 @@ def test_incremental_returns_the_results_and_the_model_loads_back(tmp_path: Path
     results = json.loads((out / "results.json").read_text())
     assert isinstance(result, api.IncrementalResult) and result == api.incremental_result(results, out)
     assert result.own.classifier == "nme" and result.other is not None and result.other.classifier == "cnn"
-    assert result.cnn.accuracy_matrix == results["accuracy_matrix"]
-    assert result.cnn.avg_incremental_accuracy == results["avg_incremental_accuracy"]
-    assert result.nme is not None and result.nme.accuracy_matrix == results["nme"]["accuracy_matrix"]
-    assert result.own.forgetting == results["nme"]["forgetting"]
+    # results.json: the own classifier (NME) on top, the CNN beside it under `cnn`
+    assert results["classifier"] == "nme" and "nme" not in results
+    assert result.cnn.accuracy_matrix == results["cnn"]["accuracy_matrix"]
+    assert result.cnn.avg_incremental_accuracy == results["cnn"]["avg_incremental_accuracy"]
+    assert result.nme is not None and result.nme.accuracy_matrix == results["accuracy_matrix"]
+    assert result.own.forgetting == results["forgetting"]
+    assert (
+        result.own.avg_incremental_accuracy != result.cnn.avg_incremental_accuracy
+    )  # the two are told apart
     assert result.classes_per_step == [2, 2, 2] and result.memory_frames == results["memory"]["frames"]
     assert [p.name for p in result.checkpoints] == ["step_000.pt", "step_001.pt", "step_002.pt"]
 
@@ -145,9 +150,9 @@ def test_incremental_returns_the_results_and_the_model_loads_back(tmp_path: Path
     model = api.load_incremental_model(out)
     assert not model.training
     cnn_row, _ = stream._evaluate(2, model, None)
-    assert cnn_row == results["accuracy_matrix"][-1]
+    assert cnn_row == results["cnn"]["accuracy_matrix"][-1]
     first = api.load_incremental_model(out, step=0)
-    assert stream._evaluate(0, first, None)[0] == results["accuracy_matrix"][0]
+    assert stream._evaluate(0, first, None)[0] == results["cnn"]["accuracy_matrix"][0]
     with pytest.raises(DistillkitError, match=r"no checkpoint of step 7; finished steps: \[0, 1, 2\]"):
         api.load_incremental_model(out, step=7)
 

@@ -194,4 +194,4 @@ def test_tiny_image_class_incremental_run(tmp_path: Path) -> None:
     memory = results["memory_per_step"]
     assert len(memory) == 3 and all(0 < m["frames"] <= 12 for m in memory)
     assert all(m["videos"] == m["frames"] for m in memory)  # one frame per exemplar image
-    assert results["nme"] is not None
+    assert results["classifier"] == "nme" and results["cnn"] is not None  # iCaRL: NME on top, CNN beside

@@ -21,14 +21,16 @@ def test_icarl_results_contract_and_budget(tmp_path: Path) -> None:
     results = run_incremental(tiny(), tmp_path)
     on_disk = json.loads((tmp_path / "results.json").read_text())
     assert on_disk["accuracy_matrix"] == results["accuracy_matrix"]
-    for key in ("method", "classes_per_step", "accuracy_matrix", "avg_incremental_accuracy", "final_accuracy",
-                "forgetting", "bwt", "nme", "memory", "seconds_per_step", "config", "seed"):  # fmt: skip
+    # iCaRL's own classifier (NME) on top, the CNN beside it under `cnn`
+    for key in ("method", "classifier", "classes_per_step", "accuracy_matrix", "avg_incremental_accuracy",
+                "final_accuracy", "forgetting", "bwt", "cnn", "memory", "seconds_per_step", "config", "seed"):  # fmt: skip
         assert key in on_disk, key
     assert on_disk["classes_per_step"] == [2, 2, 2]
     matrix = on_disk["accuracy_matrix"]
     assert [len(row) for row in matrix] == [1, 2, 3]
     assert all(0 <= a <= 100 for row in matrix for a in row)
-    assert on_disk["nme"]["accuracy_matrix"] and len(on_disk["nme"]["accuracy_matrix"]) == 3
+    assert on_disk["classifier"] == "nme" and "nme" not in on_disk
+    assert [len(row) for row in on_disk["cnn"]["accuracy_matrix"]] == [1, 2, 3]
     # the budget holds after every step; the memory is split evenly over the classes seen (clips of 4 frames)
     assert [m["frames"] for m in on_disk["memory_per_step"]] == [48, 48, 48]
     assert [m["videos"] for m in on_disk["memory_per_step"]] == [12, 12, 12]
@@ -64,7 +66,7 @@ def test_resume_gives_the_uninterrupted_results(tmp_path: Path, monkeypatch, whe
             run_incremental(tiny(), tmp_path / "cut")
     assert json.loads((tmp_path / "cut" / "results.json").read_text())["steps_done"] == 2
     resumed = run_incremental(tiny(), tmp_path / "cut", resume=True)
-    for key in ("accuracy_matrix", "nme", "forgetting", "avg_incremental_accuracy"):
+    for key in ("accuracy_matrix", "cnn", "forgetting", "avg_incremental_accuracy"):  # iCaRL: NME on top
         assert resumed[key] == reference[key], key
     assert [m["frames"] for m in resumed["memory_per_step"]] == [48, 48, 48]
     assert resumed["memory"]["videos"] == reference["memory"]["videos"]
@@ -150,7 +152,7 @@ def test_base_model_is_shared_between_methods_of_one_head(tmp_path: Path) -> Non
     reuse.scenario.num_steps = 1
     reuse.train.base_model = tmp_path / "finetune"
     results = run_incremental(reuse, tmp_path / "icarl")
-    assert results["accuracy_matrix"][0] == reference["accuracy_matrix"][0]  # the same base model
+    assert results["cnn"]["accuracy_matrix"][0] == reference["accuracy_matrix"][0]  # the same base model
     assert results["memory_per_step"][0]["frames"] == 48  # its own memory
     cosine = tiny(method={"name": "lucir"})
     cosine.scenario.num_steps = 1
@@ -207,7 +209,7 @@ def test_base_model_recorded_before_a_config_key_existed_is_accepted(tmp_path: P
     reuse.scenario.num_steps = 1
     reuse.train.base_model = tmp_path / "finetune"
     results = run_incremental(reuse, tmp_path / "icarl")
-    assert results["accuracy_matrix"][0] == reference["accuracy_matrix"][0]
+    assert results["cnn"]["accuracy_matrix"][0] == reference["accuracy_matrix"][0]
     state.config["data"]["retired_key"] = 1
     state.save(checkpoint)
     with pytest.raises(ConfigError, match=r"retired_key.*does not validate with this version"):

@@ -16,23 +16,24 @@ RESULTS = {
     "classifier": "nme",
     "classes_per_step": [4, 2],
     "steps_done": 2,
-    "accuracy_matrix": [[90.0], [60.0, 80.0]],
-    "accuracy_per_step": [90.0, 66.66666666666667],
-    "avg_incremental_accuracy": 78.33333333333334,
-    "final_accuracy": 66.66666666666667,
-    "forgetting": 30.0,
-    "bwt": -30.0,
-    "old_accuracy": [None, 60.0],
-    "new_accuracy": [90.0, 80.0],
-    "nme": {
-        "accuracy_matrix": [[95.0], [70.0, 75.0]],
-        "accuracy_per_step": [95.0, 71.66666666666667],
-        "avg_incremental_accuracy": 83.33333333333334,
-        "final_accuracy": 71.66666666666667,
-        "forgetting": 25.0,
-        "bwt": -25.0,
-        "old_accuracy": [None, 70.0],
-        "new_accuracy": [95.0, 75.0],
+    # the own classifier (NME) on top, the other (CNN) beside it under its name
+    "accuracy_matrix": [[95.0], [70.0, 75.0]],
+    "accuracy_per_step": [95.0, 71.66666666666667],
+    "avg_incremental_accuracy": 83.33333333333334,
+    "final_accuracy": 71.66666666666667,
+    "forgetting": 25.0,
+    "bwt": -25.0,
+    "old_accuracy": [None, 70.0],
+    "new_accuracy": [95.0, 75.0],
+    "cnn": {
+        "accuracy_matrix": [[90.0], [60.0, 80.0]],
+        "accuracy_per_step": [90.0, 66.66666666666667],
+        "avg_incremental_accuracy": 78.33333333333334,
+        "final_accuracy": 66.66666666666667,
+        "forgetting": 30.0,
+        "bwt": -30.0,
+        "old_accuracy": [None, 60.0],
+        "new_accuracy": [90.0, 80.0],
     },
     "memory": {"frames": 48, "bytes": 37501, "videos": 12},
     "memory_per_step": [{"frames": 32, "bytes": 25000, "videos": 8}, {"frames": 48, "bytes": 37501, "videos": 12}],
@@ -65,21 +66,21 @@ def test_report_tables_of_a_hand_made_results_dict() -> None:
         "| seed | 3 |",
         "| device | cpu (x86_64), torch 2.5.0 |",
         # accuracy per step
-        "| step | classes seen | CNN (%) | CNN old (%) | CNN new (%) | NME (%) | NME old (%) | NME new (%) |",
-        "| 0 | 4 | 90.00 | - | 90.00 | 95.00 | - | 95.00 |",
-        "| 1 | 6 | 66.67 | 60.00 | 80.00 | 71.67 | 70.00 | 75.00 |",
-        # accuracy matrices (CNN, then NME)
+        "| step | classes seen | NME (%) | NME old (%) | NME new (%) | CNN (%) | CNN old (%) | CNN new (%) |",
+        "| 0 | 4 | 95.00 | - | 95.00 | 90.00 | - | 90.00 |",
+        "| 1 | 6 | 71.67 | 70.00 | 75.00 | 66.67 | 60.00 | 80.00 |",
+        # accuracy matrices (the own classifier, NME, then CNN)
         "| after step | step 0 | step 1 |",
-        "| 0 | 90.00 |  |",
-        "| 1 | 60.00 | 80.00 |",
         "| 0 | 95.00 |  |",
         "| 1 | 70.00 | 75.00 |",
+        "| 0 | 90.00 |  |",
+        "| 1 | 60.00 | 80.00 |",
         # summary
-        "| metric | CNN | NME |",
-        "| average incremental accuracy (%) | 78.33 | 83.33 |",
-        "| final accuracy (%) | 66.67 | 71.67 |",
-        "| forgetting (points) | 30.00 | 25.00 |",
-        "| BWT (points) | -30.00 | -25.00 |",
+        "| metric | NME | CNN |",
+        "| average incremental accuracy (%) | 83.33 | 78.33 |",
+        "| final accuracy (%) | 71.67 | 66.67 |",
+        "| forgetting (points) | 25.00 | 30.00 |",
+        "| BWT (points) | -25.00 | -30.00 |",
         # memory and time
         "| step | frames | bytes | videos | seconds |",
         "| 0 | 32 | 25000 | 8 | 12.3 |",
@@ -100,7 +101,7 @@ def test_report_tables_of_a_hand_made_results_dict() -> None:
 
 def test_report_without_nme_and_old_new_columns() -> None:
     results = copy.deepcopy(RESULTS)
-    results.update(nme=None, classifier="cnn")
+    results.update(results.pop("cnn"), nme=None, classifier="cnn")
     del results["old_accuracy"], results["new_accuracy"]
     results["config"]["scenario"]["preset"] = "tcd_ucf101"
     text = incremental_report(results, "2024-06-11")
@@ -111,9 +112,18 @@ def test_report_without_nme_and_old_new_columns() -> None:
 
 def test_report_names_a_missing_key() -> None:
     results = copy.deepcopy(RESULTS)
-    del results["nme"]["accuracy_per_step"]
-    with pytest.raises(DistillkitError, match="results.json: missing key 'nme.accuracy_per_step'"):
+    del results["cnn"]["accuracy_per_step"]
+    with pytest.raises(DistillkitError, match="results.json: missing key 'cnn.accuracy_per_step'"):
         incremental_report(results, "2024-06-11")
+
+
+def test_a_file_of_the_older_layout_reads_the_same() -> None:
+    """Before the own classifier went on top, an NME run held its CNN figures on top and the NME under `nme`."""
+    older = copy.deepcopy(RESULTS)
+    cnn = older.pop("cnn")
+    older["nme"] = {key: older.pop(key) for key in cnn}
+    older.update(cnn)
+    assert incremental_report(older, "2024-06-11") == incremental_report(RESULTS, "2024-06-11")
 
 
 def test_a_run_writes_its_report(tmp_path: Path) -> None:

@@ -33,9 +33,9 @@ def test_incremental_run_logs_losses_and_accuracies_to_tensorboard(tmp_path: Pat
     scalars = _scalars(out / "tensorboard")
     cnn = scalars["accuracy_on_classes_seen/cnn"]
     assert [s for s, _ in cnn] == [0, 1, 2]
-    assert [v for _, v in cnn] == pytest.approx(results["accuracy_per_step"])
+    assert [v for _, v in cnn] == pytest.approx(results["cnn"]["accuracy_per_step"])  # iCaRL: NME on top
     nme = [v for _, v in scalars["accuracy_on_classes_seen/nme"]]
-    assert nme == pytest.approx(results["nme"]["accuracy_per_step"])
+    assert nme == pytest.approx(results["accuracy_per_step"])
     assert [v for _, v in scalars["memory/frames"]] == [m["frames"] for m in results["memory_per_step"]]
     # every training run's loss parts and learning rate, under the run's description (3 steps each)
     for step_tag in ("step_0_icarl", "step_1_icarl", "step_2_icarl"):

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
@@ -35,6 +35,7 @@ from distillkit.config import (
     validate,
 )
 from distillkit.errors import DistillkitError
+from distillkit.incremental.metrics import classifier_figures, other_classifier
 
 __all__ = [
     "ClassifierFigures",
@@ -221,7 +222,7 @@ def compress_result(report: dict, out: Path) -> CompressResult:
     )
 
 
-def _classifier(name: str, tree: dict) -> ClassifierFigures:
+def _classifier(name: str, tree: Mapping[str, Any]) -> ClassifierFigures:
     return ClassifierFigures(
         classifier=name,
         accuracy_matrix=tree["accuracy_matrix"],
@@ -237,9 +238,13 @@ def _classifier(name: str, tree: dict) -> ClassifierFigures:
 
 def incremental_result(results: dict, out: Path) -> IncrementalResult:
     """An `IncrementalResult` from class-incremental results (as written to results.json)."""
-    cnn = _classifier("cnn", results)
-    nme = _classifier("nme", results["nme"]) if results.get("nme") else None
-    own, other = (nme, cnn) if results["classifier"] == "nme" and nme is not None else (cnn, nme)
+    own_name = results.get("classifier") or "cnn"
+    own_figures = classifier_figures(results, own_name)
+    if own_figures is None:
+        raise DistillkitError(f"{out / 'results.json'}: no figures of its own classifier {own_name!r}")
+    own = _classifier(own_name, own_figures)
+    other_figures = classifier_figures(results, other_classifier(own_name))
+    other = _classifier(other_classifier(own_name), other_figures) if other_figures else None
     memory = results["memory"]
     return IncrementalResult(
         out=out,

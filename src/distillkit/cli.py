@@ -209,7 +209,7 @@ def _demo_incremental(out: Path) -> None:
         if (out / method).exists():
             shutil.rmtree(out / method)
         results = run_incremental(cfg, out / method)
-        own = results["nme"] if results["classifier"] == "nme" else results
+        own = results  # results.json's top level holds the method's own classifier
         series[f"{method} ({results['classifier'].upper()})"] = own["accuracy_per_step"]
         base_of_head.setdefault(head, out / method)
         runs.append(out / method)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from distillkit.errors import DistillkitError
+from distillkit.incremental.metrics import CLASSIFIERS, classifier_figures, other_classifier
 from distillkit.report.tables import markdown_table, print_table
 
 # results.json fields summarised per method (docs/design.md, "Output contract").
@@ -20,12 +21,13 @@ def _number(value: object, path: Path, key: str) -> float:
     return float(value)
 
 
-def _field(data: dict, path: Path, key: str) -> object:
+def _field(data: Mapping, path: Path, key: str, prefix: str = "") -> object:
+    """`data[a][b]...` for the dotted `key` (`prefix`: where `data` sits in the file, for the error)."""
     node: object = data
     for part in key.split("."):
-        if not isinstance(node, dict) or part not in node:
+        if not isinstance(node, Mapping) or part not in node:
             raise DistillkitError(
-                f"{path}: missing key {key!r} (is this a distillkit incremental results.json?)"
+                f"{path}: missing key {prefix + key!r} (is this a distillkit incremental results.json?)"
             )
         node = node[part]
     return node
@@ -48,16 +50,23 @@ def load_results(run: Path | str) -> dict:
     method = _field(data, path, "method")
     if not isinstance(method, str) or not method:
         raise DistillkitError(f"{path}: 'method' must be a non-empty string, got {method!r}")
-    out = {"path": str(path), "method": method, "seed": data.get("seed")}
-    for key in METRICS:
-        out[key] = _number(_field(data, path, key), path, key)
+    own = data.get("classifier") or "cnn"
+    if own not in CLASSIFIERS:
+        raise DistillkitError(f"{path}: 'classifier' must be one of {list(CLASSIFIERS)}, got {own!r}")
+    figures, other = classifier_figures(data, own), classifier_figures(data, other_classifier(own))
+    if not isinstance(figures, dict):
+        raise DistillkitError(f"{path}: missing the figures of its own classifier {own!r}")
+    key = "" if figures is data else "nme."  # where they sit in the file (the older layout: under `nme`)
+    out = {"path": str(path), "method": method, "seed": data.get("seed"), "classifier": own}
+    for metric in METRICS:
+        out[metric] = _number(_field(figures, path, metric, key), path, key + metric)
     out["memory_frames"] = _number(_field(data, path, "memory.frames"), path, "memory.frames")
-    nme = data.get("nme")
-    out["nme_avg_incremental_accuracy"] = (
-        _number(_field(data, path, "nme.avg_incremental_accuracy"), path, "nme.avg_incremental_accuracy")
-        if isinstance(nme, dict)
-        else None
-    )
+    out["other_classifier"] = other_classifier(own) if isinstance(other, dict) else None
+    out["other_avg_incremental_accuracy"] = None
+    if isinstance(other, dict):
+        where = "" if other is data else f"{other_classifier(own)}."
+        value = _field(other, path, "avg_incremental_accuracy", where)
+        out["other_avg_incremental_accuracy"] = _number(value, path, where + "avg_incremental_accuracy")
     return out
 
 
@@ -75,17 +84,19 @@ def _fmt(stat: dict | None, digits: int = 2) -> str:
     return text if stat["std"] is None else f"{text} ± {stat['std']:.{digits}f}"
 
 
-HEADER = ["Method", "Runs", "Avg inc. acc (%)", "Final acc (%)", "Forgetting", "BWT"]
+HEADER = ["Method", "Classifier", "Runs", "Avg inc. acc (%)", "Final acc (%)", "Forgetting", "BWT"]
 
 
 def _table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
-    with_nme = any(r["nme_avg_incremental_accuracy"] is not None for r in rows)
-    header = HEADER + (["NME avg inc. acc (%)"] if with_nme else []) + ["Memory (frames)"]
+    """Each method by its own classifier; the other classifier's average incremental accuracy beside, named."""
+    with_other = any(r["other_avg_incremental_accuracy"] is not None for r in rows)
+    header = HEADER + (["Other classifier: avg inc. acc (%)"] if with_other else []) + ["Memory (frames)"]
     body = []
     for r in rows:
-        cells = [r["method"], str(r["runs"])] + [_fmt(r[key]) for key in METRICS]
-        if with_nme:
-            cells.append(_fmt(r["nme_avg_incremental_accuracy"]))
+        cells = [r["method"], r["classifier"].upper(), str(r["runs"])] + [_fmt(r[key]) for key in METRICS]
+        if with_other:
+            other = r["other_avg_incremental_accuracy"]
+            cells.append("-" if other is None else f"{r['other_classifier'].upper()} {_fmt(other)}")
         frames = r["memory_frames"]
         cells.append(f"{frames:.0f}" if float(frames).is_integer() else f"{frames:.1f}")
         body.append(cells)
@@ -97,9 +108,10 @@ def compare(dirs: Sequence[Path | str], labels: Sequence[str] | None = None) -> 
 
     `labels` (one per run) groups and names the rows instead of the method, e.g. variants of one method.
 
-    Each row: ``method``, ``runs``, ``seeds``, ``paths``, ``{metric: {"mean", "std"}}`` for the accuracies,
-    forgetting and BWT, ``nme_avg_incremental_accuracy`` (over the runs that have an NME head, else None),
-    ``nme_runs`` and ``memory_frames`` (mean).
+    Each row: ``method``, ``runs``, ``seeds``, ``paths``, ``classifier`` (the runs' own), ``{metric: {"mean",
+    "std"}}`` for the accuracies, forgetting and BWT by that classifier, ``other_classifier``,
+    ``other_avg_incremental_accuracy`` (over the runs that measured the other classifier, else None),
+    ``other_runs`` and ``memory_frames`` (mean).
     """
     if not dirs:
         raise DistillkitError("compare needs at least one run directory")
@@ -117,13 +129,13 @@ def compare(dirs: Sequence[Path | str], labels: Sequence[str] | None = None) -> 
             "seeds": [r["seed"] for r in runs],
             "paths": [r["path"] for r in runs],
         }
+        row["classifier"] = "/".join(dict.fromkeys(r["classifier"] for r in runs))
         for key in METRICS:
             row[key] = _stats([r[key] for r in runs])
-        nme = [
-            r["nme_avg_incremental_accuracy"] for r in runs if r["nme_avg_incremental_accuracy"] is not None
-        ]
-        row["nme_avg_incremental_accuracy"] = _stats(nme)
-        row["nme_runs"] = len(nme)
+        other = [r for r in runs if r["other_avg_incremental_accuracy"] is not None]
+        row["other_classifier"] = "/".join(dict.fromkeys(r["other_classifier"] for r in other)) or None
+        row["other_avg_incremental_accuracy"] = _stats([r["other_avg_incremental_accuracy"] for r in other])
+        row["other_runs"] = len(other)
         row["memory_frames"] = statistics.fmean(r["memory_frames"] for r in runs)
         rows.append(row)
     header, body = _table(rows)

@@ -15,7 +15,8 @@ With a single step nothing can be forgotten: forgetting and BWT are 0.0.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 
@@ -145,3 +146,25 @@ def summarize(matrix: Sequence[Sequence[float | None]], n_per_step: Sequence[int
         "old_accuracy": old,
         "new_accuracy": [a[i][i] for i in range(len(a))],
     }
+
+
+CLASSIFIERS = ("cnn", "nme")
+"""The two classifiers a run is measured with: the network's head and the nearest mean of exemplars."""
+
+
+def other_classifier(name: str) -> str:
+    """The classifier that is not `name`."""
+    return "cnn" if name == "nme" else "nme"
+
+
+def classifier_figures(results: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
+    """The figures (`accuracy_matrix`, `summarize`'s metrics) of classifier `name` in a results.json.
+
+    The top level holds the method's own classifier (`classifier`), the other sits beside it under its own name
+    (`cnn` or `nme`; None or absent when not measured). Files written before that layout held the CNN on top and
+    the NME under `nme` whatever the method's classifier; they are read as such.
+    """
+    own = results.get("classifier") or "cnn"
+    if own == "nme" and "cnn" not in results:  # the older layout: CNN on top
+        return results if name == "cnn" else results.get("nme")
+    return results if name == own else results.get(name)

@@ -61,7 +61,7 @@ from distillkit.incremental.config import IncrementalConfig
 from distillkit.incremental.data import ClassSubset, ConcatClips, ReplayedClips
 from distillkit.incremental.memory import ExemplarMemory, MemoryDataset
 from distillkit.incremental.methods import METHODS, Method, StepContext, StepTools, build_method
-from distillkit.incremental.metrics import accuracy_row, samples_per_step, summarize
+from distillkit.incremental.metrics import accuracy_row, other_classifier, samples_per_step, summarize
 from distillkit.incremental.replay import Replay, downsample_clips
 from distillkit.incremental.scenario import Scenario, build_scenario, preset_scenario
 from distillkit.incremental.selection import allocate, herding, random_order
@@ -390,8 +390,9 @@ class StreamRun:
                 self.folder.remove_memory(step - 1)
             self._log(step, state)
         self._write_results(state, memory)
-        cnn, nme = self._summaries(state)
-        accuracy = {"cnn": cnn["accuracy_per_step"][-1], "nme": nme["accuracy_per_step"][-1] if nme else None}
+        accuracy = {
+            name: f["accuracy_per_step"][-1] if f else None for name, f in self._figures(state).items()
+        }
         tracker().scalars("accuracy on classes seen", accuracy, step)
         tracker().scalars("memory", {"frames": state.memory[-1]["frames"]}, step)
         barrier()
@@ -600,34 +601,55 @@ class StreamRun:
         return state.log_entry(step, self.scenario.num_seen(step))
 
     def _log(self, step: int, state: StreamState) -> None:
+        """Append step `step` to `log.jsonl` and print its line: the own classifier's accuracy on the classes seen
+        first (with its row per step's classes), the other's beside it, named."""
         entry = self._log_entry(step, state)
         self.folder.append_log(entry)
-        print(
-            f"step {step}: {entry['classes_seen']} classes, accuracy per step's classes {entry['accuracy_row']}"
-        )
+        figures = self._figures(state)
+        own = self._classifier
+        line = f"step {step}: {entry['classes_seen']} classes, {own.upper()} "
+        line += f"{figures[own]['accuracy_per_step'][-1]:.2f}%"
+        other = figures[other_classifier(own)]
+        if other is not None:
+            line += f" ({other_classifier(own).upper()} {other['accuracy_per_step'][-1]:.2f}%)"
+        row = figures[own]["accuracy_matrix"][step]
+        print(line + f", per step's classes [{', '.join(f'{a:.1f}' for a in row)}]")
 
-    def _summaries(self, state: StreamState) -> tuple[dict, dict | None]:
-        """The metrics (`metrics.summarize`) of the CNN and NME accuracy matrices of the steps done so far."""
+    @property
+    def _classifier(self) -> str:
+        """The method's own classifier: `nme` for a method that classifies by exemplar means, else `cnn`."""
+        return "nme" if self.method.nme else "cnn"
+
+    def _figures(self, state: StreamState) -> dict[str, dict | None]:
+        """Per classifier (`cnn`, `nme`) its accuracy matrix and metrics (`metrics.summarize`) over the steps done
+        so far; `nme` is None when the NME classifier is not evaluated."""
         done = state.steps_done
         test_labels = ClassSubset(self.data.test, self.scenario.seen(done - 1), self.scenario).labels
         n_per_step = samples_per_step(self._steps_of(torch.tensor(test_labels)), done)
-        cnn = summarize(state.cnn, n_per_step)
-        nme = summarize(state.nme, n_per_step) if state.nme and state.nme[0] is not None else None
-        return cnn, nme
+        figures: dict[str, dict | None] = {
+            "cnn": {"accuracy_matrix": state.cnn, **summarize(state.cnn, n_per_step)}
+        }
+        evaluated = state.nme and state.nme[0] is not None
+        figures["nme"] = (
+            {"accuracy_matrix": state.nme, **summarize(state.nme, n_per_step)} if evaluated else None
+        )
+        return figures
 
     def _write_results(self, state: StreamState, memory: ExemplarMemory | None) -> dict:
         """`results.json` (returned), `report.md` and the plots (written by rank 0 only)."""
         done = state.steps_done
-        cnn, nme = self._summaries(state)
+        figures = self._figures(state)
+        own, other = self._classifier, other_classifier(self._classifier)
+        own_figures = figures[own]
+        assert own_figures is not None  # a method classifying by NME needs the memory, so NME is evaluated
         results = {
             "method": self.method.name,
-            "classifier": "nme" if self.method.nme else "cnn",
+            "classifier": own,
             "classes_per_step": self.scenario.classes_per_step[:done],
             "class_order": self.scenario.class_order,
             "steps_done": done,
-            "accuracy_matrix": state.cnn,
-            **cnn,
-            "nme": {"accuracy_matrix": state.nme, **nme} if nme else None,
+            **own_figures,  # the headline: the method's own classifier
+            other: figures[other],
             "memory": state.memory[-1],
             "memory_per_step": state.memory,
             "seconds_per_step": state.seconds,
@@ -641,11 +663,15 @@ class StreamRun:
         self.folder.write_text("results.json", json.dumps(results, indent=2))
         self.folder.write_text("report.md", incremental_report(results, time.strftime("%Y-%m-%d %H:%M")))
         seen = [self.scenario.num_seen(i) for i in range(self.scenario.num_steps)]
-        series = {"CNN": cnn["accuracy_per_step"]}
-        if nme:
-            series["NME"] = nme["accuracy_per_step"]
+        series = {
+            name.upper(): f["accuracy_per_step"] for name in (own, other) if (f := figures[name]) is not None
+        }
         plot_accuracy_per_step(series, seen, self.out / "accuracy_per_step.png", f"{self.method.name}")
-        plot_accuracy_matrix(state.cnn, self.out / "accuracy_matrix.png", f"{self.method.name}: a[i][j]")
+        plot_accuracy_matrix(
+            own_figures["accuracy_matrix"],
+            self.out / "accuracy_matrix.png",
+            f"{self.method.name} ({own.upper()}): a[i][j]",
+        )
         return results
 
 
@@ -667,9 +693,10 @@ def run_incremental(cfg: IncrementalConfig, out: str | Path, resume: bool = Fals
         main = is_main()
     if not main:
         return results
-    line = f"{results['method']}: average incremental accuracy {results['avg_incremental_accuracy']:.2f}%"
-    line += f", final {results['final_accuracy']:.2f}%, forgetting {results['forgetting']:.2f}"
-    if results["nme"]:
-        line += f" (NME: {results['nme']['avg_incremental_accuracy']:.2f}%)"
+    own = results["classifier"]
+    line = f"{results['method']}: average incremental accuracy {results['avg_incremental_accuracy']:.2f}% "
+    line += f"({own.upper()}), final {results['final_accuracy']:.2f}%, forgetting {results['forgetting']:.2f}"
+    if other := results[other_classifier(own)]:
+        line += f" ({other_classifier(own).upper()}: {other['avg_incremental_accuracy']:.2f}%)"
     print(line)
     return results

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from distillkit.errors import DistillkitError
+from distillkit.incremental.metrics import classifier_figures, other_classifier
 from distillkit.report.tables import markdown_table
 
 SUMMARY = (
@@ -20,6 +21,7 @@ SUMMARY = (
     ("BWT (points)", "bwt"),
 )
 PLOTS = (("Accuracy per step", "accuracy_per_step.png"), ("Accuracy matrix", "accuracy_matrix.png"))
+TITLES = {"cnn": "The network's head (CNN)", "nme": "Nearest mean of exemplars (NME)"}
 
 
 def _get(node: Mapping[str, Any], key: str) -> Any:
@@ -95,11 +97,27 @@ def config_section(results: Mapping[str, Any]) -> str:
     return markdown_table(["setting", "value"], rows)
 
 
+def _classifiers(results: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(name, key prefix of its figures in `results`) of the run's classifiers: its own first (the headline), then
+    the other when measured. The own classifier's figures are on top (prefix ""), the other's under its name;
+    `metrics.classifier_figures` also reads the older layout (CNN on top, NME under `nme`)."""
+    own = str(results.get("classifier") or "cnn")
+    named = []
+    for name in (own, other_classifier(own)):
+        figures = classifier_figures(results, name)
+        if isinstance(figures, Mapping):
+            named.append((name, "" if figures is results else f"{name}."))  # beside the top: under its name
+        elif name == own:
+            raise DistillkitError(f"results.json: missing the figures of the run's own classifier {own!r}")
+    return named
+
+
 def _columns(results: Mapping[str, Any]) -> list[tuple[str, Sequence[float | None]]]:
-    """Per-step series of the accuracy table: CNN (and NME) accuracy, old and new accuracy when present."""
-    classifiers = [("CNN", "")] + ([("NME", "nme.")] if results.get("nme") else [])
+    """Per-step series of the accuracy table: the own classifier's accuracy (then the other's), old and new
+    accuracy when present."""
     columns: list[tuple[str, Sequence[float | None]]] = []
-    for label, prefix in classifiers:
+    for name, prefix in _classifiers(results):
+        label = name.upper()
         columns.append((f"{label} (%)", _per_step(results, f"{prefix}accuracy_per_step")))
         source = _get(results, prefix.rstrip(".")) if prefix else results
         for part in ("old", "new"):
@@ -130,13 +148,10 @@ def matrix_section(matrix: Sequence[Sequence[float | None]]) -> str:
 
 
 def summary_section(results: Mapping[str, Any]) -> str:
-    """Average incremental accuracy, final accuracy, forgetting and BWT (CNN, and NME when present)."""
-    nme = results.get("nme")
-    header = ["metric", "CNN"] + (["NME"] if nme else [])
-    rows = [
-        [name, _pct(_get(results, key))] + ([_pct(_get(results, f"nme.{key}"))] if nme else [])
-        for name, key in SUMMARY
-    ]
+    """Average incremental accuracy, final accuracy, forgetting and BWT: the own classifier, then the other."""
+    named = _classifiers(results)
+    header = ["metric"] + [name.upper() for name, _ in named]
+    rows = [[title] + [_pct(_get(results, prefix + key)) for _, prefix in named] for title, key in SUMMARY]
     return markdown_table(header, rows)
 
 
@@ -156,21 +171,18 @@ def incremental_report(results: Mapping[str, Any], date: str) -> str:
     classifier = str(results.get("classifier", "cnn")).upper()
     parts = [
         f"# Class-incremental run: {method}, {date}\n",
-        f"{_get(results, 'steps_done')} steps done; the method classifies with its {classifier} classifier.\n",
+        f"{_get(results, 'steps_done')} steps done; the method classifies with its {classifier} classifier, "
+        "whose figures come first in each table.\n",
         "## Configuration\n",
         config_section(results),
         "## Accuracy per step\n",
         "Top-1 accuracy (%) on every class seen so far; old: classes of earlier steps, new: this step's.\n",
         accuracy_per_step_section(results),
         "## Accuracy matrix\n",
-        "a[i][j]: accuracy (%) after step i on the test videos of step j's classes (CNN classifier).\n",
-        matrix_section(_get(results, "accuracy_matrix")),
+        "a[i][j]: accuracy (%) after step i on the test videos of step j's classes.\n",
     ]
-    if results.get("nme"):
-        parts += [
-            "Nearest-mean-of-exemplars (NME) classifier:\n",
-            matrix_section(_get(results, "nme.accuracy_matrix")),
-        ]
+    for name, prefix in _classifiers(results):
+        parts += [f"{TITLES[name]}:\n", matrix_section(_get(results, f"{prefix}accuracy_matrix"))]
     parts += [
         "## Summary\n",
         summary_section(results),
