@@ -27,7 +27,7 @@ from distillkit.config import load_config
 from distillkit.distill.spatiotemporal import track
 from distillkit.incremental.config import IncrementalConfig
 from distillkit.incremental.methods import StepContext, build_method
-from distillkit.incremental.runner import model_outputs
+from distillkit.incremental.objectives import model_outputs
 from distillkit.models.factory import build_video_model
 from distillkit.models.heads import make_head
 from distillkit.report.tables import markdown_table

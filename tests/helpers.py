@@ -88,16 +88,17 @@ def tiny(**changes: object) -> IncrementalConfig:
     return cfg
 
 
-def interrupt_at(monkeypatch: pytest.MonkeyPatch, where: str, step: int) -> None:
-    """Make `StreamRun.<where>` raise at `step` (as if the process were killed there)."""
-    original = getattr(StreamRun, where)
+def interrupt_at(monkeypatch: pytest.MonkeyPatch, where: str, step: int, owner: type = StreamRun) -> None:
+    """Make `owner.<where>` (a method whose first argument is the step) raise at `step`, as if the process were
+    killed there."""
+    original = getattr(owner, where)
 
     def failing(self, s, *args, **kwargs):
         if s == step:
             raise KeyboardInterrupt
         return original(self, s, *args, **kwargs)
 
-    monkeypatch.setattr(StreamRun, where, failing)
+    monkeypatch.setattr(owner, where, failing)
 
 
 def make_run(root: Path, name: str, method: str, avg: float, final: float, forg: float, bwt: float,

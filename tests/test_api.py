@@ -149,10 +149,10 @@ def test_incremental_returns_the_results_and_the_model_loads_back(tmp_path: Path
     stream = StreamRun(cfg, out)  # builds the data and scenario only; writes nothing
     model = api.load_incremental_model(out)
     assert not model.training
-    cnn_row, _ = stream._evaluate(2, model, None)
+    cnn_row, _ = stream.evaluator.evaluate(2, model, None)
     assert cnn_row == results["cnn"]["accuracy_matrix"][-1]
     first = api.load_incremental_model(out, step=0)
-    assert stream._evaluate(0, first, None)[0] == results["cnn"]["accuracy_matrix"][0]
+    assert stream.evaluator.evaluate(0, first, None)[0] == results["cnn"]["accuracy_matrix"][0]
     with pytest.raises(DistillkitError, match=r"no checkpoint of step 7; finished steps: \[0, 1, 2\]"):
         api.load_incremental_model(out, step=7)
 

@@ -295,7 +295,7 @@ def test_civc_stream_stores_key_frames_and_more_videos(tmp_path: Path) -> None:
 def test_old_model_on_batch_statistics_matches_the_training_model_and_keeps_its_running_stats() -> None:
     import copy
 
-    from distillkit.incremental.runner import model_outputs, normalise_with_batch_statistics
+    from distillkit.incremental.objectives import model_outputs, normalise_with_batch_statistics
     from distillkit.models.factory import build_video_model
     from distillkit.models.heads import make_head
 

@@ -11,8 +11,9 @@ from helpers import TINY_INCREMENTAL, interrupt_at, tiny
 from distillkit.cli import run
 from distillkit.engine.device import step_seed
 from distillkit.errors import ConfigError
-from distillkit.incremental import runner as runner_module
+from distillkit.incremental.evaluation import Evaluator
 from distillkit.incremental.memory import ExemplarMemory
+from distillkit.incremental.results import StreamResults
 from distillkit.incremental.runner import StreamRun, run_incremental
 from distillkit.incremental.state import StreamState
 
@@ -57,11 +58,11 @@ def test_training_sets_per_method(tmp_path: Path) -> None:
     assert sorted(set(stream._train_set(2, None).labels)) == [0, 1, 2, 3, 4, 5]
 
 
-@pytest.mark.parametrize("where", ["_train_set", "_evaluate"])
-def test_resume_gives_the_uninterrupted_results(tmp_path: Path, monkeypatch, where: str) -> None:
+@pytest.mark.parametrize("owner, where", [(StreamRun, "_train_set"), (Evaluator, "evaluate")])
+def test_resume_gives_the_uninterrupted_results(tmp_path: Path, monkeypatch, owner: type, where: str) -> None:
     reference = run_incremental(tiny(), tmp_path / "full")
     with monkeypatch.context() as patch:
-        interrupt_at(patch, where, 2)  # "_evaluate": killed after step 2 changed its memory
+        interrupt_at(patch, where, 2, owner)  # "evaluate": killed after step 2 changed its memory
         with pytest.raises(KeyboardInterrupt):
             run_incremental(tiny(), tmp_path / "cut")
     assert json.loads((tmp_path / "cut" / "results.json").read_text())["steps_done"] == 2
@@ -93,7 +94,7 @@ def test_errors_before_training(tmp_path: Path) -> None:
 
 
 def test_resume_refuses_another_config(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(runner_module.StreamRun, "_write_results", lambda self, state, memory: {})
+    monkeypatch.setattr(StreamResults, "write", lambda self, state: {})
     cfg = tiny(method={"name": "finetune"})
     cfg.scenario.num_steps = 0
     StreamRun(cfg, tmp_path).run()
@@ -134,7 +135,7 @@ def test_nme_means_come_from_the_stored_exemplars(tmp_path: Path) -> None:
     for c in (0, 1):
         picked = [i for i, label in enumerate(subset.labels) if label == c][:2]
         memory.add_class(c, [(subset.video_id(i), subset.raw_clip(i), [0, 1, 2, 3]) for i in picked])
-    means = stream._class_means(model, memory)
+    means = stream.evaluator.class_means(model, memory)
     data = MemoryDataset(memory, stream.data.test.transform)
     with torch.no_grad():
         feats = torch.stack(

@@ -14,6 +14,7 @@ from torch import nn
 
 from distillkit.incremental.memory import ExemplarMemory, MemoryDataset
 from distillkit.incremental.methods import StepContext, build_method
+from distillkit.incremental.objectives import Consistency, StepObjective
 from distillkit.incremental.replay import (
     blend_weights,
     downsample_clips,
@@ -21,7 +22,7 @@ from distillkit.incremental.replay import (
     faithful,
     replay_frames,
 )
-from distillkit.incremental.runner import Consistency, StepObjective, run_incremental
+from distillkit.incremental.runner import run_incremental
 
 
 def test_interpolation_weights_by_hand() -> None:

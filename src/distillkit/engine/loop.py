@@ -311,6 +311,15 @@ def fit(
 
 
 @torch.no_grad()
+def split_views(x: torch.Tensor, segments: int | None) -> tuple[torch.Tensor, int]:
+    """Clips (N, V·T, ...) holding V test views of T = `segments` frames each, as (N·V, T, ...) view clips, and V
+    (1, with `x` unchanged, for clips of T frames, images, or a model without segments)."""
+    if not segments or x.dim() != 5 or x.shape[1] <= segments or x.shape[1] % segments:
+        return x, 1
+    views = x.shape[1] // segments
+    return x.unflatten(1, (views, segments)).flatten(0, 1), views
+
+
 def predict(
     model: nn.Module, loader: DataLoader, device: torch.device, sharded: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -324,13 +333,9 @@ def predict(
     segments = getattr(model, "num_segments", None)
     with eval_mode(model):
         for x, y in loader:
-            x = to_device(x, device)
-            if segments and x.dim() == 5 and x.shape[1] > segments and x.shape[1] % segments == 0:
-                views = x.shape[1] // segments
-                out = model(x.unflatten(1, (views, segments)).flatten(0, 1)).unflatten(0, (-1, views)).mean(1)
-            else:
-                out = model(x)
-            logits.append(out.float().cpu())
+            x, views = split_views(to_device(x, device), segments)
+            out = model(x)
+            logits.append((out.unflatten(0, (-1, views)).mean(1) if views > 1 else out).float().cpu())
             targets.append(y)
     if sharded:
         return distributed.gather_cat(torch.cat(logits)), distributed.gather_cat(torch.cat(targets))

@@ -9,6 +9,10 @@ of that step; on resuming, what the kill left (half-written files, other steps' 
 All randomness of a step is seeded from (seed, step): a resumed run ends with the same results as an
 uninterrupted one.
 
+The run's collaborators each have one job: `Evaluator` (features and accuracy rows), `MemoryPolicy` (the frame
+budget and the choice of exemplars), `StreamResults` (logs, results.json, report.md, plots), `StreamState` and
+`StreamFolder` (what a checkpoint holds and where each file lives); the objectives are in `objectives.py`.
+
 Under torchrun (WORLD_SIZE > 1) a run is data-parallel: `data.batch_size` is the global batch, split over the
 processes; the model trains in DDP with batch norms over the global batch (the old model's too, when it
 normalises with batch statistics); features for evaluation, imprinting and exemplar selection are computed in
@@ -20,200 +24,51 @@ of the head runs identically on every process.
 from __future__ import annotations
 
 import copy
-import json
-import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Dataset
 
 from distillkit.config import OptimConfig, check_resumable, current_config, dump_config
 from distillkit.data.video.transforms import left_right_label_map
-from distillkit.data.videos import VideoDatasets, build_video_datasets
+from distillkit.data.videos import VideoDatasets, build_video_datasets, video_loader
 from distillkit.engine.device import resolve_device, seed_everything, step_seed
 from distillkit.engine.distributed import (
     barrier,
     data_parallel,
-    gather_cat,
     is_distributed,
     is_main,
     per_process_batch,
     process_group,
-    shard,
     synchronised_batch_norms,
-    train_sampler,
 )
-from distillkit.engine.loop import FitResult, LossParts, check_performance, fit
-from distillkit.engine.modes import eval_mode
+from distillkit.engine.loop import FitResult, check_performance, fit
 from distillkit.engine.precision import to_device
-from distillkit.engine.progress import progress_bar
 from distillkit.engine.tracking import tracker
 from distillkit.errors import ConfigError
-from distillkit.incremental import replay
 from distillkit.incremental.config import IncrementalConfig
-from distillkit.incremental.data import ClassSubset, ConcatClips, ReplayedClips
+from distillkit.incremental.data import ClassSubset, ConcatClips
+from distillkit.incremental.evaluation import Evaluator
 from distillkit.incremental.memory import ExemplarMemory, MemoryDataset
-from distillkit.incremental.methods import METHODS, Method, StepContext, StepTools, build_method
-from distillkit.incremental.metrics import accuracy_row, other_classifier, samples_per_step, summarize
-from distillkit.incremental.replay import Replay, downsample_clips
+from distillkit.incremental.memory_policy import MemoryPolicy
+from distillkit.incremental.methods import METHODS, StepContext, StepTools, build_method
+from distillkit.incremental.metrics import other_classifier
+from distillkit.incremental.objectives import (
+    Consistency,
+    HeadObjective,
+    StepObjective,
+    WithOutputs,
+    normalise_with_batch_statistics,
+)
+from distillkit.incremental.results import StreamResults
 from distillkit.incremental.scenario import Scenario, build_scenario, preset_scenario
-from distillkit.incremental.selection import allocate, herding, random_order
 from distillkit.incremental.state import StreamFolder, StreamState
 from distillkit.models.factory import build_video_model
 from distillkit.models.heads import grow_head
-from distillkit.report.incremental_plots import plot_accuracy_matrix, plot_accuracy_per_step
-from distillkit.report.incremental_report import incremental_report
-from distillkit.report.meta import run_metadata
-
-
-def model_outputs(model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Stage features, frame and clip features, `logits`, and for a cosine or local-similarity head its class
-    similarities `cosine` and scale `scale` (logits = scale · cosine)."""
-    out = model.forward_features(x)
-    out["logits"] = model.classify(out["pooled"])
-    if hasattr(model.head, "cosine"):
-        out["cosine"] = model.head.cosine(out["pooled"])
-        out["scale"] = model.head.sigma
-    return out
-
-
-def normalise_with_batch_statistics(model: nn.Module) -> nn.Module:
-    """Put every batch norm of a frozen `model` in training mode with momentum 0: it normalises each batch with
-    that batch's statistics and never changes its running ones."""
-    for module in model.modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm):
-            module.train()
-            module.momentum = 0.0
-    return model
-
-
-class WithOutputs(nn.Module):
-    """`model` whose `forward` returns `model_outputs` (so that DDP, which hooks `forward`, can wrap it)."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        return model_outputs(self.model, x)
-
-
-@dataclass(frozen=True)
-class Consistency:
-    """Temporal consistency of a step (`train.temporal_consistency`): cross-entropy with `weight` on copies of
-    the new classes' clips down-sampled to `frames` frames and replayed as `replay`."""
-
-    weight: float
-    frames: int
-    replay: Replay
-
-
-class StepObjective:
-    """One step's training objective: the current model trains, the old one (frozen) gives its outputs.
-
-    `net` computes the current model's outputs: `WithOutputs(model)`, possibly wrapped in DDP. With
-    `consistency`, the batch's new-class clips are also seen down-sampled (`replay.downsample_clips`): one
-    forward pass of both models over the batch and the copies (batch norms see both), the method's loss on the
-    batch's outputs, and cross-entropy on the copies'."""
-
-    def __init__(
-        self,
-        net: nn.Module,
-        old_model: nn.Module | None,
-        method: Method,
-        ctx: StepContext,
-        consistency: Consistency | None = None,
-    ) -> None:
-        self.net, self.old_model, self.method, self.ctx = net, old_model, method, ctx
-        self.consistency = consistency
-
-    def parameters(self):
-        return self.net.parameters()
-
-    def set_mode(self) -> None:
-        self.net.train()
-
-    def loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, LossParts]:
-        tc, n = self.consistency, x.shape[0]
-        new = y >= self.ctx.num_old
-        inputs = x if tc is None else torch.cat([x, downsample_clips(x[new], tc.frames, tc.replay)])
-        out, copies = _split(self.net(inputs), n)
-        out["clips"] = x
-        old = None
-        if self.old_model is not None and self.method.needs_old_outputs:
-            with torch.no_grad():
-                old, _ = _split(model_outputs(self.old_model, inputs), n)
-        loss, parts = self.method.loss(out, old, y, self.ctx)
-        if tc is None:
-            return loss, parts
-        tc_loss = F.cross_entropy(copies["logits"], y[new]) if new.any() else loss.new_zeros(())
-        return loss + tc.weight * tc_loss, {**parts, "tc": tc_loss.detach()}
-
-
-def _split(outputs: dict[str, torch.Tensor], n: int) -> tuple[dict, dict]:
-    """Outputs of a batch split into those of its first `n` samples and of the rest (tensors without a batch
-    dimension, such as a head's scale, go to both); the outputs themselves when the batch has `n` samples."""
-    total = len(outputs["logits"])
-    if total == n:
-        return outputs, {}
-    head, tail = {}, {}
-    for k, v in outputs.items():
-        batched = v.dim() > 0 and v.shape[0] == total
-        head[k], tail[k] = (v[:n], v[n:]) if batched else (v, v)
-    return head, tail
-
-
-class HeadObjective:
-    """Cross-entropy training of the head alone, the backbone frozen in eval mode (class-balanced fine-tuning)."""
-
-    def __init__(self, model: nn.Module) -> None:
-        self.model = model
-
-    def parameters(self):
-        return self.model.head.parameters()
-
-    def set_mode(self) -> None:
-        self.model.eval()
-
-    def loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, LossParts]:
-        with torch.no_grad():
-            pooled = self.model.forward_features(x)["pooled"]
-        ce = F.cross_entropy(self.model.classify(pooled), y)
-        return ce, {"ce": ce.detach()}
-
-
-@torch.no_grad()
-def clip_features(model: nn.Module, dataset: Dataset, batch_size: int, device: torch.device, desc: str):
-    """Clip features (N, D), frame features (N, T, D), logits (N, K) and labels (N,) in eval mode.
-
-    Test clips holding several views are split into views; their features and logits are averaged. Under
-    torchrun each process computes its block of `dataset` and every process gets the whole set's, in order."""
-    pooled, frames, logits, labels = [], [], [], []
-    part = shard(dataset, batch_size)
-    # a process whose block is empty computes one sample to learn the output shapes, then keeps none
-    loader = DataLoader(part if len(part) else Subset(dataset, [0]), batch_size=batch_size, shuffle=False)
-    segments = model.num_segments
-    with progress_bar(desc, total=len(loader)) as bar, eval_mode(model):
-        for x, y in loader:
-            x = to_device(x, device)
-            views = x.shape[1] // segments if x.shape[1] > segments else 1
-            x = x.unflatten(1, (views, segments)).flatten(0, 1) if views > 1 else x
-            out = model.forward_features(x)
-            p, f = out["pooled"].unflatten(0, (-1, views)), out["frames"].unflatten(0, (-1, views))
-            pooled.append(p.mean(1).cpu())
-            frames.append(f.mean(1).cpu())
-            logits.append(model.classify(out["pooled"]).unflatten(0, (-1, views)).mean(1).cpu())
-            labels.append(torch.as_tensor(y))
-            bar.advance()
-    keep = len(part)
-    return tuple(gather_cat(torch.cat(t)[:keep]) for t in (pooled, frames, logits, labels))
 
 
 def build_stream_scenario(cfg: IncrementalConfig, num_classes: int) -> Scenario:
@@ -248,9 +103,24 @@ class StreamRun:
         self.use_memory = self.method.uses_memory and cfg.memory.budget_frames > 0
         self.eval_nme = cfg.eval.nme if cfg.eval.nme is not None else self.use_memory
         self.folder = StreamFolder(self.out)
+        self.evaluator = Evaluator(
+            self.data, self.scenario, cfg.data.eval_batch_size, cfg.memory.replay, self.eval_nme, self.device
+        )
+        self.memory_policy = MemoryPolicy(
+            cfg.memory,
+            self.method,
+            self.data,
+            self.scenario,
+            self.evaluator,
+            self.folder,
+            self.segments,
+            cfg.seed,
+        )
+        self.results = StreamResults(
+            cfg, self.method, self.scenario, self.evaluator, self.folder, self.device
+        )
         self._check_before_training()
 
-    # --------------------------------------------------------------------------------------------- checks
     def _check_before_training(self) -> None:
         cfg = self.cfg
         if cfg.data.flip and left_right_label_map(self.data.class_names):
@@ -265,8 +135,7 @@ class StreamRun:
         if self.eval_nme and not self.use_memory:
             raise ConfigError("eval.nme needs an exemplar memory (memory.budget_frames > 0)")
         if self.use_memory:  # the last step holds exemplars of every class
-            per = self.method.exemplar_frames(self.segments)
-            allocate(cfg.memory.budget_frames, list(range(self.scenario.num_classes)), per)
+            self.memory_policy.check()
         self.base_state = self._base_state() if cfg.train.base_model is not None else None
 
     def _base_state(self) -> dict[str, torch.Tensor]:
@@ -298,7 +167,6 @@ class StreamRun:
             )
         return state.model
 
-    # ---------------------------------------------------------------------------------------------- state
     def _start(self) -> tuple[int, StreamState]:
         """First step to run and the state so far (fresh, or from the last checkpoint when resuming)."""
         last = self.folder.last_step()
@@ -315,13 +183,12 @@ class StreamRun:
         check_resumable(state.config, self.cfg, self.out)
         return last + 1, state
 
-    # ------------------------------------------------------------------------------------------------ run
     def run(self) -> dict:
         first, state = self._start()
         if is_main():
             self.out.mkdir(parents=True, exist_ok=True)
             self.folder.clear_leftovers(first)
-            self.folder.rewrite_log([self._log_entry(i, state) for i in range(state.steps_done)])
+            self.folder.rewrite_log([self.results.log_entry(i, state) for i in range(state.steps_done)])
         barrier()
         model = build_video_model(self.cfg.model, self.scenario.num_seen(0), self.segments)
         model.head = self.method.build_head(model.feature_dim, self.scenario.num_seen(0))
@@ -336,7 +203,7 @@ class StreamRun:
         model.to(self.device)
         for step in range(first, self.scenario.num_steps):
             model, memory = self._step(step, model, memory, state)
-        return self._write_results(state, memory)
+        return self.results.write(state)
 
     def _step(self, step: int, model: nn.Module, memory: ExemplarMemory | None, state: StreamState):
         cfg, scenario = self.cfg, self.scenario
@@ -375,12 +242,12 @@ class StreamRun:
                     perf=cfg.perf,
                 )
         if self.use_memory:
-            memory = self._update_memory(step, model, memory)
+            memory = self.memory_policy.update(step, model, memory)
             tools = self._tools(model, step, memory)
         self.method.end_step(model, ctx, tools)
-        cnn, nme = self._evaluate(step, model, memory)
+        cnn, nme = self.evaluator.evaluate(step, model, memory)
         seconds = time.perf_counter() - start
-        stats = self._memory_stats(memory, self.method.replay_tolerance() is not None)
+        stats = self.memory_policy.stats(memory)
         state.record_step(
             step, cnn, nme, seconds, stats, result.history, model.state_dict(), dump_config(cfg)
         )
@@ -388,10 +255,10 @@ class StreamRun:
             state.save(self.folder.checkpoint(step))
             if step > 0 and self.use_memory:
                 self.folder.remove_memory(step - 1)
-            self._log(step, state)
-        self._write_results(state, memory)
+            self.results.log(step, state)
+        self.results.write(state)
         accuracy = {
-            name: f["accuracy_per_step"][-1] if f else None for name, f in self._figures(state).items()
+            name: f["accuracy_per_step"][-1] if f else None for name, f in self.results.figures(state).items()
         }
         tracker().scalars("accuracy on classes seen", accuracy, step)
         tracker().scalars("memory", {"frames": state.memory[-1]["frames"]}, step)
@@ -413,52 +280,39 @@ class StreamRun:
     def _train_loader(self, train_set: Dataset, seed: int) -> DataLoader:
         """A step's training batches, shuffled with `seed` (under torchrun: this process's share of each global
         batch, from a `DistributedSampler`)."""
-        cfg = self.cfg.data
-        drop_last = len(train_set) >= cfg.batch_size
-        if is_distributed():
-            return DataLoader(
-                train_set, batch_size=per_process_batch(cfg.batch_size, "data.batch_size"),
-                sampler=train_sampler(train_set, seed), drop_last=drop_last, num_workers=cfg.num_workers,
-            )  # fmt: skip
-        return DataLoader(
-            train_set, batch_size=cfg.batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed),
-            drop_last=drop_last, num_workers=cfg.num_workers,
-        )  # fmt: skip
+        return video_loader(train_set, self.cfg.data, train=True, seed=seed, distributed=is_distributed())
 
-    # ----------------------------------------------------------------------------------------------- data
     def _train_set(self, step: int, memory: ExemplarMemory | None) -> Dataset:
         classes = self.scenario.seen(step) if self.method.train_on == "seen" else self.scenario.new(step)
         parts: list[Dataset] = [ClassSubset(self.data.train, classes, self.scenario)]
         if self.use_memory and memory is not None and memory.videos:
-            parts.append(
-                MemoryDataset(
-                    memory,
-                    self.data.train.transform,
-                    seed=step_seed(self.cfg.seed, step),
-                    replay=self.cfg.memory.replay,
-                )
-            )
+            parts.append(self._memory_clips(memory, step))
         return ConcatClips(parts)
 
+    def _memory_clips(self, memory: ExemplarMemory, step: int) -> MemoryDataset:
+        """The memory's exemplars as step `step`'s training clips (augmented, replayed as `memory.replay`)."""
+        return MemoryDataset(
+            memory,
+            self.data.train.transform,
+            seed=step_seed(self.cfg.seed, step),
+            replay=self.cfg.memory.replay,
+        )
+
     def _tools(self, model: nn.Module, step: int, memory: ExemplarMemory | None) -> StepTools:
+        """What a method may ask for during the step: features of the new classes, class-balanced fine-tuning of
+        the head on the memory, and the memory's clips in batches."""
+
         def new_features() -> tuple[torch.Tensor, torch.Tensor]:
             subset = ClassSubset(self.data.train_eval, self.scenario.new(step), self.scenario)
-            pooled, _, _, labels = clip_features(
-                model, subset, self.cfg.data.eval_batch_size, self.device, "features"
-            )
-            return pooled, labels
+            features = self.evaluator.features(model, subset, "features")
+            return features.pooled, features.labels
 
         def finetune_head_on_memory(epochs: float, lr: float) -> None:
             if memory is None or not memory.videos:
                 raise ConfigError(
                     "class-balanced fine-tuning needs an exemplar memory (memory.budget_frames > 0)"
                 )
-            data = MemoryDataset(
-                memory,
-                self.data.train.transform,
-                seed=step_seed(self.cfg.seed, step),
-                replay=self.cfg.memory.replay,
-            )
+            data = self._memory_clips(memory, step)
             generator = torch.Generator().manual_seed(step_seed(self.cfg.seed, step, stream=1))
             loader = DataLoader(data, batch_size=self.cfg.data.batch_size, shuffle=True, generator=generator)
             steps = max(1, round(epochs * len(loader)))
@@ -469,210 +323,11 @@ class StreamRun:
         def memory_batches() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
             if memory is None or not memory.videos:
                 return
-            data = MemoryDataset(
-                memory,
-                self.data.train.transform,
-                seed=step_seed(self.cfg.seed, step),
-                replay=self.cfg.memory.replay,
-            )
+            data = self._memory_clips(memory, step)
             for x, y in DataLoader(data, batch_size=self.cfg.data.eval_batch_size, shuffle=False):
                 yield to_device(x, self.device), torch.as_tensor(y).to(self.device)
 
         return StepTools(new_features, finetune_head_on_memory, memory_batches)
-
-    # --------------------------------------------------------------------------------------------- memory
-    def _update_memory(self, step: int, model: nn.Module, memory: ExemplarMemory | None) -> ExemplarMemory:
-        """Next step's memory in its own folder: old classes reduced to their share, new classes herded.
-
-        Every process computes the same selection from gathered features; rank 0 writes it and the others
-        read it back."""
-        subset = ClassSubset(self.data.train_eval, self.scenario.new(step), self.scenario)
-        features = clip_features(
-            model, subset, self.cfg.data.eval_batch_size, self.device, f"step {step} exemplars"
-        )
-        per = self.method.exemplar_frames(self.segments)
-        pooled, frames = features[0], features[1]
-        positions = [self.method.select_frames(frames[i], pooled[i], per) for i in range(len(subset))]
-        tolerance = self.method.replay_tolerance()
-        if tolerance is not None:  # adaptive granularity: whole clips where the replay is not faithful
-            replayed = ReplayedClips(subset, positions, self.cfg.memory.replay, self.data.test.transform)
-            again, _, logits, labels = clip_features(
-                model, replayed, self.cfg.data.eval_batch_size, self.device, "replays"
-            )
-            kept = replay.faithful(pooled, again, logits, labels, tolerance).tolist()
-            whole = list(range(self.segments))
-            positions = [p if ok else whole for p, ok in zip(positions, kept, strict=True)]
-        folder = self.folder.memory(step)
-        if is_main():
-            memory = self._write_memory(step, folder, memory, subset, features, positions)
-        barrier()
-        return memory if is_main() else ExemplarMemory.load(folder)
-
-    def _write_memory(
-        self,
-        step: int,
-        folder: Path,
-        memory: ExemplarMemory | None,
-        subset: ClassSubset,
-        features: tuple,
-        positions: list[list[int]],
-    ) -> ExemplarMemory:
-        """Each class's share of the frame budget (`per` frames times its exemplar count): old classes reduced
-        to it, new classes filled in herding (or random) order with each video's kept `positions`, until the
-        next video would not fit."""
-        m = self.cfg.memory
-        if folder.exists():  # left by a run killed during this step
-            shutil.rmtree(folder)
-        if memory is None:
-            memory = ExemplarMemory(
-                folder, m.budget_frames, self.segments, m.per_class_frames, m.jpeg_quality
-            )
-        else:
-            memory = memory.fork(folder)
-        seen = list(range(self.scenario.num_seen(step)))
-        per = self.method.exemplar_frames(self.segments)
-        share = allocate(m.budget_frames, seen, per)
-        if m.per_class_frames is not None:
-            share = {c: min(n, m.per_class_frames // per) for c, n in share.items()}
-        memory.reduce({c: share[c] * per for c in memory.classes})
-        pooled, _, _, labels = features
-        for c in range(self.scenario.num_seen(step - 1) if step else 0, len(seen)):
-            members = (labels == c).nonzero().flatten().tolist()
-            # every candidate in priority order; as many as fit the class's frames (all of `per` when fixed)
-            if m.selection == "herding":
-                order = herding(pooled[members], len(members))
-            else:
-                order = random_order(
-                    len(members), len(members), np.random.default_rng([self.cfg.seed, step, c])
-                )
-            picked, used = [], 0
-            for i in (members[j] for j in order):
-                if used + len(positions[i]) > share[c] * per:
-                    break
-                picked.append(i)
-                used += len(positions[i])
-            memory.add_class(c, [(subset.video_id(i), subset.raw_clip(i), positions[i]) for i in picked])
-        memory.check_budget()
-        return memory
-
-    @staticmethod
-    def _memory_stats(memory: ExemplarMemory | None, adaptive: bool = False) -> dict:
-        """Frames, bytes and videos held; with adaptive granularity also the videos kept as whole clips."""
-        if memory is None:
-            return {"frames": 0, "bytes": 0, "videos": 0}
-        stats = {"frames": memory.frames, "bytes": memory.bytes_on_disk(), "videos": memory.videos}
-        if adaptive:
-            everything = memory.num_segments
-            stats["whole_clips"] = sum(
-                len(e.frames) == everything for c in memory.classes for e in memory.exemplars(c)
-            )
-        return stats
-
-    # ----------------------------------------------------------------------------------------- evaluation
-    def _steps_of(self, labels: torch.Tensor) -> torch.Tensor:
-        """The step of each incremental label (classes are numbered in the order they arrive)."""
-        bounds = torch.tensor(np.cumsum(self.scenario.classes_per_step))
-        return torch.searchsorted(bounds, labels.long(), right=True)
-
-    def _evaluate(self, step: int, model: nn.Module, memory: ExemplarMemory | None):
-        test = ClassSubset(self.data.test, self.scenario.seen(step), self.scenario)
-        pooled, _, logits, labels = clip_features(
-            model, test, self.cfg.data.eval_batch_size, self.device, f"step {step} evaluation"
-        )
-        steps_of = self._steps_of(labels)
-        cnn = accuracy_row(logits.argmax(1), labels, steps_of, step)
-        nme = None
-        if self.eval_nme and memory is not None and memory.videos:
-            means = self._class_means(model, memory)
-            nme_pred = (F.normalize(pooled, dim=1) @ means.T).argmax(1)
-            nme = accuracy_row(nme_pred, labels, steps_of, step)
-        return cnn, nme
-
-    def _class_means(self, model: nn.Module, memory: ExemplarMemory) -> torch.Tensor:
-        """iCaRL's class means: normalised mean of the normalised features of each class's exemplars."""
-        data = MemoryDataset(memory, self.data.test.transform, replay=self.cfg.memory.replay)
-        pooled, _, _, labels = clip_features(model, data, self.cfg.data.eval_batch_size, self.device, "means")
-        pooled = F.normalize(pooled, dim=1)
-        means = torch.stack([pooled[labels == c].mean(0) for c in range(int(labels.max()) + 1)])
-        return F.normalize(means, dim=1)
-
-    # ------------------------------------------------------------------------------------------- results
-    def _log_entry(self, step: int, state: StreamState) -> dict:
-        return state.log_entry(step, self.scenario.num_seen(step))
-
-    def _log(self, step: int, state: StreamState) -> None:
-        """Append step `step` to `log.jsonl` and print its line: the own classifier's accuracy on the classes seen
-        first (with its row per step's classes), the other's beside it, named."""
-        entry = self._log_entry(step, state)
-        self.folder.append_log(entry)
-        figures = self._figures(state)
-        own = self._classifier
-        line = f"step {step}: {entry['classes_seen']} classes, {own.upper()} "
-        line += f"{figures[own]['accuracy_per_step'][-1]:.2f}%"
-        other = figures[other_classifier(own)]
-        if other is not None:
-            line += f" ({other_classifier(own).upper()} {other['accuracy_per_step'][-1]:.2f}%)"
-        row = figures[own]["accuracy_matrix"][step]
-        print(line + f", per step's classes [{', '.join(f'{a:.1f}' for a in row)}]")
-
-    @property
-    def _classifier(self) -> str:
-        """The method's own classifier: `nme` for a method that classifies by exemplar means, else `cnn`."""
-        return "nme" if self.method.nme else "cnn"
-
-    def _figures(self, state: StreamState) -> dict[str, dict | None]:
-        """Per classifier (`cnn`, `nme`) its accuracy matrix and metrics (`metrics.summarize`) over the steps done
-        so far; `nme` is None when the NME classifier is not evaluated."""
-        done = state.steps_done
-        test_labels = ClassSubset(self.data.test, self.scenario.seen(done - 1), self.scenario).labels
-        n_per_step = samples_per_step(self._steps_of(torch.tensor(test_labels)), done)
-        figures: dict[str, dict | None] = {
-            "cnn": {"accuracy_matrix": state.cnn, **summarize(state.cnn, n_per_step)}
-        }
-        evaluated = state.nme and state.nme[0] is not None
-        figures["nme"] = (
-            {"accuracy_matrix": state.nme, **summarize(state.nme, n_per_step)} if evaluated else None
-        )
-        return figures
-
-    def _write_results(self, state: StreamState, memory: ExemplarMemory | None) -> dict:
-        """`results.json` (returned), `report.md` and the plots (written by rank 0 only)."""
-        done = state.steps_done
-        figures = self._figures(state)
-        own, other = self._classifier, other_classifier(self._classifier)
-        own_figures = figures[own]
-        assert own_figures is not None  # a method classifying by NME needs the memory, so NME is evaluated
-        results = {
-            "method": self.method.name,
-            "classifier": own,
-            "classes_per_step": self.scenario.classes_per_step[:done],
-            "class_order": self.scenario.class_order,
-            "steps_done": done,
-            **own_figures,  # the headline: the method's own classifier
-            other: figures[other],
-            "memory": state.memory[-1],
-            "memory_per_step": state.memory,
-            "seconds_per_step": state.seconds,
-            "seed": self.cfg.seed,
-            "config": dump_config(self.cfg),
-            "method_options": self.method.options.model_dump(mode="json"),
-            **run_metadata(self.device),
-        }
-        if not is_main():
-            return results
-        self.folder.write_text("results.json", json.dumps(results, indent=2))
-        self.folder.write_text("report.md", incremental_report(results, time.strftime("%Y-%m-%d %H:%M")))
-        seen = [self.scenario.num_seen(i) for i in range(self.scenario.num_steps)]
-        series = {
-            name.upper(): f["accuracy_per_step"] for name in (own, other) if (f := figures[name]) is not None
-        }
-        plot_accuracy_per_step(series, seen, self.out / "accuracy_per_step.png", f"{self.method.name}")
-        plot_accuracy_matrix(
-            own_figures["accuracy_matrix"],
-            self.out / "accuracy_matrix.png",
-            f"{self.method.name} ({own.upper()}): a[i][j]",
-        )
-        return results
 
 
 @contextmanager

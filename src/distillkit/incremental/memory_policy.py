@@ -1,0 +1,133 @@
+"""The exemplar memory's policy: the one place the frame budget is shared out (each class's share, the per-class
+cap, the frames each exemplar keeps) and exemplars are chosen (herding or random order, key-frames or whole
+clips). `ExemplarMemory` stores what it is given and checks the total again on disk."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+from torch import nn
+
+from distillkit.data.videos import VideoDatasets
+from distillkit.engine.distributed import barrier, is_main
+from distillkit.incremental import replay
+from distillkit.incremental.config import MemoryConfig
+from distillkit.incremental.data import ClassSubset, ReplayedClips
+from distillkit.incremental.evaluation import Evaluator, Features
+from distillkit.incremental.memory import ExemplarMemory
+from distillkit.incremental.methods import Method
+from distillkit.incremental.scenario import Scenario
+from distillkit.incremental.selection import allocate, herding, random_order
+from distillkit.incremental.state import StreamFolder
+
+
+class MemoryPolicy:
+    """Which exemplars a stream keeps after each step, within `cfg.budget_frames` (see the module docstring)."""
+
+    def __init__(
+        self,
+        cfg: MemoryConfig,
+        method: Method,
+        data: VideoDatasets,
+        scenario: Scenario,
+        evaluator: Evaluator,
+        folder: StreamFolder,
+        segments: int,
+        seed: int,
+    ) -> None:
+        self.cfg, self.method, self.data, self.scenario = cfg, method, data, scenario
+        self.evaluator, self.folder, self.segments, self.seed = evaluator, folder, segments, seed
+        self.per = method.exemplar_frames(segments)
+        """The frames an exemplar is counted at (all of a clip's, or its key-frames)."""
+
+    def check(self) -> None:
+        """Before training: the budget holds one exemplar of every class of the stream (`ConfigError` if not)."""
+        self.shares(list(range(self.scenario.num_classes)))
+
+    def shares(self, classes: list[int]) -> dict[int, int]:
+        """Frames each of `classes` may keep: an equal share of the budget in whole exemplars, at most the
+        per-class cap."""
+        share = allocate(self.cfg.budget_frames, classes, self.per)
+        if self.cfg.per_class_frames is not None:
+            share = {c: min(n, self.cfg.per_class_frames // self.per) for c, n in share.items()}
+        return {c: n * self.per for c, n in share.items()}
+
+    def update(self, step: int, model: nn.Module, memory: ExemplarMemory | None) -> ExemplarMemory:
+        """Next step's memory in its own folder: old classes reduced to their share, new classes herded.
+
+        Every process computes the same selection from gathered features; rank 0 writes it and the others
+        read it back."""
+        subset = ClassSubset(self.data.train_eval, self.scenario.new(step), self.scenario)
+        features = self.evaluator.features(model, subset, f"step {step} exemplars")
+        positions = [
+            self.method.select_frames(features.frames[i], features.pooled[i], self.per)
+            for i in range(len(subset))
+        ]
+        tolerance = self.method.replay_tolerance()
+        if tolerance is not None:  # adaptive granularity: whole clips where the replay is not faithful
+            replayed = ReplayedClips(subset, positions, self.cfg.replay, self.data.test.transform)
+            again = self.evaluator.features(model, replayed, "replays")
+            kept = replay.faithful(
+                features.pooled, again.pooled, again.logits, again.labels, tolerance
+            ).tolist()
+            whole = list(range(self.segments))
+            positions = [p if ok else whole for p, ok in zip(positions, kept, strict=True)]
+        folder = self.folder.memory(step)
+        if is_main():
+            memory = self._write(step, folder, memory, subset, features, positions)
+        barrier()
+        return memory if is_main() else ExemplarMemory.load(folder)
+
+    def _write(
+        self,
+        step: int,
+        folder: Path,
+        memory: ExemplarMemory | None,
+        subset: ClassSubset,
+        features: Features,
+        positions: list[list[int]],
+    ) -> ExemplarMemory:
+        """Old classes reduced to their share, new classes filled in herding (or random) order with each video's
+        kept `positions`, until the next video would not fit."""
+        m = self.cfg
+        if folder.exists():  # left by a run killed during this step
+            shutil.rmtree(folder)
+        if memory is None:
+            memory = ExemplarMemory(
+                folder, m.budget_frames, self.segments, m.per_class_frames, m.jpeg_quality
+            )
+        else:
+            memory = memory.fork(folder)
+        seen = list(range(self.scenario.num_seen(step)))
+        share = self.shares(seen)
+        memory.reduce({c: share[c] for c in memory.classes})
+        for c in range(self.scenario.num_seen(step - 1) if step else 0, len(seen)):
+            members = (features.labels == c).nonzero().flatten().tolist()
+            # every candidate in priority order; as many as fit the class's frames (all of `per` when fixed)
+            if m.selection == "herding":
+                order = herding(features.pooled[members], len(members))
+            else:
+                order = random_order(len(members), len(members), np.random.default_rng([self.seed, step, c]))
+            picked, used = [], 0
+            for i in (members[j] for j in order):
+                if used + len(positions[i]) > share[c]:
+                    break
+                picked.append(i)
+                used += len(positions[i])
+            memory.add_class(c, [(subset.video_id(i), subset.raw_clip(i), positions[i]) for i in picked])
+        memory.check_budget()
+        return memory
+
+    def stats(self, memory: ExemplarMemory | None) -> dict:
+        """Frames, bytes and videos held; with adaptive granularity also the videos kept as whole clips."""
+        if memory is None:
+            return {"frames": 0, "bytes": 0, "videos": 0}
+        stats = {"frames": memory.frames, "bytes": memory.bytes_on_disk(), "videos": memory.videos}
+        if self.method.replay_tolerance() is not None:
+            everything = memory.num_segments
+            stats["whole_clips"] = sum(
+                len(e.frames) == everything for c in memory.classes for e in memory.exemplars(c)
+            )
+        return stats

@@ -1,0 +1,130 @@
+"""The objectives of a class-incremental step: the method's loss over the current and the old model's outputs
+(with temporal consistency when asked), and the head alone (class-balanced fine-tuning)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from distillkit.engine.loop import LossParts
+from distillkit.incremental.methods import Method, StepContext
+from distillkit.incremental.replay import Replay, downsample_clips
+
+
+def model_outputs(model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Stage features, frame and clip features, `logits`, and for a cosine or local-similarity head its class
+    similarities `cosine` and scale `scale` (logits = scale · cosine)."""
+    out = model.forward_features(x)
+    out["logits"] = model.classify(out["pooled"])
+    if hasattr(model.head, "cosine"):
+        out["cosine"] = model.head.cosine(out["pooled"])
+        out["scale"] = model.head.sigma
+    return out
+
+
+def normalise_with_batch_statistics(model: nn.Module) -> nn.Module:
+    """Put every batch norm of a frozen `model` in training mode with momentum 0: it normalises each batch with
+    that batch's statistics and never changes its running ones."""
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.train()
+            module.momentum = 0.0
+    return model
+
+
+class WithOutputs(nn.Module):
+    """`model` whose `forward` returns `model_outputs` (so that DDP, which hooks `forward`, can wrap it)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return model_outputs(self.model, x)
+
+
+@dataclass(frozen=True)
+class Consistency:
+    """Temporal consistency of a step (`train.temporal_consistency`): cross-entropy with `weight` on copies of
+    the new classes' clips down-sampled to `frames` frames and replayed as `replay`."""
+
+    weight: float
+    frames: int
+    replay: Replay
+
+
+class StepObjective:
+    """One step's training objective: the current model trains, the old one (frozen) gives its outputs.
+
+    `net` computes the current model's outputs: `WithOutputs(model)`, possibly wrapped in DDP. With
+    `consistency`, the batch's new-class clips are also seen down-sampled (`replay.downsample_clips`): one
+    forward pass of both models over the batch and the copies (batch norms see both), the method's loss on the
+    batch's outputs, and cross-entropy on the copies'."""
+
+    def __init__(
+        self,
+        net: nn.Module,
+        old_model: nn.Module | None,
+        method: Method,
+        ctx: StepContext,
+        consistency: Consistency | None = None,
+    ) -> None:
+        self.net, self.old_model, self.method, self.ctx = net, old_model, method, ctx
+        self.consistency = consistency
+
+    def parameters(self):
+        return self.net.parameters()
+
+    def set_mode(self) -> None:
+        self.net.train()
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, LossParts]:
+        tc, n = self.consistency, x.shape[0]
+        new = y >= self.ctx.num_old
+        inputs = x if tc is None else torch.cat([x, downsample_clips(x[new], tc.frames, tc.replay)])
+        out, copies = _split(self.net(inputs), n)
+        out["clips"] = x
+        old = None
+        if self.old_model is not None and self.method.needs_old_outputs:
+            with torch.no_grad():
+                old, _ = _split(model_outputs(self.old_model, inputs), n)
+        loss, parts = self.method.loss(out, old, y, self.ctx)
+        if tc is None:
+            return loss, parts
+        tc_loss = F.cross_entropy(copies["logits"], y[new]) if new.any() else loss.new_zeros(())
+        return loss + tc.weight * tc_loss, {**parts, "tc": tc_loss.detach()}
+
+
+def _split(outputs: dict[str, torch.Tensor], n: int) -> tuple[dict, dict]:
+    """Outputs of a batch split into those of its first `n` samples and of the rest (tensors without a batch
+    dimension, such as a head's scale, go to both); the outputs themselves when the batch has `n` samples."""
+    total = len(outputs["logits"])
+    if total == n:
+        return outputs, {}
+    head, tail = {}, {}
+    for k, v in outputs.items():
+        batched = v.dim() > 0 and v.shape[0] == total
+        head[k], tail[k] = (v[:n], v[n:]) if batched else (v, v)
+    return head, tail
+
+
+class HeadObjective:
+    """Cross-entropy training of the head alone, the backbone frozen in eval mode (class-balanced fine-tuning)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+
+    def parameters(self):
+        return self.model.head.parameters()
+
+    def set_mode(self) -> None:
+        self.model.eval()
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, LossParts]:
+        with torch.no_grad():
+            pooled = self.model.forward_features(x)["pooled"]
+        ce = F.cross_entropy(self.model.classify(pooled), y)
+        return ce, {"ce": ce.detach()}
