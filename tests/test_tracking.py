@@ -47,7 +47,7 @@ def test_incremental_run_logs_losses_and_accuracies_to_tensorboard(tmp_path: Pat
     lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     cnn_lines = [e for e in lines if e["group"] == "accuracy on classes seen"]
     assert [e["step"] for e in cnn_lines] == [0, 1, 2]
-    assert [e["cnn"] for e in cnn_lines] == pytest.approx(results["accuracy_per_step"])
+    assert [e["cnn"] for e in cnn_lines] == pytest.approx(results["cnn"]["accuracy_per_step"])
     step_1 = [e for e in lines if e["group"] == "step 1 (icarl)"]
     assert [e["step"] for e in step_1] == [3] and {"ce", "kd", "lr"} <= set(step_1[0])
 
