@@ -19,6 +19,7 @@ from distillkit.engine.precision import to_device
 from distillkit.engine.progress import progress_bar
 from distillkit.incremental.data import ClassSubset
 from distillkit.incremental.memory import ExemplarMemory, MemoryDataset
+from distillkit.incremental.methods import VideoBackbone
 from distillkit.incremental.metrics import accuracy_row, samples_per_step
 from distillkit.incremental.replay import Replay
 from distillkit.incremental.scenario import Scenario
@@ -35,7 +36,7 @@ class Features(NamedTuple):
 
 @torch.no_grad()
 def clip_features(
-    model: nn.Module, dataset: Dataset, batch_size: int, device: torch.device, desc: str
+    model: VideoBackbone, dataset: Dataset, batch_size: int, device: torch.device, desc: str
 ) -> Features:
     """The `Features` of `dataset` in eval mode.
 

@@ -10,14 +10,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from distillkit.engine.loop import LossParts
-from distillkit.incremental.methods import Method, StepContext
+from distillkit.incremental.methods import Method, Outputs, StepContext, VideoBackbone
 from distillkit.incremental.replay import Replay, downsample_clips
 
 
-def model_outputs(model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
+def model_outputs(model: VideoBackbone, x: torch.Tensor) -> Outputs:
     """Stage features, frame and clip features, `logits`, and for a cosine or local-similarity head its class
     similarities `cosine` and scale `scale` (logits = scale · cosine)."""
-    out = model.forward_features(x)
+    out = Outputs(**model.forward_features(x))
     out["logits"] = model.classify(out["pooled"])
     if hasattr(model.head, "cosine"):
         out["cosine"] = model.head.cosine(out["pooled"])
@@ -42,7 +42,7 @@ class WithOutputs(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> Outputs:
         return model_outputs(self.model, x)
 
 
@@ -98,13 +98,13 @@ class StepObjective:
         return loss + tc.weight * tc_loss, {**parts, "tc": tc_loss.detach()}
 
 
-def _split(outputs: dict[str, torch.Tensor], n: int) -> tuple[dict, dict]:
+def _split(outputs: Outputs, n: int) -> tuple[Outputs, Outputs]:
     """Outputs of a batch split into those of its first `n` samples and of the rest (tensors without a batch
     dimension, such as a head's scale, go to both); the outputs themselves when the batch has `n` samples."""
     total = len(outputs["logits"])
     if total == n:
-        return outputs, {}
-    head, tail = {}, {}
+        return outputs, Outputs()
+    head, tail = Outputs(), Outputs()
     for k, v in outputs.items():
         batched = v.dim() > 0 and v.shape[0] == total
         head[k], tail[k] = (v[:n], v[n:]) if batched else (v, v)

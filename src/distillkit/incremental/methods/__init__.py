@@ -4,10 +4,14 @@ from distillkit.incremental.methods import civc, finetune, icarl, joint, lucir, 
 from distillkit.incremental.methods.base import (
     METHODS,
     Method,
+    Outputs,
     StepContext,
     StepTools,
+    VideoBackbone,
     build_method,
     register,
 )
 
-__all__ = ["METHODS", "Method", "StepContext", "StepTools", "build_method", "register"]
+__all__ = [
+    "METHODS", "Method", "Outputs", "StepContext", "StepTools", "VideoBackbone", "build_method", "register"
+]  # fmt: skip

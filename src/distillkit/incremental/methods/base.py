@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Protocol
 
 import torch
 import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
+from typing_extensions import TypedDict
 
 from distillkit.config import MAX_EPOCHS, Section, validate
 from distillkit.engine.loop import LossParts
@@ -22,10 +23,41 @@ from distillkit.errors import ConfigError
 from distillkit.incremental.selection import all_frames
 from distillkit.models.heads import imprint, make_head
 
-Outputs = dict[str, torch.Tensor]
-"""`VideoResNet.forward_features` outputs (`layer1`..`layer4`, `frames`, `pooled`) plus `logits` (and `cosine`
-and `scale` with a cosine or local-similarity head); the current model's outputs also hold the input `clips`
-(N, T, 3, H, W)."""
+
+class Outputs(TypedDict, total=False, extra_items=torch.Tensor):
+    """A model's outputs on a batch of clips, as a method's loss sees them (`objectives.model_outputs`).
+
+    Besides the keys below, one entry per backbone stage, named as the stage (`layer1`..`layer4` of a ResNet):
+    its feature maps (N, T, C, H, W)."""
+
+    frames: torch.Tensor
+    """Per-frame features (N, T, D)."""
+    pooled: torch.Tensor
+    """The clip feature (N, D): the mean of the frame features."""
+    logits: torch.Tensor
+    """(N, K) over the classes seen."""
+    cosine: torch.Tensor
+    """A cosine or local-similarity head's class similarities (N, K): logits = scale · cosine."""
+    scale: torch.Tensor
+    """That head's scale (0-d)."""
+    clips: torch.Tensor
+    """The input clips (N, T, 3, H, W); the current model's outputs only."""
+
+
+class VideoBackbone(Protocol):
+    """What the class-incremental engine uses of a video network (`models.tsm.VideoResNet` is one)."""
+
+    num_segments: int
+    feature_dim: int
+    head: nn.Module
+
+    def forward_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The stage feature maps, `frames` and `pooled` of clips (N, T, 3, H, W)."""
+        ...
+
+    def classify(self, pooled: torch.Tensor) -> torch.Tensor:
+        """Logits of clip features (N, D)."""
+        ...
 
 
 @dataclass
