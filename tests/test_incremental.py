@@ -53,12 +53,12 @@ def test_lwf_and_finetune_store_nothing(tmp_path: Path) -> None:
 def test_training_sets_per_method(tmp_path: Path) -> None:
     memory_cfg = tiny(method={"name": "finetune"})
     stream = StreamRun(memory_cfg, tmp_path / "a")
-    assert sorted(set(stream._train_set(1, None).labels)) == [2, 3]  # new classes only, incremental labels
+    assert sorted(set(stream.train_set(1, None).labels)) == [2, 3]  # new classes only, incremental labels
     stream = StreamRun(tiny(method={"name": "joint"}), tmp_path / "b")
-    assert sorted(set(stream._train_set(2, None).labels)) == [0, 1, 2, 3, 4, 5]
+    assert sorted(set(stream.train_set(2, None).labels)) == [0, 1, 2, 3, 4, 5]
 
 
-@pytest.mark.parametrize("owner, where", [(StreamRun, "_train_set"), (Evaluator, "evaluate")])
+@pytest.mark.parametrize("owner, where", [(StreamRun, "train_set"), (Evaluator, "evaluate")])
 def test_resume_gives_the_uninterrupted_results(tmp_path: Path, monkeypatch, owner: type, where: str) -> None:
     reference = run_incremental(tiny(), tmp_path / "full")
     with monkeypatch.context() as patch:

@@ -223,7 +223,7 @@ def test_resume_gives_the_uninterrupted_results(tmp_path: Path, monkeypatch: pyt
     cfg = {"method": {"name": "tcd"}}
     reference = run_incremental(tiny(**cfg), tmp_path / "full")
     with monkeypatch.context() as patch:
-        interrupt_at(patch, "_train_set", 2)
+        interrupt_at(patch, "train_set", 2)
         with pytest.raises(KeyboardInterrupt):
             run_incremental(tiny(**cfg), tmp_path / "cut")
     resumed = run_incremental(tiny(**cfg), tmp_path / "cut", resume=True)

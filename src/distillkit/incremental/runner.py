@@ -216,7 +216,7 @@ class StreamRun:
             if self.method.old_model_batch_stats:
                 normalise_with_batch_statistics(old_model)
             model.head = grow_head(model.head, num_seen)
-        train_set = self._train_set(step, memory)
+        train_set = self.train_set(step, memory)
         counts = torch.bincount(torch.as_tensor(train_set.labels, dtype=torch.long), minlength=num_seen)
         ctx = StepContext(step, num_old, num_seen, old_model, self.device, counts.to(self.device))
         tools = self._tools(model, step, memory)
@@ -282,7 +282,9 @@ class StreamRun:
         batch, from a `DistributedSampler`)."""
         return video_loader(train_set, self.cfg.data, train=True, seed=seed, distributed=is_distributed())
 
-    def _train_set(self, step: int, memory: ExemplarMemory | None) -> Dataset:
+    def train_set(self, step: int, memory: ExemplarMemory | None) -> ConcatClips:
+        """Step `step`'s training clips: its new classes' (every class seen so far for a method that trains on
+        them, such as joint) and the exemplars of `memory`."""
         classes = self.scenario.seen(step) if self.method.train_on == "seen" else self.scenario.new(step)
         parts: list[Dataset] = [ClassSubset(self.data.train, classes, self.scenario)]
         if self.use_memory and memory is not None and memory.videos:
