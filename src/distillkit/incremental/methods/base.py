@@ -155,13 +155,27 @@ class Method:
         """The classification term of `loss`: cross-entropy over every seen class."""
         return F.cross_entropy(out["logits"], y)
 
+    def distillation(
+        self, out: Outputs, old: Outputs, y: torch.Tensor, ctx: StepContext
+    ) -> tuple[list[torch.Tensor], LossParts]:
+        """What keeps the old model's knowledge once there is one: the weighted terms `loss` adds to the
+        classification term, in order, and their parts for logs (none by default)."""
+        return [], {}
+
     def loss(
         self, out: Outputs, old: Outputs | None, y: torch.Tensor, ctx: StepContext
     ) -> tuple[torch.Tensor, LossParts]:
-        """Loss of a batch and its named parts for logs: detached 0-d tensors (`part.detach()`, not `.item()`,
-        which would wait for the device at every step); the training loop reads them back once per log line."""
+        """Loss of a batch and its named parts for logs: `classification_loss`, plus the `distillation` terms
+        when there is an old model. The parts are detached 0-d tensors (`part.detach()`, not `.item()`, which
+        would wait for the device at every step); the training loop reads them back once per log line."""
         ce = self.classification_loss(out, y, ctx)
-        return ce, {"ce": ce.detach()}
+        if old is None:
+            return ce, {"ce": ce.detach()}
+        terms, parts = self.distillation(out, old, y, ctx)
+        total = ce
+        for term in terms:
+            total = total + term
+        return total, {"ce": ce.detach(), **parts}
 
     def end_step(self, model: nn.Module, ctx: StepContext, tools: StepTools) -> None:
         """Called after training and the memory update, before evaluation (e.g. class-balanced fine-tuning)."""

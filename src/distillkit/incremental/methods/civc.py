@@ -204,29 +204,27 @@ class CIVC(SimilarityHeadMethod):
         log_prior = (counts / counts.sum()).clamp_min(1e-12).log()
         return F.cross_entropy(out["logits"] + tau * log_prior, y)
 
-    def loss(
-        self, out: Outputs, old: Outputs | None, y: torch.Tensor, ctx: StepContext
-    ) -> tuple[torch.Tensor, LossParts]:
-        ce = self.classification_loss(out, y, ctx)
-        if old is None:
-            return ce, {"ce": ce.detach()}
+    def distillation(
+        self, out: Outputs, old: Outputs, y: torch.Tensor, ctx: StepContext
+    ) -> tuple[list[torch.Tensor], LossParts]:
         o = self.options
         scale = math.sqrt(ctx.num_old / ctx.num_new) if o.adaptive_weights else 1.0
+        zero = out["logits"].new_zeros(())
         kd = (
             kd_loss(out["logits"][:, : ctx.num_old], old["logits"][:, : ctx.num_old], o.temperature)
             if o.logit_weight > 0
-            else ce.new_zeros(())
+            else zero
         )
         rank = (
             margin_ranking_loss(out["cosine"], y, ctx.num_old, o.margin, o.hard_negatives, process_share)
             if "cosine" in out
-            else ce.new_zeros(())
+            else zero
         )
         feats = self.feature_losses(out, old, y >= ctx.num_old if o.temporal_on == "new" else None)
         feats["embedding"] = less_forget_loss(out["pooled"], old["pooled"])
         weights = {"whole": o.spatial_weight, "spatial": o.spatial_weight, "temporal": o.temporal_weight,
                    "embedding": o.embedding_weight}  # fmt: skip
         distil = sum(weights[k] * v for k, v in feats.items())
-        total = ce + o.logit_weight * kd + o.ranking_weight * rank + scale * distil
-        parts = {"ce": ce.detach(), "kd": kd.detach(), "ranking": rank.detach()}
-        return total, {**parts, **{k: v.detach() for k, v in feats.items()}}
+        terms = [o.logit_weight * kd, o.ranking_weight * rank, scale * distil]
+        parts = {"kd": kd.detach(), "ranking": rank.detach()}
+        return terms, {**parts, **{k: v.detach() for k, v in feats.items()}}

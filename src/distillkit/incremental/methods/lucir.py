@@ -40,15 +40,14 @@ class LUCIR(SimilarityHeadMethod):
     Options = LUCIROptions
     needs_old_outputs = True
 
-    def loss(
-        self, out: Outputs, old: Outputs | None, y: torch.Tensor, ctx: StepContext
-    ) -> tuple[torch.Tensor, LossParts]:
-        ce = self.classification_loss(out, y, ctx)
-        if old is None:
-            return ce, {"ce": ce.detach()}
+    def distillation(
+        self, out: Outputs, old: Outputs, y: torch.Tensor, ctx: StepContext
+    ) -> tuple[list[torch.Tensor], LossParts]:
         o = self.options
         forget = less_forget_loss(out["pooled"], old["pooled"])
         rank = margin_ranking_loss(out["cosine"], y, ctx.num_old, o.margin, o.hard_negatives, process_share)
         weight = o.lambda_base * math.sqrt(ctx.num_old / ctx.num_new)
-        total = ce + weight * forget + o.ranking_weight * rank
-        return total, {"ce": ce.detach(), "less_forget": forget.detach(), "ranking": rank.detach()}
+        return [weight * forget, o.ranking_weight * rank], {
+            "less_forget": forget.detach(),
+            "ranking": rank.detach(),
+        }

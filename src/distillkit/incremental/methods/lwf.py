@@ -46,11 +46,8 @@ class LwF(Method):
             return F.cross_entropy(out["logits"][:, ctx.num_old :], y - ctx.num_old)
         return F.cross_entropy(out["logits"], y)
 
-    def loss(
-        self, out: Outputs, old: Outputs | None, y: torch.Tensor, ctx: StepContext
-    ) -> tuple[torch.Tensor, LossParts]:
-        ce = self.classification_loss(out, y, ctx)
-        if old is None:
-            return ce, {"ce": ce.detach()}
+    def distillation(
+        self, out: Outputs, old: Outputs, y: torch.Tensor, ctx: StepContext
+    ) -> tuple[list[torch.Tensor], LossParts]:
         kd = kd_loss(out["logits"][:, : ctx.num_old], old["logits"], self.options.temperature)
-        return ce + self.options.weight * kd, {"ce": ce.detach(), "kd": kd.detach()}
+        return [self.options.weight * kd], {"kd": kd.detach()}

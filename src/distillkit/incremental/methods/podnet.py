@@ -66,12 +66,9 @@ class PODNet(SimilarityHeadMethod):
             return nca_loss(out["cosine"], y, out["scale"], self.options.nca_margin)
         return F.cross_entropy(out["logits"], y)
 
-    def loss(
-        self, out: Outputs, old: Outputs | None, y: torch.Tensor, ctx: StepContext
-    ) -> tuple[torch.Tensor, LossParts]:
-        ce = self.classification_loss(out, y, ctx)
-        if old is None:
-            return ce, {"ce": ce.detach()}
+    def distillation(
+        self, out: Outputs, old: Outputs, y: torch.Tensor, ctx: StepContext
+    ) -> tuple[list[torch.Tensor], LossParts]:
         o = self.options
         scale = math.sqrt(ctx.num_seen / ctx.num_new)
         stages = o.stages or [k for k in out if k.startswith("layer")]
@@ -79,5 +76,5 @@ class PODNet(SimilarityHeadMethod):
             [pod_spatial_loss(out[s].flatten(0, 1), old[s].flatten(0, 1)) for s in stages]
         ).mean()
         flat = pod_flat_loss(out["pooled"], old["pooled"])
-        total = ce + scale * (o.pod_spatial * spatial + o.pod_flat * flat)
-        return total, {"ce": ce.detach(), "pod_spatial": spatial.detach(), "pod_flat": flat.detach()}
+        term = scale * (o.pod_spatial * spatial + o.pod_flat * flat)
+        return [term], {"pod_spatial": spatial.detach(), "pod_flat": flat.detach()}
