@@ -55,6 +55,37 @@ def test_every_entry_builds_and_shares_a_base_model_by_head(bench) -> None:
     assert owners["lucir"] is None and owners["icarl"] is None
     assert owners["civc"] == owners["civc + TC"] == owners["podnet"] == "lucir"
     assert owners["icarl + TC"] == "icarl"
+    # every entry of the linear head, its base-model owner included, runs the longer base step
+    linear = {e.label for e in b.entries if e.head() == "linear"}
+    assert {"icarl", "icarl + TC", "joint (upper bound)"} <= linear and "lucir" not in linear
+    assert (
+        bench.HEAD_OVERRIDES["linear"] == ("train.base.epochs=60",) and "cosine" not in bench.HEAD_OVERRIDES
+    )
+
+
+def test_the_report_names_a_base_model_below_the_bar(bench, tmp_path) -> None:
+    args = {"orders": [0, 1], "dev": False, "preset": "motion", "all": False, "jobs": 1,
+            "entries": ["lucir", "icarl", "civc"]}  # fmt: skip
+    b = bench.Bench(type("Args", (), args)())
+    b.root = tmp_path
+    bases = {"lucir": [97.5, 99.0], "icarl": [96.0, 65.7]}
+    for label, values in bases.items():
+        for order, base in zip(b.orders, values, strict=True):
+            run = b.run_dir(label, order)
+            run.mkdir(parents=True)
+            # iCaRL's own classifier (NME) on top, the CNN beside it: the base line reads the CNN
+            figures = {"accuracy_per_step": [base, 50.0]}
+            results = {"classifier": "cnn", **figures} if label == "lucir" else {
+                "classifier": "nme", "accuracy_per_step": [0.0, 0.0], "cnn": figures}  # fmt: skip
+            (run / "results.json").write_text(json.dumps(results))
+    (line,) = b.base_lines()  # civc starts from lucir's base model: not listed
+    assert "lucir 97.5 / 99.0; icarl 96.0 / 65.7" in line and line.endswith(
+        "below 90 %: icarl order 1 (65.7)."
+    )
+    (b.run_dir("icarl", 1) / "results.json").write_text(
+        json.dumps({"classifier": "nme", "accuracy_per_step": [0.0], "cnn": {"accuracy_per_step": [97.0]}})
+    )
+    assert b.base_lines()[0].endswith("all at least 90 %.")
 
 
 def test_report_pairs_civc_with_the_baselines_and_civc_options_with_civc(
@@ -64,6 +95,7 @@ def test_report_pairs_civc_with_the_baselines_and_civc_options_with_civc(
     args = {"orders": [0, 1, 2], "dev": False, "preset": "motion", "all": False, "jobs": 2,
             "entries": ["lucir", "civc", "civc + key-frames"]}  # fmt: skip
     b = bench.Bench(type("Args", (), args)())
+    b.root = tmp_path / "runs"  # no run folders: the report reads only the figures below
     accs = {"lucir": [80.0, 82.0, 84.0], "civc": [70.0, 71.0, 75.0], "civc + key-frames": [71.0, 73.0, 78.0]}
     monkeypatch.setattr(
         b, "own", lambda label: [{"avg_incremental_accuracy": a, "forgetting": 1.0} for a in accs[label]]
