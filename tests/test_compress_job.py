@@ -105,7 +105,7 @@ def test_python_api_compresses_a_users_model() -> None:
 def test_the_teacher_is_never_modified(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Evaluation, profiling and compute accounting must not leave the teacher's batch norms training: the
     teacher that the stages, the fine-tune and the baselines distil from is bitwise the one saved."""
-    import distillkit.compress.job as job
+    import distillkit.jobs.compress as job
 
     teachers = []
     real = job.KDFinetuneObjective

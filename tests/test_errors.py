@@ -45,8 +45,8 @@ def no_training(monkeypatch: pytest.MonkeyPatch) -> None:
     def fail(*args: object, **kwargs: object) -> None:
         raise AssertionError("training started")
 
-    monkeypatch.setattr("distillkit.jobs.train.run_train", fail)  # where the train job looks it up
-    monkeypatch.setattr("distillkit.train.run_video_train", fail)
+    monkeypatch.setattr("distillkit.jobs.train.train_images", fail)
+    monkeypatch.setattr("distillkit.jobs.train.train_videos", fail)
 
 
 # -------------------------------------------------------------------------------------------------- devices

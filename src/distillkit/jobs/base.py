@@ -11,7 +11,8 @@ from typing import ClassVar, Generic, Protocol, TypeVar, cast
 import torch
 
 from distillkit.config import PerformanceConfig, Section
-from distillkit.engine.distributed import is_main, process_group
+from distillkit.engine.distributed import is_distributed, is_main, per_process_batch, process_group
+from distillkit.engine.loop import check_performance
 from distillkit.engine.precision import job_dtype
 from distillkit.engine.run_folder import claim
 from distillkit.engine.tracking import tracking
@@ -67,3 +68,11 @@ class Job(ABC, Generic[C]):
                 return json.loads((out / self.finished).read_text())
             with tracking(settings.tensorboard, out), job_dtype(settings.perf):
                 return self.execute(cfg, out, device, resume)
+
+
+def prepare(perf: PerformanceConfig, batch_size: int, device: torch.device) -> None:
+    """The checks a job makes before any work: its `perf` settings can run on `device`, and under torchrun its
+    global `data.batch_size` divides evenly over the processes."""
+    check_performance(perf, device)
+    if is_distributed():
+        per_process_batch(batch_size, "data.batch_size")
