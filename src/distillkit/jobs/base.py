@@ -61,9 +61,11 @@ class Job(ABC, Generic[C]):
                 return self.execute(cfg, out, device, resume)
 
 
-def prepare(perf: PerformanceConfig, batch_size: int, device: torch.device) -> None:
-    """The checks a job makes before any work: its `perf` settings can run on `device`, and under torchrun its
-    global `data.batch_size` divides evenly over the processes."""
+def prepare(perf: PerformanceConfig, batch_size: int, out: Path, device: torch.device) -> None:
+    """What a job does before any work: check that its `perf` settings can run on `device` and, under torchrun,
+    that its global `data.batch_size` divides evenly over the processes; then create `out` (rank 0)."""
     check_performance(perf, device)
     if is_distributed():
         per_process_batch(batch_size, "data.batch_size")
+    if is_main():
+        out.mkdir(parents=True, exist_ok=True)

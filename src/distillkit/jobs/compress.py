@@ -125,10 +125,8 @@ class CompressionRun:
         self.cfg, self.out = cfg, Path(out)
         self.quiet = quiet or not is_main()
         self.device = device if device is not None else resolve_device(cfg.device)
-        prepare(cfg.perf, cfg.data.batch_size, self.device)
+        prepare(cfg.perf, cfg.data.batch_size, self.out, self.device)
         self.progress = CompressionProgress(cfg, self.out, resume)
-        if is_main():
-            self.out.mkdir(parents=True, exist_ok=True)
 
     def say(self, message: str) -> None:
         if not self.quiet:

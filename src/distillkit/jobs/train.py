@@ -49,25 +49,26 @@ class TrainJob(Job[TrainConfig | VideoTrainConfig]):
             kept = (out / TRAINING_STATE).is_file()
             going = "after its last full epoch" if kept else "from the start (no epoch had finished)"
             print(f"resume: going on with the train run in {out} {going}")
-        if isinstance(cfg, VideoTrainConfig):
-            return train_videos(cfg, out, device)
-        return train_images(cfg, out, device)
+        return train_model(cfg, out, device)
 
 
 def run_train(cfg: TrainConfig | VideoTrainConfig, out: Path) -> dict:
     """Train `cfg.model` on `cfg.data` into `out`, outside a run folder's bookkeeping (no run.json, no
     `--resume` checks): what `TrainJob` executes, for benchmarks and tests."""
     with process_group(cfg.device) as device:
-        if isinstance(cfg, VideoTrainConfig):
-            return train_videos(cfg, Path(out), device)
-        return train_images(cfg, Path(out), device)
+        return train_model(cfg, Path(out), device)
+
+
+def train_model(cfg: TrainConfig | VideoTrainConfig, out: Path, device: torch.device) -> dict:
+    """Train and evaluate the image or video classifier of `cfg` on `device`; returns the report."""
+    if isinstance(cfg, VideoTrainConfig):
+        return train_videos(cfg, out, device)
+    return train_images(cfg, out, device)
 
 
 def train_images(cfg: TrainConfig, out: Path, device: torch.device) -> dict:
     """Train an image classifier; writes model.pt, report.json and report.md to `out`."""
-    prepare(cfg.perf, cfg.data.batch_size, device)
-    if is_main():
-        out.mkdir(parents=True, exist_ok=True)
+    prepare(cfg.perf, cfg.data.batch_size, out, device)
     seed_everything(cfg.seed)
     distributed = is_distributed()
     data = build_image_datasets(cfg.data, cfg.seed)
@@ -104,9 +105,7 @@ def train_videos(cfg: VideoTrainConfig, out: Path, device: torch.device) -> dict
 
 
 def _train_videos(cfg: VideoTrainConfig, out: Path, device: torch.device, scratch: Path) -> dict:
-    prepare(cfg.perf, cfg.data.batch_size, device)
-    if is_main():
-        out.mkdir(parents=True, exist_ok=True)
+    prepare(cfg.perf, cfg.data.batch_size, out, device)
     seed_everything(cfg.seed)
     distributed = is_distributed()
     data = build_video_datasets(cfg.data, cfg.seed)
