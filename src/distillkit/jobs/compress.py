@@ -68,6 +68,11 @@ class Meter:
     test_loader: DataLoader
     device: torch.device
 
+    @property
+    def stage_repeats(self) -> int:
+        """Timed runs of a stage's latency: indicative, kept short."""
+        return min(10, self.profile.latency_repeats)
+
     def measure(self, model: nn.Module, repeats: int | None = None) -> dict[str, Any]:
         """The report entry of `model`: accuracy, params, MACs, latency (and GPU latency on CUDA)."""
         p = self.profile
@@ -287,8 +292,8 @@ class CompressionRun:
             self.resumed(f"stage {done}", f"stages 1–{done}")
 
         def after_stage(stage: int, k: int, net: BlockwiseNet, result: FitResult) -> None:
-            repeats = min(10, self.cfg.profile.latency_repeats)  # per-stage latency: indicative, kept short
-            entry = {"name": f"block {k}", "block": k, "stage": stage + 1, **meter.measure(net, repeats)}
+            measured = meter.measure(net, meter.stage_repeats)
+            entry = {"name": f"block {k}", "block": k, "stage": stage + 1, **measured}
             entry |= {"steps": result.steps, "seconds": round(result.seconds, 2)}
             stages.append(entry)
             tracker().scalars("stages", {"accuracy": entry["accuracy"], "macs": entry["macs"]}, stage + 1)
@@ -337,12 +342,11 @@ class CompressionRun:
                 desc="finetune (KD)",
                 perf=self.cfg.perf,
             )
-            repeats = min(10, self.cfg.profile.latency_repeats)
             return {
                 "name": "finetune",
                 "block": None,
                 "stage": stage,
-                **meter.measure(student, repeats),
+                **meter.measure(student, meter.stage_repeats),
                 "steps": steps,
                 "seconds": round(result.seconds, 2),
             }
