@@ -17,10 +17,10 @@ import statistics
 from pathlib import Path
 
 from distillkit.compress.compute import supervised_training_macs
-from distillkit.compress.job import CompressionRun
 from distillkit.config import CompressConfig, TrainConfig, load_config
+from distillkit.jobs.compress import CompressionRun
+from distillkit.jobs.train import run_train
 from distillkit.report.tables import markdown_table
-from distillkit.train import run_train
 
 
 def mean_std(values: list[float], fmt: str = "{:.2f}") -> str:

@@ -24,14 +24,15 @@ from pathlib import Path
 
 import torch
 
-from distillkit.compress.job import CompressionRun
 from distillkit.compress.student import design_student, ratio_for_macs
 from distillkit.config import CompressConfig, TrainConfig, load_config
 from distillkit.data.images import build_image_datasets, make_loaders
 from distillkit.engine.loop import evaluate
 from distillkit.engine.profile import count_macs
+from distillkit.jobs.compress import CompressionRun
+from distillkit.jobs.train import run_train
 from distillkit.models.blocks import BlockwiseNet, block_shapes, split_model
-from distillkit.train import obtain_model, run_train
+from distillkit.models.factory import obtain_model
 
 COMMON = [
     "student.macs_reduction=2.5",

@@ -29,6 +29,16 @@ def tiny_loader(
     return DataLoader(TensorDataset(x, y), batch_size=batch, shuffle=False)
 
 
+# ---------------------------------------------------------------------------------------------------- train
+TINY_TRAIN = (
+    "device: cpu\n"
+    "data: {name: synthetic, image_size: 32, batch_size: 8, synthetic: {num_classes: 3, train_per_class: 8, "
+    "test_per_class: 4}}\n"
+    "model: {arch: vgg11, width: 0.125, train: {steps: 2}, optim: {lr: 0.05}}\n"
+)
+"""A `distillkit train` config (YAML) that runs in seconds."""
+
+
 # ------------------------------------------------------------------------------------------------- compress
 TINY_COMPRESS = """
 seed: 1
@@ -55,6 +65,24 @@ def run_cli(*argv: str) -> int:
     with pytest.raises(SystemExit) as exit_info:
         main(list(argv))
     return int(exit_info.value.code)
+
+
+def cli(capsys: pytest.CaptureFixture, *argv: object) -> tuple[int, str, str]:
+    """Exit status, stdout and stderr of `distillkit ARGV`."""
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:
+        main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return int(info.value.code), captured.out, captured.err
+
+
+def refused(capsys: pytest.CaptureFixture, *argv: object) -> str:
+    """The one-line error of a refused command (asserting exit 2, one line, no traceback), without its prefix."""
+    code, _, err = cli(capsys, *argv)
+    assert code == 2, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert err.startswith("distillkit: error: "), err
+    return err.strip().removeprefix("distillkit: error: ")
 
 
 # ---------------------------------------------------------------------------------------------- incremental

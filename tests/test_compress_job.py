@@ -15,11 +15,9 @@ from distillkit import api
 from distillkit.compress import compress_model
 
 
-def test_compress_writes_the_output_contract(tmp_path: Path) -> None:
-    cfg = tmp_path / "tiny.yaml"
-    cfg.write_text(TINY_COMPRESS)
+def test_compress_writes_the_output_contract(tmp_path: Path, compress_yaml: Path) -> None:
     out = tmp_path / "run"
-    assert run_cli("compress", str(cfg), "--out", str(out), "--set", "pbkd.local_weight=0.5") == 0
+    assert run_cli("compress", str(compress_yaml), "--out", str(out), "--set", "pbkd.local_weight=0.5") == 0
     report = json.loads((out / "report.json").read_text())
     for who in ("teacher", "student"):
         assert set(report[who]) >= {"accuracy", "params", "macs", "latency_ms"}
@@ -53,15 +51,15 @@ def test_compress_writes_the_output_contract(tmp_path: Path) -> None:
     # the trained teacher loads back as `teacher.checkpoint`, skipping its training
     out2 = tmp_path / "run2"
     args = ["--set", f"teacher.checkpoint={out / 'teacher.pt'}", "--set", "baselines.methods=[]"]
-    assert run_cli("compress", str(cfg), "--out", str(out2), *args) == 0
+    assert run_cli("compress", str(compress_yaml), "--out", str(out2), *args) == 0
     report2 = json.loads((out2 / "report.json").read_text())
     assert report2["teacher"]["accuracy"] == report["teacher"]["accuracy"]
     assert report2["training"]["teacher_seconds"] == 0.0
 
 
-def test_bad_input_fails_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    cfg = tmp_path / "tiny.yaml"
-    cfg.write_text(TINY_COMPRESS)
+def test_bad_input_fails_with_one_line(
+    tmp_path: Path, compress_yaml: Path, capsys: pytest.CaptureFixture
+) -> None:
     cases = [
         (["--set", "pbkd.stage.stepz=3"], "unknown key 'pbkd.stage.stepz'"),
         (["--set", "data.name=cifar10", "--set", f"data.root={tmp_path / 'nowhere'}"], "does not exist"),
@@ -72,7 +70,7 @@ def test_bad_input_fails_with_one_line(tmp_path: Path, capsys: pytest.CaptureFix
     torch.save({"features.0.weight": torch.zeros(1)}, wrong)
     cases.append((["--set", f"teacher.checkpoint={wrong}"], "does not match the model"))
     for i, (args, expected) in enumerate(cases):
-        code = run_cli("compress", str(cfg), "--out", str(tmp_path / f"bad{i}"), *args)
+        code = run_cli("compress", str(compress_yaml), "--out", str(tmp_path / f"bad{i}"), *args)
         err = capsys.readouterr().err.strip()
         assert code == 2, args
         assert expected in err, err
@@ -102,10 +100,12 @@ def test_python_api_compresses_a_users_model() -> None:
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
 
 
-def test_the_teacher_is_never_modified(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_teacher_is_never_modified(
+    tmp_path: Path, compress_yaml: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Evaluation, profiling and compute accounting must not leave the teacher's batch norms training: the
     teacher that the stages, the fine-tune and the baselines distil from is bitwise the one saved."""
-    import distillkit.compress.job as job
+    import distillkit.jobs.compress as job
 
     teachers = []
     real = job.KDFinetuneObjective
@@ -115,10 +115,8 @@ def test_the_teacher_is_never_modified(tmp_path: Path, monkeypatch: pytest.Monke
         return real(student, teacher, *args)
 
     monkeypatch.setattr(job, "KDFinetuneObjective", recording)
-    cfg = tmp_path / "tiny.yaml"
-    cfg.write_text(TINY_COMPRESS)
     out = tmp_path / "run"
-    assert run_cli("compress", str(cfg), "--out", str(out), "--set", "baselines.methods=[kd]") == 0
+    assert run_cli("compress", str(compress_yaml), "--out", str(out), "--set", "baselines.methods=[kd]") == 0
     saved = torch.load(out / "teacher.pt", weights_only=True)
     (teacher,) = teachers
     state = {re.sub(r"^(blocks\.\d+|head)\.", "", k): v for k, v in teacher.state_dict().items()}

@@ -10,11 +10,11 @@ import torch
 import yaml
 from helpers import TINY_COMPRESS, run_cli
 
-import distillkit.compress.job as job
 import distillkit.compress.pbkd as pbkd
-from distillkit.compress.job import CompressionRun
+import distillkit.jobs.compress as job
 from distillkit.config import CompressConfig, load_config
 from distillkit.errors import ConfigError
+from distillkit.jobs.compress import CompressionRun
 
 VOLATILE = ("latency", "seconds", "created", "time")
 """Report keys holding wall-clock measurements (containing one of these), which differ from run to run."""

@@ -7,35 +7,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import make_run
+from helpers import make_run, refused
 
 from distillkit.cli import main
-
-TRAIN = (
-    "device: cpu\n"
-    "data: {name: synthetic, image_size: 32, batch_size: 8, synthetic: {num_classes: 3, train_per_class: 8, "
-    "test_per_class: 4}}\n"
-    "model: {arch: vgg11, width: 0.125, train: {steps: 2}, optim: {lr: 0.05}}\n"
-)
-
-
-def refused(capsys: pytest.CaptureFixture, *argv: object) -> str:
-    """The one-line error of a refused command (asserting exit 2, one line, no traceback), without its prefix."""
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as info:
-        main([str(a) for a in argv])
-    err = capsys.readouterr().err
-    assert info.value.code == 2, err
-    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
-    assert err.startswith("distillkit: error: "), err
-    return err.strip().removeprefix("distillkit: error: ")
-
-
-@pytest.fixture
-def train_yaml(tmp_path: Path) -> Path:
-    path = tmp_path / "train.yaml"
-    path.write_text(TRAIN)
-    return path
 
 
 @pytest.fixture
@@ -45,8 +19,8 @@ def no_training(monkeypatch: pytest.MonkeyPatch) -> None:
     def fail(*args: object, **kwargs: object) -> None:
         raise AssertionError("training started")
 
-    monkeypatch.setattr("distillkit.jobs.train.run_train", fail)  # where the train job looks it up
-    monkeypatch.setattr("distillkit.train.run_video_train", fail)
+    monkeypatch.setattr("distillkit.jobs.train.train_images", fail)
+    monkeypatch.setattr("distillkit.jobs.train.train_videos", fail)
 
 
 # -------------------------------------------------------------------------------------------------- devices

@@ -776,8 +776,9 @@ def test_cli_command_lines(work: Path, cli_files: dict[str, Path], data: st.Data
     with tempfile.TemporaryDirectory(dir=work) as tmp, pytest.MonkeyPatch.context() as mp:
         out = Path(tmp)
         argv = data.draw(_command_line(cli_files, out), label="argv")
-        for target in ("distillkit.train.run_train", "distillkit.compress.job.CompressionRun",
-                       "distillkit.incremental.runner.run_incremental",
+        for target in ("distillkit.jobs.train.train_images", "distillkit.jobs.train.train_videos",
+                       "distillkit.jobs.compress.CompressionRun",
+                       "distillkit.incremental.runner.run_incremental", "distillkit.jobs.incremental.run_incremental",
                        "distillkit.data.synthetic_video.write_synthetic_videos"):  # fmt: skip
             mp.setattr(target, _validated)
         stderr = io.StringIO()

@@ -10,7 +10,6 @@ from helpers import tiny, tiny_loader
 from torch import nn
 from torch._dynamo.utils import counters
 
-from distillkit.compress.job import CompressionRun
 from distillkit.config import (
     CompressConfig,
     OptimConfig,
@@ -24,7 +23,8 @@ from distillkit.engine.loop import LossParts, fit
 from distillkit.engine.precision import job_dtype
 from distillkit.errors import ConfigError
 from distillkit.incremental.config import IncrementalConfig
-from distillkit.train import run_train
+from distillkit.jobs.compress import CompressionRun
+from distillkit.jobs.train import run_train
 
 CPU = torch.device("cpu")
 OPTIM = OptimConfig(lr=0.05)

@@ -9,38 +9,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import TINY_COMPRESS, TINY_INCREMENTAL
+from helpers import TINY_INCREMENTAL, cli, refused
 
-from distillkit.cli import main
 from distillkit.config import CompressConfig, load_config, load_train_config
 from distillkit.engine import run_folder
 from distillkit.engine.run_folder import MARKER, claim, config_hash
 from distillkit.errors import ConfigError
-
-TRAIN = (
-    "device: cpu\n"
-    "data: {name: synthetic, image_size: 32, batch_size: 8, synthetic: {num_classes: 3, train_per_class: 8, "
-    "test_per_class: 4}}\n"
-    "model: {arch: vgg11, width: 0.125, train: {steps: 2}, optim: {lr: 0.05}}\n"
-)
-
-
-def cli(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
-    """Exit status, stdout and stderr of `distillkit ARGV`."""
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as info:
-        main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return int(info.value.code), captured.out, captured.err
-
-
-def refused(capsys: pytest.CaptureFixture, *argv: str) -> str:
-    """The one-line error of a refused command (asserting exit 2, one line, no traceback)."""
-    code, _, err = cli(capsys, *argv)
-    assert code == 2, err
-    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
-    assert err.startswith("distillkit: error: ")
-    return err.strip().removeprefix("distillkit: error: ")
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
@@ -56,11 +30,8 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 
 
 @pytest.fixture
-def configs(tmp_path: Path) -> dict[str, Path]:
-    paths = {"train": tmp_path / "train.yaml", "compress": tmp_path / "compress.yaml"}
-    paths["train"].write_text(TRAIN)
-    paths["compress"].write_text(TINY_COMPRESS)
-    paths["incremental"] = tmp_path / "incremental.yaml"
+def configs(tmp_path: Path, train_yaml: Path, compress_yaml: Path) -> dict[str, Path]:
+    paths = {"train": train_yaml, "compress": compress_yaml, "incremental": tmp_path / "incremental.yaml"}
     paths["incremental"].write_text(yaml.safe_dump(TINY_INCREMENTAL))
     return paths
 

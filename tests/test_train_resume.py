@@ -12,7 +12,7 @@ from distillkit import api
 from distillkit.engine import loop
 from distillkit.engine.checkpoint import load_checkpoint
 from distillkit.errors import CheckpointError
-from distillkit.train import TRAINING_STATE
+from distillkit.jobs.train import TRAINING_STATE
 
 CONFIG = {
     "device": "cpu",

@@ -268,7 +268,7 @@ def run(argv: list[str] | None = None) -> int:
         for name, cls in METHODS.items():
             print(f"{name:10s} {(cls.__doc__ or '').strip().splitlines()[0]}")
     elif args.command == "demo":
-        from distillkit.compress.job import CompressionRun
+        from distillkit.jobs.compress import CompressionRun
 
         print(
             f"PBKD demo: compressing a VGG-11 (width 0.25) on the embedded synthetic images → {args.out}/compress"

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import inspect
+import re
 from typing import Any
 
 from pydantic_core import PydanticUndefined
 
-from distillkit.config import Section, _section_type
+from distillkit.config import JobConfig, Section, _section_type
 
 BASE_NOTE = (
     "A config file may start from others: a top-level `_base_: base.yaml` (or a list of files, merged in order), "
@@ -16,6 +17,10 @@ BASE_NOTE = (
     '(docs/running.md, "Configs").'
 )
 """What every reference says of `_base_`, the one key of a config file that is not a config key."""
+
+
+LAST = ("perf", "tensorboard")
+"""Keys of every job's config (`JobConfig`) that its reference lists after the job's own sections."""
 
 
 def reference(schema: type[Section]) -> str:
@@ -51,8 +56,9 @@ def method_options_reference() -> str:
 
 
 def _rows(schema: type[Section], prefix: str, lines: list[str]) -> None:
-    for name, field in schema.model_fields.items():
-        key = prefix + name
+    fields = schema.model_fields
+    for name in sorted(fields, key=lambda n: issubclass(schema, JobConfig) and n in LAST):
+        field, key = fields[name], prefix + name
         section = _section_type(field.annotation)
         if section is not None and field.annotation is section:
             lines.append(f"| `{key}` | section | | {_cell(field.description or section.__doc__)} |")
@@ -74,5 +80,6 @@ def _cell(text: str | None) -> str:
 
 
 def _type_name(annotation: Any) -> str:
-    text = str(annotation).replace("typing.", "").replace("pathlib.", "").replace("|", "\\|")
+    """The annotation as written in a schema: classes by their bare name (`Path`, `OptimConfig`)."""
+    text = re.sub(r"\b(typing|pathlib|distillkit(\.\w+)*)\.", "", str(annotation)).replace("|", "\\|")
     return text.replace("<class '", "").replace("'>", "")

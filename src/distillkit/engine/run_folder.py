@@ -130,6 +130,17 @@ def _write_marker(out: Path, job: str, cfg: Section) -> None:
         raise
 
 
+def write_atomically(path: Path, text: str) -> None:
+    """Write `text` to `path` through a temporary file beside it and a rename: a crash leaves the old file or
+    the new one, never part of one."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def empty_folder(out: Path, keep: tuple[str, ...] = ()) -> None:
     """Delete everything inside `out` but the names in `keep`: files and symlinks are unlinked (a link's target
     is never touched), folders removed with their contents; `out` itself stays."""

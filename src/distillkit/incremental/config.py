@@ -9,9 +9,8 @@ from pydantic import Field
 
 from distillkit.config import (
     BudgetConfig,
-    Device,
+    JobConfig,
     OptimConfig,
-    PerformanceConfig,
     Section,
     VideoDataConfig,
     VideoModelConfig,
@@ -101,13 +100,9 @@ class EvalConfig(Section):
     """Also evaluate the nearest-mean-of-exemplars classifier (None: when the method keeps a memory)."""
 
 
-class IncrementalConfig(Section):
+class IncrementalConfig(JobConfig):
     """`distillkit incremental`: learn classes step by step, evaluating all classes seen after each step."""
 
-    seed: int = 0
-    """Seed of initialisation, data order and sampling (the class order has its own seed)."""
-    device: Device = "auto"
-    """`auto` (CUDA when present, else CPU), `cpu` or `cuda[:N]`."""
     data: VideoDataConfig = VideoDataConfig()
     """Video data set (all classes; the scenario picks them step by step)."""
     model: VideoModelConfig = VideoModelConfig()
@@ -122,8 +117,3 @@ class IncrementalConfig(Section):
     """The method."""
     eval: EvalConfig = EvalConfig()
     """Evaluation."""
-    perf: PerformanceConfig = PerformanceConfig()
-    """Mixed precision, channels-last and `torch.compile` for every training run of the job (default: all off)."""
-    tensorboard: bool = False
-    """Also write TensorBoard event files to OUT/tensorboard (training losses and learning rate of every
-    training run, and the job's accuracies); needs the `tensorboard` package (`distillkit[tensorboard]`)."""

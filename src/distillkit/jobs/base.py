@@ -6,25 +6,18 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import ClassVar, Generic, Protocol, TypeVar, cast
+from typing import ClassVar, Generic, TypeVar
 
 import torch
 
-from distillkit.config import PerformanceConfig, Section
-from distillkit.engine.distributed import is_main, process_group
+from distillkit.config import JobConfig, PerformanceConfig
+from distillkit.engine.distributed import is_distributed, is_main, per_process_batch, process_group
+from distillkit.engine.loop import check_performance
 from distillkit.engine.precision import job_dtype
 from distillkit.engine.run_folder import claim
 from distillkit.engine.tracking import tracking
 
-C = TypeVar("C", bound=Section)
-
-
-class JobSettings(Protocol):
-    """The settings every job's config has."""
-
-    device: str
-    tensorboard: bool
-    perf: PerformanceConfig
+C = TypeVar("C", bound=JobConfig)
 
 
 class Job(ABC, Generic[C]):
@@ -50,8 +43,7 @@ class Job(ABC, Generic[C]):
         """Check `cfg`, claim `out` (engine/run_folder.py), and execute under the config's device, TensorBoard
         and precision settings; returns the report."""
         self.check(cfg)
-        settings = cast(JobSettings, cfg)
-        with process_group(settings.device) as device:
+        with process_group(cfg.device) as device:
             state = claim(
                 out,
                 self.name,
@@ -65,5 +57,15 @@ class Job(ABC, Generic[C]):
                 if is_main():
                     print(f"{out} holds this {self.name} run, finished ({self.finished}): nothing to do")
                 return json.loads((out / self.finished).read_text())
-            with tracking(settings.tensorboard, out), job_dtype(settings.perf):
+            with tracking(cfg.tensorboard, out), job_dtype(cfg.perf):
                 return self.execute(cfg, out, device, resume)
+
+
+def prepare(perf: PerformanceConfig, batch_size: int, out: Path, device: torch.device) -> None:
+    """What a job does before any work: check that its `perf` settings can run on `device` and, under torchrun,
+    that its global `data.batch_size` divides evenly over the processes; then create `out` (rank 0)."""
+    check_performance(perf, device)
+    if is_distributed():
+        per_process_batch(batch_size, "data.batch_size")
+    if is_main():
+        out.mkdir(parents=True, exist_ok=True)

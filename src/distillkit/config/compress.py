@@ -1,0 +1,120 @@
+"""`distillkit compress`'s config: the teacher, the student design, PBKD, baselines, cost measurement."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from distillkit.config.common import BudgetConfig, JobConfig, OptimConfig, TeacherConfig
+from distillkit.config.core import Section
+from distillkit.config.data import ImageDataConfig
+
+
+class StudentConfig(Section):
+    """How student blocks are designed from teacher blocks (receptive field is always preserved)."""
+
+    design: Literal["thin", "depthwise"] = "thin"
+    """Student block design: `thin` (same convs, fewer filters) or `depthwise` (depthwise k×k + pointwise)."""
+    ratio: float = Field(0.5, gt=0, le=1)
+    """Fraction of the teacher's filters kept in each student conv."""
+    macs_reduction: float | None = Field(None, gt=1, le=1e6)
+    """Ask for this many times fewer MACs than the teacher instead of a ratio: the ratio becomes the largest
+    k/64 whose student meets it (recorded in report.json as `student_ratio`); an unreachable target fails
+    before the teacher trains."""
+    init: Literal["auto", "random", "inherit"] = "auto"
+    """`inherit`: start each thinned conv from the teacher's filters of largest L1 norm (thin design only);
+    `random`: fresh initialisation; `auto`: inherit for the thin design, random for depthwise."""
+    residual: Literal["internal", "branch"] = "internal"
+    """Residual units (ResNet BasicBlock/Bottleneck): `internal` thins only the branch's internal channels, its
+    last conv keeping the unit's width (no conv added; Li et al., ICLR 2017); `branch` thins every conv of the
+    branch and appends ReLU + a 1×1 conv + BN back to the unit's width."""
+    copy_if_costlier: bool = True
+    """A block whose student would have no fewer MACs than the teacher block (a ResNet stem on grey images: one
+    thin conv plus the 1×1 restore cost more than the teacher's conv) gets a copy of the teacher block instead
+    (its weights with `inherit`, fresh ones with `random`)."""
+
+
+class FinetuneConfig(Section):
+    """Optional last stage: the whole student trained with KD from the teacher."""
+
+    enabled: bool = False
+    """Run the final whole-student KD fine-tune."""
+    budget: BudgetConfig = BudgetConfig(epochs=1)
+    """Fine-tune length."""
+    optim: OptimConfig = OptimConfig(lr=0.01)
+    """Fine-tune optimiser."""
+    alpha: float = Field(0.5, ge=0, le=1)
+    """Weight of the KD term: (1 − α)·CE + α·KD."""
+    temperature: float = Field(4.0, gt=0)
+    """KD temperature."""
+
+
+class PBKDConfig(Section):
+    """Progressive blockwise distillation (Wang et al., IJCAI 2018)."""
+
+    order: Literal["bottom_up", "top_down"] | list[int] = "bottom_up"
+    """Order in which blocks are replaced, or an explicit list of block indices."""
+    stage: BudgetConfig = BudgetConfig(epochs=1.5)
+    """Length of each stage (the paper reports about 1.5 epochs)."""
+    optim: OptimConfig = OptimConfig()
+    """Optimiser of each stage."""
+    local_weight: float = Field(1.0, ge=0)
+    """λ of the local loss λ·½·mean((S_k(h) − T_k(h))²)."""
+    kd_weight: float = Field(0.0, ge=0)
+    """Weight w of a logit-KD term in every stage's loss, CE + λ·local + w·KD(Aᵏ(x), teacher(x)) at
+    `kd_temperature` (costs a teacher forward pass per sample); 0: none, the paper's stage loss."""
+    kd_temperature: float = Field(4.0, gt=0)
+    """Temperature of the stage KD term."""
+    finetune: FinetuneConfig = FinetuneConfig()
+    """Optional final KD fine-tune of the whole student."""
+
+
+class BaselineConfig(Section):
+    """Baselines trained on the same student architecture with the same number of steps as PBKD."""
+
+    methods: list[Literal["scratch", "kd", "fitnets", "at"]] = []
+    """Baselines to train on the same student architecture with PBKD's number of steps."""
+    optim: OptimConfig = OptimConfig()
+    """Optimiser of the baselines."""
+    kd_alpha: float = Field(0.9, ge=0, le=1)
+    """KD baseline: weight of the KD term."""
+    kd_temperature: float = Field(4.0, gt=0)
+    """KD baseline: temperature."""
+    fitnets_weight: float = Field(1.0, ge=0)
+    """FitNets baseline: weight of the hint (MSE at the middle block)."""
+    at_weight: float = Field(1000.0, ge=0)
+    """AT baseline: β of the attention-transfer term (Zagoruyko & Komodakis use 1000)."""
+
+
+class ProfileConfig(Section):
+    """Cost measurement of teacher and student."""
+
+    latency_batches: list[int] = [1, 64]
+    """Batch sizes at which latency is measured."""
+    latency_repeats: int = Field(30, ge=1)
+    """Timed runs per latency measurement (the median is reported)."""
+    latency_threads: int | None = Field(None, ge=1)
+    """CPU threads for latency (default: torch's current setting)."""
+
+
+class CompressConfig(JobConfig):
+    """`distillkit compress`: teacher → student by PBKD, with optional baselines."""
+
+    data: ImageDataConfig = ImageDataConfig()
+    """Image data set."""
+    teacher: TeacherConfig = TeacherConfig()
+    """The network to compress."""
+    blocks: Literal["auto"] | list[str] = "auto"
+    """Block boundaries: `auto` (VGG: after each max-pool; ResNet: stem, layer1..4; CIFAR ResNet: stem,
+    layer1..3) or module names, each ending a block."""
+    student: StudentConfig = StudentConfig()
+    """Student block design."""
+    pbkd: PBKDConfig = PBKDConfig()
+    """Progressive training."""
+    baselines: BaselineConfig = BaselineConfig()
+    """Baselines on the same student."""
+    profile: ProfileConfig = ProfileConfig()
+    """Cost measurement."""
+    export_onnx: bool = True
+    """Write student.onnx (checked with onnxruntime)."""
