@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from distillkit.cli import main
 from distillkit.incremental.config import IncrementalConfig
-from distillkit.incremental.runner import StreamRun
+from distillkit.jobs.incremental import StreamRun
 
 
 def tiny_loader(

@@ -19,7 +19,7 @@ from distillkit.engine.loop import evaluate, predict
 from distillkit.engine.metrics import topk_accuracy
 from distillkit.errors import ConfigError, DistillkitError
 from distillkit.incremental.config import IncrementalConfig
-from distillkit.incremental.runner import StreamRun
+from distillkit.jobs.incremental import StreamRun
 
 CPU = torch.device("cpu")
 IMAGES = {"name": "synthetic", "image_size": 32, "batch_size": 16,

@@ -23,8 +23,8 @@ from distillkit.distill.spatiotemporal import (
 )
 from distillkit.incremental.memory import ExemplarMemory
 from distillkit.incremental.methods import METHODS, StepContext, build_method
-from distillkit.incremental.runner import run_incremental
 from distillkit.incremental.selection import greedy_mean_match, herding, key_frames, uniform_key_frames
+from distillkit.jobs.incremental import run_incremental
 
 
 def moving_object(

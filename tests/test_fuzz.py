@@ -778,7 +778,7 @@ def test_cli_command_lines(work: Path, cli_files: dict[str, Path], data: st.Data
         argv = data.draw(_command_line(cli_files, out), label="argv")
         for target in ("distillkit.jobs.train.train_images", "distillkit.jobs.train.train_videos",
                        "distillkit.jobs.compress.CompressionRun",
-                       "distillkit.incremental.runner.run_incremental", "distillkit.jobs.incremental.run_incremental",
+                       "distillkit.jobs.incremental.run_incremental", "distillkit.jobs.incremental.run_incremental",
                        "distillkit.data.synthetic_video.write_synthetic_videos"):  # fmt: skip
             mp.setattr(target, _validated)
         stderr = io.StringIO()

@@ -15,7 +15,7 @@ from distillkit.data.video.transforms import RandomPadCrop
 from distillkit.data.videos import build_video_datasets, image_clip_transforms, images_to_clips, raw_clip
 from distillkit.errors import ConfigError
 from distillkit.incremental.config import IncrementalConfig
-from distillkit.incremental.runner import run_incremental
+from distillkit.jobs.incremental import run_incremental
 from distillkit.models.backbones.resnet_cifar import CIFAR_DEPTHS, cifar_resnet, resnet32
 from distillkit.models.tsm import ShiftConv2d, VideoResNet
 

@@ -14,8 +14,8 @@ from distillkit.errors import ConfigError
 from distillkit.incremental.evaluation import Evaluator
 from distillkit.incremental.memory import ExemplarMemory
 from distillkit.incremental.results import StreamResults
-from distillkit.incremental.runner import StreamRun, run_incremental
 from distillkit.incremental.state import StreamState
+from distillkit.jobs.incremental import StreamRun, run_incremental
 
 
 def test_icarl_results_contract_and_budget(tmp_path: Path) -> None:

@@ -289,7 +289,7 @@ def test_podnet_lsc_stream_trains_every_step_with_nca(tmp_path, monkeypatch: pyt
     """In a stream, every step trains its seen classes with the NCA loss at the configured margin."""
     from distillkit.distill.losses import nca_loss
     from distillkit.incremental.methods import podnet
-    from distillkit.incremental.runner import run_incremental
+    from distillkit.jobs.incremental import run_incremental
 
     calls: list[tuple[int, float]] = []
 

@@ -127,7 +127,7 @@ def test_a_file_of_the_older_layout_reads_the_same() -> None:
 
 
 def test_a_run_writes_its_report(tmp_path: Path) -> None:
-    from distillkit.incremental.runner import run_incremental
+    from distillkit.jobs.incremental import run_incremental
 
     cfg = tiny()
     cfg.scenario.num_steps = 1

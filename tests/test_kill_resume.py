@@ -67,7 +67,7 @@ def serve() -> None:
     running `python -m distillkit.cli *argv` (output to `log`), SIGKILL it `delay` seconds after its start-up or
     as soon as `when` appeared in `out` (both null: after `LIMIT` s), and answer ``{"killed", "code"}``. Only
     this server forks, waits for and kills its children."""
-    import distillkit.incremental.runner  # noqa: F401  (torch, torchvision: imported once, before any fork)
+    import distillkit.jobs.incremental  # noqa: F401  (torch, torchvision: imported once, before any fork)
 
     for line in iter(sys.stdin.readline, ""):
         request = json.loads(line)

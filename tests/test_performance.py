@@ -164,7 +164,7 @@ def test_perf_key_of_every_job_and_reports() -> None:
 
 def test_incremental_run_trains_with_its_perf_and_refuses_fp16_on_cpu(tmp_path) -> None:
     """The stream runner hands `perf` to its training loop, and checks it before any work."""
-    import distillkit.incremental.runner as runner
+    import distillkit.jobs.incremental as runner
 
     seen = []
     real_fit = runner.fit

@@ -22,7 +22,7 @@ from distillkit.incremental.replay import (
     faithful,
     replay_frames,
 )
-from distillkit.incremental.runner import run_incremental
+from distillkit.jobs.incremental import run_incremental
 
 
 def test_interpolation_weights_by_hand() -> None:
@@ -148,7 +148,7 @@ def test_adaptive_granularity_stores_key_frames_for_faithful_replays_and_whole_c
 def test_replayed_clips_give_the_memory_replay(tmp_path: Path) -> None:
     from distillkit.data.videos import build_video_datasets
     from distillkit.incremental.data import ClassSubset, ReplayedClips
-    from distillkit.incremental.runner import build_stream_scenario
+    from distillkit.jobs.incremental import build_stream_scenario
 
     cfg = tiny()
     data = build_video_datasets(cfg.data, cfg.seed)

@@ -15,8 +15,8 @@ from distillkit.config import dump_config
 from distillkit.engine.checkpoint import save_checkpoint
 from distillkit.errors import CheckpointError
 from distillkit.incremental.methods import build_method
-from distillkit.incremental.runner import StreamRun, run_incremental
 from distillkit.incremental.state import CHECKPOINT_KEYS, StreamFolder, StreamState
+from distillkit.jobs.incremental import StreamRun, run_incremental
 from distillkit.models.factory import build_video_model
 from tests.test_incremental import tiny
 

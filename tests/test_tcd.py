@@ -218,7 +218,7 @@ def test_tcd_stream_from_the_cli(tmp_path: Path) -> None:
 
 def test_resume_gives_the_uninterrupted_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The importance is measured again when a step starts, so a resumed stream needs no saved method state."""
-    from distillkit.incremental.runner import run_incremental
+    from distillkit.jobs.incremental import run_incremental
 
     cfg = {"method": {"name": "tcd"}}
     reference = run_incremental(tiny(**cfg), tmp_path / "full")

@@ -195,7 +195,7 @@ def _demo_incremental(out: Path) -> None:
     from distillkit.incremental.compare import write_comparison
     from distillkit.incremental.config import IncrementalConfig
     from distillkit.incremental.methods import build_method
-    from distillkit.incremental.runner import run_incremental
+    from distillkit.jobs.incremental import run_incremental
     from distillkit.report.incremental_plots import plot_accuracy_per_step
 
     print(f"Class-incremental demo: {', '.join(DEMO_METHODS)} on 8 synthetic motion classes (4+2+2) → {out}")

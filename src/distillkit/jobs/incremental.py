@@ -1,15 +1,364 @@
-"""`distillkit incremental`: a class-incremental run of one method over a stream of steps."""
+"""`distillkit incremental`: a class-incremental run of one method over a stream of steps, from base step to last,
+resumable after any finished step.
+
+Per step: grow the head, train with the method's loss (one training loop, `engine.loop.fit`), update the
+exemplar memory (reduce old classes, herd the new ones), evaluate every class seen so far (CNN and NME), write a
+checkpoint, `results.json`, `report.md` and the plots. Each finished step has its own memory folder (frames
+hard-linked from the previous one), so a run killed at any moment resumes from its last checkpoint with the memory
+of that step; on resuming, what the kill left (half-written files, other steps' memory folders) is cleared and
+`log.jsonl` is rewritten from the checkpoint.
+All randomness of a step is seeded from (seed, step): a resumed run ends with the same results as an
+uninterrupted one.
+
+The run's collaborators each have one job: `Evaluator` (features and accuracy rows), `MemoryPolicy` (the frame
+budget and the choice of exemplars), `StreamResults` (logs, results.json, report.md, plots), `StreamState` and
+`StreamFolder` (what a checkpoint holds and where each file lives); the objectives are in `objectives.py`.
+
+Under torchrun (WORLD_SIZE > 1) a run is data-parallel: `data.batch_size` is the global batch, split over the
+processes; the model trains in DDP with batch norms over the global batch (the old model's too, when it
+normalises with batch statistics); features for evaluation, imprinting and exemplar selection are computed in
+shards of whole evaluation batches and gathered, so every process evaluates and selects from the same full set; only rank 0
+writes the memory, checkpoints, logs and results (the others read the memory back); class-balanced fine-tuning
+of the head runs identically on every process.
+"""
 
 from __future__ import annotations
 
+import copy
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
 
+from distillkit.config import OptimConfig, check_resumable, current_config, dump_config
+from distillkit.data.video.transforms import left_right_label_map
+from distillkit.data.videos import VideoDatasets, build_video_datasets, video_loader
+from distillkit.engine.device import resolve_device, seed_everything, step_seed
+from distillkit.engine.distributed import (
+    barrier,
+    data_parallel,
+    is_distributed,
+    is_main,
+    per_process_batch,
+    process_group,
+    synchronised_batch_norms,
+)
+from distillkit.engine.loop import FitResult, check_performance, fit
+from distillkit.engine.precision import to_device
+from distillkit.engine.tracking import tracker
+from distillkit.errors import ConfigError
 from distillkit.incremental.config import IncrementalConfig
-from distillkit.incremental.methods import build_method
-from distillkit.incremental.runner import run_incremental
+from distillkit.incremental.data import ClassSubset, ConcatClips
+from distillkit.incremental.evaluation import Evaluator
+from distillkit.incremental.memory import ExemplarMemory, MemoryDataset
+from distillkit.incremental.memory_policy import MemoryPolicy
+from distillkit.incremental.methods import METHODS, StepContext, StepTools, build_method
+from distillkit.incremental.metrics import other_classifier
+from distillkit.incremental.objectives import (
+    Consistency,
+    HeadObjective,
+    StepObjective,
+    WithOutputs,
+    normalise_with_batch_statistics,
+)
+from distillkit.incremental.results import StreamResults
+from distillkit.incremental.scenario import Scenario, build_scenario, preset_scenario
+from distillkit.incremental.state import StreamFolder, StreamState
 from distillkit.jobs.base import Job
+from distillkit.models.factory import build_video_model
+from distillkit.models.heads import grow_head
+
+
+def build_stream_scenario(cfg: IncrementalConfig, num_classes: int) -> Scenario:
+    s = cfg.scenario
+    if s.preset is not None:
+        return preset_scenario(s.preset, num_classes, s.order_seed)
+    return build_scenario(num_classes, s.base, s.increment, s.num_steps, s.order_seed, s.order)
+
+
+class StreamRun:
+    """A class-incremental run of `cfg` writing to `out` (see the module docstring)."""
+
+    def __init__(
+        self,
+        cfg: IncrementalConfig,
+        out: str | Path,
+        resume: bool = False,
+        device: torch.device | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.out = Path(out)
+        self.resume = resume
+        self.device = device if device is not None else resolve_device(cfg.device)
+        check_performance(cfg.perf, self.device)
+        if is_distributed():
+            per_process_batch(cfg.data.batch_size, "data.batch_size")  # before any work
+        self.method = build_method(cfg.method.name, cfg.method.options)
+        seed_everything(cfg.seed)
+        self.data: VideoDatasets = build_video_datasets(cfg.data, cfg.seed)
+        self.scenario = build_stream_scenario(cfg, self.data.num_classes)
+        self.segments = cfg.data.num_segments
+        self.use_memory = self.method.uses_memory and cfg.memory.budget_frames > 0
+        self.eval_nme = cfg.eval.nme if cfg.eval.nme is not None else self.use_memory
+        self.folder = StreamFolder(self.out)
+        self.evaluator = Evaluator(
+            self.data, self.scenario, cfg.data.eval_batch_size, cfg.memory.replay, self.eval_nme, self.device
+        )
+        self.memory_policy = MemoryPolicy(
+            cfg.memory,
+            self.method,
+            self.data,
+            self.scenario,
+            self.evaluator,
+            self.folder,
+            self.segments,
+            cfg.seed,
+        )
+        self.results = StreamResults(
+            cfg, self.method, self.scenario, self.evaluator, self.folder, self.device
+        )
+        self._check_before_training()
+
+    def _check_before_training(self) -> None:
+        cfg = self.cfg
+        if cfg.data.flip and left_right_label_map(self.data.class_names):
+            raise ConfigError(
+                "data.flip: flipping maps some classes onto others (left/right pairs), which may belong to a "
+                "later step; set data.flip to false for class-incremental runs"
+            )
+        if self.method.nme and not self.use_memory:
+            raise ConfigError(
+                f"method '{self.method.name}' classifies by exemplar means: set memory.budget_frames > 0"
+            )
+        if self.eval_nme and not self.use_memory:
+            raise ConfigError("eval.nme needs an exemplar memory (memory.budget_frames > 0)")
+        if self.use_memory:  # the last step holds exemplars of every class
+            self.memory_policy.check()
+        self.base_state = self._base_state() if cfg.train.base_model is not None else None
+
+    def _base_state(self) -> dict[str, torch.Tensor]:
+        """The base-step weights of `train.base_model`, after checking that run is compatible with this one."""
+        source = Path(self.cfg.train.base_model)
+        path = source / "checkpoints" / "step_000.pt" if source.is_dir() else source
+        if not path.is_file():
+            raise ConfigError(
+                f"train.base_model: {path} not found (give a run folder with a finished base step)"
+            )
+        state = StreamState.load(path)
+        theirs = current_config(state.config, IncrementalConfig, f"the config recorded in {path}")
+        ours = dump_config(self.cfg)
+        keys = ["seed", "data", "model", "scenario"]
+        differ = [k for k in keys if theirs.get(k) != ours[k]]
+        differ += [f"train.{k}" for k in ("base", "optim") if theirs["train"].get(k) != ours["train"][k]]
+        if differ:
+            raise ConfigError(f"train.base_model: {source} was run with a different {', '.join(differ)}")
+        theirs_method = theirs["method"]
+        head = (
+            build_method(theirs_method["name"], theirs_method.get("options", {})).head
+            if theirs_method["name"] in METHODS
+            else None
+        )
+        if head != self.method.head:
+            raise ConfigError(
+                f"train.base_model: {source} has a {head} head ({theirs['method']['name']}), "
+                f"method '{self.method.name}' needs a {self.method.head} head"
+            )
+        return state.model
+
+    def _start(self) -> tuple[int, StreamState]:
+        """First step to run and the state so far (fresh, or from the last checkpoint when resuming)."""
+        last = self.folder.last_step()
+        if last is None:
+            if self.resume and self.out.exists() and any(self.out.iterdir()) and is_main():
+                print(f"resume: no finished step in {self.out}; starting from the base step")
+            return 0, StreamState()
+        if not self.resume:
+            raise ConfigError(
+                f"{self.out} already holds a run (finished up to step {last}); pass --resume to continue it, "
+                "or choose another --out"
+            )
+        state = StreamState.load(self.folder.checkpoint(last))
+        check_resumable(state.config, self.cfg, self.out)
+        return last + 1, state
+
+    def run(self) -> dict:
+        first, state = self._start()
+        if is_main():
+            self.out.mkdir(parents=True, exist_ok=True)
+            self.folder.clear_leftovers(first)
+            self.folder.rewrite_log([self.results.log_entry(i, state) for i in range(state.steps_done)])
+        barrier()
+        model = build_video_model(self.cfg.model, self.scenario.num_seen(0), self.segments)
+        model.head = self.method.build_head(model.feature_dim, self.scenario.num_seen(0))
+        memory = None
+        if first > 0:
+            model.head = self.method.build_head(model.feature_dim, self.scenario.num_seen(first - 1))
+            model.load_state_dict(state.model)
+            if self.use_memory:
+                memory = ExemplarMemory.load(self.folder.memory(first - 1))
+            if is_main():
+                print(f"resumed after step {first - 1} from {self.folder.checkpoint(first - 1)}")
+        model.to(self.device)
+        for step in range(first, self.scenario.num_steps):
+            model, memory = self._step(step, model, memory, state)
+        return self.results.write(state)
+
+    def _step(self, step: int, model: nn.Module, memory: ExemplarMemory | None, state: StreamState):
+        cfg, scenario = self.cfg, self.scenario
+        start = time.perf_counter()
+        seed_everything(step_seed(cfg.seed, step))
+        num_old, num_seen = (scenario.num_seen(step - 1) if step else 0), scenario.num_seen(step)
+        old_model = None
+        if step > 0:
+            old_model = copy.deepcopy(model).eval().requires_grad_(False)
+            if self.method.old_model_batch_stats:
+                normalise_with_batch_statistics(old_model)
+            model.head = grow_head(model.head, num_seen)
+        train_set = self.train_set(step, memory)
+        counts = torch.bincount(torch.as_tensor(train_set.labels, dtype=torch.long), minlength=num_seen)
+        ctx = StepContext(step, num_old, num_seen, old_model, self.device, counts.to(self.device))
+        tools = self._tools(model, step, memory)
+        self.method.begin_step(model, ctx, tools)
+        loader = self._train_loader(train_set, step_seed(cfg.seed, step))
+        budget, optim = (
+            (cfg.train.base, cfg.train.optim) if step == 0 else (cfg.train.step, self._step_optim())
+        )
+        if step == 0 and cfg.train.base_model is not None:
+            model.load_state_dict(self.base_state)
+            result = FitResult(steps=0, seconds=0.0, samples=0)
+        else:
+            steps = budget.num_steps(len(loader))
+            synced_old = old_model if self.method.old_model_batch_stats else None
+            with data_parallel(WithOutputs(model), self.device) as net, _batch_norms(synced_old, self.device):
+                result = fit(
+                    StepObjective(net, old_model, self.method, ctx, self._consistency(step)),
+                    loader,
+                    steps,
+                    optim,
+                    self.device,
+                    f"step {step} ({self.method.name})",
+                    perf=cfg.perf,
+                )
+        if self.use_memory:
+            memory = self.memory_policy.update(step, model, memory)
+            tools = self._tools(model, step, memory)
+        self.method.end_step(model, ctx, tools)
+        cnn, nme = self.evaluator.evaluate(step, model, memory)
+        seconds = time.perf_counter() - start
+        stats = self.memory_policy.stats(memory)
+        state.record_step(
+            step, cnn, nme, seconds, stats, result.history, model.state_dict(), dump_config(cfg)
+        )
+        if is_main():
+            state.save(self.folder.checkpoint(step))
+            if step > 0 and self.use_memory:
+                self.folder.remove_memory(step - 1)
+            self.results.log(step, state)
+        self.results.write(state)
+        accuracy = {
+            name: f["accuracy_per_step"][-1] if f else None for name, f in self.results.figures(state).items()
+        }
+        tracker().scalars("accuracy on classes seen", accuracy, step)
+        tracker().scalars("memory", {"frames": state.memory[-1]["frames"]}, step)
+        barrier()
+        return model, memory
+
+    def _consistency(self, step: int) -> Consistency | None:
+        """The step's temporal consistency (incremental steps only, so base models stay shareable)."""
+        tc = self.cfg.train.temporal_consistency
+        if step == 0 or tc.weight == 0:
+            return None
+        stored = self.method.exemplar_frames(self.segments)
+        frames = tc.frames or (stored if stored < self.segments else max(1, self.segments // 2))
+        return Consistency(tc.weight, min(frames, self.segments), self.cfg.memory.replay)
+
+    def _step_optim(self) -> OptimConfig:
+        return self.cfg.train.step_optim or self.cfg.train.optim
+
+    def _train_loader(self, train_set: Dataset, seed: int) -> DataLoader:
+        """A step's training batches, shuffled with `seed` (under torchrun: this process's share of each global
+        batch, from a `DistributedSampler`)."""
+        return video_loader(train_set, self.cfg.data, train=True, seed=seed, distributed=is_distributed())
+
+    def train_set(self, step: int, memory: ExemplarMemory | None) -> ConcatClips:
+        """Step `step`'s training clips: its new classes' (every class seen so far for a method that trains on
+        them, such as joint) and the exemplars of `memory`."""
+        classes = self.scenario.seen(step) if self.method.train_on == "seen" else self.scenario.new(step)
+        parts: list[Dataset] = [ClassSubset(self.data.train, classes, self.scenario)]
+        if self.use_memory and memory is not None and memory.videos:
+            parts.append(self._memory_clips(memory, step))
+        return ConcatClips(parts)
+
+    def _memory_clips(self, memory: ExemplarMemory, step: int) -> MemoryDataset:
+        """The memory's exemplars as step `step`'s training clips (augmented, replayed as `memory.replay`)."""
+        return MemoryDataset(
+            memory,
+            self.data.train.transform,
+            seed=step_seed(self.cfg.seed, step),
+            replay=self.cfg.memory.replay,
+        )
+
+    def _tools(self, model: nn.Module, step: int, memory: ExemplarMemory | None) -> StepTools:
+        """What a method may ask for during the step: features of the new classes, class-balanced fine-tuning of
+        the head on the memory, and the memory's clips in batches."""
+
+        def new_features() -> tuple[torch.Tensor, torch.Tensor]:
+            subset = ClassSubset(self.data.train_eval, self.scenario.new(step), self.scenario)
+            features = self.evaluator.features(model, subset, "features")
+            return features.pooled, features.labels
+
+        def finetune_head_on_memory(epochs: float, lr: float) -> None:
+            if memory is None or not memory.videos:
+                raise ConfigError(
+                    "class-balanced fine-tuning needs an exemplar memory (memory.budget_frames > 0)"
+                )
+            data = self._memory_clips(memory, step)
+            generator = torch.Generator().manual_seed(step_seed(self.cfg.seed, step, stream=1))
+            loader = DataLoader(data, batch_size=self.cfg.data.batch_size, shuffle=True, generator=generator)
+            steps = max(1, round(epochs * len(loader)))
+            optim = OptimConfig(lr=lr, weight_decay=0.0)
+            desc = f"step {step} balanced head"
+            fit(HeadObjective(model), loader, steps, optim, self.device, desc, perf=self.cfg.perf)
+
+        def memory_batches() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+            if memory is None or not memory.videos:
+                return
+            data = self._memory_clips(memory, step)
+            for x, y in DataLoader(data, batch_size=self.cfg.data.eval_batch_size, shuffle=False):
+                yield to_device(x, self.device), torch.as_tensor(y).to(self.device)
+
+        return StepTools(new_features, finetune_head_on_memory, memory_batches)
+
+
+@contextmanager
+def _batch_norms(model: nn.Module | None, device: torch.device) -> Iterator[None]:
+    """`synchronised_batch_norms` of `model`, when there is one."""
+    if model is None:
+        yield
+        return
+    with synchronised_batch_norms(model, device):
+        yield
+
+
+def run_incremental(cfg: IncrementalConfig, out: str | Path, resume: bool = False) -> dict:
+    """Run the whole stream of `cfg` into `out` (continuing the last finished step with `resume`); under torchrun
+    data-parallel (module docstring), every process returning the same results."""
+    with process_group(cfg.device) as device:
+        results = StreamRun(cfg, out, resume, device).run()
+        main = is_main()
+    if not main:
+        return results
+    own = results["classifier"]
+    line = f"{results['method']}: average incremental accuracy {results['avg_incremental_accuracy']:.2f}% "
+    line += f"({own.upper()}), final {results['final_accuracy']:.2f}%, forgetting {results['forgetting']:.2f}"
+    if other := results[other_classifier(own)]:
+        line += f" ({other_classifier(own).upper()}: {other['avg_incremental_accuracy']:.2f}%)"
+    print(line)
+    return results
 
 
 class IncrementalJob(Job[IncrementalConfig]):
