@@ -76,7 +76,7 @@ FAMILIES = {
         "resnet20",
         "ResNet-20 (CIFAR-style)",
         "configs/compress_fashion_mnist_resnet20.yaml",
-        [*SHORT],
+        ["pbkd.stage.epochs=0.25", "teacher.train.epochs=10"],  # 40 M MACs: the costliest per step here
         2.5,
         1.5,
     ),
@@ -88,6 +88,18 @@ FAMILIES = {
         2.5,
         1.5,
     ),
+}
+
+
+# What a longer budget gives PBKD where a family misses its accuracy target: PBKD-only runs (no baselines) on
+# seeds kept out of the reported table (`--probe FAMILY --probe-seeds 10 11`), each variant on the family's config.
+PROBES: dict[str, dict[str, list[str]]] = {
+    "vgg16": {
+        "as benchmarked": [],
+        "fine-tune 3 epochs": ["pbkd.finetune.budget.epochs=3"],
+        "stages 1.5 epochs": ["pbkd.stage.epochs=1.5"],
+        "stages 1.5, fine-tune 3": ["pbkd.stage.epochs=1.5", "pbkd.finetune.budget.epochs=3"],
+    },
 }
 
 
@@ -185,6 +197,42 @@ def run_seed(out: Path, family: Family, seed: int) -> None:
     compress(base_config(family), folder, [*family.overrides, *COMMON, f"seed={seed}", f"teacher.checkpoint={teacher}"],
              resume=True)  # fmt: skip
     print(f"{family.name}: seed {seed} done in {time.time() - start:.0f} s", flush=True)
+
+
+def run_probes(out: Path, family: Family, seeds: list[int]) -> str:
+    """Run the family's PBKD-only probe variants on `seeds` (kept out of the table); their results as Markdown."""
+    from distillkit.api import compress
+
+    teacher = teacher_dir(out, family) / "model.pt"
+    teacher_acc = json.loads((teacher.parent / "report.json").read_text())["accuracy"]
+    lines = [
+        f"# compress_families probe: {family.label}",
+        "",
+        f"PBKD only (no baselines), seeds {seeds} (not in the benchmark table), on the family's config "
+        f"(`{family.config}` with `{' '.join([*family.overrides, *COMMON])}`) plus each variant's overrides; "
+        f"teacher {teacher_acc:.2f} %.",
+        "",
+        "| variant | overrides | seed | after stages | PBKD final | drop | steps | PBKD s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for seed in seeds:
+        for variant, extra in PROBES[family.name].items():
+            folder = (
+                out / family.name / "probe" / variant.replace(" ", "-").replace(",", "") / f"seed{seed}-pbkd"
+            )
+            if not (folder / "report.json").is_file():
+                overrides = [*family.overrides, *COMMON, *extra, "baselines.methods=[]"]
+                overrides += [f"seed={seed}", f"teacher.checkpoint={teacher}"]
+                print(f"{family.name} probe {variant}: seed {seed} into {folder}", flush=True)
+                compress(base_config(family), folder, overrides, resume=True)
+            r = json.loads((folder / "report.json").read_text())
+            stages = ", ".join(f"{st['accuracy']:.2f}" for st in r["stages"] if st["block"] is not None)
+            acc = r["student"]["accuracy"]
+            lines.append(
+                f"| {variant} | `{' '.join(extra) or '–'}` | {seed} | {stages} | {acc:.2f} | "
+                f"{teacher_acc - acc:.2f} | {r['training']['pbkd_steps']} | {r['training']['pbkd_seconds']:.0f} |"
+            )
+    return "\n".join(lines) + "\n"
 
 
 # ----------------------------------------------------------------------------------------------------- latency
@@ -408,9 +456,16 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/families"))
     parser.add_argument("--remeasure", action="store_true", help="measure latency again")
     parser.add_argument("--report-only", action="store_true", help="no training: tables from finished runs")
+    parser.add_argument("--probe", choices=list(PROBES), help="run this family's probe variants instead")
+    parser.add_argument("--probe-seeds", type=int, nargs="+", default=[10])
     args = parser.parse_args()
     torch.set_num_threads(1)
     start = time.time()
+    if args.probe:
+        text = run_probes(args.out, FAMILIES[args.probe], args.probe_seeds)
+        (RESULTS / f"compress_families_probe_{args.probe}.md").write_text(text)
+        print(text)
+        return
     if not args.report_only:
         for name in args.families:
             train_teacher(args.out, FAMILIES[name])
