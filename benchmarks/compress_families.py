@@ -406,9 +406,12 @@ def collect(out: Path, names: list[str], seeds: list[int], remeasure: bool, late
             continue
         reports = [json.loads((f / "report.json").read_text()) for f in done]
         lat = measure_latency_pair(out, family, done[0], remeasure) if latency else None
-        teacher_acc = json.loads(tfile.read_text())["accuracy"]
+        teacher_report = json.loads(tfile.read_text())
+        teacher_acc = teacher_report["accuracy"]
         entry = family_summary(name, reports, teacher_acc, lat, family.macs_target, family.max_drop)
         entry["runs"] = [str(f) for f in done]
+        entry["teacher_seconds"] = teacher_report.get("train_seconds")
+        entry["steps"] = reports[0]["training"]["pbkd_steps"]  # PBKD's and every baseline's, batches of 64
         entry["pbkd_seconds"] = mean_std([r["training"]["pbkd_seconds"] for r in reports])["mean"]
         entry["baseline_seconds"] = statistics.fmean(
             sum(b["seconds"] for b in r["baselines"].values()) for r in reports
@@ -423,6 +426,7 @@ def write_results(entries: list[dict], dest: Path = RESULTS) -> str:
     sizes = [
         f"- {FAMILIES[e['family']].label}: `{FAMILIES[e['family']].config}` with "
         f"`{' '.join([*FAMILIES[e['family']].overrides, *COMMON])}`; runs {', '.join(f'`{r}`' for r in e['runs'])}; "
+        f"teacher trained in {e['teacher_seconds'] or 0:.0f} s; {e['steps']} steps for PBKD and for each baseline; "
         f"per seed PBKD {e['pbkd_seconds']:.0f} s, the four baselines {e['baseline_seconds']:.0f} s together"
         for e in entries
     ]

@@ -34,7 +34,7 @@ def fake_report(seed: int, pbkd: float, baselines: dict[str, float]) -> dict:
         "student": {"accuracy": pbkd, "macs": 10e6},
         "speedup": {"macs": 3.0},
         "baselines": {m: {"accuracy": a, "seconds": 10.0} for m, a in baselines.items()},
-        "training": {"pbkd_seconds": 5.0},
+        "training": {"pbkd_seconds": 5.0, "pbkd_steps": 100},
     }
 
 
@@ -53,7 +53,9 @@ def test_summary_shape_and_paired_interval_by_hand(bench, tmp_path, monkeypatch)
         folder.mkdir(parents=True)
         (folder / "report.json").write_text(json.dumps(fake_report(seed, pbkd, base)))
     (out / "toy" / "teacher").mkdir()
-    (out / "toy" / "teacher" / "report.json").write_text(json.dumps({"accuracy": 91.0}))
+    (out / "toy" / "teacher" / "report.json").write_text(
+        json.dumps({"accuracy": 91.0, "train_seconds": 60.0})
+    )
     latency = {"teacher": {"1": 4.0, "64": 120.0}, "student": {"1": 2.0, "64": 50.0}}
     (out / "toy" / "latency.json").write_text(json.dumps(latency))  # cached: nothing is measured
 
@@ -85,6 +87,7 @@ def test_summary_shape_and_paired_interval_by_hand(bench, tmp_path, monkeypatch)
     assert e["macs_ratio"] == 3.0 and e["speedup"] == {"1": 2.0, "64": 2.4}
     assert e["speedup64_over_macs"] == pytest.approx(0.8)
     assert e["targets"] == {"macs": True, "drop": True, "vs_best_baseline": True, "latency": True}
+    assert e["steps"] == 100 and e["teacher_seconds"] == 60.0
     assert "| toy net | 3 | 91.00 | 89.83 ± 0.76 |" in text
     assert (tmp_path / "results" / "compress_families.md").read_text() == text
 
