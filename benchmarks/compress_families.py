@@ -100,6 +100,11 @@ PROBES: dict[str, dict[str, list[str]]] = {
         "stages 1.5 epochs": ["pbkd.stage.epochs=1.5"],
         "stages 1.5, fine-tune 3": ["pbkd.stage.epochs=1.5", "pbkd.finetune.budget.epochs=3"],
     },
+    "user_cnn": {
+        "as benchmarked": [],
+        "fine-tune 3 epochs": ["pbkd.finetune.budget.epochs=3"],
+        "stages 1.5 epochs": ["pbkd.stage.epochs=1.5"],
+    },
 }
 
 
