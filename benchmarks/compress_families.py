@@ -99,7 +99,9 @@ PROBES: dict[str, dict[str, list[str]]] = {
         "fine-tune 3 epochs": ["pbkd.finetune.budget.epochs=3"],
         "stages 1.5 epochs": ["pbkd.stage.epochs=1.5"],
         "stages 1.5, fine-tune 3": ["pbkd.stage.epochs=1.5", "pbkd.finetune.budget.epochs=3"],
+        "stage lr 0.01": ["pbkd.optim.lr=0.01"],
     },
+    "resnet20": {"as benchmarked": [], "stage lr 0.01": ["pbkd.optim.lr=0.01"]},
     "user_cnn": {
         "as benchmarked": [],
         "fine-tune 3 epochs": ["pbkd.finetune.budget.epochs=3"],
@@ -204,7 +206,7 @@ def run_seed(out: Path, family: Family, seed: int) -> None:
     print(f"{family.name}: seed {seed} done in {time.time() - start:.0f} s", flush=True)
 
 
-def run_probes(out: Path, family: Family, seeds: list[int]) -> str:
+def run_probes(out: Path, family: Family, seeds: list[int], only: list[str] | None = None) -> str:
     """Run the family's PBKD-only probe variants on `seeds` (kept out of the table); their results as Markdown."""
     from distillkit.api import compress
 
@@ -225,6 +227,8 @@ def run_probes(out: Path, family: Family, seeds: list[int]) -> str:
             folder = (
                 out / family.name / "probe" / variant.replace(" ", "-").replace(",", "") / f"seed{seed}-pbkd"
             )
+            if only and variant not in only and not (folder / "report.json").is_file():
+                continue
             if not (folder / "report.json").is_file():
                 overrides = [*family.overrides, *COMMON, *extra, "baselines.methods=[]"]
                 overrides += [f"seed={seed}", f"teacher.checkpoint={teacher}"]
@@ -467,11 +471,14 @@ def main() -> None:
     parser.add_argument("--report-only", action="store_true", help="no training: tables from finished runs")
     parser.add_argument("--probe", choices=list(PROBES), help="run this family's probe variants instead")
     parser.add_argument("--probe-seeds", type=int, nargs="+", default=[10])
+    parser.add_argument(
+        "--probe-variants", nargs="+", help="run only these probe variants (finished ones are listed)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     start = time.time()
     if args.probe:
-        text = run_probes(args.out, FAMILIES[args.probe], args.probe_seeds)
+        text = run_probes(args.out, FAMILIES[args.probe], args.probe_seeds, args.probe_variants)
         (RESULTS / f"compress_families_probe_{args.probe}.md").write_text(text)
         print(text)
         return
