@@ -244,6 +244,60 @@ def run_probes(out: Path, family: Family, seeds: list[int], only: list[str] | No
     return "\n".join(lines) + "\n"
 
 
+OPS = ["conv2d", "batch_norm", "max_pool2d", "relu_", "add", "add_", "adaptive_avg_pool2d", "linear"]
+
+
+def profile_ops(out: Path, names: list[str], seeds: list[int]) -> str:
+    """One `torch.profiler` pass per model at batch 64, one thread: CPU ms per operator, teacher vs student."""
+    from torch.profiler import ProfilerActivity, profile
+
+    lines = [
+        "# compress_families profile",
+        "",
+        "CPU ms per forward at batch 64 (one thread; mean of 5 after 3 warm-up), by operator, from one "
+        "`torch.profiler` pass on a shared machine: indicative only.",
+        "",
+        "| family | model | convs | total | " + " | ".join(OPS) + " |",
+        "|---|---|---|---|" + "---|" * len(OPS),
+    ]
+    torch.set_num_threads(1)
+    for name in names:
+        family = FAMILIES[name]
+        folder = run_folder(out, family, seeds[0])
+        if not (folder / "report.json").is_file():
+            continue
+        for label, net in zip(("teacher", "student"), load_pair(folder), strict=True):
+            x = torch.randn(64, 1, 32, 32)
+            with torch.inference_mode():
+                for _ in range(3):
+                    net(x)
+                with profile(activities=[ProfilerActivity.CPU]) as prof:
+                    for _ in range(5):
+                        net(x)
+            ms = {op: 0.0 for op in OPS}
+            for event in prof.key_averages():
+                op = event.key.removeprefix("aten::")
+                if op in ms:
+                    ms[op] += event.cpu_time_total / 5 / 1000
+            convs = sum(isinstance(m, torch.nn.Conv2d) for m in net.modules())
+            cells = " | ".join(f"{ms[op]:.1f}" for op in OPS)
+            lines.append(f"| {family.label} | {label} | {convs} | {sum(ms.values()):.1f} | {cells} |")
+    return "\n".join(lines) + "\n"
+
+
+def load_pair(folder: Path) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """The teacher (split into the run's blocks) and the PBKD student of a finished run, in eval mode."""
+    from distillkit.api import load_student
+    from distillkit.models import build_model, load_weights
+    from distillkit.models.blocks import split_model
+
+    cfg = CompressConfig.model_validate(json.loads((folder / "report.json").read_text())["config"])
+    t = cfg.teacher
+    model = build_model(t.arch, 10, 1, t.width, t.small_input)
+    load_weights(model, t.checkpoint)
+    return split_model(model.eval(), cfg.blocks).eval(), load_student(folder)
+
+
 # ----------------------------------------------------------------------------------------------------- latency
 def measure_latency_pair(out: Path, family: Family, seed_folder: Path, remeasure: bool) -> dict:
     """Median CPU latency (ms) of teacher and student at batch 1 and 64, one thread, interleaved."""
@@ -470,6 +524,7 @@ def main() -> None:
     parser.add_argument("--remeasure", action="store_true", help="measure latency again")
     parser.add_argument("--report-only", action="store_true", help="no training: tables from finished runs")
     parser.add_argument("--probe", choices=list(PROBES), help="run this family's probe variants instead")
+    parser.add_argument("--profile", action="store_true", help="per-operator CPU time of teacher and student")
     parser.add_argument("--probe-seeds", type=int, nargs="+", default=[10])
     parser.add_argument(
         "--probe-variants", nargs="+", help="run only these probe variants (finished ones are listed)"
@@ -477,6 +532,13 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     start = time.time()
+    if args.profile:
+        for name in args.families:
+            base_config(FAMILIES[name])  # registers the user CNN
+        text = profile_ops(args.out, args.families, args.seeds)
+        (RESULTS / "compress_families_profile.md").write_text(text)
+        print(text)
+        return
     if args.probe:
         text = run_probes(args.out, FAMILIES[args.probe], args.probe_seeds, args.probe_variants)
         (RESULTS / f"compress_families_probe_{args.probe}.md").write_text(text)
