@@ -504,6 +504,12 @@ def write_results(entries: list[dict], dest: Path = RESULTS) -> str:
             "",
             *sizes,
             "",
+            f"Training time in all (teachers, PBKD and baselines of every seed listed): "
+            f"{sum((e['teacher_seconds'] or 0) + len(e['seeds']) * (e['pbkd_seconds'] + e['baseline_seconds']) for e in entries):.0f} s "
+            "of one thread on a 2-core machine shared with other jobs (evaluation and profiling come on top). "
+            "Latency was measured by this script after the runs, one thread, teacher and student interleaved "
+            "(medians of 7 rounds), on the same shared machine: read it as rough.",
+            "",
             "The user CNN (`benchmarks/user_cnn.py`) is not part of distillkit: the script registers it as a "
             "backbone and compresses it with `distillkit.api.compress` and `blocks: [pool1, pool2, pool3]`.",
             "",
