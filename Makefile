@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench-compress bench-incremental bench-civc bench-civc-legacy bench-civc-cost bench-loader docs clean
+.PHONY: demo test lint bench-compress bench-compress-families bench-incremental bench-civc bench-civc-legacy bench-civc-cost bench-loader docs clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,9 @@ lint: $(STAMP)
 
 bench-compress: $(STAMP)
 	$(BIN)/python benchmarks/compress_fashion_mnist.py
+
+bench-compress-families: $(STAMP)
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/compress_families.py
 
 bench-incremental: $(STAMP)
 	$(BIN)/python benchmarks/incremental_synthetic.py

@@ -1,0 +1,102 @@
+"""The PBKD families benchmark's summary and tables (benchmarks/compress_families.py), on fake run results."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    sys.path.insert(0, str(BENCH))  # the script imports its sibling user_cnn
+    try:
+        spec = importlib.util.spec_from_file_location("compress_families", BENCH / "compress_families.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["compress_families"] = module  # dataclasses look their module up
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.path.remove(str(BENCH))
+        sys.modules.pop("compress_families", None)
+
+
+def fake_report(seed: int, pbkd: float, baselines: dict[str, float]) -> dict:
+    return {
+        "seed": seed,
+        "student_ratio": 0.5,
+        "teacher": {"accuracy": 91.0, "macs": 30e6},
+        "student": {"accuracy": pbkd, "macs": 10e6},
+        "speedup": {"macs": 3.0},
+        "baselines": {m: {"accuracy": a, "seconds": 10.0} for m, a in baselines.items()},
+        "training": {"pbkd_seconds": 5.0, "pbkd_steps": 100},
+    }
+
+
+def test_summary_shape_and_paired_interval_by_hand(bench, tmp_path, monkeypatch) -> None:
+    fam = bench.Family("toy", "toy net", "configs/x.yaml", [], 2.5, 1.5)
+    monkeypatch.setattr(bench, "FAMILIES", {"toy": fam})
+    out = tmp_path / "runs"
+    # KD has the highest mean (89.0) although scratch wins seed 2: the best baseline is chosen by its mean
+    runs = {
+        0: (90.0, {"scratch": 88.0, "kd": 89.0, "fitnets": 88.5, "at": 80.0}),
+        1: (90.5, {"scratch": 88.0, "kd": 88.5, "fitnets": 88.5, "at": 80.0}),
+        2: (89.0, {"scratch": 89.5, "kd": 89.5, "fitnets": 88.0, "at": 79.0}),
+    }
+    for seed, (pbkd, base) in runs.items():
+        folder = out / "toy" / f"seed{seed}"
+        folder.mkdir(parents=True)
+        (folder / "report.json").write_text(json.dumps(fake_report(seed, pbkd, base)))
+    (out / "toy" / "teacher").mkdir()
+    (out / "toy" / "teacher" / "report.json").write_text(
+        json.dumps({"accuracy": 91.0, "train_seconds": 60.0})
+    )
+    latency = {"teacher": {"1": 4.0, "64": 120.0}, "student": {"1": 2.0, "64": 50.0}}
+    (out / "toy" / "latency.json").write_text(json.dumps(latency))  # cached: nothing is measured
+
+    entries = bench.collect(out, ["toy"], [0, 1, 2], remeasure=False, latency=True)
+    text = bench.write_results(entries, tmp_path / "results")
+    summary = json.loads((tmp_path / "results" / "compress_summary.json").read_text())
+    assert summary == json.loads(json.dumps(entries))
+    (e,) = summary
+    assert {
+        "family",
+        "seeds",
+        "teacher_accuracy",
+        "macs_ratio",
+        "drop",
+        "methods",
+        "vs_best_baseline",
+    } <= set(e)
+    assert e["family"] == "toy" and e["seeds"] == [0, 1, 2] and e["teacher_accuracy"] == 91.0
+    assert set(e["methods"]) == {"pbkd", "scratch", "kd", "fitnets", "at"}
+    assert e["methods"]["pbkd"]["mean"] == pytest.approx(89.8333333)
+    assert e["methods"]["kd"] == {"mean": pytest.approx(89.0), "std": pytest.approx(0.5)}
+    assert e["drop"] == pytest.approx(91.0 - 89.8333333)
+    # paired by seed against KD: 1.0, 2.0, -0.5 → mean 5/6, std sqrt(19/12), t(0.975, 2) = 4.303
+    vs = e["vs_best_baseline"]
+    assert vs["baseline"] == "kd" and vs["per_seed"] == pytest.approx([1.0, 2.0, -0.5])
+    half = 4.303 * (19 / 12) ** 0.5 / 3**0.5
+    assert vs["mean"] == pytest.approx(5 / 6)
+    assert vs["ci95"] == pytest.approx([5 / 6 - half, 5 / 6 + half])
+    assert e["macs_ratio"] == 3.0 and e["speedup"] == {"1": 2.0, "64": 2.4}
+    assert e["speedup64_over_macs"] == pytest.approx(0.8)
+    assert e["targets"] == {"macs": True, "drop": True, "vs_best_baseline": True, "latency": True}
+    assert e["steps"] == 100 and e["teacher_seconds"] == 60.0
+    assert "| toy net | 3 | 91.00 | 89.83 ± 0.76 |" in text
+    assert (tmp_path / "results" / "compress_families.md").read_text() == text
+
+
+def test_targets_missed(bench) -> None:
+    base = {"scratch": 90.0}
+    reports = [fake_report(s, 88.0 + 0.1 * s, base) for s in range(3)]
+    e = bench.family_summary("toy", reports, 91.0, None, 3.5, 1.0)
+    assert e["vs_best_baseline"]["ci95"][1] < 0
+    assert e["targets"] == {"macs": False, "drop": False, "vs_best_baseline": False, "latency": None}
+    one = bench.family_summary("toy", reports[:1], 91.0, None, 2.5, 1.0)
+    assert one["vs_best_baseline"]["ci95"] is None and one["methods"]["pbkd"]["std"] == 0.0
