@@ -354,7 +354,10 @@ def test_demo_stream_compares_finetune_icarl_and_civc(tmp_path: Path, monkeypatc
     monkeypatch.setattr(cli, "preset", lambda name: tiny_yaml)
     cli._demo_incremental(tmp_path / "demo")
     table = (tmp_path / "demo" / "comparison.md").read_text()
-    assert all(f"| {m} | 1 |" in table for m in ("finetune", "icarl", "civc"))
+    # each method by its own classifier, named: iCaRL's nearest mean of exemplars, the others' head
+    assert all(
+        f"| {m} | {c} | 1 |" in table for m, c in (("finetune", "CNN"), ("icarl", "NME"), ("civc", "CNN"))
+    )
     assert (tmp_path / "demo" / "accuracy_per_step.png").stat().st_size > 0
     # icarl started from finetune's base model (same linear head); civc trained its own cosine one
     icarl = json.loads((tmp_path / "demo" / "icarl" / "results.json").read_text())
