@@ -6,9 +6,13 @@ another.
 
 from __future__ import annotations
 
+import importlib.util
 import json
-from collections.abc import Mapping
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import torch
@@ -164,3 +168,20 @@ def logged(parts: Mapping[str, torch.Tensor]) -> dict[str, float]:
         assert isinstance(value, torch.Tensor), f"{name} is a {type(value).__name__}, not a tensor"
         assert value.dim() == 0 and not value.requires_grad, f"{name} is not a detached 0-d tensor"
     return {name: value.item() for name, value in parts.items()}
+
+
+@contextmanager
+def benchmark_module(name: str) -> Iterator[ModuleType]:
+    """The script `benchmarks/<name>.py` imported as a module (its siblings importable), removed again after."""
+    folder = Path(__file__).resolve().parents[1] / "benchmarks"
+    sys.path.insert(0, str(folder))
+    try:
+        spec = importlib.util.spec_from_file_location(name, folder / f"{name}.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses look their module up
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.path.remove(str(folder))
+        sys.modules.pop(name, None)

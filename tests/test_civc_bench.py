@@ -2,28 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
 
 import pytest
-
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+from helpers import benchmark_module
 
 
 @pytest.fixture(scope="module")
 def bench():
-    sys.path.insert(0, str(BENCH))  # the script imports its sibling incremental_synthetic
-    try:
-        spec = importlib.util.spec_from_file_location("civc_bench", BENCH / "civc_bench.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["civc_bench"] = module  # dataclasses look their module up
-        spec.loader.exec_module(module)
+    with benchmark_module("civc_bench") as module:
         yield module
-    finally:
-        sys.path.remove(str(BENCH))
-        sys.modules.pop("civc_bench", None)
 
 
 def test_paired_interval_by_hand(bench) -> None:

@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
-
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+from helpers import benchmark_module
 
 
 @pytest.fixture(scope="module")
 def bench():
-    sys.path.insert(0, str(BENCH))  # the script imports its sibling user_cnn
-    try:
-        spec = importlib.util.spec_from_file_location("compress_families", BENCH / "compress_families.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["compress_families"] = module  # dataclasses look their module up
-        spec.loader.exec_module(module)
+    with benchmark_module("compress_families") as module:
         yield module
-    finally:
-        sys.path.remove(str(BENCH))
-        sys.modules.pop("compress_families", None)
 
 
 def fake_report(seed: int, pbkd: float, baselines: dict[str, float]) -> dict:
