@@ -242,41 +242,30 @@ CPU_HEADER = [
 ]
 
 
-def cpu_rows(cpu: dict) -> list[list[str]]:
-    """CPU cost per clip; the ratio bare/loader is the loader's CPU efficiency (1 = as cheap as bare)."""
+def _rows(per_workers: dict, ratio) -> list[list[str]]:
+    """One row per worker count: bare, loader and loader-without-transform figures, then `ratio(loader, bare)` of
+    each loader against the bare loop (mean ± std over repeats)."""
     rows = []
-    for w, c in cpu.items():
-        eff = [b / a for a, b in zip(c["loader"], c["bare"], strict=True)]
-        eff_raw = [b / a for a, b in zip(c["loader_raw"], c["bare"], strict=True)]
+    for w, r in per_workers.items():
+        ratios = [
+            [ratio(a, b) for a, b in zip(r[loader], r["bare"], strict=True)]
+            for loader in ("loader", "loader_raw")
+        ]
         rows.append(
-            [
-                str(w),
-                mean_std(c["bare"]),
-                mean_std(c["loader"]),
-                mean_std(c["loader_raw"]),
-                mean_std(eff, "{:.2f}"),
-                mean_std(eff_raw, "{:.2f}"),
-            ]
+            [str(w), mean_std(r["bare"]), mean_std(r["loader"]), mean_std(r["loader_raw"])]
+            + [mean_std(x, "{:.2f}") for x in ratios]
         )
     return rows
+
+
+def cpu_rows(cpu: dict) -> list[list[str]]:
+    """CPU cost per clip; the ratio bare/loader is the loader's CPU efficiency (1 = as cheap as bare)."""
+    return _rows(cpu, lambda loader, bare: bare / loader)
 
 
 def table_rows(rates: dict) -> list[list[str]]:
-    rows = []
-    for w, r in rates.items():
-        ratio = [a / b for a, b in zip(r["loader"], r["bare"], strict=True)]
-        ratio_raw = [a / b for a, b in zip(r["loader_raw"], r["bare"], strict=True)]
-        rows.append(
-            [
-                str(w),
-                mean_std(r["bare"]),
-                mean_std(r["loader"]),
-                mean_std(r["loader_raw"]),
-                mean_std(ratio, "{:.2f}"),
-                mean_std(ratio_raw, "{:.2f}"),
-            ]
-        )
-    return rows
+    """Clips per second; the ratio loader/bare is the loader's speed against the bare loop."""
+    return _rows(rates, lambda loader, bare: loader / bare)
 
 
 def cpu_model() -> str:

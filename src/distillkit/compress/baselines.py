@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import torch
 import torch.nn.functional as F
-from torch import nn
 
+from distillkit.compress.pbkd import WholeStudentObjective
 from distillkit.config import BaselineConfig
 from distillkit.distill.losses import attention_loss, hint_loss, kd_loss
 from distillkit.engine.loop import LossParts
 from distillkit.models.blocks import BlockwiseNet
 
 
-class StudentObjective:
+class StudentObjective(WholeStudentObjective):
     """One baseline's loss on a fresh student, with the frozen teacher as the source of knowledge.
 
     - scratch: CE.
@@ -29,16 +27,6 @@ class StudentObjective:
     ) -> None:
         self.method, self.student, self.teacher, self.cfg = method, student, teacher, cfg
         self.hint_block = len(student.blocks) // 2
-
-    def parameters(self) -> Iterable[nn.Parameter]:
-        return self.student.parameters()
-
-    def trainable_module(self) -> nn.Module:
-        return self.student
-
-    def set_mode(self) -> None:
-        self.student.train()
-        self.teacher.eval()
 
     def loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, LossParts]:
         if self.method == "scratch":

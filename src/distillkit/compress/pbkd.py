@@ -83,11 +83,11 @@ class BlockStageObjective:
         return loss, parts
 
 
-class KDFinetuneObjective:
-    """The whole student trained with (1 − α)·CE + α·KD from the frozen teacher."""
+class WholeStudentObjective:
+    """The part of an objective that trains a whole student beside a frozen teacher (in eval mode)."""
 
-    def __init__(self, student: nn.Module, teacher: nn.Module, alpha: float, temperature: float) -> None:
-        self.student, self.teacher, self.alpha, self.temperature = student, teacher, alpha, temperature
+    student: nn.Module
+    teacher: nn.Module
 
     def parameters(self) -> Iterable[nn.Parameter]:
         return self.student.parameters()
@@ -98,6 +98,13 @@ class KDFinetuneObjective:
     def set_mode(self) -> None:
         self.student.train()
         self.teacher.eval()
+
+
+class KDFinetuneObjective(WholeStudentObjective):
+    """The whole student trained with (1 − α)·CE + α·KD from the frozen teacher."""
+
+    def __init__(self, student: nn.Module, teacher: nn.Module, alpha: float, temperature: float) -> None:
+        self.student, self.teacher, self.alpha, self.temperature = student, teacher, alpha, temperature
 
     def loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, LossParts]:
         logits = self.student(x)
