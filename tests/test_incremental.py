@@ -94,7 +94,7 @@ def test_errors_before_training(tmp_path: Path) -> None:
 
 
 def test_resume_refuses_another_config(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(StreamResults, "write", lambda self, state: {})
+    monkeypatch.setattr(StreamResults, "write", lambda self, state, figures: {})
     cfg = tiny(method={"name": "finetune"})
     cfg.scenario.num_steps = 0
     StreamRun(cfg, tmp_path).run()

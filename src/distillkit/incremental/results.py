@@ -44,12 +44,12 @@ class StreamResults:
         """Step `step`'s line of `log.jsonl`."""
         return state.log_entry(step, self.scenario.num_seen(step))
 
-    def log(self, step: int, state: StreamState) -> None:
-        """Append step `step` to `log.jsonl` and print its line: the own classifier's accuracy on the classes seen
-        first (with its row per step's classes), the other's beside it, named."""
+    def log(self, step: int, state: StreamState, figures: dict[str, dict | None]) -> None:
+        """Append step `step` to `log.jsonl` and print its line (`figures`: `self.figures(state)`): the own
+        classifier's accuracy on the classes seen first (with its row per step's classes), the other's beside it,
+        named."""
         entry = self.log_entry(step, state)
         self.folder.append_log(entry)
-        figures = self.figures(state)
         own, other = self.classifier, other_classifier(self.classifier)
         line = f"step {step}: {entry['classes_seen']} classes, {own.upper()} "
         line += f"{figures[own]['accuracy_per_step'][-1]:.2f}%"
@@ -71,10 +71,10 @@ class StreamResults:
         )
         return figures
 
-    def write(self, state: StreamState) -> dict:
-        """`results.json` (returned), `report.md` and the plots (written by rank 0 only)."""
+    def write(self, state: StreamState, figures: dict[str, dict | None]) -> dict:
+        """`results.json` (returned), `report.md` and the plots (written by rank 0 only), from `figures`
+        (`self.figures(state)`)."""
         done = state.steps_done
-        figures = self.figures(state)
         own, other = self.classifier, other_classifier(self.classifier)
         own_figures = figures[own]
         if own_figures is None:  # cannot happen: a method classifying by NME is refused without a memory

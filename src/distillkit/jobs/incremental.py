@@ -205,7 +205,7 @@ class StreamRun:
         model.to(self.device)
         for step in range(first, self.scenario.num_steps):
             model, memory = self._step(step, model, memory, state)
-        return self.results.write(state)
+        return self.results.write(state, self.results.figures(state))
 
     def _step(self, step: int, model: nn.Module, memory: ExemplarMemory | None, state: StreamState):
         cfg, scenario = self.cfg, self.scenario
@@ -253,15 +253,14 @@ class StreamRun:
         state.record_step(
             step, cnn, nme, seconds, stats, result.history, model.state_dict(), dump_config(cfg)
         )
+        figures = self.results.figures(state)
         if is_main():
             state.save(self.folder.checkpoint(step))
             if step > 0 and self.use_memory:
                 self.folder.remove_memory(step - 1)
-            self.results.log(step, state)
-        self.results.write(state)
-        accuracy = {
-            name: f["accuracy_per_step"][-1] if f else None for name, f in self.results.figures(state).items()
-        }
+            self.results.log(step, state, figures)
+        self.results.write(state, figures)
+        accuracy = {name: f["accuracy_per_step"][-1] if f else None for name, f in figures.items()}
         tracker().scalars("accuracy on classes seen", accuracy, step)
         tracker().scalars("memory", {"frames": state.memory[-1]["frames"]}, step)
         barrier()
