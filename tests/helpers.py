@@ -20,7 +20,6 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from distillkit.cli import main
 from distillkit.incremental.config import IncrementalConfig
-from distillkit.jobs.incremental import StreamRun
 
 
 def tiny_loader(
@@ -120,7 +119,7 @@ def tiny(**changes: object) -> IncrementalConfig:
     return cfg
 
 
-def interrupt_at(monkeypatch: pytest.MonkeyPatch, where: str, step: int, owner: type = StreamRun) -> None:
+def interrupt_at(monkeypatch: pytest.MonkeyPatch, owner: type, where: str, step: int) -> None:
     """Make `owner.<where>` (a method whose first argument is the step) raise at `step`, as if the process were
     killed there."""
     original = getattr(owner, where)

@@ -15,6 +15,7 @@ from distillkit.incremental.evaluation import Evaluator
 from distillkit.incremental.memory import ExemplarMemory
 from distillkit.incremental.results import StreamResults
 from distillkit.incremental.state import StreamState
+from distillkit.incremental.step_data import StepData
 from distillkit.jobs.incremental import StreamRun, run_incremental
 
 
@@ -50,19 +51,11 @@ def test_lwf_and_finetune_store_nothing(tmp_path: Path) -> None:
         assert not (tmp_path / method / "memory").exists()
 
 
-def test_training_sets_per_method(tmp_path: Path) -> None:
-    memory_cfg = tiny(method={"name": "finetune"})
-    stream = StreamRun(memory_cfg, tmp_path / "a")
-    assert sorted(set(stream.train_set(1, None).labels)) == [2, 3]  # new classes only, incremental labels
-    stream = StreamRun(tiny(method={"name": "joint"}), tmp_path / "b")
-    assert sorted(set(stream.train_set(2, None).labels)) == [0, 1, 2, 3, 4, 5]
-
-
-@pytest.mark.parametrize("owner, where", [(StreamRun, "train_set"), (Evaluator, "evaluate")])
+@pytest.mark.parametrize("owner, where", [(StepData, "train_set"), (Evaluator, "evaluate")])
 def test_resume_gives_the_uninterrupted_results(tmp_path: Path, monkeypatch, owner: type, where: str) -> None:
     reference = run_incremental(tiny(), tmp_path / "full")
     with monkeypatch.context() as patch:
-        interrupt_at(patch, where, 2, owner)  # "evaluate": killed after step 2 changed its memory
+        interrupt_at(patch, owner, where, 2)  # "evaluate": killed after step 2 changed its memory
         with pytest.raises(KeyboardInterrupt):
             run_incremental(tiny(), tmp_path / "cut")
     assert json.loads((tmp_path / "cut" / "results.json").read_text())["steps_done"] == 2

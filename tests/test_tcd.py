@@ -18,6 +18,7 @@ from distillkit.distill.losses import (
     temporal_diversity_loss,
 )
 from distillkit.incremental.methods import METHODS, StepContext, build_method
+from distillkit.incremental.step_data import StepData
 from distillkit.models.heads import LocalSimilarityHead, make_head
 from distillkit.models.tsm import VideoResNet
 
@@ -223,7 +224,7 @@ def test_resume_gives_the_uninterrupted_results(tmp_path: Path, monkeypatch: pyt
     cfg = {"method": {"name": "tcd"}}
     reference = run_incremental(tiny(**cfg), tmp_path / "full")
     with monkeypatch.context() as patch:
-        interrupt_at(patch, "train_set", 2)
+        interrupt_at(patch, StepData, "train_set", 2)  # as step 2 starts
         with pytest.raises(KeyboardInterrupt):
             run_incremental(tiny(**cfg), tmp_path / "cut")
     resumed = run_incremental(tiny(**cfg), tmp_path / "cut", resume=True)

@@ -10,9 +10,11 @@ of that step; on resuming, what the kill left (half-written files, other steps' 
 All randomness of a step is seeded from (seed, step): a resumed run ends with the same results as an
 uninterrupted one.
 
-The run's collaborators each have one job: `Evaluator` (features and accuracy rows), `MemoryPolicy` (the frame
-budget and the choice of exemplars), `StreamResults` (logs, results.json, report.md, plots), `StreamState` and
-`StreamFolder` (what a checkpoint holds and where each file lives); the objectives are in `objectives.py`.
+`StreamRun` is the loop and its wiring; its collaborators each have one job: `StepData` (a step's training set
+and batches, and the context and tools its method gets), `Evaluator` (features and accuracy rows), `MemoryPolicy`
+(the frame budget and the choice of exemplars), `StreamResults` (logs, results.json, report.md, plots),
+`StreamState` and `StreamFolder` (what a checkpoint holds and where each file lives); the objectives are in
+`objectives.py`.
 
 Under torchrun (WORLD_SIZE > 1) a run is data-parallel: `data.batch_size` is the global batch, split over the
 processes; the model trains in DDP with batch norms over the global batch (the old model's too, when it
@@ -32,11 +34,10 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
 
 from distillkit.config import OptimConfig, check_resumable, current_config, dump_config
 from distillkit.data.video.transforms import left_right_label_map
-from distillkit.data.videos import VideoDatasets, build_video_datasets, video_loader
+from distillkit.data.videos import VideoDatasets, build_video_datasets
 from distillkit.engine.device import resolve_device, seed_everything, step_seed
 from distillkit.engine.distributed import (
     barrier,
@@ -48,19 +49,16 @@ from distillkit.engine.distributed import (
     synchronised_batch_norms,
 )
 from distillkit.engine.loop import FitResult, check_performance, fit
-from distillkit.engine.precision import to_device
 from distillkit.engine.tracking import tracker
 from distillkit.errors import ConfigError
 from distillkit.incremental.config import IncrementalConfig
-from distillkit.incremental.data import ClassSubset, ConcatClips
 from distillkit.incremental.evaluation import Evaluator
-from distillkit.incremental.memory import ExemplarMemory, MemoryDataset
+from distillkit.incremental.memory import ExemplarMemory
 from distillkit.incremental.memory_policy import MemoryPolicy
-from distillkit.incremental.methods import METHODS, StepContext, StepTools, build_method
+from distillkit.incremental.methods import METHODS, build_method
 from distillkit.incremental.metrics import other_classifier
 from distillkit.incremental.objectives import (
     Consistency,
-    HeadObjective,
     StepObjective,
     WithOutputs,
     normalise_with_batch_statistics,
@@ -68,6 +66,7 @@ from distillkit.incremental.objectives import (
 from distillkit.incremental.results import StreamResults
 from distillkit.incremental.scenario import Scenario, build_scenario, preset_scenario
 from distillkit.incremental.state import StreamFolder, StreamState
+from distillkit.incremental.step_data import StepData
 from distillkit.jobs.base import Job
 from distillkit.models.factory import build_video_model
 from distillkit.models.heads import grow_head
@@ -121,6 +120,7 @@ class StreamRun:
         self.results = StreamResults(
             cfg, self.method, self.scenario, self.evaluator, self.folder, self.device
         )
+        self.step_data = StepData(cfg, self.method, self.data, self.scenario, self.evaluator, self.device)
         self._check_before_training()
 
     def _check_before_training(self) -> None:
@@ -211,19 +211,16 @@ class StreamRun:
         cfg, scenario = self.cfg, self.scenario
         start = time.perf_counter()
         seed_everything(step_seed(cfg.seed, step))
-        num_old, num_seen = (scenario.num_seen(step - 1) if step else 0), scenario.num_seen(step)
         old_model = None
         if step > 0:
             old_model = copy.deepcopy(model).eval().requires_grad_(False)
             if self.method.old_model_batch_stats:
                 normalise_with_batch_statistics(old_model)
-            model.head = grow_head(model.head, num_seen)
-        train_set = self.train_set(step, memory)
-        counts = torch.bincount(torch.as_tensor(train_set.labels, dtype=torch.long), minlength=num_seen)
-        ctx = StepContext(step, num_old, num_seen, old_model, self.device, counts.to(self.device))
-        tools = self._tools(model, step, memory)
-        self.method.begin_step(model, ctx, tools)
-        loader = self._train_loader(train_set, step_seed(cfg.seed, step))
+            model.head = grow_head(model.head, scenario.num_seen(step))
+        train_set = self.step_data.train_set(step, memory)
+        ctx = self.step_data.context(step, train_set, old_model)
+        self.method.begin_step(model, ctx, self.step_data.tools(model, step, memory))
+        loader = self.step_data.loader(train_set, step)
         budget, optim = (
             (cfg.train.base, cfg.train.optim) if step == 0 else (cfg.train.step, self._step_optim())
         )
@@ -245,8 +242,7 @@ class StreamRun:
                 )
         if self.use_memory:
             memory = self.memory_policy.update(step, model, memory)
-            tools = self._tools(model, step, memory)
-        self.method.end_step(model, ctx, tools)
+        self.method.end_step(model, ctx, self.step_data.tools(model, step, memory))
         cnn, nme = self.evaluator.evaluate(step, model, memory)
         seconds = time.perf_counter() - start
         stats = self.memory_policy.stats(memory)
@@ -277,60 +273,6 @@ class StreamRun:
 
     def _step_optim(self) -> OptimConfig:
         return self.cfg.train.step_optim or self.cfg.train.optim
-
-    def _train_loader(self, train_set: Dataset, seed: int) -> DataLoader:
-        """A step's training batches, shuffled with `seed` (under torchrun: this process's share of each global
-        batch, from a `DistributedSampler`)."""
-        return video_loader(train_set, self.cfg.data, train=True, seed=seed, distributed=is_distributed())
-
-    def train_set(self, step: int, memory: ExemplarMemory | None) -> ConcatClips:
-        """Step `step`'s training clips: its new classes' (every class seen so far for a method that trains on
-        them, such as joint) and the exemplars of `memory`."""
-        classes = self.scenario.seen(step) if self.method.train_on == "seen" else self.scenario.new(step)
-        parts: list[Dataset] = [ClassSubset(self.data.train, classes, self.scenario)]
-        if self.use_memory and memory is not None and memory.videos:
-            parts.append(self._memory_clips(memory, step))
-        return ConcatClips(parts)
-
-    def _memory_clips(self, memory: ExemplarMemory, step: int) -> MemoryDataset:
-        """The memory's exemplars as step `step`'s training clips (augmented, replayed as `memory.replay`)."""
-        return MemoryDataset(
-            memory,
-            self.data.train.transform,
-            seed=step_seed(self.cfg.seed, step),
-            replay=self.cfg.memory.replay,
-        )
-
-    def _tools(self, model: nn.Module, step: int, memory: ExemplarMemory | None) -> StepTools:
-        """What a method may ask for during the step: features of the new classes, class-balanced fine-tuning of
-        the head on the memory, and the memory's clips in batches."""
-
-        def new_features() -> tuple[torch.Tensor, torch.Tensor]:
-            subset = ClassSubset(self.data.train_eval, self.scenario.new(step), self.scenario)
-            features = self.evaluator.features(model, subset, "features")
-            return features.pooled, features.labels
-
-        def finetune_head_on_memory(epochs: float, lr: float) -> None:
-            if memory is None or not memory.videos:
-                raise ConfigError(
-                    "class-balanced fine-tuning needs an exemplar memory (memory.budget_frames > 0)"
-                )
-            data = self._memory_clips(memory, step)
-            generator = torch.Generator().manual_seed(step_seed(self.cfg.seed, step, stream=1))
-            loader = DataLoader(data, batch_size=self.cfg.data.batch_size, shuffle=True, generator=generator)
-            steps = max(1, round(epochs * len(loader)))
-            optim = OptimConfig(lr=lr, weight_decay=0.0)
-            desc = f"step {step} balanced head"
-            fit(HeadObjective(model), loader, steps, optim, self.device, desc, perf=self.cfg.perf)
-
-        def memory_batches() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-            if memory is None or not memory.videos:
-                return
-            data = self._memory_clips(memory, step)
-            for x, y in DataLoader(data, batch_size=self.cfg.data.eval_batch_size, shuffle=False):
-                yield to_device(x, self.device), torch.as_tensor(y).to(self.device)
-
-        return StepTools(new_features, finetune_head_on_memory, memory_batches)
 
 
 @contextmanager

@@ -1,0 +1,104 @@
+"""A stream step's data (`StepData`): its training set and batches, the context and tools its method gets."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import torch
+from helpers import tiny
+
+from distillkit.data.videos import build_video_datasets
+from distillkit.errors import ConfigError
+from distillkit.incremental.config import IncrementalConfig
+from distillkit.incremental.data import ClassSubset
+from distillkit.incremental.evaluation import Evaluator
+from distillkit.incremental.memory import ExemplarMemory
+from distillkit.incremental.methods import build_method
+from distillkit.incremental.step_data import StepData
+from distillkit.jobs.incremental import build_stream_scenario
+from distillkit.models.factory import build_video_model
+
+CPU = torch.device("cpu")
+
+
+def step_data(cfg: IncrementalConfig) -> StepData:
+    data = build_video_datasets(cfg.data, cfg.seed)
+    scenario = build_stream_scenario(cfg, data.num_classes)
+    evaluator = Evaluator(data, scenario, cfg.data.eval_batch_size, cfg.memory.replay, False, CPU)
+    return StepData(cfg, build_method(cfg.method.name, cfg.method.options), data, scenario, evaluator, CPU)
+
+
+def base_memory(steps: StepData, root: Path) -> ExemplarMemory:
+    """A memory of two videos of each base class (incremental labels 0 and 1), the second class first."""
+    subset = ClassSubset(steps.data.train_eval, steps.scenario.seen(0), steps.scenario)
+    memory = ExemplarMemory(root, 48, 4)
+    for c in (1, 0):
+        picked = [i for i, label in enumerate(subset.labels) if label == c][:2]
+        memory.add_class(c, [(subset.video_id(i), subset.raw_clip(i), [0, 1, 2, 3]) for i in picked])
+    return memory
+
+
+def test_a_steps_training_set_is_its_new_videos_and_the_memorys_exemplars(tmp_path: Path) -> None:
+    steps = step_data(tiny())
+    memory = base_memory(steps, tmp_path / "memory")
+    train_set = steps.train_set(1, memory)
+    labels = [train_set[i][1] for i in range(len(train_set))]
+    assert labels == train_set.labels  # what the loader reads is what the labels say
+    assert Counter(labels[:12]) == {2: 6, 3: 6}  # every training video of the new classes, incremental labels
+    assert labels[12:] == [1, 1, 0, 0]  # then the exemplars, in the memory's order
+    ctx = steps.context(1, train_set, None)
+    assert (ctx.num_old, ctx.num_seen) == (2, 4)
+    assert ctx.class_counts.tolist() == [2, 2, 6, 6]
+    assert steps.train_set(1, None).labels == labels[:12]  # no memory: the new videos alone
+
+
+def test_training_sets_per_method() -> None:
+    finetune = step_data(tiny(method={"name": "finetune"}))
+    assert sorted(set(finetune.train_set(1, None).labels)) == [2, 3]  # new classes only
+    joint = step_data(tiny(method={"name": "joint"}))
+    assert sorted(set(joint.train_set(2, None).labels)) == [0, 1, 2, 3, 4, 5]  # every class seen
+
+
+def test_the_batch_order_is_the_steps_own(tmp_path: Path) -> None:
+    steps = step_data(tiny())
+    train_set = steps.train_set(1, base_memory(steps, tmp_path / "memory"))
+
+    def order(step: int) -> list[int]:
+        return [y for _, labels in steps.loader(train_set, step) for y in labels.tolist()]
+
+    assert order(1) == order(1)  # a resumed step draws the same batches
+    assert order(1) != order(2)
+    assert sorted(order(1)) == sorted(train_set.labels)  # 16 clips, two whole batches of 8
+
+
+def test_memory_batches_yield_the_memory_in_a_fixed_order(tmp_path: Path) -> None:
+    cfg = tiny()
+    cfg.data.eval_batch_size = 3
+    steps = step_data(cfg)
+    memory = base_memory(steps, tmp_path / "memory")
+    model = build_video_model(cfg.model, 4, 4)
+    first = list(steps.tools(model, 1, memory).memory_batches())
+    assert [y.tolist() for _, y in first] == [[1, 1, 0], [0]]  # the memory's order, in evaluation batches
+    again = list(steps.tools(model, 1, memory).memory_batches())
+    assert all(torch.equal(x, x2) for (x, _), (x2, _) in zip(first, again, strict=True))
+    assert first[0][0].shape == (3, 4, 3, 16, 16)
+    assert list(steps.tools(model, 1, None).memory_batches()) == []
+
+
+def test_class_balanced_finetuning_trains_the_head_alone_the_same_each_time(tmp_path: Path) -> None:
+    steps = step_data(tiny())
+    memory = base_memory(steps, tmp_path / "memory")
+    torch.manual_seed(0)
+    start = build_video_model(steps.cfg.model, 2, 4)
+    models = [build_video_model(steps.cfg.model, 2, 4) for _ in range(2)]
+    for model in models:
+        model.load_state_dict(start.state_dict())
+        steps.tools(model, 1, memory).finetune_head_on_memory(1.0, 0.1)
+    first, second = (m.state_dict() for m in models)
+    assert all(torch.equal(first[k], second[k]) for k in first)  # the batches' order is the step's
+    changed = {k for k, v in start.state_dict().items() if not torch.equal(v, first[k])}
+    assert changed and all(k.startswith("head.") for k in changed)
+    with pytest.raises(ConfigError, match="needs an exemplar memory"):
+        steps.tools(start, 1, None).finetune_head_on_memory(1.0, 0.1)
