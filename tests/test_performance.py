@@ -164,10 +164,11 @@ def test_perf_key_of_every_job_and_reports() -> None:
 
 def test_incremental_run_trains_with_its_perf_and_refuses_fp16_on_cpu(tmp_path) -> None:
     """The stream runner hands `perf` to its training loop, and checks it before any work."""
+    import distillkit.incremental.training as training
     import distillkit.jobs.incremental as runner
 
     seen = []
-    real_fit = runner.fit
+    real_fit = training.fit
 
     def spy(*args, **kwargs):
         seen.append(kwargs.get("perf"))
@@ -177,7 +178,7 @@ def test_incremental_run_trains_with_its_perf_and_refuses_fp16_on_cpu(tmp_path) 
     cfg.perf = PerformanceConfig(precision="bf16")
     cfg.scenario.num_steps = 1
     with pytest.MonkeyPatch.context() as m:
-        m.setattr(runner, "fit", spy)
+        m.setattr(training, "fit", spy)
         runner.run_incremental(cfg, tmp_path / "run")
     assert seen and all(p == PerformanceConfig(precision="bf16") for p in seen)
     cfg.perf = PerformanceConfig(precision="fp16")

@@ -22,6 +22,7 @@ from distillkit.incremental.replay import (
     faithful,
     replay_frames,
 )
+from distillkit.incremental.training import StepTrainer
 from distillkit.jobs.incremental import run_incremental
 
 
@@ -90,6 +91,22 @@ def test_consistency_adds_cross_entropy_on_new_clips_copies() -> None:
     want = F.cross_entropy(net(copies)["logits"], y[y >= 1])
     assert logged(parts)["tc"] == pytest.approx(want.item())
     assert loss.item() == pytest.approx(plain.item() + 0.5 * want.item())
+
+
+def test_a_steps_consistency_keeps_the_stored_key_frames_or_half_the_clip() -> None:
+    cfg = tiny()
+    cfg.memory.replay = "interpolate"
+    assert StepTrainer(cfg, build_method("icarl", {}), torch.device("cpu")).consistency(1) is None  # weight 0
+    cfg.train.temporal_consistency.weight = 0.5
+
+    def consistency(method: str, options: dict, step: int = 1) -> Consistency | None:
+        return StepTrainer(cfg, build_method(method, options), torch.device("cpu")).consistency(step)
+
+    assert consistency("civc", {"key_frames": 3}, step=0) is None  # base steps stay shareable
+    assert consistency("civc", {"key_frames": 3}) == Consistency(0.5, 3, "interpolate")
+    assert consistency("icarl", {}) == Consistency(0.5, 2, "interpolate")  # whole clips stored: half of 4
+    cfg.train.temporal_consistency.frames = 9
+    assert consistency("civc", {"key_frames": 3}) == Consistency(0.5, 4, "interpolate")  # at most the clip
 
 
 def test_stream_with_interpolated_replay_and_consistency(tmp_path: Path) -> None:

@@ -11,10 +11,10 @@ All randomness of a step is seeded from (seed, step): a resumed run ends with th
 uninterrupted one.
 
 `StreamRun` is the loop and its wiring; its collaborators each have one job: `StepData` (a step's training set
-and batches, and the context and tools its method gets), `Evaluator` (features and accuracy rows), `MemoryPolicy`
-(the frame budget and the choice of exemplars), `StreamResults` (logs, results.json, report.md, plots),
-`StreamState` and `StreamFolder` (what a checkpoint holds and where each file lives); the objectives are in
-`objectives.py`.
+and batches, and the context and tools its method gets), `StepTrainer` (a step's training, or the base weights of
+`train.base_model`), `Evaluator` (features and accuracy rows), `MemoryPolicy` (the frame budget and the choice of
+exemplars), `StreamResults` (logs, results.json, report.md, plots), `StreamState` and `StreamFolder` (what a
+checkpoint holds and where each file lives); the objectives are in `objectives.py`.
 
 Under torchrun (WORLD_SIZE > 1) a run is data-parallel: `data.batch_size` is the global batch, split over the
 processes; the model trains in DDP with batch norms over the global batch (the old model's too, when it
@@ -28,45 +28,31 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from distillkit.config import OptimConfig, check_resumable, current_config, dump_config
+from distillkit.config import check_resumable, dump_config
 from distillkit.data.video.transforms import left_right_label_map
 from distillkit.data.videos import VideoDatasets, build_video_datasets
 from distillkit.engine.device import resolve_device, seed_everything, step_seed
-from distillkit.engine.distributed import (
-    barrier,
-    data_parallel,
-    is_distributed,
-    is_main,
-    per_process_batch,
-    process_group,
-    synchronised_batch_norms,
-)
-from distillkit.engine.loop import FitResult, check_performance, fit
+from distillkit.engine.distributed import barrier, is_distributed, is_main, per_process_batch, process_group
+from distillkit.engine.loop import check_performance
 from distillkit.engine.tracking import tracker
 from distillkit.errors import ConfigError
 from distillkit.incremental.config import IncrementalConfig
 from distillkit.incremental.evaluation import Evaluator
 from distillkit.incremental.memory import ExemplarMemory
 from distillkit.incremental.memory_policy import MemoryPolicy
-from distillkit.incremental.methods import METHODS, build_method
+from distillkit.incremental.methods import build_method
 from distillkit.incremental.metrics import other_classifier
-from distillkit.incremental.objectives import (
-    Consistency,
-    StepObjective,
-    WithOutputs,
-    normalise_with_batch_statistics,
-)
+from distillkit.incremental.objectives import normalise_with_batch_statistics
 from distillkit.incremental.results import StreamResults
 from distillkit.incremental.scenario import Scenario, build_scenario, preset_scenario
 from distillkit.incremental.state import StreamFolder, StreamState
 from distillkit.incremental.step_data import StepData
+from distillkit.incremental.training import StepTrainer
 from distillkit.jobs.base import Job
 from distillkit.models.factory import build_video_model
 from distillkit.models.heads import grow_head
@@ -80,7 +66,8 @@ def build_stream_scenario(cfg: IncrementalConfig, num_classes: int) -> Scenario:
 
 
 class StreamRun:
-    """A class-incremental run of `cfg` writing to `out` (see the module docstring)."""
+    """A class-incremental run of `cfg` writing to `out`: the loop over the steps and the collaborators it wires
+    (see the module docstring)."""
 
     def __init__(
         self,
@@ -122,10 +109,10 @@ class StreamRun:
         )
         self.step_data = StepData(cfg, self.method, self.data, self.scenario, self.evaluator, self.device)
         self._check_before_training()
+        self.trainer = StepTrainer(cfg, self.method, self.device)  # checks and loads train.base_model
 
     def _check_before_training(self) -> None:
-        cfg = self.cfg
-        if cfg.data.flip and left_right_label_map(self.data.class_names):
+        if self.cfg.data.flip and left_right_label_map(self.data.class_names):
             raise ConfigError(
                 "data.flip: flipping maps some classes onto others (left/right pairs), which may belong to a "
                 "later step; set data.flip to false for class-incremental runs"
@@ -138,36 +125,6 @@ class StreamRun:
             raise ConfigError("eval.nme needs an exemplar memory (memory.budget_frames > 0)")
         if self.use_memory:  # the last step holds exemplars of every class
             self.memory_policy.check()
-        self.base_state = self._base_state() if cfg.train.base_model is not None else None
-
-    def _base_state(self) -> dict[str, torch.Tensor]:
-        """The base-step weights of `train.base_model`, after checking that run is compatible with this one."""
-        source = Path(self.cfg.train.base_model)
-        path = source / "checkpoints" / "step_000.pt" if source.is_dir() else source
-        if not path.is_file():
-            raise ConfigError(
-                f"train.base_model: {path} not found (give a run folder with a finished base step)"
-            )
-        state = StreamState.load(path)
-        theirs = current_config(state.config, IncrementalConfig, f"the config recorded in {path}")
-        ours = dump_config(self.cfg)
-        keys = ["seed", "data", "model", "scenario"]
-        differ = [k for k in keys if theirs.get(k) != ours[k]]
-        differ += [f"train.{k}" for k in ("base", "optim") if theirs["train"].get(k) != ours["train"][k]]
-        if differ:
-            raise ConfigError(f"train.base_model: {source} was run with a different {', '.join(differ)}")
-        theirs_method = theirs["method"]
-        head = (
-            build_method(theirs_method["name"], theirs_method.get("options", {})).head
-            if theirs_method["name"] in METHODS
-            else None
-        )
-        if head != self.method.head:
-            raise ConfigError(
-                f"train.base_model: {source} has a {head} head ({theirs['method']['name']}), "
-                f"method '{self.method.name}' needs a {self.method.head} head"
-            )
-        return state.model
 
     def _start(self) -> tuple[int, StreamState]:
         """First step to run and the state so far (fresh, or from the last checkpoint when resuming)."""
@@ -208,38 +165,19 @@ class StreamRun:
         return self.results.write(state, self.results.figures(state))
 
     def _step(self, step: int, model: nn.Module, memory: ExemplarMemory | None, state: StreamState):
-        cfg, scenario = self.cfg, self.scenario
+        """Step `step`: grow the head, train, update the memory, evaluate, save; the model and memory after it."""
         start = time.perf_counter()
-        seed_everything(step_seed(cfg.seed, step))
+        seed_everything(step_seed(self.cfg.seed, step))
         old_model = None
         if step > 0:
             old_model = copy.deepcopy(model).eval().requires_grad_(False)
             if self.method.old_model_batch_stats:
                 normalise_with_batch_statistics(old_model)
-            model.head = grow_head(model.head, scenario.num_seen(step))
+            model.head = grow_head(model.head, self.scenario.num_seen(step))
         train_set = self.step_data.train_set(step, memory)
         ctx = self.step_data.context(step, train_set, old_model)
         self.method.begin_step(model, ctx, self.step_data.tools(model, step, memory))
-        loader = self.step_data.loader(train_set, step)
-        budget, optim = (
-            (cfg.train.base, cfg.train.optim) if step == 0 else (cfg.train.step, self._step_optim())
-        )
-        if step == 0 and cfg.train.base_model is not None:
-            model.load_state_dict(self.base_state)
-            result = FitResult(steps=0, seconds=0.0, samples=0)
-        else:
-            steps = budget.num_steps(len(loader))
-            synced_old = old_model if self.method.old_model_batch_stats else None
-            with data_parallel(WithOutputs(model), self.device) as net, _batch_norms(synced_old, self.device):
-                result = fit(
-                    StepObjective(net, old_model, self.method, ctx, self._consistency(step)),
-                    loader,
-                    steps,
-                    optim,
-                    self.device,
-                    f"step {step} ({self.method.name})",
-                    perf=cfg.perf,
-                )
+        result = self.trainer.train(step, model, old_model, ctx, self.step_data.loader(train_set, step))
         if self.use_memory:
             memory = self.memory_policy.update(step, model, memory)
         self.method.end_step(model, ctx, self.step_data.tools(model, step, memory))
@@ -247,7 +185,7 @@ class StreamRun:
         seconds = time.perf_counter() - start
         stats = self.memory_policy.stats(memory)
         state.record_step(
-            step, cnn, nme, seconds, stats, result.history, model.state_dict(), dump_config(cfg)
+            step, cnn, nme, seconds, stats, result.history, model.state_dict(), dump_config(self.cfg)
         )
         figures = self.results.figures(state)
         if is_main():
@@ -261,28 +199,6 @@ class StreamRun:
         tracker().scalars("memory", {"frames": state.memory[-1]["frames"]}, step)
         barrier()
         return model, memory
-
-    def _consistency(self, step: int) -> Consistency | None:
-        """The step's temporal consistency (incremental steps only, so base models stay shareable)."""
-        tc = self.cfg.train.temporal_consistency
-        if step == 0 or tc.weight == 0:
-            return None
-        stored = self.method.exemplar_frames(self.segments)
-        frames = tc.frames or (stored if stored < self.segments else max(1, self.segments // 2))
-        return Consistency(tc.weight, min(frames, self.segments), self.cfg.memory.replay)
-
-    def _step_optim(self) -> OptimConfig:
-        return self.cfg.train.step_optim or self.cfg.train.optim
-
-
-@contextmanager
-def _batch_norms(model: nn.Module | None, device: torch.device) -> Iterator[None]:
-    """`synchronised_batch_norms` of `model`, when there is one."""
-    if model is None:
-        yield
-        return
-    with synchronised_batch_norms(model, device):
-        yield
 
 
 def run_incremental(cfg: IncrementalConfig, out: str | Path, resume: bool = False) -> dict:
