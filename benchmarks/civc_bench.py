@@ -166,6 +166,21 @@ ENTRIES = [
         "civc",
         ("method.options.embedding_weight=2.5", *BATCH_STATS),
     ),  # fmt: skip
+    # attempts on the defaults (running statistics)
+    Entry("civc + merge 0.3", "civc", ("method.options.merge=0.3",)),
+    Entry("civc + merge 0.5", "civc", ("method.options.merge=0.5",)),
+    Entry(
+        "civc + merge 0.5, less-forget weight 1",
+        "civc",
+        ("method.options.merge=0.5", "method.options.embedding_weight=1"),
+    ),
+    Entry("civc, CBF 4 epochs", "civc", ("method.options.cbf_epochs=4",)),
+    Entry("civc + BN recalibration", "civc", ("method.options.bn_recalibration=true",)),
+    Entry(
+        "civc + merge 0.5, BN recalibration",
+        "civc",
+        ("method.options.merge=0.5", "method.options.bn_recalibration=true"),
+    ),
 ]
 
 TABLE = ["joint (upper bound)", "lucir", "icarl", "podnet", "tcd", "lucir + TC", "icarl + TC", "lucir + CBF", "civc",
@@ -185,7 +200,9 @@ DEV_TABLE = ["lucir", "icarl", "lucir + CBF", "civc", "civc, old model on batch 
              "civc (batch statistics) + features at 0.1, no CBF", "civc (batch statistics) + temporal part, no CBF",
              "civc (batch statistics) + logit adjustment", "civc (batch statistics) + logit adjustment, no CBF",
              "civc (batch statistics) + logit adjustment at 0.5, no CBF",
-             "civc (batch statistics), less-forget weight 2.5"]  # fmt: skip
+             "civc (batch statistics), less-forget weight 2.5", "civc + merge 0.3", "civc + merge 0.5",
+             "civc + merge 0.5, less-forget weight 1", "civc, CBF 4 epochs", "civc + BN recalibration",
+             "civc + merge 0.5, BN recalibration"]  # fmt: skip
 """The development table: how civc's defaults were chosen (every step with the old model on batch statistics,
 then the default) and what was tried after, against the strongest baselines and civc itself."""
 AGAINST_BASELINES = ("civc", "civc, half budget", "civc as designed")

@@ -392,3 +392,45 @@ def test_each_step_knows_the_class_counts_of_its_training_set(tmp_path: Path, mo
     # 6 training videos a class; the memory's 12 whole clips of 4 frames hold all 6 of the 2 base classes,
     # then 3 of each of 4 classes
     assert seen == [[6, 6], [6, 6, 6, 6], [3, 3, 3, 3, 6, 6]]
+
+
+def test_merge_interpolates_the_backbone_with_the_old_model_and_leaves_the_head() -> None:
+    from distillkit.incremental.methods.civc import interpolate_backbone
+
+    def net(seed: int, classes: int) -> torch.nn.Module:
+        torch.manual_seed(seed)
+        model = torch.nn.Sequential()
+        model.add_module("conv", torch.nn.Conv2d(3, 4, 3))
+        model.add_module("bn", torch.nn.BatchNorm2d(4))
+        model.add_module("head", torch.nn.Linear(4, classes))
+        model.bn.running_mean.normal_()
+        return model
+
+    old, new = net(0, 2), net(1, 3)
+    before = {k: v.clone() for k, v in new.state_dict().items()}
+    interpolate_backbone(new, old, 0.25)
+    after, was = new.state_dict(), old.state_dict()
+    for key in ("conv.weight", "conv.bias", "bn.weight", "bn.running_mean", "bn.running_var"):
+        assert torch.allclose(after[key], 0.25 * was[key] + 0.75 * before[key], atol=1e-6), key
+    assert torch.equal(after["bn.num_batches_tracked"], before["bn.num_batches_tracked"])  # an integer: kept
+    assert torch.equal(after["head.weight"], before["head.weight"])  # grown since the old model: kept
+    assert not torch.equal(before["conv.weight"], was["conv.weight"])  # the check above could fail
+
+
+def test_bn_recalibration_averages_the_batches_statistics_and_restores_the_mode() -> None:
+    from distillkit.incremental.methods.civc import recalibrate_batch_norms
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4)).eval()
+    model[1].running_mean.fill_(5.0)
+    batches = [(torch.randn(8, 3) + k, torch.zeros(8)) for k in range(3)]
+    recalibrate_batch_norms(model, iter(batches))
+    with torch.no_grad():
+        h = [model[0](x) for x, _ in batches]
+    want_mean = torch.stack([b.mean(0) for b in h]).mean(0)
+    want_var = torch.stack([b.var(0, unbiased=True) for b in h]).mean(0)
+    assert torch.allclose(model[1].running_mean, want_mean, atol=1e-5)
+    assert torch.allclose(model[1].running_var, want_var, atol=1e-5)
+    assert not model.training and model[1].momentum == 0.1
+    recalibrate_batch_norms(model, iter(()))  # no memory: the statistics stay
+    assert torch.allclose(model[1].running_mean, want_mean, atol=1e-5)

@@ -115,3 +115,8 @@ def test_a_finished_run_is_reused_only_with_the_options_it_ran_with(bench, tmp_p
         common.run_one(Path("unused.yaml"), out, "civc", 0, overrides)
     (out / "results.json").write_text(json.dumps({}))  # a run from before the options were recorded
     assert common.run_one(Path("unused.yaml"), out, "civc", 0, overrides)[0].endswith("already done")
+    recorded = {k: v for k, v in options.items() if k != "merge"}  # a run from before `merge` existed
+    (out / "results.json").write_text(json.dumps({"method_options": recorded}))
+    assert common.run_one(Path("unused.yaml"), out, "civc", 0, overrides)[0].endswith("already done")
+    with pytest.raises(SystemExit, match=r"differs at: merge"):
+        common.run_one(Path("unused.yaml"), out, "civc", 0, [*overrides, "method.options.merge=0.5"])

@@ -17,11 +17,13 @@ defaults civc trains as LUCIR with class-balanced fine-tuning: none of its own i
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from pydantic import Field
+from torch import nn
 
 from distillkit.config import MAX_EPOCHS
 from distillkit.distill.losses import kd_loss, less_forget_loss, margin_ranking_loss
@@ -41,6 +43,7 @@ from distillkit.incremental.methods.base import (
     SimilarityHeadMethod,
     SimilarityHeadOptions,
     StepContext,
+    StepTools,
     register,
 )
 from distillkit.incremental.selection import key_frames, uniform_key_frames
@@ -118,6 +121,17 @@ class CIVCOptions(SimilarityHeadOptions):
     cbf_epochs: float = Field(2.0, ge=0, le=MAX_EPOCHS)
     """Class-balanced fine-tuning of the classifier on the memory after each incremental step, as TCD and PODNet
     (0: off)."""
+    bn_recalibration: bool = False
+    """After each incremental step, re-estimate every batch norm's running statistics on the exemplar memory
+    (training transforms; updated by then, so every class seen has its share), instead of keeping averages of
+    training batches in which the new classes, with all their videos, outnumber the old ones (after Cha et al.,
+    CVPR 2023, who rebalance batch normalisation for exemplar-based class-incremental learning). Done after
+    `merge` and before class-balanced fine-tuning, which then fits the head to the new statistics."""
+    merge: float = Field(0.0, ge=0, lt=1)
+    """Weight interpolation with the old model after each incremental step (WiSE-FT, Wortsman et al., CVPR 2022;
+    for continual learning Kozal et al., CVPR-W 2024): every backbone weight and batch-norm statistic becomes
+    merge·old + (1 − merge)·new before class-balanced fine-tuning, which refits the head to the merged
+    features. 0: off."""
 
 
 @register
@@ -135,6 +149,13 @@ class CIVC(SimilarityHeadMethod):
         self.head = options.head
         self.old_model_batch_stats = options.old_batch_stats
         self.nme = options.classifier == "nme"
+
+    def end_step(self, model: nn.Module, ctx: StepContext, tools: StepTools) -> None:
+        if ctx.step > 0 and ctx.old_model is not None and self.options.merge > 0:
+            interpolate_backbone(model, ctx.old_model, self.options.merge)
+        if ctx.step > 0 and self.options.bn_recalibration:
+            recalibrate_batch_norms(model, tools.memory_batches())
+        super().end_step(model, ctx, tools)
 
     def exemplar_frames(self, num_segments: int) -> int:
         k = self.options.key_frames
@@ -228,3 +249,34 @@ class CIVC(SimilarityHeadMethod):
         terms = [o.logit_weight * kd, o.ranking_weight * rank, scale * distil]
         parts = {"kd": kd.detach(), "ranking": rank.detach()}
         return terms, {**parts, **{k: v.detach() for k, v in feats.items()}}
+
+
+@torch.no_grad()
+def interpolate_backbone(model: nn.Module, old: nn.Module, weight: float) -> None:
+    """Set every floating-point parameter and buffer of `model` outside its head to weight·old + (1 − weight)·new
+    (the head, which has grown since `old`, is left as it is)."""
+    before = dict(old.state_dict())
+    for name, value in model.state_dict().items():
+        if name.startswith("head.") or not value.is_floating_point() or name not in before:
+            continue
+        value.lerp_(before[name].to(value.device), weight)
+
+
+@torch.no_grad()
+def recalibrate_batch_norms(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> None:
+    """Replace the running statistics of every batch norm of `model` by their average over `batches` of
+    (clips, labels) (left as they are when there are none); the model's mode is restored."""
+    clips = [x for x, _ in batches]
+    norms = [m for m in model.modules() if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d))]
+    if not clips or not norms:
+        return
+    momenta, training = [m.momentum for m in norms], model.training
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average over the batches
+    model.train()
+    for x in clips:
+        model(x)
+    for m, momentum in zip(norms, momenta, strict=True):
+        m.momentum = momentum
+    model.train(training)
