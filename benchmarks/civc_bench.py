@@ -93,6 +93,9 @@ DESIGNED = (*KEY_FRAMES, *LOGIT_KD, *FEATURES, *NO_CBF, *BATCH_STATS)
 """civc as first designed: every part on, no class-balanced fine-tuning."""
 LOGIT_ADJUSTMENT = ("method.options.logit_adjustment=1",)
 """Logit-adjusted cross-entropy, τ = 1."""
+SMALL_FRAMES = ("method.options.exemplar_scale=0.7",)
+"""Exemplar frames at 0.7 of each side (0.49 of the pixels: about twice the clips in the same budget), half the
+new classes' training clips shown at that resolution."""
 INTERPOLATE = ("memory.replay=interpolate",)
 HALF_BUDGET = ("memory.budget_frames=720",)
 
@@ -175,6 +178,10 @@ ENTRIES = [
         ("method.options.merge=0.5", "method.options.embedding_weight=1"),
     ),
     Entry("civc, CBF 4 epochs", "civc", ("method.options.cbf_epochs=4",)),
+    Entry("civc + smaller frames", "civc", SMALL_FRAMES),
+    Entry(
+        "civc + smaller frames, new clips sharp", "civc", (*SMALL_FRAMES, "method.options.small_new_clips=0")
+    ),
     Entry("civc + BN recalibration", "civc", ("method.options.bn_recalibration=true",)),
     Entry(
         "civc + merge 0.5, BN recalibration",

@@ -434,3 +434,36 @@ def test_bn_recalibration_averages_the_batches_statistics_and_restores_the_mode(
     assert not model.training and model[1].momentum == 0.1
     recalibrate_batch_norms(model, iter(()))  # no memory: the statistics stay
     assert torch.allclose(model[1].running_mean, want_mean, atol=1e-5)
+
+
+def test_civc_with_half_size_frames_keeps_four_times_the_clips_in_the_same_budget(tmp_path: Path) -> None:
+    full = run_incremental(tiny(method={"name": "civc"}), tmp_path / "full")
+    small = run_incremental(
+        tiny(method={"name": "civc", "options": {"exemplar_scale": 0.5}}), tmp_path / "small"
+    )
+    assert full["memory"]["frames"] == 48 and "full_frames" not in full["memory"]  # 12 clips of 4 frames
+    # 4 × 48 frames of a quarter of the pixels: every training video of the 6 classes (6 each), 144 frames
+    assert small["memory"]["frames"] == 144 and small["memory"]["videos"] == 36
+    assert small["memory"]["full_frames"] == 36.0 <= 48
+    memory = ExemplarMemory.load(tmp_path / "small" / "memory" / "step_002")
+    assert memory.frame_scale == 0.5 and all(
+        e.size is not None for c in memory.classes for e in memory.exemplars(c)
+    )
+
+
+def test_small_new_clips_blur_only_new_class_clips_of_incremental_steps() -> None:
+    from distillkit.incremental.methods.civc import at_scale
+
+    method = build_method("civc", {"exemplar_scale": 0.5, "small_new_clips": 1.0})
+    x, y = torch.rand(4, 2, 3, 8, 8), torch.tensor([0, 3, 1, 2])  # classes 2.. are new
+    step = StepContext(1, 2, 4, None, torch.device("cpu"))
+    out = method.training_clips(x, y, step)
+    assert torch.equal(out[:1], x[:1]) and torch.equal(out[2], x[2])  # old classes' clips as loaded
+    assert torch.allclose(out[[1, 3]], at_scale(x[[1, 3]], 0.5))
+    assert not torch.allclose(out[1], x[1])  # the check above could fail
+    base = StepContext(0, 0, 4, None, torch.device("cpu"))
+    assert torch.equal(method.training_clips(x, y, base), x)  # the base step trains on sharp clips
+    assert torch.equal(build_method("civc", {}).training_clips(x, y, step), x)  # full-size exemplars: off
+    checker = torch.zeros(1, 1, 1, 4, 4)
+    checker[..., ::2, ::2] = checker[..., 1::2, 1::2] = 1.0
+    assert torch.allclose(at_scale(checker, 0.5), torch.full_like(checker, 0.5))  # 2×2 areas averaged

@@ -527,3 +527,48 @@ def test_manifest_optional_keys_and_empty_classes(tmp_path: Path) -> None:
     loaded = ExemplarMemory.load(tmp_path / "mem")
     assert (loaded.per_class_frames, loaded.jpeg_quality) == (None, 90)
     assert loaded.classes == [2, 0, 11]
+
+
+# ------------------------------------------------------------------------------------------- smaller frames
+def test_smaller_frames_fit_by_pixels() -> None:
+    from distillkit.incremental.memory import scaled_size, stored_frames
+
+    assert stored_frames(1440, 1.0) == 1440
+    assert stored_frames(1440, 0.5) == 5760
+    assert stored_frames(1440, 0.7) == 2938  # 1440 / 0.49 = 2938.8
+    assert scaled_size((32, 32), 0.7) == (22, 22)  # 22² = 484 <= 0.49 · 32² = 501.76
+    assert scaled_size((240, 320), 0.5) == (120, 160)
+    assert scaled_size((3, 1), 0.2) == (1, 1)
+
+
+def test_a_memory_of_half_size_frames_stores_them_small_and_replays_them_at_the_videos_size(
+    tmp_path: Path,
+) -> None:
+    memory = ExemplarMemory(tmp_path / "mem", budget_frames=64, num_segments=T, frame_scale=0.5)
+    add(memory, 0, 2)
+    from PIL import Image
+
+    first = memory.exemplars(0)[0]
+    assert first.size == (16, 16)
+    with Image.open(memory.root / first.dir / ExemplarMemory.TEMPLATE.format(1)) as image:
+        assert image.size == (8, 8)
+    manifest = json.loads(memory.manifest_path.read_text())
+    assert manifest["frame_scale"] == 0.5 and manifest["classes"]["0"][0]["size"] == [16, 16]
+    again = ExemplarMemory.load(memory.root)
+    assert again.frame_scale == 0.5 and again.exemplars(0) == memory.exemplars(0)
+    clip, label = MemoryDataset(again)[0]
+    assert clip.shape == (T, 3, 16, 16) and label == 0
+    # a flat clip stays flat through storing small and scaling back up (JPEG aside)
+    flat = ExemplarMemory(tmp_path / "flat", budget_frames=64, num_segments=T, frame_scale=0.5)
+    flat.add_class(0, [("v", np.full((T, 16, 16, 3), 200, np.uint8), list(range(T)))])
+    clip, _ = MemoryDataset(flat)[0]
+    assert (clip * 255 - 200).abs().max() <= 2
+
+
+def test_a_full_size_memory_writes_the_manifest_it_wrote_before_smaller_frames(tmp_path: Path) -> None:
+    memory = ExemplarMemory(tmp_path / "mem", budget_frames=64, num_segments=T)
+    add(memory, 0, 1)
+    manifest = json.loads(memory.manifest_path.read_text())
+    assert "frame_scale" not in manifest and "size" not in manifest["classes"]["0"][0]
+    assert list(manifest) == ["version", "budget_frames", "num_segments", "per_class_frames", "jpeg_quality",
+                              "classes"]  # fmt: skip

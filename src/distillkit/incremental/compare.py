@@ -60,7 +60,13 @@ def load_results(run: Path | str) -> dict:
     out = {"path": str(path), "method": method, "seed": data.get("seed"), "classifier": own}
     for metric in METRICS:
         out[metric] = _number(_field(figures, path, metric, key), path, key + metric)
-    out["memory_frames"] = _number(_field(data, path, "memory.frames"), path, "memory.frames")
+    # frames of the videos' size: a memory of smaller frames says what its frames hold (`full_frames`)
+    memory_key = (
+        "full_frames"
+        if isinstance(data.get("memory"), dict) and "full_frames" in data["memory"]
+        else "frames"
+    )
+    out["memory_frames"] = _number(_field(data, path, f"memory.{memory_key}"), path, f"memory.{memory_key}")
     out["other_classifier"] = other_classifier(own) if isinstance(other, dict) else None
     out["other_avg_incremental_accuracy"] = None
     if isinstance(other, dict):

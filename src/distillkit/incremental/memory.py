@@ -12,16 +12,23 @@ atomically on every change, and checked on `ExemplarMemory.load`, first against 
 types, no unknown keys, bounds) and then on disk: a path that leaves the folder or any malformed entry raises
 `CheckpointError` naming the manifest and the key, and so does an exemplar folder or frame file that is a symlink
 (even one pointing inside the folder). The budget counts stored frames.
+
+A memory may store its frames smaller than the videos' (``frame_scale`` s < 1, a fraction of each side): each
+exemplar then records the frame size it is shown at (``size``), and `MemoryDataset` scales its frames back up.
+Such a frame holds at most s² of a full frame's pixels, so a budget of B full frames holds ⌊B / s²⌋ of them
+(`stored_frames`); a memory at full size writes the same manifest as before the option existed.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from contextlib import suppress
+from fractions import Fraction
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -111,6 +118,7 @@ def _check_label_key(key: str) -> str:
 
 
 _Position = Annotated[int, Strict(), Field(ge=0)]
+_Side = Annotated[int, Strict(), Field(ge=1)]
 """A time position of the clip (its upper bound, ``num_segments - 1``, is the manifest's)."""
 
 
@@ -128,6 +136,9 @@ class Exemplar(Section):
     (A JSON list; not strict so that the list becomes the tuple, while each position stays a strict int.)"""
     dir: Annotated[str, AfterValidator(_check_relative)]
     """Folder of the frames relative to the memory root, ``<label>/<video_id>``."""
+    size: Annotated[tuple[_Side, _Side], Field(strict=False)] | None = None
+    """(height, width) the frames are shown at, the video's, when the memory stores them smaller (null: stored
+    at that size)."""
 
 
 class _Manifest(Section):
@@ -146,6 +157,8 @@ class _Manifest(Section):
     """Most frames of one class (none when null or absent)."""
     jpeg_quality: int = Field(90, ge=1, le=100)
     """Quality of the stored JPEG frames (90 when absent)."""
+    frame_scale: float = Field(1.0, gt=0, le=1)
+    """Side of a stored frame as a fraction of the video's (1 when absent)."""
     classes: dict[Annotated[str, AfterValidator(_check_label_key)], list[Exemplar]]
     """Each label (as a string) and its exemplars in priority order; a label with no exemplars is ignored."""
 
@@ -257,6 +270,7 @@ class ExemplarMemory:
         num_segments: int,
         per_class_frames: int | None = None,
         jpeg_quality: int = 90,
+        frame_scale: float = 1.0,
     ) -> None:
         try:
             settings = _Manifest(
@@ -265,6 +279,7 @@ class ExemplarMemory:
                 num_segments=num_segments,
                 per_class_frames=per_class_frames,
                 jpeg_quality=jpeg_quality,
+                frame_scale=frame_scale,
                 classes={},
             )
         except ValidationError as exc:
@@ -284,6 +299,7 @@ class ExemplarMemory:
         self.num_segments = manifest.num_segments
         self.per_class_frames = manifest.per_class_frames
         self.jpeg_quality = manifest.jpeg_quality
+        self.frame_scale = manifest.frame_scale
         self._classes: dict[int, list[Exemplar]] = {
             int(key): list(entries) for key, entries in manifest.classes.items() if entries
         }
@@ -347,12 +363,19 @@ class ExemplarMemory:
             num_segments=self.num_segments,
             per_class_frames=self.per_class_frames,
             jpeg_quality=self.jpeg_quality,
+            frame_scale=self.frame_scale,
             classes={str(c): entries for c, entries in self._classes.items()},
         )
+        data = manifest.model_dump()
+        if self.frame_scale == 1:  # full size: the manifest of before the option
+            del data["frame_scale"]
+            for entries in data["classes"].values():
+                for entry in entries:
+                    del entry["size"]
         fd, tmp = tempfile.mkstemp(prefix=".manifest.", suffix=".tmp", dir=self.root)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(manifest.model_dump(), f, indent=1)
+                json.dump(data, f, indent=1)
                 f.write("\n")
                 f.flush()
                 os.fsync(f.fileno())
@@ -370,7 +393,12 @@ class ExemplarMemory:
         memory resumes from the previous step's folder intact.
         """
         other = ExemplarMemory(
-            root, self.budget_frames, self.num_segments, self.per_class_frames, self.jpeg_quality
+            root,
+            self.budget_frames,
+            self.num_segments,
+            self.per_class_frames,
+            self.jpeg_quality,
+            self.frame_scale,
         )
         for label, entries in self._classes.items():
             for exemplar in entries:
@@ -411,7 +439,10 @@ class ExemplarMemory:
             seen.add(video_id)
             kept = self._positions(positions, f"class {label}, video {video_id!r}")
             frames = self._clip(clip, f"class {label}, video {video_id!r}")
-            exemplar = Exemplar(video_id=video_id, label=label, frames=kept, dir=f"{label}/{video_id}")
+            size = frames.shape[1:3] if self.frame_scale < 1 else None
+            exemplar = Exemplar(
+                video_id=video_id, label=label, frames=kept, dir=f"{label}/{video_id}", size=size
+            )
             prepared.append((exemplar, frames[list(kept)]))
         if not prepared:
             return
@@ -474,7 +505,10 @@ class ExemplarMemory:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         for k, frame in enumerate(frames, 1):
-            Image.fromarray(frame).save(tmp / self.TEMPLATE.format(k), quality=self.jpeg_quality)
+            image = Image.fromarray(frame)
+            if exemplar.size is not None:
+                image = image.resize(scaled_size(exemplar.size, self.frame_scale)[::-1], Image.Resampling.BOX)
+            image.save(tmp / self.TEMPLATE.format(k), quality=self.jpeg_quality)
         if final.exists():  # left by an interrupted run; not in the manifest
             shutil.rmtree(final)
         os.replace(tmp, final)
@@ -638,7 +672,34 @@ class MemoryDataset(Dataset):
             frames = replay_frames(
                 reader.read(range(len(exemplar.frames))), exemplar.frames, self.num_segments, self.replay
             )
+        if exemplar.size is not None:
+            frames = resized(frames, exemplar.size)
         if self.transform is None:
             return clip_to_tensor(frames), exemplar.label
         rng = np.random.default_rng([self.seed, self.epoch, index])
         return self.transform(frames, exemplar.label, rng)
+
+
+def stored_frames(budget: int, frame_scale: float) -> int:
+    """How many frames of side `frame_scale` (a fraction of the video's) fit a budget of `budget` full frames,
+    counted by pixels: ⌊budget / frame_scale²⌋ (with the scale as written in decimal, exactly)."""
+    return math.floor(Fraction(budget) / Fraction(str(frame_scale)) ** 2)
+
+
+def scaled_size(size: tuple[int, int], frame_scale: float) -> tuple[int, int]:
+    """(height, width) of a frame of `size` stored at `frame_scale`: each side rounded down (at least 1), so that
+    it never holds more than frame_scale² of the pixels."""
+    scale = Fraction(str(frame_scale))
+    return max(1, math.floor(size[0] * scale)), max(1, math.floor(size[1] * scale))
+
+
+def resized(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """uint8 frames (T, h, w, 3) resized bilinearly to `size` (height, width)."""
+    from PIL import Image
+
+    if frames.shape[1:3] == tuple(size):
+        return frames
+    width_height = (size[1], size[0])
+    return np.stack(
+        [np.asarray(Image.fromarray(f).resize(width_height, Image.Resampling.BILINEAR)) for f in frames]
+    )

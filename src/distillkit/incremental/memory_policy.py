@@ -1,6 +1,9 @@
 """The exemplar memory's policy: the one place the frame budget is shared out (each class's share, the per-class
-cap, the frames each exemplar keeps) and exemplars are chosen (herding or random order, key-frames or whole
-clips). `ExemplarMemory` stores what it is given and checks the total again on disk."""
+cap, the frames each exemplar keeps and their size) and exemplars are chosen (herding or random order, key-frames
+or whole clips). `ExemplarMemory` stores what it is given and checks the total again on disk.
+
+The budget counts frames at the videos' size; a method storing smaller frames (`Method.exemplar_scale`) holds as
+many of them as fit by pixels (`memory.stored_frames`)."""
 
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ from distillkit.incremental import replay
 from distillkit.incremental.config import MemoryConfig
 from distillkit.incremental.data import ClassSubset, ReplayedClips
 from distillkit.incremental.evaluation import Evaluator, Features
-from distillkit.incremental.memory import ExemplarMemory
+from distillkit.incremental.memory import ExemplarMemory, stored_frames
 from distillkit.incremental.methods import Method
 from distillkit.incremental.scenario import Scenario
 from distillkit.incremental.selection import allocate, herding, random_order
@@ -41,6 +44,13 @@ class MemoryPolicy:
         self.evaluator, self.folder, self.segments, self.seed = evaluator, folder, segments, seed
         self.per = method.exemplar_frames(segments)
         """The frames an exemplar is counted at (all of a clip's, or its key-frames)."""
+        self.scale = method.exemplar_scale()
+        """Side of a stored frame as a fraction of the video's."""
+        self.budget = stored_frames(cfg.budget_frames, self.scale)
+        """Most stored frames: `cfg.budget_frames` full frames, by pixels."""
+        self.per_class = (
+            None if cfg.per_class_frames is None else stored_frames(cfg.per_class_frames, self.scale)
+        )
 
     def check(self) -> None:
         """Before training: the budget holds one exemplar of every class of the stream (`ConfigError` if not)."""
@@ -49,9 +59,9 @@ class MemoryPolicy:
     def shares(self, classes: list[int]) -> dict[int, int]:
         """Frames each of `classes` may keep: an equal share of the budget in whole exemplars, at most the
         per-class cap."""
-        share = allocate(self.cfg.budget_frames, classes, self.per)
-        if self.cfg.per_class_frames is not None:
-            share = {c: min(n, self.cfg.per_class_frames // self.per) for c, n in share.items()}
+        share = allocate(self.budget, classes, self.per)
+        if self.per_class is not None:
+            share = {c: min(n, self.per_class // self.per) for c, n in share.items()}
         return {c: n * self.per for c, n in share.items()}
 
     def update(self, step: int, model: nn.Module, memory: ExemplarMemory | None) -> ExemplarMemory:
@@ -96,7 +106,7 @@ class MemoryPolicy:
             shutil.rmtree(folder)
         if memory is None:
             memory = ExemplarMemory(
-                folder, m.budget_frames, self.segments, m.per_class_frames, m.jpeg_quality
+                folder, self.budget, self.segments, self.per_class, m.jpeg_quality, self.scale
             )
         else:
             memory = memory.fork(folder)
@@ -125,6 +135,8 @@ class MemoryPolicy:
         if memory is None:
             return {"frames": 0, "bytes": 0, "videos": 0}
         stats = {"frames": memory.frames, "bytes": memory.bytes_on_disk(), "videos": memory.videos}
+        if self.scale < 1:  # what the stored frames hold, in frames of the videos' size
+            stats["full_frames"] = round(memory.frames * self.scale**2, 2)
         if self.method.replay_tolerance() is not None:
             everything = memory.num_segments
             stats["whole_clips"] = sum(

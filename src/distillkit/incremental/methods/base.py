@@ -136,6 +136,16 @@ class Method:
         """Frames stored per exemplar video (all `num_segments` unless the method keeps key-frames)."""
         return num_segments
 
+    def exemplar_scale(self) -> float:
+        """Side of a stored exemplar frame as a fraction of the video's (1: full size). Smaller frames count by
+        their pixels against the frame budget, so that more of them fit (`memory_policy`)."""
+        return 1.0
+
+    def training_clips(self, x: torch.Tensor, y: torch.Tensor, ctx: StepContext) -> torch.Tensor:
+        """The batch of clips (N, T, C, H, W) the step trains on, from the loader's `x` with labels `y` (as loaded,
+        by default)."""
+        return x
+
     def select_frames(self, frame_features: torch.Tensor, clip_feature: torch.Tensor, k: int) -> list[int]:
         """Sorted time positions to store of one exemplar (at most `k`), from its frame features (T, D) and clip
         feature (D,); by default every frame."""

@@ -38,6 +38,7 @@ from distillkit.distill.spatiotemporal import (
 )
 from distillkit.engine.distributed import process_share
 from distillkit.engine.loop import LossParts
+from distillkit.incremental.memory import scaled_size
 from distillkit.incremental.methods.base import (
     Outputs,
     SimilarityHeadMethod,
@@ -121,6 +122,15 @@ class CIVCOptions(SimilarityHeadOptions):
     cbf_epochs: float = Field(2.0, ge=0, le=MAX_EPOCHS)
     """Class-balanced fine-tuning of the classifier on the memory after each incremental step, as TCD and PODNet
     (0: off)."""
+    exemplar_scale: float = Field(1.0, gt=0, le=1)
+    """Side of a stored exemplar frame as a fraction of the video's (spatial granularity; 1: full size). A
+    smaller frame counts by its pixels against `memory.budget_frames`, so the memory holds 1/scale² as many
+    frames (at 0.7 about twice as many clips), scaled back up when replayed. See `small_new_clips`."""
+    small_new_clips: float = Field(0.5, ge=0, le=1)
+    """With `exemplar_scale` below 1: the share of the new classes' training clips shown, in incremental steps,
+    at the stored exemplars' resolution (down-sampled by area to the scale and back up, bilinearly), so that a
+    blurred clip is not a cue for an old class and the old classes' sharp test clips are not unlike their
+    replays. 0: none."""
     bn_recalibration: bool = False
     """After each incremental step, re-estimate every batch norm's running statistics on the exemplar memory
     (training transforms; updated by then, so every class seen has its share), instead of keeping averages of
@@ -156,6 +166,20 @@ class CIVC(SimilarityHeadMethod):
         if ctx.step > 0 and self.options.bn_recalibration:
             recalibrate_batch_norms(model, tools.memory_batches())
         super().end_step(model, ctx, tools)
+
+    def exemplar_scale(self) -> float:
+        return self.options.exemplar_scale
+
+    def training_clips(self, x: torch.Tensor, y: torch.Tensor, ctx: StepContext) -> torch.Tensor:
+        o = self.options
+        if ctx.step == 0 or o.exemplar_scale == 1 or o.small_new_clips == 0:
+            return x
+        chosen = (y >= ctx.num_old) & (torch.rand(len(y), device=y.device) < o.small_new_clips)
+        if not chosen.any():
+            return x
+        x = x.clone()
+        x[chosen] = at_scale(x[chosen], o.exemplar_scale)
+        return x
 
     def exemplar_frames(self, num_segments: int) -> int:
         k = self.options.key_frames
@@ -280,3 +304,11 @@ def recalibrate_batch_norms(model: nn.Module, batches: Iterable[tuple[torch.Tens
     for m, momentum in zip(norms, momenta, strict=True):
         m.momentum = momentum
     model.train(training)
+
+
+def at_scale(clips: torch.Tensor, scale: float) -> torch.Tensor:
+    """Clips (N, T, C, H, W) at the resolution of frames stored at `scale` of each side: down-sampled by area to
+    `memory.scaled_size` and back up bilinearly."""
+    n, t, c, h, w = clips.shape
+    small = F.interpolate(clips.flatten(0, 1), size=scaled_size((h, w), scale), mode="area")
+    return F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False).view(n, t, c, h, w)
