@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 from distillkit.engine.progress import progress_bar
-from distillkit.errors import ConfigError, DataError
+from distillkit.errors import ConfigError, DataError, read_text_file
 
 PathLike = str | Path
 
@@ -45,18 +45,14 @@ class VideoRecord:
 
 
 # ----------------------------------------------------------------------------------- helpers of the parsers
+_READ_REASONS: dict[type[OSError], str] = {
+    FileNotFoundError: "file not found",
+    IsADirectoryError: "is a directory, expected an annotation file",
+}
+
+
 def read_text(path: PathLike) -> str:
-    path = Path(path)
-    try:
-        return path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: is a directory, expected an annotation file") from None
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start})") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc.__class__.__name__}: {exc.strerror})") from None
+    return read_text_file(Path(path), DataError, reasons=_READ_REASONS)
 
 
 def entry_lines(path: PathLike) -> Iterator[tuple[str, str]]:
