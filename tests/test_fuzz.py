@@ -394,6 +394,22 @@ def _convert_round_trip(
         assert names == class_names
 
 
+def _check_list(work: Path, fmt: str, content: str | bytes, num_classes: int | None) -> None:
+    """A list file (`fmt` ``list``, or ``rawframes`` with frame counts) parses to records of its lines with
+    labels in range, that convert back, or fails naming the file and line."""
+    path = _write(work / f"{fmt}.txt", content)
+    try:
+        records = (parse_rawframe_list if fmt == "rawframes" else parse_list_file)(path, num_classes)
+    except DataError as exc:
+        _check_data_error(exc, path, lines=_line_count(content))
+        return
+    assert records and all(r.source.startswith(f"{path}:") for r in records)
+    assert all(0 <= r.label < (num_classes or 10**9) for r in records)
+    if fmt == "rawframes":
+        assert all(r.num_frames is not None and r.num_frames >= 1 for r in records)
+    _convert_round_trip(work, fmt, [path], records)
+
+
 @FUZZ
 @given(content=LIST_FILE, num_classes=st.none() | st.integers(1, 6))
 @example(content="a " + "1" * 5000, num_classes=None)  # was ValueError (int digit limit)
@@ -401,15 +417,7 @@ def _convert_round_trip(
 @example(content="\ufeffa.mp4 0\n", num_classes=2)
 @example(content="#a.mp4 0\na#b.mp4 1\nwith space.mp4 1\n", num_classes=2)
 def test_list_file(work: Path, content: str | bytes, num_classes: int | None) -> None:
-    path = _write(work / "list.txt", content)
-    try:
-        records = parse_list_file(path, num_classes)
-    except DataError as exc:
-        _check_data_error(exc, path, lines=_line_count(content))
-        return
-    assert records and all(r.source.startswith(f"{path}:") for r in records)
-    assert all(0 <= r.label < (num_classes or 10**9) for r in records)
-    _convert_round_trip(work, "list", [path], records)
+    _check_list(work, "list", content, num_classes)
 
 
 @FUZZ
@@ -417,14 +425,7 @@ def test_list_file(work: Path, content: str | bytes, num_classes: int | None) ->
 @example(content="a 5 " + "1" * 5000, num_classes=None)  # was ValueError (int digit limit)
 @example(content="dir with space 8 0\nb 0 1", num_classes=None)
 def test_rawframe_list(work: Path, content: str | bytes, num_classes: int | None) -> None:
-    path = _write(work / "rawframes.txt", content)
-    try:
-        records = parse_rawframe_list(path, num_classes)
-    except DataError as exc:
-        _check_data_error(exc, path, lines=_line_count(content))
-        return
-    assert all(r.num_frames is not None and r.num_frames >= 1 for r in records)
-    _convert_round_trip(work, "rawframes", [path], records)
+    _check_list(work, "rawframes", content, num_classes)
 
 
 # ------------------------------------------------------------------------------------------------------ SSv2
