@@ -428,6 +428,27 @@ def test_rawframe_list(work: Path, content: str | bytes, num_classes: int | None
     _check_list(work, "rawframes", content, num_classes)
 
 
+def _check_class_files(
+    work: Path,
+    fmt: str,
+    files: dict[str, str | bytes],
+    classes_of: Callable[[Path], list[str]],
+    parse: Callable[..., list],
+    **options: Any,
+) -> None:
+    """Annotation files (`files`: name → content) whose first names the classes parse to records of those
+    classes (with `options`), that convert back; or fail naming a file and a line."""
+    paths = [_write(work / name, content) for name, content in files.items()]
+    try:
+        classes = classes_of(paths[0])
+        records = parse(*paths, **options)
+    except DataError as exc:
+        _check_data_error(exc, *paths, lines=max(_line_count(content) for content in files.values()))
+        return
+    assert all(0 <= r.label < len(classes) for r in records)
+    _convert_round_trip(work, fmt, paths, records, classes, **options)
+
+
 # ------------------------------------------------------------------------------------------------------ SSv2
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10),
@@ -495,16 +516,8 @@ def _ssv2_files(draw: st.DrawFn) -> tuple[str | bytes, str | bytes]:
 @example(files=('{"a": "0", "a": "1"}', "[]"))
 def test_ssv2(work: Path, files: tuple[str | bytes, str | bytes]) -> None:
     labels, split = files
-    labels_path = _write(work / "labels.json", labels)
-    split_path = _write(work / "split.json", split)
-    try:
-        classes = ssv2_classes(labels_path)
-        records = parse_ssv2(labels_path, split_path, path_format="{id}")
-    except DataError as exc:
-        _check_data_error(exc, labels_path, split_path, lines=max(_line_count(labels), _line_count(split)))
-        return
-    assert all(0 <= r.label < len(classes) for r in records)
-    _convert_round_trip(work, "ssv2", [labels_path, split_path], records, classes, path_format="{id}")
+    inputs = {"labels.json": labels, "split.json": split}
+    _check_class_files(work, "ssv2", inputs, ssv2_classes, parse_ssv2, path_format="{id}")
 
 
 # -------------------------------------------------------------------------------------------------- Kinetics
@@ -605,16 +618,8 @@ def _ucf101_files(draw: st.DrawFn) -> tuple[str | bytes, str | bytes]:
 @example(files=("1 A\n2 B\n", "B/x.avi 1\n/y.avi\n"))
 def test_ucf101(work: Path, files: tuple[str | bytes, str | bytes]) -> None:
     class_ind, split = files
-    ind_path = _write(work / "classInd.txt", class_ind)
-    split_path = _write(work / "trainlist.txt", split)
-    try:
-        classes = ucf101_classes(ind_path)
-        records = parse_ucf101(ind_path, split_path)
-    except DataError as exc:
-        _check_data_error(exc, ind_path, split_path, lines=max(_line_count(class_ind), _line_count(split)))
-        return
-    assert all(0 <= r.label < len(classes) for r in records)
-    _convert_round_trip(work, "ucf101", [ind_path, split_path], records, classes)
+    inputs = {"classInd.txt": class_ind, "trainlist.txt": split}
+    _check_class_files(work, "ucf101", inputs, ucf101_classes, parse_ucf101)
 
 
 # ---------------------------------------------------------------------------------------------------- HMDB51
