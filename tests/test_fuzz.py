@@ -394,6 +394,22 @@ def _convert_round_trip(
         assert names == class_names
 
 
+def _check_list(work: Path, fmt: str, content: str | bytes, num_classes: int | None) -> None:
+    """A list file (`fmt` ``list``, or ``rawframes`` with frame counts) parses to records of its lines with
+    labels in range, that convert back, or fails naming the file and line."""
+    path = _write(work / f"{fmt}.txt", content)
+    try:
+        records = (parse_rawframe_list if fmt == "rawframes" else parse_list_file)(path, num_classes)
+    except DataError as exc:
+        _check_data_error(exc, path, lines=_line_count(content))
+        return
+    assert records and all(r.source.startswith(f"{path}:") for r in records)
+    assert all(0 <= r.label < (num_classes or 10**9) for r in records)
+    if fmt == "rawframes":
+        assert all(r.num_frames is not None and r.num_frames >= 1 for r in records)
+    _convert_round_trip(work, fmt, [path], records)
+
+
 @FUZZ
 @given(content=LIST_FILE, num_classes=st.none() | st.integers(1, 6))
 @example(content="a " + "1" * 5000, num_classes=None)  # was ValueError (int digit limit)
@@ -401,15 +417,7 @@ def _convert_round_trip(
 @example(content="\ufeffa.mp4 0\n", num_classes=2)
 @example(content="#a.mp4 0\na#b.mp4 1\nwith space.mp4 1\n", num_classes=2)
 def test_list_file(work: Path, content: str | bytes, num_classes: int | None) -> None:
-    path = _write(work / "list.txt", content)
-    try:
-        records = parse_list_file(path, num_classes)
-    except DataError as exc:
-        _check_data_error(exc, path, lines=_line_count(content))
-        return
-    assert records and all(r.source.startswith(f"{path}:") for r in records)
-    assert all(0 <= r.label < (num_classes or 10**9) for r in records)
-    _convert_round_trip(work, "list", [path], records)
+    _check_list(work, "list", content, num_classes)
 
 
 @FUZZ
@@ -417,14 +425,28 @@ def test_list_file(work: Path, content: str | bytes, num_classes: int | None) ->
 @example(content="a 5 " + "1" * 5000, num_classes=None)  # was ValueError (int digit limit)
 @example(content="dir with space 8 0\nb 0 1", num_classes=None)
 def test_rawframe_list(work: Path, content: str | bytes, num_classes: int | None) -> None:
-    path = _write(work / "rawframes.txt", content)
+    _check_list(work, "rawframes", content, num_classes)
+
+
+def _check_class_files(
+    work: Path,
+    fmt: str,
+    files: dict[str, str | bytes],
+    classes_of: Callable[[Path], list[str]],
+    parse: Callable[..., list],
+    **options: Any,
+) -> None:
+    """Annotation files (`files`: name → content) whose first names the classes parse to records of those
+    classes (with `options`), that convert back; or fail naming a file and a line."""
+    paths = [_write(work / name, content) for name, content in files.items()]
     try:
-        records = parse_rawframe_list(path, num_classes)
+        classes = classes_of(paths[0])
+        records = parse(*paths, **options)
     except DataError as exc:
-        _check_data_error(exc, path, lines=_line_count(content))
+        _check_data_error(exc, *paths, lines=max(_line_count(content) for content in files.values()))
         return
-    assert all(r.num_frames is not None and r.num_frames >= 1 for r in records)
-    _convert_round_trip(work, "rawframes", [path], records)
+    assert all(0 <= r.label < len(classes) for r in records)
+    _convert_round_trip(work, fmt, paths, records, classes, **options)
 
 
 # ------------------------------------------------------------------------------------------------------ SSv2
@@ -494,16 +516,8 @@ def _ssv2_files(draw: st.DrawFn) -> tuple[str | bytes, str | bytes]:
 @example(files=('{"a": "0", "a": "1"}', "[]"))
 def test_ssv2(work: Path, files: tuple[str | bytes, str | bytes]) -> None:
     labels, split = files
-    labels_path = _write(work / "labels.json", labels)
-    split_path = _write(work / "split.json", split)
-    try:
-        classes = ssv2_classes(labels_path)
-        records = parse_ssv2(labels_path, split_path, path_format="{id}")
-    except DataError as exc:
-        _check_data_error(exc, labels_path, split_path, lines=max(_line_count(labels), _line_count(split)))
-        return
-    assert all(0 <= r.label < len(classes) for r in records)
-    _convert_round_trip(work, "ssv2", [labels_path, split_path], records, classes, path_format="{id}")
+    inputs = {"labels.json": labels, "split.json": split}
+    _check_class_files(work, "ssv2", inputs, ssv2_classes, parse_ssv2, path_format="{id}")
 
 
 # -------------------------------------------------------------------------------------------------- Kinetics
@@ -604,16 +618,8 @@ def _ucf101_files(draw: st.DrawFn) -> tuple[str | bytes, str | bytes]:
 @example(files=("1 A\n2 B\n", "B/x.avi 1\n/y.avi\n"))
 def test_ucf101(work: Path, files: tuple[str | bytes, str | bytes]) -> None:
     class_ind, split = files
-    ind_path = _write(work / "classInd.txt", class_ind)
-    split_path = _write(work / "trainlist.txt", split)
-    try:
-        classes = ucf101_classes(ind_path)
-        records = parse_ucf101(ind_path, split_path)
-    except DataError as exc:
-        _check_data_error(exc, ind_path, split_path, lines=max(_line_count(class_ind), _line_count(split)))
-        return
-    assert all(0 <= r.label < len(classes) for r in records)
-    _convert_round_trip(work, "ucf101", [ind_path, split_path], records, classes)
+    inputs = {"classInd.txt": class_ind, "trainlist.txt": split}
+    _check_class_files(work, "ucf101", inputs, ucf101_classes, parse_ucf101)
 
 
 # ---------------------------------------------------------------------------------------------------- HMDB51

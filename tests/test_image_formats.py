@@ -78,20 +78,19 @@ def test_read_idx_trailing_bytes(tmp_path: Path) -> None:
         read_idx(path)
 
 
-def test_read_idx_wrong_magic(tmp_path: Path) -> None:
-    path = tmp_path / "bad-idx1-ubyte"
-    path.write_bytes(b"\x01\x02\x08\x01" + (3).to_bytes(4, "big") + b"abc")
-    with pytest.raises(DataError, match="magic") as info:
+@pytest.mark.parametrize(
+    ("name", "magic", "match"),
+    [
+        ("bad-idx1-ubyte", b"\x01\x02\x08\x01", "magic"),  # wrong magic
+        ("code-idx1-ubyte", b"\x00\x00\x07\x01", "0x07"),  # unknown dtype code
+    ],
+)
+def test_read_idx_bad_header(tmp_path: Path, name: str, magic: bytes, match: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(magic + (3).to_bytes(4, "big") + b"abc")
+    with pytest.raises(DataError, match=match) as info:
         read_idx(path)
-    assert "bad-idx1-ubyte" in str(info.value)
-
-
-def test_read_idx_unknown_dtype_code(tmp_path: Path) -> None:
-    path = tmp_path / "code-idx1-ubyte"
-    path.write_bytes(b"\x00\x00\x07\x01" + (3).to_bytes(4, "big") + b"abc")
-    with pytest.raises(DataError, match="0x07") as info:
-        read_idx(path)
-    assert "code-idx1-ubyte" in str(info.value)
+    assert name in str(info.value)
 
 
 def test_read_idx_corrupt_gzip(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from distillkit.errors import ConfigError
+from distillkit.errors import ConfigError, read_text_file
 
 T = TypeVar("T", bound="Section")
 
@@ -110,12 +110,7 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
 
 def _read_yaml(path: Path) -> Any:
     """The YAML document in `path`; a `ConfigError` starting with the path when it cannot be read or parsed."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start})") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read ({exc.__class__.__name__}: {exc.strerror})") from None
+    text = read_text_file(path, ConfigError)
     try:
         return _load_yaml(text)
     except yaml.YAMLError as exc:

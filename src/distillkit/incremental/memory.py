@@ -50,7 +50,7 @@ from distillkit.config import Section
 from distillkit.data.video.annotations import VideoRecord
 from distillkit.data.video.decode import RawFramesReader
 from distillkit.data.video.transforms import Compose, clip_to_tensor
-from distillkit.errors import CheckpointError, ConfigError, DistillkitError
+from distillkit.errors import CheckpointError, ConfigError, DistillkitError, read_text_file
 from distillkit.incremental.replay import Replay, fill_positions, replay_frames
 
 
@@ -609,14 +609,12 @@ class ExemplarMemory:
 
 
 def _read_json(path: Path) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: no exemplar memory manifest here") from None
-    except UnicodeDecodeError as exc:
-        raise CheckpointError(f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start})") from None
-    except OSError as exc:
-        raise CheckpointError(f"{path}: cannot read ({exc.__class__.__name__}: {exc.strerror})") from None
+    text = read_text_file(
+        path,
+        CheckpointError,
+        encoding="utf-8",
+        reasons={FileNotFoundError: "no exemplar memory manifest here"},
+    )
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:

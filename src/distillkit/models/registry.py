@@ -81,3 +81,13 @@ def get_backbone(name: str, task: Task) -> Backbone:
     if backbone is None or task not in backbone.tasks:
         raise ConfigError(f"unknown {_WHAT[task]} '{name}'; registered: {', '.join(backbone_names(task))}")
     return backbone
+
+
+def init_conv_bn(model: nn.Module) -> None:
+    """He (fan-out) initialisation of every conv of `model`; every batch norm to weight 1, bias 0."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)

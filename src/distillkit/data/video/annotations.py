@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 from distillkit.engine.progress import progress_bar
-from distillkit.errors import ConfigError, DataError
+from distillkit.errors import ConfigError, DataError, read_text_file
 
 PathLike = str | Path
 
@@ -45,18 +45,14 @@ class VideoRecord:
 
 
 # ----------------------------------------------------------------------------------- helpers of the parsers
+_READ_REASONS: dict[type[OSError], str] = {
+    FileNotFoundError: "file not found",
+    IsADirectoryError: "is a directory, expected an annotation file",
+}
+
+
 def read_text(path: PathLike) -> str:
-    path = Path(path)
-    try:
-        return path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: is a directory, expected an annotation file") from None
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start})") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc.__class__.__name__}: {exc.strerror})") from None
+    return read_text_file(Path(path), DataError, reasons=_READ_REASONS)
 
 
 def entry_lines(path: PathLike) -> Iterator[tuple[str, str]]:
@@ -254,7 +250,30 @@ def get_format(name: str) -> AnnotationFormat:
     return FORMATS[name]
 
 
-# ------------------------------------------------------------------------------------------ writing, convert
+# -------------------------------------------------------------------------------------- list files, convert
+def read_list(
+    path: PathLike, num_classes: int | None = None, *, with_frames: bool = False
+) -> list[VideoRecord]:
+    """Parse a ``path label`` list, or a ``dir num_frames label`` rawframe list (`with_frames`), split from the
+    right so that the path may contain spaces; labels are checked against `num_classes`."""
+    fields, count = ("dir num_frames label", 3) if with_frames else ("path label", 2)
+    records: list[VideoRecord] = []
+    seen: dict[str, str] = {}
+    for source, line in entry_lines(path):
+        parts = line.rsplit(None, count - 1)
+        if len(parts) != count:
+            raise DataError(f"{source}: expected '{fields}', got {line!r}")
+        num_frames = None
+        if with_frames:
+            num_frames = parse_int(parts[1], "frame count", source)
+            if num_frames < 1:
+                raise DataError(f"{source}: frame count must be >= 1, got {num_frames}")
+        label = check_label(parse_int(parts[-1], "label", source), num_classes, source)
+        check_unique(parts[0], seen, "folder" if with_frames else "path", source)
+        records.append(VideoRecord(parts[0], label, num_frames, source))
+    return nonempty(records, path)
+
+
 def _one_line(text: str) -> bool:
     """`text` reads back unchanged as one stripped line of a UTF-8 file (see `entry_lines` and `read_text`)."""
     if not text or text != text.strip() or text.splitlines() != [text] or text.startswith("\ufeff"):

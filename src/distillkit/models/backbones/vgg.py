@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from distillkit.models.registry import register_backbone
+from distillkit.models.registry import init_conv_bn, register_backbone
 
 # Stage layouts of Simonyan & Zisserman (2015); "M" is a 2×2 max-pool closing a stage.
 VGG_LAYOUTS: dict[str, list[int | str]] = {
@@ -84,12 +84,7 @@ class VGG(nn.Module):
                 nn.Dropout(0.5),
                 nn.Linear(hidden, num_classes),
             )
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_conv_bn(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.avgpool(self.features(x)))

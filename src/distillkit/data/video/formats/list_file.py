@@ -8,28 +8,14 @@ from distillkit.data.video.annotations import (
     AnnotationFormat,
     PathLike,
     VideoRecord,
-    check_label,
-    check_unique,
-    entry_lines,
-    nonempty,
-    parse_int,
+    read_list,
     register_format,
 )
-from distillkit.errors import DataError
 
 
 def parse_list_file(path: PathLike, num_classes: int | None = None) -> list[VideoRecord]:
     """Parse a ``path label`` list (split on the last whitespace); labels are checked against `num_classes`."""
-    records: list[VideoRecord] = []
-    seen: dict[str, str] = {}
-    for source, line in entry_lines(path):
-        parts = line.rsplit(None, 1)
-        if len(parts) != 2:
-            raise DataError(f"{source}: expected 'path label', got {line!r}")
-        label = check_label(parse_int(parts[1], "label", source), num_classes, source)
-        check_unique(parts[0], seen, "path", source)
-        records.append(VideoRecord(parts[0], label, None, source))
-    return nonempty(records, path)
+    return read_list(path, num_classes)
 
 
 @register_format
