@@ -58,6 +58,8 @@ class Entry:
     method: str
     overrides: tuple[str, ...] = field(default=())
     baseline: bool = False
+    ablates: str = "civc"
+    """The civc entry a civc variant is compared with."""
 
     def head(self) -> str:
         """The classifier head of this entry's method with its option overrides."""
@@ -93,11 +95,21 @@ DESIGNED = (*KEY_FRAMES, *LOGIT_KD, *FEATURES, *NO_CBF, *BATCH_STATS)
 """civc as first designed: every part on, no class-balanced fine-tuning."""
 LOGIT_ADJUSTMENT = ("method.options.logit_adjustment=1",)
 """Logit-adjusted cross-entropy, τ = 1."""
-SMALL_FRAMES = ("method.options.exemplar_scale=0.7",)
-"""Exemplar frames at 0.7 of each side (0.49 of the pixels: about twice the clips in the same budget), half the
-new classes' training clips shown at that resolution."""
 INTERPOLATE = ("memory.replay=interpolate",)
 HALF_BUDGET = ("memory.budget_frames=720",)
+
+FULL_SIZE = ("method.options.exemplar_scale=1",)
+"""Exemplar frames at the videos' size: civc's default until smaller frames were chosen on the development orders.
+Every entry run before pins it, and is compared with `civc, full-size frames` rather than `civc`."""
+FULL = "civc, full-size frames"
+SHARP = ("method.options.small_new_clips=0",)
+"""Smaller exemplar frames without showing any new-class clip at their resolution."""
+
+
+def full_size(label: str, overrides: tuple[str, ...] = ()) -> Entry:
+    """An entry of civc with full-size exemplar frames, an ablation of `civc, full-size frames`."""
+    return Entry(label, "civc", (*FULL_SIZE, *overrides), ablates=FULL)
+
 
 ENTRIES = [
     Entry("lucir", "lucir", baseline=True),
@@ -110,95 +122,83 @@ ENTRIES = [
     Entry("joint (upper bound)", "joint"),
     Entry("civc", "civc"),
     Entry("civc, half budget", "civc", HALF_BUDGET),
-    # one part switched back on (or off) against the defaults: the held-out ablation
-    Entry("civc + key-frames", "civc", KEY_FRAMES),
-    Entry("civc + spatio-temporal distillation", "civc", FEATURES),
-    Entry("civc + logit KD", "civc", LOGIT_KD),
-    Entry("civc, old model on batch statistics", "civc", BATCH_STATS),
-    Entry("civc, no CBF", "civc", NO_CBF),
-    Entry("civc + TC", "civc", TC),
+    # one part switched off against the defaults: the held-out ablation of the smaller frames
+    Entry(FULL, "civc", FULL_SIZE),
+    Entry("civc, new clips sharp", "civc", SHARP),
+    # the parts before smaller frames, one switched back on (or off) against civc with full-size frames
+    full_size("civc (full-size frames), half budget", HALF_BUDGET),
+    full_size("civc (full-size frames) + key-frames", KEY_FRAMES),
+    full_size("civc (full-size frames) + spatio-temporal distillation", FEATURES),
+    full_size("civc (full-size frames) + logit KD", LOGIT_KD),
+    full_size("civc (full-size frames), old model on batch statistics", BATCH_STATS),
+    full_size("civc (full-size frames), no CBF", NO_CBF),
+    full_size("civc (full-size frames) + TC", TC),
     # the development orders' path from the design to the defaults; every step of it ran with the old model on
     # batch statistics, the default until the held-out orders did not separate it
-    Entry("civc as designed", "civc", DESIGNED),
-    Entry("civc as designed, fixed key-frames", "civc", (*DESIGNED, *FIXED)),
-    Entry("civc as designed, fixed key-frames + TC", "civc", (*DESIGNED, *FIXED, *TC)),
-    Entry(
-        "civc as designed, fixed key-frames, interpolated replay", "civc", (*DESIGNED, *FIXED, *INTERPOLATE)
+    full_size("civc as designed", DESIGNED),
+    full_size("civc as designed, fixed key-frames", (*DESIGNED, *FIXED)),
+    full_size("civc as designed, fixed key-frames + TC", (*DESIGNED, *FIXED, *TC)),
+    full_size("civc as designed, fixed key-frames, interpolated replay", (*DESIGNED, *FIXED, *INTERPOLATE)),
+    full_size(
+        "civc as designed, fixed key-frames + TC, interpolated replay", (*DESIGNED, *FIXED, *TC, *INTERPOLATE)
     ),
-    Entry(
-        "civc as designed, fixed key-frames + TC, interpolated replay",
-        "civc",
-        (*DESIGNED, *FIXED, *TC, *INTERPOLATE),
-    ),  # fmt: skip
-    Entry(
+    full_size(
         "civc as designed, fixed key-frames, no logit KD",
-        "civc",
         (*DESIGNED, *FIXED, "method.options.logit_weight=0"),
     ),
-    Entry("civc as designed, whole clips", "civc", (*LOGIT_KD, *FEATURES, *NO_CBF, *BATCH_STATS)),
-    Entry("civc as designed, whole clips, no logit KD", "civc", (*FEATURES, *NO_CBF, *BATCH_STATS)),
-    Entry(
-        "civc as designed, whole clips, no feature distillation", "civc", (*LOGIT_KD, *NO_CBF, *BATCH_STATS)
-    ),
-    Entry("civc (batch statistics), no CBF", "civc", (*NO_CBF, *BATCH_STATS)),
-    Entry("civc (batch statistics) + key-frames, no CBF", "civc", (*KEY_FRAMES, *NO_CBF, *BATCH_STATS)),
-    Entry(
+    full_size("civc as designed, whole clips", (*LOGIT_KD, *FEATURES, *NO_CBF, *BATCH_STATS)),
+    full_size("civc as designed, whole clips, no logit KD", (*FEATURES, *NO_CBF, *BATCH_STATS)),
+    full_size("civc as designed, whole clips, no feature distillation", (*LOGIT_KD, *NO_CBF, *BATCH_STATS)),
+    full_size("civc (batch statistics), no CBF", (*NO_CBF, *BATCH_STATS)),
+    full_size("civc (batch statistics) + key-frames, no CBF", (*KEY_FRAMES, *NO_CBF, *BATCH_STATS)),
+    full_size(
         "civc (batch statistics) + features at 0.1, no CBF",
-        "civc",
         ("method.options.spatial_weight=0.1", "method.options.temporal_weight=0.1", *NO_CBF, *BATCH_STATS),
-    ),  # fmt: skip
-    Entry(
-        "civc (batch statistics) + temporal part, no CBF",
-        "civc",
-        ("method.options.temporal_weight=1", *NO_CBF, *BATCH_STATS),
-    ),  # fmt: skip
-    # attempts after the defaults, on top of the old model on batch statistics (development orders)
-    Entry("civc (batch statistics) + logit adjustment", "civc", (*LOGIT_ADJUSTMENT, *BATCH_STATS)),
-    Entry(
-        "civc (batch statistics) + logit adjustment, no CBF",
-        "civc",
-        (*LOGIT_ADJUSTMENT, *NO_CBF, *BATCH_STATS),
     ),
-    Entry(
+    full_size(
+        "civc (batch statistics) + temporal part, no CBF",
+        ("method.options.temporal_weight=1", *NO_CBF, *BATCH_STATS),
+    ),
+    # attempts after those defaults, on top of the old model on batch statistics (development orders)
+    full_size("civc (batch statistics) + logit adjustment", (*LOGIT_ADJUSTMENT, *BATCH_STATS)),
+    full_size(
+        "civc (batch statistics) + logit adjustment, no CBF", (*LOGIT_ADJUSTMENT, *NO_CBF, *BATCH_STATS)
+    ),
+    full_size(
         "civc (batch statistics) + logit adjustment at 0.5, no CBF",
-        "civc",
         ("method.options.logit_adjustment=0.5", *NO_CBF, *BATCH_STATS),
-    ),  # fmt: skip
-    Entry(
+    ),
+    full_size(
         "civc (batch statistics), less-forget weight 2.5",
-        "civc",
         ("method.options.embedding_weight=2.5", *BATCH_STATS),
-    ),  # fmt: skip
-    # attempts on the defaults (running statistics)
-    Entry("civc + merge 0.3", "civc", ("method.options.merge=0.3",)),
-    Entry("civc + merge 0.5", "civc", ("method.options.merge=0.5",)),
-    Entry(
-        "civc + merge 0.5, less-forget weight 1",
-        "civc",
+    ),
+    # attempts on running statistics (development orders)
+    full_size("civc (full-size frames) + merge 0.3", ("method.options.merge=0.3",)),
+    full_size("civc (full-size frames) + merge 0.5", ("method.options.merge=0.5",)),
+    full_size(
+        "civc (full-size frames) + merge 0.5, less-forget weight 1",
         ("method.options.merge=0.5", "method.options.embedding_weight=1"),
     ),
-    Entry("civc, CBF 4 epochs", "civc", ("method.options.cbf_epochs=4",)),
-    Entry("civc + smaller frames", "civc", SMALL_FRAMES),
-    Entry(
-        "civc + smaller frames, new clips sharp", "civc", (*SMALL_FRAMES, "method.options.small_new_clips=0")
-    ),
-    Entry("civc + BN recalibration", "civc", ("method.options.bn_recalibration=true",)),
-    Entry(
-        "civc + merge 0.5, BN recalibration",
-        "civc",
+    full_size("civc (full-size frames), CBF 4 epochs", ("method.options.cbf_epochs=4",)),
+    full_size("civc (full-size frames) + BN recalibration", ("method.options.bn_recalibration=true",)),
+    full_size(
+        "civc (full-size frames) + merge 0.5, BN recalibration",
         ("method.options.merge=0.5", "method.options.bn_recalibration=true"),
     ),
 ]
 
 TABLE = ["joint (upper bound)", "lucir", "icarl", "podnet", "tcd", "lucir + TC", "icarl + TC", "lucir + CBF", "civc",
-         "civc, half budget", "civc, no CBF", "civc, old model on batch statistics", "civc + key-frames",
-         "civc + spatio-temporal distillation", "civc + TC"]  # fmt: skip
+         "civc, half budget", FULL, "civc, new clips sharp", "civc (full-size frames), half budget",
+         "civc (full-size frames), no CBF", "civc (full-size frames), old model on batch statistics",
+         "civc (full-size frames) + key-frames", "civc (full-size frames) + spatio-temporal distillation",
+         "civc (full-size frames) + TC"]  # fmt: skip
 """The reported table's entries (held-out orders): joint training on all data seen (no memory limit: the ceiling
 of this protocol, compared with nothing), the baselines (with vCLIMB's temporal consistency too), civc, civc at
-half the frame budget, and civc with each of its parts switched off (CBF) or back on (batch statistics,
-key-frames, the decomposed distillation, TC). `civc + logit KD` is an entry too (`--entries`)."""
-DEV_TABLE = ["lucir", "icarl", "lucir + CBF", "civc", "civc, old model on batch statistics", "civc as designed",
-             "civc as designed, fixed key-frames", "civc as designed, fixed key-frames + TC",
+half the frame budget, civc with its smaller frames switched off (full-size frames; new clips sharp), and civc
+with full-size frames with each of its earlier parts switched off (CBF) or back on (batch statistics, key-frames,
+the decomposed distillation, TC). `civc (full-size frames) + logit KD` is an entry too (`--entries`)."""
+DEV_TABLE = ["lucir", "icarl", "lucir + CBF", "civc", FULL, "civc (full-size frames), old model on batch statistics",
+             "civc as designed", "civc as designed, fixed key-frames", "civc as designed, fixed key-frames + TC",
              "civc as designed, fixed key-frames, interpolated replay",
              "civc as designed, fixed key-frames + TC, interpolated replay",
              "civc as designed, fixed key-frames, no logit KD", "civc as designed, whole clips",
@@ -207,12 +207,14 @@ DEV_TABLE = ["lucir", "icarl", "lucir + CBF", "civc", "civc, old model on batch 
              "civc (batch statistics) + features at 0.1, no CBF", "civc (batch statistics) + temporal part, no CBF",
              "civc (batch statistics) + logit adjustment", "civc (batch statistics) + logit adjustment, no CBF",
              "civc (batch statistics) + logit adjustment at 0.5, no CBF",
-             "civc (batch statistics), less-forget weight 2.5", "civc + merge 0.3", "civc + merge 0.5",
-             "civc + merge 0.5, less-forget weight 1", "civc, CBF 4 epochs", "civc + BN recalibration",
-             "civc + merge 0.5, BN recalibration"]  # fmt: skip
-"""The development table: how civc's defaults were chosen (every step with the old model on batch statistics,
-then the default) and what was tried after, against the strongest baselines and civc itself."""
-AGAINST_BASELINES = ("civc", "civc, half budget", "civc as designed")
+             "civc (batch statistics), less-forget weight 2.5", "civc (full-size frames) + merge 0.3",
+             "civc (full-size frames) + merge 0.5", "civc (full-size frames) + merge 0.5, less-forget weight 1",
+             "civc (full-size frames), CBF 4 epochs", "civc (full-size frames) + BN recalibration",
+             "civc (full-size frames) + merge 0.5, BN recalibration"]  # fmt: skip
+"""The development table: how civc's defaults were chosen (the design, then each part; every step before the
+smaller frames with full-size ones, and up to the running statistics with the old model on batch statistics)
+and what was tried after, against the strongest baselines and the civc each attempt varies."""
+AGAINST_BASELINES = ("civc", "civc, half budget", FULL, "civc as designed")
 """The entries compared with every baseline (the others only with civc)."""
 
 # two-sided 95 % quantiles of Student's t for 1..30 degrees of freedom
@@ -329,14 +331,16 @@ class Bench:
         for e in (e for e in self.entries if e.label in AGAINST_BASELINES):
             for b in baselines:
                 compare(e.label, b.label, with_baseline=True)
-        variants = [e for e in self.entries if e.method == "civc" and e.label != "civc"]
-        if variants and "civc" in accs:
-            lines += ["", "civc's options against civc (variant − civc; above 0: the variant is better than the "
-                      "default):", "",
-                      "| Variant | Differences per order | Mean ± std | 95 % interval | Verdict |",
-                      "|---|---|---|---|---|"]  # fmt: skip
+        variants = [
+            e for e in self.entries if e.method == "civc" and e.label != e.ablates and e.ablates in accs
+        ]
+        if variants:
+            lines += ["", "civc's options against the civc they vary (variant − civc; above 0: the variant is "
+                      "better):", "",
+                      "| Variant | Against | Differences per order | Mean ± std | 95 % interval | Verdict |",
+                      "|---|---|---|---|---|---|"]  # fmt: skip
             for e in variants:
-                compare(e.label, "civc", with_baseline=False)
+                compare(e.label, e.ablates, with_baseline=True)
         lines += [
             "",
             f"{wall / 60:.0f} min wall clock ({reused} runs reused), {self.args.jobs} runs at a time.",

@@ -59,8 +59,6 @@ def run_one(config: Path, out: Path, method: str, order: int, overrides: list[st
         # would otherwise pass unseen); runs from before results.json recorded them are taken as they are
         recorded = json.loads((out / "results.json").read_text()).get("method_options")
         wanted = built_method(method, overrides).options.model_dump(mode="json")
-        if recorded is not None:  # an option added since the run is read at its default, which is off
-            recorded = {**built_method(method, []).options.model_dump(mode="json"), **recorded}
         if recorded is not None and recorded != wanted:
             changed = sorted(k for k in wanted.keys() | recorded.keys() if recorded.get(k) != wanted.get(k))
             raise SystemExit(

@@ -43,7 +43,7 @@ def test_every_entry_builds_and_shares_a_base_model_by_head(bench) -> None:
     assert b.orders == bench.HELD_OUT and set(b.orders).isdisjoint(bench.DEV)
     owners = {e.label: b.owner(e) for e in b.entries}
     assert owners["lucir"] is None and owners["icarl"] is None
-    assert owners["civc"] == owners["civc + TC"] == owners["podnet"] == "lucir"
+    assert owners["civc"] == owners["civc (full-size frames) + TC"] == owners["podnet"] == "lucir"
     assert owners["icarl + TC"] == "icarl"
     # every entry of the linear head, its base-model owner included, runs the longer base step
     linear = {e.label for e in b.entries if e.head() == "linear"}
@@ -78,25 +78,33 @@ def test_the_report_names_a_base_model_below_the_bar(bench, tmp_path) -> None:
     assert b.base_lines()[0].endswith("all at least 90 %.")
 
 
-def test_report_pairs_civc_with_the_baselines_and_civc_options_with_civc(
+def test_report_pairs_civc_with_the_baselines_and_civc_options_with_the_civc_they_vary(
     bench, tmp_path, monkeypatch
 ) -> None:
     monkeypatch.setattr(bench, "RESULTS", tmp_path)
+    full, keys = "civc, full-size frames", "civc (full-size frames) + key-frames"
     args = {"orders": [0, 1, 2], "dev": False, "preset": "motion", "all": False, "jobs": 2,
-            "entries": ["lucir", "civc", "civc + key-frames"]}  # fmt: skip
+            "entries": ["lucir", "civc", "civc, new clips sharp", full, keys]}  # fmt: skip
     b = bench.Bench(type("Args", (), args)())
     b.root = tmp_path / "runs"  # no run folders: the report reads only the figures below
-    accs = {"lucir": [80.0, 82.0, 84.0], "civc": [70.0, 71.0, 75.0], "civc + key-frames": [71.0, 73.0, 78.0]}
+    accs = {"lucir": [80.0, 82.0, 84.0], "civc": [70.0, 71.0, 75.0], "civc, new clips sharp": [69.0, 71.0, 75.0],
+            full: [60.0, 61.0, 62.0], keys: [61.0, 63.0, 65.0]}  # fmt: skip
     monkeypatch.setattr(
         b, "own", lambda label: [{"avg_incremental_accuracy": a, "forgetting": 1.0} for a in accs[label]]
     )
     text = b.report(0, 0.0)
     assert "| civc | lucir | -10.0 / -11.0 / -9.0 | -10.00 ± 1.00 |" in text
-    assert "| civc + key-frames | +1.0 / +2.0 / +3.0 | +2.00 ± 1.00 |" in text
+    assert f"| {keys} | {full} | +1.0 / +2.0 / +3.0 | +2.00 ± 1.00 |" in text
     summary = json.loads((tmp_path / "civc_summary.json").read_text())
     pairs = {(c["method"], c["baseline"]): c["differences"] for c in summary}
-    # an option of civc is compared with civc alone, civc itself with every baseline
-    assert pairs == {("civc", "lucir"): [-10.0, -11.0, -9.0], ("civc + key-frames", "civc"): [1.0, 2.0, 3.0]}
+    # civc (and civc with full-size frames) against every baseline; an option against the civc it varies
+    assert pairs == {
+        ("civc", "lucir"): [-10.0, -11.0, -9.0],
+        (full, "lucir"): [-20.0, -21.0, -22.0],
+        ("civc, new clips sharp", "civc"): [-1.0, 0.0, 0.0],
+        (full, "civc"): [-10.0, -10.0, -13.0],
+        (keys, full): [1.0, 2.0, 3.0],
+    }
     assert all(c["held_out"] for c in summary)
 
 
@@ -115,8 +123,3 @@ def test_a_finished_run_is_reused_only_with_the_options_it_ran_with(bench, tmp_p
         common.run_one(Path("unused.yaml"), out, "civc", 0, overrides)
     (out / "results.json").write_text(json.dumps({}))  # a run from before the options were recorded
     assert common.run_one(Path("unused.yaml"), out, "civc", 0, overrides)[0].endswith("already done")
-    recorded = {k: v for k, v in options.items() if k != "merge"}  # a run from before `merge` existed
-    (out / "results.json").write_text(json.dumps({"method_options": recorded}))
-    assert common.run_one(Path("unused.yaml"), out, "civc", 0, overrides)[0].endswith("already done")
-    with pytest.raises(SystemExit, match=r"differs at: merge"):
-        common.run_one(Path("unused.yaml"), out, "civc", 0, [*overrides, "method.options.merge=0.5"])
