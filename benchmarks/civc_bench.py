@@ -125,6 +125,8 @@ ENTRIES = [
     # one part switched off against the defaults: the held-out ablation of the smaller frames
     Entry(FULL, "civc", FULL_SIZE),
     Entry("civc, new clips sharp", "civc", SHARP),
+    Entry("civc, half-size frames", "civc", ("method.options.exemplar_scale=0.5",)),
+    full_size("civc (full-size frames), twice the budget", ("memory.budget_frames=2880",)),
     # the parts before smaller frames, one switched back on (or off) against civc with full-size frames
     full_size("civc (full-size frames), half budget", HALF_BUDGET),
     full_size("civc (full-size frames) + key-frames", KEY_FRAMES),
@@ -197,7 +199,8 @@ of this protocol, compared with nothing), the baselines (with vCLIMB's temporal 
 half the frame budget, civc with its smaller frames switched off (full-size frames; new clips sharp), and civc
 with full-size frames with each of its earlier parts switched off (CBF) or back on (batch statistics, key-frames,
 the decomposed distillation, TC). `civc (full-size frames) + logit KD` is an entry too (`--entries`)."""
-DEV_TABLE = ["lucir", "icarl", "lucir + CBF", "civc", FULL, "civc (full-size frames), old model on batch statistics",
+DEV_TABLE = ["lucir", "icarl", "lucir + CBF", "civc", FULL, "civc, new clips sharp", "civc, half-size frames",
+             "civc (full-size frames), twice the budget", "civc (full-size frames), old model on batch statistics",
              "civc as designed", "civc as designed, fixed key-frames", "civc as designed, fixed key-frames + TC",
              "civc as designed, fixed key-frames, interpolated replay",
              "civc as designed, fixed key-frames + TC, interpolated replay",
