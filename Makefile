@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench-compress bench-compress-families bench-incremental bench-civc bench-civc-legacy bench-civc-cost bench-loader docs clean
+.PHONY: demo test lint bench-compress bench-compress-families bench-compress-width bench-incremental bench-civc bench-civc-legacy bench-civc-cost bench-loader docs clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,9 @@ bench-compress: $(STAMP)
 
 bench-compress-families: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/compress_families.py
+
+bench-compress-width: $(STAMP)
+	$(BIN)/python benchmarks/compress_width_latency.py
 
 bench-incremental: $(STAMP)
 	$(BIN)/python benchmarks/incremental_synthetic.py

@@ -1,0 +1,142 @@
+"""How the CPU speed-up of a PBKD student compares with its MACs ratio as the teacher gets wider.
+
+    python benchmarks/compress_width_latency.py            # VGG-16 and ResNet-18 at widths 0.25, 0.5, 1
+    python benchmarks/compress_width_latency.py --widths 0.25 --rounds 3
+
+The families benchmark (`compress_families.py`) trains at width 0.25, where a batch-64 student runs 0.53–0.63 of
+its MACs ratio faster than its teacher on one CPU thread. Latency does not depend on the weights, so this script
+builds each teacher of `configs/compress_fashion_mnist_{vgg16,resnet18}.yaml` at several widths, designs its
+student as `distillkit compress` does (the config's design and MACs target: `ratio_for_macs`, `design_student`),
+and times both untrained, interleaved (one thread, median of `--rounds` rounds of 3 batch-64 forward passes on
+the configs' 32×32 grey inputs), with per-operator times from one `torch.profiler` pass. Results go to
+`benchmarks/results/compress_width_latency.md`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+from pathlib import Path
+
+import torch
+
+from distillkit.compress.student import design_student, ratio_for_macs
+from distillkit.config import CompressConfig, load_config
+from distillkit.engine.profile import count_macs, measure_latency
+from distillkit.models import build_model
+from distillkit.models.blocks import BlockwiseNet, block_shapes, split_model
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+FAMILIES = {
+    "VGG-16": ("configs/compress_fashion_mnist_vgg16.yaml", 3.0),
+    "ResNet-18": ("configs/compress_fashion_mnist_resnet18.yaml", 2.5),
+}
+"""Each family's config and the MACs reduction the families benchmark asks of it."""
+OPS = ("aten::conv2d", "aten::max_pool2d", "aten::batch_norm", "aten::add_", "aten::add", "aten::relu_")
+
+
+def pair(config: str, width: float, reduction: float) -> tuple[BlockwiseNet, BlockwiseNet, tuple[int, ...]]:
+    """Teacher and student (untrained, eval mode) of `config` at `width`, the student meeting `reduction`."""
+    cfg = load_config(ROOT / config, CompressConfig)
+    t, s = cfg.teacher, cfg.student
+    shape = (1, cfg.data.image_size, cfg.data.image_size)
+    teacher = split_model(build_model(t.arch, 10, 1, width, t.small_input).eval(), cfg.blocks).eval()
+    shapes = block_shapes(teacher, torch.zeros(2, *shape))
+    outside = count_macs(teacher, (1, *shape)) - sum(
+        count_macs(b, (1, *sh[0][1:])) for b, sh in zip(teacher.blocks, shapes, strict=True)
+    )
+    ratio, _ = ratio_for_macs(
+        teacher.blocks, shapes, s.design, reduction, outside, s.residual, s.copy_if_costlier
+    )
+    blocks = design_student(teacher.blocks, shapes, s.design, ratio, "random", s.residual, s.copy_if_costlier)
+    student = BlockwiseNet(blocks, copy.deepcopy(teacher.head), teacher.names).eval()
+    return teacher, student, shape
+
+
+def op_ms(net: torch.nn.Module, x: torch.Tensor) -> dict[str, float]:
+    """CPU ms per forward of each operator in `OPS`, from one profiled pass after a warm-up."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with torch.inference_mode():
+        net(x)
+        net(x)
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            net(x)
+    totals = {e.key: e.cpu_time_total / 1000 for e in prof.key_averages()}
+    return {op: totals.get(op, 0.0) for op in OPS}
+
+
+def measure(config: str, width: float, reduction: float, rounds: int) -> dict:
+    teacher, student, shape = pair(config, width, reduction)
+    macs = count_macs(teacher, (1, *shape)) / count_macs(student, (1, *shape))
+    times: dict[str, list[float]] = {"teacher": [], "student": []}
+    for _ in range(rounds):
+        for name, net in (("teacher", teacher), ("student", student)):
+            times[name].append(
+                measure_latency(net, (64, *shape), repeats=3, warmup=1, threads=1)["median_ms"]
+            )
+    ms = {name: statistics.median(v) for name, v in times.items()}
+    x = torch.randn(64, *shape)
+    ops = {name: op_ms(net, x) for name, net in (("teacher", teacher), ("student", student))}
+    speedup = ms["teacher"] / ms["student"]
+    return {
+        "width": width,
+        "macs_ratio": macs,
+        "ms": ms,
+        "speedup": speedup,
+        "share": speedup / macs,
+        "ops": ops,
+    }
+
+
+def markdown(rows: dict[str, list[dict]], rounds: int) -> str:
+    lines = [
+        "# compress_width_latency", "", "`python benchmarks/compress_width_latency.py`", "",
+        f"Untrained teacher and PBKD student at each width, batch 64, one CPU thread, median of {rounds} rounds "
+        "(interleaved) of 3 forward passes; per-operator ms from one profiled pass. Shared machine: indicative.", "",
+        "| Family | Width | MACs ratio | Teacher ms | Student ms | Speed-up | Speed-up / MACs ratio | "
+        "conv2d ms (T / S) | max_pool2d ms (T / S) | batch_norm ms (T / S) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]  # fmt: skip
+    for family, entries in rows.items():
+        for r in entries:
+            t, s = r["ops"]["teacher"], r["ops"]["student"]
+            cells = [family, f"{r['width']:g}", f"{r['macs_ratio']:.2f}", f"{r['ms']['teacher']:.1f}",
+                     f"{r['ms']['student']:.1f}", f"{r['speedup']:.2f}", f"{r['share']:.2f}"]  # fmt: skip
+            cells += [
+                f"{t[op]:.1f} / {s[op]:.1f}"
+                for op in ("aten::conv2d", "aten::max_pool2d", "aten::batch_norm")
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> str:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--widths", nargs="+", type=float, default=[0.25, 0.5, 1.0])
+    parser.add_argument("--families", nargs="+", choices=sorted(FAMILIES), default=sorted(FAMILIES))
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=RESULTS / "compress_width_latency.md")
+    args = parser.parse_args(argv)
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    rows = {}
+    for family in args.families:
+        config, reduction = FAMILIES[family]
+        rows[family] = [measure(config, w, reduction, args.rounds) for w in args.widths]
+        for r in rows[family]:
+            print(f"{family} width {r['width']:g}: MACs {r['macs_ratio']:.2f}x, speed-up {r['speedup']:.2f}x "
+                  f"({r['share']:.2f} of the MACs ratio)", flush=True)  # fmt: skip
+    text = markdown(rows, args.rounds)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text)
+    print(text)
+    return text
+
+
+if __name__ == "__main__":
+    main()
