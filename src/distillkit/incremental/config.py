@@ -36,10 +36,11 @@ class ScenarioConfig(Section):
 
 
 class MemoryConfig(Section):
-    """Exemplar memory: a total budget counted in stored frames, filled with herding or random picks."""
+    """Exemplar memory: a total budget counted in frames, filled with herding or random picks."""
 
     budget_frames: int = Field(0, ge=0)
-    """Total frames the memory may hold (0: no memory)."""
+    """Total frames the memory may hold (0: no memory), at the videos' size: a method that stores smaller frames
+    (civc's `exemplar_scale` s) holds ⌊budget / s²⌋ of them, counted by their pixels."""
     per_class_frames: int | None = Field(None, ge=1)
     """Optional cap per class, in frames."""
     selection: Literal["herding", "random"] = "herding"
