@@ -274,7 +274,7 @@ def test_civc_feature_losses_reach_the_features() -> None:
 
 
 def test_civc_stream_stores_key_frames_and_more_videos(tmp_path: Path) -> None:
-    options = {"key_frames": 2, "granularity": "fixed"}
+    options = {"key_frames": 2, "granularity": "fixed", "exemplar_scale": 1}
     results = run_incremental(tiny(method={"name": "civc", "options": options}), tmp_path / "civc")
     # 48 frames at 2 per video hold 24 videos (iCaRL's whole clips of 4 frames fit 12); after the base step the
     # 2 classes have only 6 training videos each to give
@@ -388,7 +388,7 @@ def test_each_step_knows_the_class_counts_of_its_training_set(tmp_path: Path, mo
     monkeypatch.setattr(
         METHODS["civc"], "begin_step", lambda self, model, ctx, tools: seen.append(ctx.class_counts.tolist())
     )
-    run_incremental(tiny(method={"name": "civc"}), tmp_path / "civc")
+    run_incremental(tiny(method={"name": "civc", "options": {"exemplar_scale": 1}}), tmp_path / "civc")
     # 6 training videos a class; the memory's 12 whole clips of 4 frames hold all 6 of the 2 base classes,
     # then 3 of each of 4 classes
     assert seen == [[6, 6], [6, 6, 6, 6], [3, 3, 3, 3, 6, 6]]
@@ -437,7 +437,7 @@ def test_bn_recalibration_averages_the_batches_statistics_and_restores_the_mode(
 
 
 def test_civc_with_half_size_frames_keeps_four_times_the_clips_in_the_same_budget(tmp_path: Path) -> None:
-    full = run_incremental(tiny(method={"name": "civc"}), tmp_path / "full")
+    full = run_incremental(tiny(method={"name": "civc", "options": {"exemplar_scale": 1}}), tmp_path / "full")
     small = run_incremental(
         tiny(method={"name": "civc", "options": {"exemplar_scale": 0.5}}), tmp_path / "small"
     )
@@ -463,7 +463,8 @@ def test_small_new_clips_blur_only_new_class_clips_of_incremental_steps() -> Non
     assert not torch.allclose(out[1], x[1])  # the check above could fail
     base = StepContext(0, 0, 4, None, torch.device("cpu"))
     assert torch.equal(method.training_clips(x, y, base), x)  # the base step trains on sharp clips
-    assert torch.equal(build_method("civc", {}).training_clips(x, y, step), x)  # full-size exemplars: off
+    full_size = build_method("civc", {"exemplar_scale": 1})
+    assert torch.equal(full_size.training_clips(x, y, step), x)  # full-size exemplars: off
     checker = torch.zeros(1, 1, 1, 4, 4)
     checker[..., ::2, ::2] = checker[..., 1::2, 1::2] = 1.0
     assert torch.allclose(at_scale(checker, 0.5), torch.full_like(checker, 0.5))  # 2×2 areas averaged

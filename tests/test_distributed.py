@@ -190,8 +190,9 @@ def test_incremental_on_two_processes_matches_one_process(tmp_path: Path, method
     distillation along trajectories, class-balanced fine-tuning of the head and the margin ranking loss, whose mean over the global batch's old-class samples needs each
     process to divide by its share of the global count (`distributed.process_share`): a per-process mean left
     civc 1.4 apart. Herding keeps 3 of 6 clips a class: with all 6 kept it orders nearly tied candidates, and a
-    memory's order seeds its clips' augmentation."""
-    every_part = "{logit_weight: 1, spatial_weight: 1, temporal_weight: 1, key_frames: 4, cbf_epochs: 1}"
+    memory's order seeds its clips' augmentation. Full-size exemplar frames: with smaller ones, which new clips
+    civc shows at their resolution is drawn per process, so a DDP run is not the one-process run to the bit."""
+    every_part = "{logit_weight: 1, spatial_weight: 1, temporal_weight: 1, key_frames: 4, cbf_epochs: 1, exemplar_scale: 1}"
     name = "{name: icarl}" if method == "icarl" else f"{{name: civc, options: {every_part}}}"
     text = INCREMENTAL.replace("{name: icarl}", name)
     one, two, _, _ = _one_and_two(tmp_path, text, job="incremental")

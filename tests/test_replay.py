@@ -110,7 +110,9 @@ def test_a_steps_consistency_keeps_the_stored_key_frames_or_half_the_clip() -> N
 
 
 def test_stream_with_interpolated_replay_and_consistency(tmp_path: Path) -> None:
-    cfg = tiny(method={"name": "civc", "options": {"key_frames": 2, "granularity": "fixed"}})
+    cfg = tiny(
+        method={"name": "civc", "options": {"key_frames": 2, "granularity": "fixed", "exemplar_scale": 1}}
+    )
     cfg.memory.replay = "interpolate"
     cfg.train.temporal_consistency.weight = 0.5
     results = run_incremental(cfg, tmp_path / "run")
@@ -146,14 +148,19 @@ def test_adaptive_granularity_stores_key_frames_for_faithful_replays_and_whole_c
     from distillkit.incremental import replay
 
     monkeypatch.setattr(replay, "faithful", lambda w, r, lg, lb, t: torch.full((len(w),), keep))
-    options = {"key_frames": 2, "granularity": "adaptive"}
+    options = {"key_frames": 2, "granularity": "adaptive", "exemplar_scale": 1}
     results = run_incremental(tiny(method={"name": "civc", "options": options}), tmp_path / "run")
     memory = results["memory_per_step"]
     if keep:
         assert [m["frames"] for m in memory] == [24, 48, 48] and [m["videos"] for m in memory] == [12, 24, 24]
         assert memory[-1]["whole_clips"] == 0
         fixed = run_incremental(
-            tiny(method={"name": "civc", "options": {"key_frames": 2, "granularity": "fixed"}}),
+            tiny(
+                method={
+                    "name": "civc",
+                    "options": {"key_frames": 2, "granularity": "fixed", "exemplar_scale": 1},
+                }
+            ),
             tmp_path / "fixed",
         )
         assert fixed["accuracy_matrix"] == results["accuracy_matrix"]
