@@ -4,6 +4,7 @@
     python benchmarks/civc_bench.py --dev                 # dev orders 100, 101: civc's options, defaults chosen
     python benchmarks/civc_bench.py --preset appearance
     python benchmarks/civc_bench.py --entries lucir icarl "civc + TC"   # a subset of the entries
+    python benchmarks/civc_bench.py --preset appearance --budget   # civc, iCaRL and TCD at 3 budgets, a plot
 
 Every run is a `distillkit incremental` run of `configs/incremental_civc_bench.yaml` (same backbone, epochs and
 frame budget for all; only the method, its options and the class order change), `--jobs` at a time on one CPU
@@ -97,6 +98,7 @@ LOGIT_ADJUSTMENT = ("method.options.logit_adjustment=1",)
 """Logit-adjusted cross-entropy, τ = 1."""
 INTERPOLATE = ("memory.replay=interpolate",)
 HALF_BUDGET = ("memory.budget_frames=720",)
+TWICE_BUDGET = ("memory.budget_frames=2880",)
 
 FULL_SIZE = ("method.options.exemplar_scale=1",)
 """Exemplar frames at the videos' size: civc's default until smaller frames were chosen on the development orders.
@@ -126,7 +128,12 @@ ENTRIES = [
     Entry(FULL, "civc", FULL_SIZE),
     Entry("civc, new clips sharp", "civc", SHARP),
     Entry("civc, half-size frames", "civc", ("method.options.exemplar_scale=0.5",)),
-    full_size("civc (full-size frames), twice the budget", ("memory.budget_frames=2880",)),
+    full_size("civc (full-size frames), twice the budget", TWICE_BUDGET),
+    Entry("civc, twice the budget", "civc", TWICE_BUDGET),
+    Entry("icarl, half budget", "icarl", HALF_BUDGET),
+    Entry("icarl, twice the budget", "icarl", TWICE_BUDGET),
+    Entry("tcd, half budget", "tcd", HALF_BUDGET),
+    Entry("tcd, twice the budget", "tcd", TWICE_BUDGET),
     # the parts before smaller frames, one switched back on (or off) against civc with full-size frames
     full_size("civc (full-size frames), half budget", HALF_BUDGET),
     full_size("civc (full-size frames) + key-frames", KEY_FRAMES),
@@ -219,6 +226,15 @@ smaller frames with full-size ones, and up to the running statistics with the ol
 and what was tried after, against the strongest baselines and the civc each attempt varies."""
 AGAINST_BASELINES = ("civc", "civc, half budget", FULL, "civc as designed")
 """The entries compared with every baseline (the others only with civc)."""
+BUDGETS = (720, 1440, 2880)
+"""The frame budgets of the budget plot (`--budget`): half, the config's, twice."""
+BUDGET_ENTRIES = {
+    method: dict(zip(BUDGETS, (f"{method}, half budget", method, f"{method}, twice the budget"), strict=True))
+    for method in ("civc", "icarl", "tcd")
+}
+"""The entry of each method at each budget of the plot (`--budget`)."""
+
+LEGEND = {"civc": "civc (cosine head)", "icarl": "iCaRL (NME)", "tcd": "TCD (local similarity)"}
 
 # two-sided 95 % quantiles of Student's t for 1..30 degrees of freedom
 _T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
@@ -245,7 +261,10 @@ class Bench:
         self.orders = args.orders or (DEV if args.dev else HELD_OUT)
         self.root = ROOT / "runs" / "bench" / "civc_bench" / args.preset
         known = {e.label: e for e in ENTRIES}
-        labels = args.entries or (list(known) if args.all else DEV_TABLE if args.dev else TABLE)
+        if args.budget:
+            labels = [label for by_budget in BUDGET_ENTRIES.values() for label in by_budget.values()]
+        else:
+            labels = args.entries or (list(known) if args.all else DEV_TABLE if args.dev else TABLE)
         missing = [label for label in labels if label not in known]
         if missing:
             raise SystemExit(f"unknown entries {missing}; known: {sorted(known)}")
@@ -355,6 +374,70 @@ class Bench:
         print(text)
         return text
 
+    def budget_report(self, reused: int, wall: float) -> str:
+        """Average incremental accuracy of civc, iCaRL and TCD at each budget of `BUDGETS` (mean, std and 95 %
+        t-interval over the orders), civc's paired differences with the two at each budget, and a plot."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        accs = {e.label: [r["avg_incremental_accuracy"] for r in self.own(e.label)] for e in self.entries}
+        name = f"civc_budget_{self.args.preset}"
+        lines = [
+            f"# {name}", "", f"`{self.command()}`", "",
+            f"{self.args.preset} preset, `configs/incremental_civc_bench.yaml` at {', '.join(map(str, BUDGETS))} "
+            f"frames (`memory.budget_frames`; civc's smaller frames count by their pixels); class orders "
+            f"{self.orders}. Each method by its own classifier; average incremental accuracy (%), mean ± std and "
+            "95 % t-interval over orders.", "",
+            "| Method | " + " | ".join(f"{b} frames" for b in BUDGETS) + " |", "|---|" + "---|" * len(BUDGETS),
+        ]  # fmt: skip
+        fig, ax = plt.subplots(figsize=(5.5, 4))
+        for method, by_budget in BUDGET_ENTRIES.items():
+            stats = [paired(accs[by_budget[b]]) for b in BUDGETS]
+            lines.append(
+                f"| {method} | "
+                + " | ".join(
+                    f"{s['mean']:.2f} ± {s['std']:.2f} [{s['ci95'][0]:.1f}, {s['ci95'][1]:.1f}]"
+                    for s in stats
+                )
+                + " |"
+            )
+            means = [s["mean"] for s in stats]
+            half = [s["ci95"][1] - s["mean"] for s in stats]
+            ax.errorbar(BUDGETS, means, yerr=half, marker="o", capsize=3, label=LEGEND[method])
+        lines += ["", "civc − baseline at the same budget, paired by order:", "",
+                  "| Budget | Baseline | Differences per order | Mean ± std | 95 % interval | Verdict |",
+                  "|---|---|---|---|---|---|"]  # fmt: skip
+        for b in BUDGETS:
+            for method in ("icarl", "tcd"):
+                diffs = [x - y for x, y in zip(accs[BUDGET_ENTRIES["civc"][b]], accs[BUDGET_ENTRIES[method][b]],
+                                               strict=True)]  # fmt: skip
+                s = paired(diffs)
+                lo, hi = s["ci95"]
+                lines.append(
+                    f"| {b} | {method} | {' / '.join(f'{d:+.1f}' for d in diffs)} | {s['mean']:+.2f} ± "
+                    f"{s['std']:.2f} | [{lo:+.2f}, {hi:+.2f}] | {verdict(s['ci95'])} |"
+                )
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(BUDGETS, [str(b) for b in BUDGETS])
+        ax.set_xlabel("memory budget (frames at full size)")
+        ax.set_ylabel("average incremental accuracy (%)")
+        ax.set_title(f"Synthetic {self.args.preset} videos, orders {', '.join(map(str, self.orders))} "
+                     "(bars: 95 % interval)", fontsize=9)  # fmt: skip
+        ax.grid(alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        fig.savefig(RESULTS / f"{name}.png", dpi=120)
+        plt.close(fig)
+        lines += ["", f"![accuracy against the frame budget]({name}.png)", "",
+                  f"{wall / 60:.0f} min wall clock ({reused} runs reused), {self.args.jobs} runs at a time."]  # fmt: skip
+        text = "\n".join(lines) + "\n"
+        (RESULTS / f"{name}.md").write_text(text)
+        print(text)
+        return text
+
     def base_lines(self) -> list[str]:
         """The base step's CNN accuracy per order of every entry that trains its own base model, and those below
         `BASE_MIN`."""
@@ -394,6 +477,7 @@ class Bench:
         cmd = "python benchmarks/civc_bench.py" + (f" --preset {a.preset}" if a.preset != "motion" else "")
         cmd += " --dev" if a.dev else ""
         cmd += " --all" if a.all else ""
+        cmd += " --budget" if a.budget else ""
         cmd += (" --orders " + " ".join(map(str, a.orders))) if a.orders else ""
         return cmd + ((" --entries " + " ".join(f'"{x}"' for x in a.entries)) if a.entries else "")
 
@@ -407,9 +491,12 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--orders", nargs="+", type=int, help=f"class-order seeds (default {HELD_OUT})")
     parser.add_argument("--entries", nargs="+", metavar="LABEL", help="the entries to run, by label")
     parser.add_argument("--all", action="store_true", help="every entry (default: the table's, or --dev's)")
+    parser.add_argument(
+        "--budget", action="store_true", help=f"civc, iCaRL and TCD at {BUDGETS} frames, with a plot"
+    )
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time (one CPU thread each)")
     bench = Bench(parser.parse_args(argv))
-    return bench.report(*bench.run())
+    return (bench.budget_report if bench.args.budget else bench.report)(*bench.run())
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ def test_summary_merges_by_preset_method_baseline_and_held_out(bench, tmp_path, 
 
 def test_every_entry_builds_and_shares_a_base_model_by_head(bench) -> None:
     b = bench.Bench(
-        type("Args", (), {"orders": None, "dev": False, "preset": "motion", "entries": None, "all": True})()
+        type("Args", (), {"orders": None, "dev": False, "preset": "motion", "entries": None, "all": True, "budget": False})()
     )
     assert b.orders == bench.HELD_OUT and set(b.orders).isdisjoint(bench.DEV)
     owners = {e.label: b.owner(e) for e in b.entries}
@@ -54,7 +54,7 @@ def test_every_entry_builds_and_shares_a_base_model_by_head(bench) -> None:
 
 
 def test_the_report_names_a_base_model_below_the_bar(bench, tmp_path) -> None:
-    args = {"orders": [0, 1], "dev": False, "preset": "motion", "all": False, "jobs": 1,
+    args = {"orders": [0, 1], "dev": False, "preset": "motion", "all": False, "jobs": 1, "budget": False,
             "entries": ["lucir", "icarl", "civc"]}  # fmt: skip
     b = bench.Bench(type("Args", (), args)())
     b.root = tmp_path
@@ -83,7 +83,7 @@ def test_report_pairs_civc_with_the_baselines_and_civc_options_with_the_civc_the
 ) -> None:
     monkeypatch.setattr(bench, "RESULTS", tmp_path)
     full, keys = "civc, full-size frames", "civc (full-size frames) + key-frames"
-    args = {"orders": [0, 1, 2], "dev": False, "preset": "motion", "all": False, "jobs": 2,
+    args = {"orders": [0, 1, 2], "dev": False, "preset": "motion", "all": False, "jobs": 2, "budget": False,
             "entries": ["lucir", "civc", "civc, new clips sharp", full, keys]}  # fmt: skip
     b = bench.Bench(type("Args", (), args)())
     b.root = tmp_path / "runs"  # no run folders: the report reads only the figures below
@@ -106,6 +106,35 @@ def test_report_pairs_civc_with_the_baselines_and_civc_options_with_the_civc_the
         (keys, full): [1.0, 2.0, 3.0],
     }
     assert all(c["held_out"] for c in summary)
+
+
+def test_budget_report_tables_each_method_per_budget_and_pairs_civc_with_each_baseline(
+    bench, tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setattr(bench, "RESULTS", tmp_path)
+    args = {"orders": [0, 1, 2], "dev": False, "preset": "appearance", "all": False, "jobs": 2, "budget": True,
+            "entries": None}  # fmt: skip
+    b = bench.Bench(type("Args", (), args)())
+    assert [e.label for e in b.entries] == [
+        "civc, half budget", "civc", "civc, twice the budget", "icarl, half budget", "icarl",
+        "icarl, twice the budget", "tcd, half budget", "tcd", "tcd, twice the budget",
+    ]  # fmt: skip
+    budgets = {e.label: [o for o in e.overrides if o.startswith("memory.")] for e in b.entries}
+    assert budgets["icarl, twice the budget"] == ["memory.budget_frames=2880"] and budgets["tcd"] == []
+    # civc 70 + budget/720 per order; icarl 1 point below on orders 0 and 1 and 4 below on order 2; tcd level
+    base = {"civc": 70.0, "icarl": 69.0, "tcd": 70.0}
+    accs = {label: [base[m] + b_ / 720 - (3.0 * (m == "icarl") * (o == 2)) for o in range(3)]
+            for m, by_budget in bench.BUDGET_ENTRIES.items() for b_, label in by_budget.items()}  # fmt: skip
+    monkeypatch.setattr(
+        b, "own", lambda label: [{"avg_incremental_accuracy": a, "forgetting": 0.0} for a in accs[label]]
+    )
+    text = b.budget_report(0, 0.0)
+    assert "| icarl | 69.00 ± 1.73 [64.7, 73.3] | 70.00 ± 1.73 [65.7, 74.3] | 72.00 ± 1.73 [67.7, 76.3] |" in text
+    assert "| 1440 | icarl | +1.0 / +1.0 / +4.0 | +2.00 ± 1.73 | [-2.30, +6.30] | not separated |" in text
+    assert "| 2880 | tcd | +0.0 / +0.0 / +0.0 |" in text
+    assert (tmp_path / "civc_budget_appearance.png").stat().st_size > 0
+    assert (tmp_path / "civc_budget_appearance.md").read_text() == text
+    assert not (tmp_path / "civc_summary.json").exists()  # the plot chooses nothing and claims nothing
 
 
 def test_a_finished_run_is_reused_only_with_the_options_it_ran_with(bench, tmp_path) -> None:
