@@ -8,9 +8,11 @@
 
 Every run is a `distillkit incremental` run of `configs/incremental_civc_bench.yaml` (same backbone, epochs and
 frame budget for all; only the method, its options and the class order change), `--jobs` at a time on one CPU
-thread each; finished runs are reused, so the script can be stopped and started again. Entries with the same
-classifier head start from the same base model of their order (LUCIR's for a cosine head, iCaRL's for a linear
-one; a local-similarity head trains its own), so that they differ only from the first incremental step on.
+thread each; finished runs are reused, so the script can be stopped and started again. Each finished run's
+`results.json` is kept in `benchmarks/results/civc_runs/`, so that a table is rebuilt without its run folders.
+Entries with the same classifier head start from the same base model of their order (LUCIR's for a cosine head,
+iCaRL's for a linear one; a local-similarity head trains its own), so that they differ only from the first
+incremental step on.
 Each method is judged by its own classifier (iCaRL: nearest mean of exemplars; the others their head).
 
 For every comparison of an entry with a baseline the script reports the paired differences of average
@@ -38,6 +40,9 @@ from distillkit.incremental.metrics import classifier_figures
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 CONFIG = ROOT / "configs" / "incremental_civc_bench.yaml"
+ARCHIVE = RESULTS / "civc_runs"
+"""Every finished run's `results.json`, by preset, entry and order: the tables can be rebuilt, and a run is not
+repeated, after the run folders (kept out of git) are gone."""
 HELD_OUT = [0, 1, 2, 3, 4]
 """Class orders of the reported tables; they choose no default, except that an idea not earning its place on
 them is switched off."""
@@ -279,10 +284,32 @@ class Bench:
         owner = OWNERS.get(e.head())
         return None if owner is None or owner == e.label else owner
 
+    def archive_path(self, label: str, order: int) -> Path:
+        """Where the finished run's `results.json` is kept in the repository (`ARCHIVE`)."""
+        run = self.run_dir(label, order)
+        return ARCHIVE / self.args.preset / run.parent.name / f"{run.name}.json"
+
+    def archived(self, e: Entry, order: int) -> bool:
+        """Whether the archive holds this run, with the options the entry resolves to now."""
+        path = self.archive_path(e.label, order)
+        if not path.is_file():
+            return False
+        recorded = json.loads(path.read_text()).get("method_options")
+        wanted = common.built_method(e.method, e.overrides).options.model_dump(mode="json")
+        if recorded != wanted:
+            raise SystemExit(
+                f"{path} holds a run with other method options than its entry resolves to now: a default "
+                "changed since; move the file away to run it again"
+            )
+        return True
+
     def run(self) -> tuple[int, float]:
-        """Run what is missing: base-model owners first. Returns (runs reused, wall seconds)."""
+        """Run what is missing: base-model owners first. A run the archive holds is not run again, unless it owns
+        the base model of a run still to do (the model itself is not archived). Returns (runs reused, wall
+        seconds)."""
         needed = {self.owner(e) for e in self.entries} - {None}
         todo = [e for e in ENTRIES if e.label in needed and e not in self.entries] + self.entries
+        pending = {(e.label, o) for e in todo for o in self.orders if not self.archived(e, o)}
         start, reused = time.perf_counter(), 0
         for owners_phase in (True, False):
             with ThreadPoolExecutor(self.args.jobs) as pool:
@@ -291,20 +318,41 @@ class Bench:
                     if (self.owner(e) is None) != owners_phase:
                         continue
                     for o in self.orders:
+                        base_of_pending = any(
+                            self.owner(d) == e.label and (d.label, o) in pending for d in todo
+                        )
+                        if (e.label, o) not in pending and not base_of_pending:
+                            reused += 1
+                            continue
                         extra = [*PRESETS[self.args.preset], *HEAD_OVERRIDES.get(e.head(), ()), *e.overrides]
                         if (owner := self.owner(e)) is not None:
                             extra.append(f"train.base_model={self.run_dir(owner, o)}")
-                        futures.append(
-                            pool.submit(common.run_one, CONFIG, self.run_dir(e.label, o), e.method, o, extra)
+                        run = pool.submit(
+                            common.run_one, CONFIG, self.run_dir(e.label, o), e.method, o, extra
                         )
-                for future in futures:
+                        futures.append((e.label, o, run))
+                for label, o, future in futures:
                     message = future.result()[0]
                     reused += message.endswith("already done")
+                    self.keep(label, o)
                     print(message, flush=True)
         return reused, time.perf_counter() - start
 
+    def keep(self, label: str, order: int) -> None:
+        """Copy a finished run's `results.json` into the archive (a run folder is lost with the machine; where both
+        exist, the folder's is the one its dependents' base model belongs to)."""
+        source, path = self.run_dir(label, order) / "results.json", self.archive_path(label, order)
+        if (source.parent / "finished").is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(source.read_text())
+
+    def results(self, label: str, order: int) -> dict:
+        """A run's `results.json`, from its folder or else from the archive."""
+        run = self.run_dir(label, order) / "results.json"
+        return json.loads((run if run.is_file() else self.archive_path(label, order)).read_text())
+
     def own(self, label: str) -> list[dict]:
-        return [common.own_classifier(self.run_dir(label, o)) for o in self.orders]
+        return [common.own_classifier_results(self.results(label, o)) for o in self.orders]
 
     def report(self, reused: int, wall: float) -> str:
         accs = {e.label: [r["avg_incremental_accuracy"] for r in self.own(e.label)] for e in self.entries}
@@ -443,10 +491,11 @@ class Bench:
         `BASE_MIN`."""
         accs = {}
         for e in self.entries:
-            if self.owner(e) is None and (self.run_dir(e.label, self.orders[0]) / "results.json").is_file():
-                runs = [
-                    json.loads((self.run_dir(e.label, o) / "results.json").read_text()) for o in self.orders
-                ]
+            first = self.run_dir(e.label, self.orders[0]) / "results.json"
+            if self.owner(e) is None and (
+                first.is_file() or self.archive_path(e.label, self.orders[0]).is_file()
+            ):
+                runs = [self.results(e.label, o) for o in self.orders]
                 accs[e.label] = [classifier_figures(r, "cnn")["accuracy_per_step"][0] for r in runs]
         if not accs:
             return []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -135,6 +136,40 @@ def test_budget_report_tables_each_method_per_budget_and_pairs_civc_with_each_ba
     assert (tmp_path / "civc_budget_appearance.png").stat().st_size > 0
     assert (tmp_path / "civc_budget_appearance.md").read_text() == text
     assert not (tmp_path / "civc_summary.json").exists()  # the plot chooses nothing and claims nothing
+
+
+def test_finished_runs_are_archived_and_not_run_again_unless_their_base_model_is_needed(
+    bench, tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setattr(bench, "ARCHIVE", tmp_path / "archive")
+    common = sys.modules["incremental_synthetic"]
+    calls: list[tuple[str, int]] = []
+
+    def run_one(config, out, method, order, overrides):
+        calls.append((out.parent.name, order))
+        out.mkdir(parents=True)
+        options = common.built_method(method, overrides).options.model_dump(mode="json")
+        (out / "results.json").write_text(json.dumps({"method_options": options, "order": order}))
+        (out / "finished").touch()
+        return f"{method} order {order}: 1 s", 1.0
+
+    monkeypatch.setattr(common, "run_one", run_one)
+    args = {"orders": [0, 1], "dev": False, "preset": "mixed", "all": False, "jobs": 1, "budget": False,
+            "entries": ["civc"]}  # fmt: skip
+    b = bench.Bench(type("Args", (), args)())
+    b.root = tmp_path / "runs"
+    assert b.run()[0] == 0 and calls == [("lucir", 0), ("lucir", 1), ("civc", 0), ("civc", 1)]
+    assert json.loads((tmp_path / "archive/mixed/civc/order_1.json").read_text())["order"] == 1
+    shutil.rmtree(tmp_path / "runs")  # a new machine: the run folders are gone, the archive is in git
+    calls.clear()
+    assert b.run()[0] == 4 and calls == []
+    assert b.results("civc", 1)["order"] == 1
+    (tmp_path / "archive/mixed/civc/order_1.json").unlink()  # civc order 1 to run again: lucir's base model too
+    assert b.run()[0] == 2 and calls == [("lucir", 1), ("civc", 1)]
+    stale = tmp_path / "archive/mixed/civc/order_0.json"
+    stale.write_text(json.dumps({"method_options": {}}))
+    with pytest.raises(SystemExit, match="other method options"):
+        b.run()
 
 
 def test_a_finished_run_is_reused_only_with_the_options_it_ran_with(bench, tmp_path) -> None:
