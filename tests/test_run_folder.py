@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -204,6 +207,50 @@ def test_marker_leftovers_and_legacy_runs(tmp_path: Path, configs) -> None:
     (tmp_path / "bad" / MARKER).write_text("[1]")
     with pytest.raises(ConfigError, match="run.json is not a distillkit run marker"):
         claim(tmp_path / "bad", "train", cfg, overwrite=True)
+
+
+def test_a_folder_in_use_by_a_live_process_is_refused_and_a_dead_ones_is_taken_over(
+    trained: Path, configs, capsys
+) -> None:
+    assert not (trained / run_folder.LOCK).exists()  # the finished run let go of its folder
+    (trained / "report.json").unlink()  # unfinished: --resume would go on with it
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        lock = {"pid": live.pid, "host": socket.gethostname(), "since": "2026-12-02T10:00:00+0000"}
+        (trained / run_folder.LOCK).write_text(json.dumps(lock))
+        before = snapshot(trained)
+        for flag in ("--resume", "--overwrite"):
+            assert refused(capsys, "train", configs["train"], "--out", trained, flag) == (
+                f"--out {trained}: in use by another run (process {live.pid} on {lock['host']}, since "
+                f"{lock['since']}); wait for it to end or stop it (if it is gone, delete {trained / '.running'})"
+            )
+        assert snapshot(trained) == before
+        other_host = {**lock, "host": "elsewhere"}  # cannot be checked from here: counts as live
+        (trained / run_folder.LOCK).write_text(json.dumps(other_host))
+        assert "in use by another run" in refused(capsys, "train", configs["train"], "--out", trained, "--resume")
+    finally:
+        live.kill()
+        live.wait()
+    # the process is gone (as after a SIGKILL): its file is stale, and the run resumes
+    (trained / run_folder.LOCK).write_text(json.dumps(lock))
+    code, out, err = cli(capsys, "train", configs["train"], "--out", trained, "--resume")
+    assert code == 0 and "resume: going on with the train run" in out, err
+    assert (trained / "report.json").is_file() and not (trained / run_folder.LOCK).exists()
+
+
+def test_the_claiming_process_holds_the_folder_until_release(tmp_path: Path, configs) -> None:
+    cfg = load_train_config(configs["train"], [])
+    out = tmp_path / "run"
+    assert claim(out, "train", cfg) == "new"
+    held = json.loads((out / run_folder.LOCK).read_text())
+    assert held["pid"] == os.getpid() and held["host"] == socket.gethostname()
+    assert claim(out, "train", cfg, resume=True) == "new"  # marker and lock only: nothing written yet
+    (out / "model.pt").write_bytes(b"x")
+    assert claim(out, "train", cfg, resume=True) == "resume"  # the same process may claim again what it holds
+    run_folder.release(out)
+    assert not (out / run_folder.LOCK).exists()
+    (out / run_folder.LOCK).write_text("{")  # torn by a kill: not a holder
+    assert run_folder.holder(out) is None and claim(out, "train", cfg, resume=True) == "resume"
 
 
 def test_data_synth_refuses_a_non_empty_folder(tmp_path: Path, capsys) -> None:

@@ -17,6 +17,11 @@ resumes). Claiming a folder:
 marks it afresh. `--out` must be a writable folder (or creatable): checked with `os.access` and a real write
 probe. Every refusal is a one-line `ConfigError` naming the path and what to do.
 
+A folder is held by one live process at a time: while a job runs, rank 0 keeps ``.running`` in it (its process
+id and host), and a second claim of the folder (a ``--resume`` or ``--overwrite`` beside it) is refused naming
+that process. The file of a process that is gone (killed, crashed) on this host is taken over; the job removes it
+when it ends.
+
 Under torchrun every process checks (reading only), then rank 0 alone writes, between barriers.
 """
 
@@ -26,6 +31,7 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import tempfile
 import time
 from collections.abc import Callable
@@ -37,6 +43,7 @@ from distillkit.engine.distributed import barrier, is_main
 from distillkit.errors import ConfigError
 
 MARKER = "run.json"
+LOCK = ".running"
 _TMP_PREFIX, _TMP_SUFFIX = f".{MARKER}.", ".tmp"  # the marker's temporary files (and the write probe)
 
 Claimed = Literal["new", "resume", "overwrite", "finished"]
@@ -167,7 +174,7 @@ def _decide(
     check_writable_folder(out)
     if not out.is_dir():
         return "new"
-    if not [p for p in _entries(out) if p.name != MARKER]:
+    if not [p for p in _entries(out) if p.name not in (MARKER, LOCK)]:
         read_marker(out)  # a run.json distillkit did not write is not replaced
         return "new"  # nothing, or only the marker of a run that stopped before writing anything
     marker = read_marker(out)
@@ -202,6 +209,68 @@ def _decide(
     )
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def holder(out: Path) -> dict | None:
+    """The process holding `out` (its ``.running``: pid, host, since), None when no live process does: no file, an
+    unreadable one (torn by a kill), or that of a process on this host that is gone. A process on another host
+    cannot be checked and counts as live."""
+    try:
+        data = json.loads((out / LOCK).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("pid"), int):
+        return None
+    if data.get("host") == socket.gethostname() and not _alive(data["pid"]):
+        return None
+    return data
+
+
+def _other(data: dict | None) -> bool:
+    """Whether a holder is another process than this one (this one may claim again what it holds)."""
+    return data is not None and (data["pid"] != os.getpid() or data.get("host") != socket.gethostname())
+
+
+def _in_use(out: Path, data: dict) -> ConfigError:
+    where = f"process {data['pid']} on {data.get('host', '?')}, since {data.get('since', '?')}"
+    return ConfigError(
+        f"--out {out}: in use by another run ({where}); wait for it to end or stop it (if it is gone, delete "
+        f"{out / LOCK})"
+    )
+
+
+def _hold(out: Path) -> None:
+    """Create `out`/.running for this process (exclusively; a stale one is replaced)."""
+    data = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    for _ in range(2):
+        try:
+            fd = os.open(out / LOCK, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            if _other(live := holder(out)):
+                raise _in_use(out, live) from None
+            (out / LOCK).unlink(missing_ok=True)
+            continue
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f)
+        return
+    raise _in_use(out, holder(out) or {"pid": "?"})
+
+
+def release(out: Path) -> None:
+    """Remove `out`/.running if this process holds it (at the end of a job, however it ends)."""
+    data = holder(Path(out))
+    if data is not None and not _other(data):
+        (Path(out) / LOCK).unlink(missing_ok=True)
+
+
 def claim(
     out: Path,
     job: str,
@@ -216,17 +285,20 @@ def claim(
 
     Returns ``"new"``, ``"resume"`` (the folder holds this run; the job goes on with it) or ``"overwrite"`` (the
     folder was emptied). `finished` names the file a finished run holds: resuming returns ``"finished"`` when it
-    is there, and nothing is written.
+    is there, and nothing is written. Otherwise rank 0 now holds the folder (``.running``) until `release`.
     """
     decision = _decide(Path(out), job, cfg, resume, overwrite, legacy)  # every process: reading only
     if decision == "resume" and finished is not None:
         decision = "finished" if (out / finished).is_file() else "resume"
+    if decision != "finished" and Path(out).is_dir() and _other(live := holder(Path(out))):
+        raise _in_use(Path(out), live)
     barrier()
     if is_main():
         make_writable_folder(out)
         if decision == "overwrite":
             empty_folder(out, keep=(MARKER,))
         if decision != "finished":
+            _hold(Path(out))
             _write_marker(out, job, cfg)
     barrier()
     return decision

@@ -14,7 +14,7 @@ from distillkit.config import JobConfig, PerformanceConfig
 from distillkit.engine.distributed import is_distributed, is_main, per_process_batch, process_group
 from distillkit.engine.loop import check_performance
 from distillkit.engine.precision import job_dtype
-from distillkit.engine.run_folder import claim
+from distillkit.engine.run_folder import claim, release
 from distillkit.engine.tracking import tracking
 
 C = TypeVar("C", bound=JobConfig)
@@ -57,8 +57,12 @@ class Job(ABC, Generic[C]):
                 if is_main():
                     print(f"{out} holds this {self.name} run, finished ({self.finished}): nothing to do")
                 return json.loads((out / self.finished).read_text())
-            with tracking(cfg.tensorboard, out), job_dtype(cfg.perf):
-                return self.execute(cfg, out, device, resume)
+            try:
+                with tracking(cfg.tensorboard, out), job_dtype(cfg.perf):
+                    return self.execute(cfg, out, device, resume)
+            finally:
+                if is_main():
+                    release(out)
 
 
 def prepare(perf: PerformanceConfig, batch_size: int, out: Path, device: torch.device) -> None:
