@@ -136,7 +136,9 @@ def _conv(teacher: nn.Conv2d, in_ch: int, out_ch: int, design: str) -> list[nn.M
     bias = teacher.bias is not None
     if design == "depthwise" and max(teacher.kernel_size) > 1:
         return [
-            _keep_shift(teacher, nn.Conv2d(in_ch, in_ch, teacher.kernel_size, groups=in_ch, bias=False, **spatial)),
+            _keep_shift(
+                teacher, nn.Conv2d(in_ch, in_ch, teacher.kernel_size, groups=in_ch, bias=False, **spatial)
+            ),
             nn.BatchNorm2d(in_ch),
             nn.ReLU(inplace=True),
             nn.Conv2d(in_ch, out_ch, 1, bias=bias),
@@ -268,7 +270,9 @@ def design_student(
     students: list[nn.Module] = []
     for k, (block, (shape_in, shape_out)) in enumerate(zip(blocks, shapes, strict=True)):
         if isinstance(block, ClipBlock):  # clips (N, T, C, H, W): designed on its frame layers
-            frames = design_student_block(block.frames, shape_in[2], shape_out[2], design, ratio, init, residual)
+            frames = design_student_block(
+                block.frames, shape_in[2], shape_out[2], design, ratio, init, residual
+            )
             student: nn.Module = ClipBlock(frames)
         else:
             student = design_student_block(block, shape_in[1], shape_out[1], design, ratio, init, residual)
