@@ -28,8 +28,10 @@ from distillkit.config import (
     ImageDataConfig,
     Section,
     TrainConfig,
+    VideoCompressConfig,
     VideoTrainConfig,
     apply_overrides,
+    load_compress_config,
     load_config,
     load_train_config,
     validate,
@@ -295,6 +297,20 @@ def _train_config(config: ConfigLike, overrides: Sequence[str]) -> TrainConfig |
     return _config(config, TrainConfig, overrides)  # the error names what is accepted
 
 
+def _compress_config(config: ConfigLike, overrides: Sequence[str]) -> CompressConfig | VideoCompressConfig:
+    if isinstance(config, (str, Path)):
+        return load_compress_config(config, list(overrides))
+    if isinstance(config, (CompressConfig, VideoCompressConfig)):
+        return _config(config, type(config), overrides)
+    if isinstance(config, dict):
+        task = config.get("task", "image")
+        for text in overrides:
+            if text.split("=", 1)[0].strip() == "task":
+                task = text.split("=", 1)[1].strip()
+        return _config(config, VideoCompressConfig if task == "video" else CompressConfig, overrides)
+    return _config(config, CompressConfig, overrides)  # the error names what is accepted
+
+
 # ------------------------------------------------------------------------------------------------- jobs
 def train(
     config: ConfigLike,
@@ -329,9 +345,7 @@ def compress(
     from distillkit.jobs import CompressJob
 
     out = out_path(out)
-    report = CompressJob().run(
-        _config(config, CompressConfig, overrides), out, resume=resume, overwrite=overwrite
-    )
+    report = CompressJob().run(_compress_config(config, overrides), out, resume=resume, overwrite=overwrite)
     return compress_result(report, out)
 
 
