@@ -162,8 +162,7 @@ class VideoTeacherConfig(Section):
 
 
 class VideoCompressConfig(JobConfig):
-    """`distillkit compress` with `task: video`: a TSM/TSN video classifier → student by PBKD, with optional
-    baselines. Blocks are cut between residual units; student units keep the teacher's temporal shift."""
+    """`distillkit compress` with `task: video`: a TSM/TSN video classifier → student by PBKD, with optional baselines."""
 
     task: Literal["video"] = "video"
     """Must be `video`."""
