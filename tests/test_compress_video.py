@@ -297,3 +297,25 @@ def test_an_incremental_runs_final_model_compresses_on_the_classes_it_has_seen(t
     assert "6 classes the incremental run has seen" in raw["video"]["trained_on"]
     # accuracy on all classes seen, labels in the run's class order: the run's own final figure
     assert report.teacher.accuracy == pytest.approx(results["final_accuracy"])
+
+
+def test_baselines_train_every_weight_of_their_student(
+    teacher_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Shortcuts (and a stem copied when the student's would cost more) are fresh copies of the frozen teacher's
+    parts: a baseline must unfreeze them, or they stay at their random initialisation."""
+    import distillkit.jobs.compress as job
+
+    real, frozen = job.fit, {}
+
+    def recording(objective, *args, **kwargs):
+        if kwargs.get("desc", "").startswith("baseline"):
+            named = objective.trainable_module().named_parameters()
+            frozen[kwargs["desc"]] = [n for n, p in named if not p.requires_grad]
+        return real(objective, *args, **kwargs)
+
+    monkeypatch.setattr(job, "fit", recording)
+    tree = _compress_tree(teacher_run) | {"baselines": {"methods": ["scratch", "kd"]}, "export_onnx": False}
+    tree["pbkd"] = {"stage": {"steps": 1}}
+    VideoCompressionRun(VideoCompressConfig.model_validate(tree), tmp_path / "run", quiet=True).run()
+    assert frozen == {"baseline scratch": [], "baseline kd": []}

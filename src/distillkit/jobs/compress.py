@@ -430,6 +430,8 @@ class CompressionRun:
                 teacher.blocks, shapes, s.design, ratio, "random", s.residual, s.copy_if_costlier
             )
             net = BlockwiseNet(fresh, fresh_copy(teacher.head), teacher.names).to(self.device)
+            # every weight trains: parts copied from the frozen teacher (shortcuts, a copied stem) come frozen
+            net.requires_grad_(True)
             result = fit(
                 StudentObjective(method, net, teacher, cfg.baselines),
                 train_loader,
