@@ -94,7 +94,7 @@ def main() -> None:
         "",
         "## (a) A trained TSM ResNet-18 (width 1/8), 18 classes",
         "",
-        "Teacher: `configs/train_video_synthetic_motion_18.yaml` (40 training, 20 test videos a class; 15 epochs, "
+        "Teacher: `configs/train_video_synthetic_motion_18.yaml` (40 training, 20 test videos a class; 40 epochs, "
         "seed 0, trained once). Student: `configs/compress_synthetic_motion_tsm.yaml` — the thin design at the "
         "largest filter ratio giving ≥ 2× fewer MACs, blocks = stem + 4 stages, PBKD stages of 3 epochs each, no "
         "fine-tune; scratch and KD (α 0.9, T 4) train the same architecture from fresh weights for the same number "

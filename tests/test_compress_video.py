@@ -238,6 +238,12 @@ def test_compress_video_writes_the_report(teacher_run: Path, tmp_path: Path) -> 
     assert (tmp_path / "run" / "student.onnx").is_file() and report["onnx"]["max_abs_diff"] < 1e-4
     assert "## What each block sees" in (tmp_path / "run" / "report.md").read_text()
     assert result.student.accuracy == s["accuracy"]
+    assert video["clip_shape"] == [T, 3, 16, 16]
+    loaded, clips = api.load_student(tmp_path / "run"), torch.randn(2, T, 3, 16, 16)
+    assert count_macs(loaded, (1, T, 3, 16, 16)) == s["macs"]
+    saved = torch.load(tmp_path / "run" / "student.pt", weights_only=True)
+    assert all(torch.equal(v, saved[k]) for k, v in loaded.state_dict().items())
+    assert loaded(clips).shape == (2, 3)
 
 
 class Crash(Exception):

@@ -538,6 +538,7 @@ class VideoCompressionRun(CompressionRun):
             return clip_accuracy(model, test_loader, self.device, segments)
 
         meter = Meter(cfg.profile, input_shape, test_loader, self.device, accuracy, "clips")
+        self.clip_shape = list(input_shape)
         teacher = split_video_model(self.found.model, cfg.blocks).to(self.device)
         return Prepared(train_loader, input_shape, meter, obtained, teacher, len(data.train))
 
@@ -564,6 +565,7 @@ class VideoCompressionRun(CompressionRun):
                 "teacher_run": str(self.cfg.teacher.from_run),
                 "teacher_kind": found.kind,
                 "num_segments": segments,
+                "clip_shape": self.clip_shape,
                 "classes": len(found.classes),
                 "trained_on": self.trained_on,
                 "frames_per_unit": 3 if segments > 1 and any(b["shifts"] for b in blocks) else 1,
