@@ -125,8 +125,7 @@ class CompressConfig(JobConfig):
 
 
 VIDEO_OPTIM = OptimConfig(name="adamw", lr=0.002, weight_decay=1e-4)
-"""The video sections' default optimiser: AdamW as the video train and incremental presets use (SGD at 0.05 left
-the small TSMs of the motion benchmark at chance)."""
+"""The video sections' default optimiser: AdamW at lr 0.002, as the video train and incremental presets use."""
 
 
 class VideoFinetuneConfig(FinetuneConfig):
