@@ -135,7 +135,10 @@ def main() -> None:
     lines += table(header, rows)
     lines += [
         f"Chance is {100 / 18:.2f} %, and a training cross-entropy of ln 18 = {math.log(18):.2f} is a model that has "
-        "learnt nothing (the CE logged over the last 25–50 steps).",
+        "learnt nothing (the CE logged over the last 25–50 steps). PBKD's student starts from the teacher's filters, "
+        "the baselines from fresh weights: a baseline whose last CE is near ln 18 never left the task's initial "
+        "plateau within the budget, so these differences measure PBKD with inherited weights against baselines "
+        "that did or did not leave it, not the blockwise stages against KD from the same start (not run).",
         "",
     ]
     first = next(iter(reports.values()))
