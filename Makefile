@@ -54,6 +54,7 @@ bench-loader: $(STAMP)
 
 docs: $(STAMP)
 	$(BIN)/distillkit config compress > docs/config-compress.md
+	$(BIN)/distillkit config compress-video > docs/config-compress-video.md
 	$(BIN)/distillkit config train > docs/config-train.md
 	$(BIN)/distillkit config train-video > docs/config-train-video.md
 	$(BIN)/distillkit config incremental > docs/config-incremental.md

@@ -69,7 +69,7 @@ def test_reference_lists_every_key() -> None:
 
 def test_shipped_configs_validate() -> None:
     from distillkit.cli import preset
-    from distillkit.config import load_train_config
+    from distillkit.config import load_compress_config, load_train_config
     from distillkit.incremental.config import IncrementalConfig
 
     root = Path(__file__).resolve().parents[1] / "configs"
@@ -82,7 +82,7 @@ def test_shipped_configs_validate() -> None:
         elif name.startswith(("incremental_", "demo_incremental")):
             load_config(path, IncrementalConfig)
         else:
-            load_config(path, CompressConfig)
+            load_compress_config(path)
 
 
 # ------------------------------------------------------------------------------------------ `_base_` inheritance

@@ -28,8 +28,10 @@ from distillkit.config import (
     ImageDataConfig,
     Section,
     TrainConfig,
+    VideoCompressConfig,
     VideoTrainConfig,
     apply_overrides,
+    load_compress_config,
     load_config,
     load_train_config,
     validate,
@@ -295,6 +297,20 @@ def _train_config(config: ConfigLike, overrides: Sequence[str]) -> TrainConfig |
     return _config(config, TrainConfig, overrides)  # the error names what is accepted
 
 
+def _compress_config(config: ConfigLike, overrides: Sequence[str]) -> CompressConfig | VideoCompressConfig:
+    if isinstance(config, (str, Path)):
+        return load_compress_config(config, list(overrides))
+    if isinstance(config, (CompressConfig, VideoCompressConfig)):
+        return _config(config, type(config), overrides)
+    if isinstance(config, dict):
+        task = config.get("task", "image")
+        for text in overrides:
+            if text.split("=", 1)[0].strip() == "task":
+                task = text.split("=", 1)[1].strip()
+        return _config(config, VideoCompressConfig if task == "video" else CompressConfig, overrides)
+    return _config(config, CompressConfig, overrides)  # the error names what is accepted
+
+
 # ------------------------------------------------------------------------------------------------- jobs
 def train(
     config: ConfigLike,
@@ -329,9 +345,7 @@ def compress(
     from distillkit.jobs import CompressJob
 
     out = out_path(out)
-    report = CompressJob().run(
-        _config(config, CompressConfig, overrides), out, resume=resume, overwrite=overwrite
-    )
+    report = CompressJob().run(_compress_config(config, overrides), out, resume=resume, overwrite=overwrite)
     return compress_result(report, out)
 
 
@@ -451,6 +465,8 @@ def load_student(run_dir_or_path: str | Path) -> nn.Module:
     path = given if given.is_file() else folder / "student.pt"
     what = "load_student loads the student of a finished `distillkit compress` run"
     report = _finished_report(folder, "compress", what)
+    if report["config"].get("task") == "video":
+        return _load_video_student(folder, path, report)
     cfg = validate(report["config"], CompressConfig, source=f"{folder / 'report.json'}: config")
     channels, classes = _image_shape(cfg.data)
     t = cfg.teacher
@@ -464,6 +480,31 @@ def load_student(run_dir_or_path: str | Path) -> nn.Module:
         ratio = report.get("student_ratio", s.ratio)  # the ratio `student.macs_reduction` chose
         blocks = design_student(
             teacher.blocks, shapes, s.design, ratio, "random", s.residual, s.copy_if_costlier
+        )
+        student = BlockwiseNet(blocks, copy.deepcopy(teacher.head), teacher.names)
+    return _load_state(student, path, "the student of the run's config")
+
+
+def _load_video_student(folder: Path, path: Path, report: dict) -> nn.Module:
+    """The student of a video compress run, rebuilt on its teacher run's model (`teacher.from_run`, still needed)."""
+    from distillkit.compress.student import design_student
+    from distillkit.compress.video import load_video_teacher
+    from distillkit.models.blocks import BlockwiseNet, block_shapes
+    from distillkit.models.video_blocks import split_video_model
+
+    cfg = validate(report["config"], VideoCompressConfig, source=f"{folder / 'report.json'}: config")
+    with torch.random.fork_rng(devices=[]):
+        teacher = split_video_model(load_video_teacher(Path(cfg.teacher.from_run)).model, cfg.blocks)
+        shapes = block_shapes(teacher, torch.zeros(2, *report["video"]["clip_shape"]))
+        s = cfg.student
+        blocks = design_student(
+            teacher.blocks,
+            shapes,
+            s.design,
+            report["student_ratio"],
+            "random",
+            s.residual,
+            s.copy_if_costlier,
         )
         student = BlockwiseNet(blocks, copy.deepcopy(teacher.head), teacher.names)
     return _load_state(student, path, "the student of the run's config")

@@ -15,6 +15,7 @@ from distillkit.errors import ConfigError, DistillkitError
 
 _SCHEMAS = {
     "compress": "distillkit.config:CompressConfig",
+    "compress-video": "distillkit.config:VideoCompressConfig",
     "train": "distillkit.config:TrainConfig",
     "train-video": "distillkit.config:VideoTrainConfig",
     "incremental": "distillkit.incremental.config:IncrementalConfig",

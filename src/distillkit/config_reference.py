@@ -55,16 +55,19 @@ def method_options_reference() -> str:
     return "\n".join(lines)
 
 
-def _rows(schema: type[Section], prefix: str, lines: list[str]) -> None:
+def _rows(schema: type[Section], prefix: str, lines: list[str], given: Section | None = None) -> None:
+    """Rows of `schema`'s keys; `given`: the section's default value where its field sets one (whose values are
+    the defaults, e.g. a fine-tune's `OptimConfig(lr=0.01)`), else its class's defaults."""
     fields = schema.model_fields
     for name in sorted(fields, key=lambda n: issubclass(schema, JobConfig) and n in LAST):
         field, key = fields[name], prefix + name
         section = _section_type(field.annotation)
         if section is not None and field.annotation is section:
             lines.append(f"| `{key}` | section | | {_cell(field.description or section.__doc__)} |")
-            _rows(section, key + ".", lines)
+            inner = getattr(given, name) if given is not None else field.default
+            _rows(section, key + ".", lines, inner if isinstance(inner, Section) else None)
             continue
-        default: Any = field.default
+        default: Any = getattr(given, name) if given is not None else field.default
         if default is PydanticUndefined:
             default = "required"
         elif isinstance(default, Section):

@@ -19,7 +19,8 @@ class StudentObjective(WholeStudentObjective):
     - kd: (1 − α)·CE + α·KD(T) (Hinton et al., 2015).
     - fitnets: CE + w·MSE between the middle block outputs (the hint; Romero et al., 2015). Student blocks
       restore the teacher's channels, so no regressor is needed; trained jointly rather than in two stages.
-    - at: CE + β·Σ attention losses at every block output (Zagoruyko & Komodakis, 2017).
+    - at: CE + β·Σ attention losses at every block output (Zagoruyko & Komodakis, 2017); of clips
+      (N, T, C, H, W), each frame's attention map.
     """
 
     def __init__(
@@ -47,6 +48,12 @@ class StudentObjective(WholeStudentObjective):
             hint = hint_loss(feats[k], teacher_feats[k])
             return ce + self.cfg.fitnets_weight * hint, {"ce": ce.detach(), "hint": hint.detach()}
         if self.method == "at":
-            at = torch.stack([attention_loss(s, t) for s, t in zip(feats, teacher_feats, strict=True)]).sum()
+            pairs = zip(map(_frames, feats), map(_frames, teacher_feats), strict=True)
+            at = torch.stack([attention_loss(s, t) for s, t in pairs]).sum()
             return ce + self.cfg.at_weight * at, {"ce": ce.detach(), "at": at.detach()}
         raise ValueError(f"unknown baseline '{self.method}'")
+
+
+def _frames(features: torch.Tensor) -> torch.Tensor:
+    """Feature maps (N, C, H, W): clips' (N, T, C, H, W) as N·T frames."""
+    return features.flatten(0, 1) if features.dim() == 5 else features

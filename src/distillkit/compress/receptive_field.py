@@ -3,7 +3,9 @@
 For each value the pair (rf, jump) is tracked per spatial axis: `rf` is how many input pixels one output unit
 sees, `jump` the distance in input pixels between neighbouring output units. A k×k conv or pool with stride s and
 dilation d maps (rf, jump) → (rf + (k − 1)·d·jump, jump·s). Element-wise joins (residual adds) take the largest
-receptive field of their inputs (Araujo et al., "Computing receptive fields of CNNs", Distill 2019).
+receptive field of their inputs (Araujo et al., "Computing receptive fields of CNNs", Distill 2019). Subclasses of
+conv and pooling layers count as what they are (TSM's `ShiftConv2d` moves channels along time, not space);
+reshapes between clips and frames (`models.video_blocks.ClipBlock`) leave the field as it is.
 """
 
 from __future__ import annotations
@@ -26,6 +28,13 @@ class ReceptiveField:
     jump: tuple[int, int]
 
 
+class _Tracer(fx.Tracer):
+    """Keeps every conv and pooling layer whole, subclasses included (their own forward may not trace)."""
+
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        return isinstance(m, _WINDOWED) or super().is_leaf_module(m, module_qualified_name)
+
+
 def _pair(v: int | tuple[int, ...]) -> tuple[int, int]:
     return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
 
@@ -33,7 +42,7 @@ def _pair(v: int | tuple[int, ...]) -> tuple[int, int]:
 def receptive_field(module: nn.Module) -> ReceptiveField:
     """Receptive field of one output unit of `module` (a conv block) with respect to its input."""
     try:
-        gm = fx.symbolic_trace(module)
+        gm = fx.GraphModule(module, _Tracer().trace(module))
     except Exception as exc:
         raise SplitError(
             f"receptive field: {type(module).__name__} is not traceable ({exc.__class__.__name__})"

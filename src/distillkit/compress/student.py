@@ -16,6 +16,12 @@ Designs:
 - ``thin``: each k×k conv becomes a k×k conv with `ratio` × the filters.
 - ``depthwise``: each k×k conv (k > 1) becomes a depthwise k×k conv (same stride/dilation) followed by a
   pointwise conv to `ratio` × the filters — the same receptive field for far fewer MACs.
+
+Video blocks (`models.video_blocks.ClipBlock`, a TSM/TSN network cut into blocks) are designed on their frame
+layers and wrapped again. A conv that shifts its input along time (TSM's `ShiftConv2d`, a residual unit's first
+conv) becomes a shifting conv with the same `num_segments` and `shift_div` (the first conv of the depthwise pair),
+so every student unit shifts where the teacher's does; with `residual: internal` it reads the unit's full width,
+so the same channels move.
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ from torchvision.models.resnet import BasicBlock, Bottleneck
 from distillkit.engine.profile import count_macs
 from distillkit.errors import SplitError
 from distillkit.models.blocks import BlockTracer, ResidualUnit
+from distillkit.models.tsm import ShiftConv2d
+from distillkit.models.video_blocks import ClipBlock
 
 RESIDUAL_MODES = ("internal", "branch")
 _KEEP = (nn.ReLU, nn.ReLU6, nn.SiLU, nn.GELU, nn.Identity, nn.Dropout, nn.MaxPool2d, nn.AvgPool2d)
@@ -128,12 +136,21 @@ def _conv(teacher: nn.Conv2d, in_ch: int, out_ch: int, design: str) -> list[nn.M
     bias = teacher.bias is not None
     if design == "depthwise" and max(teacher.kernel_size) > 1:
         return [
-            nn.Conv2d(in_ch, in_ch, teacher.kernel_size, groups=in_ch, bias=False, **spatial),
+            _keep_shift(
+                teacher, nn.Conv2d(in_ch, in_ch, teacher.kernel_size, groups=in_ch, bias=False, **spatial)
+            ),
             nn.BatchNorm2d(in_ch),
             nn.ReLU(inplace=True),
             nn.Conv2d(in_ch, out_ch, 1, bias=bias),
         ]
-    return [nn.Conv2d(in_ch, out_ch, teacher.kernel_size, bias=bias, **spatial)]
+    return [_keep_shift(teacher, nn.Conv2d(in_ch, out_ch, teacher.kernel_size, bias=bias, **spatial))]
+
+
+def _keep_shift(teacher: nn.Conv2d, conv: nn.Conv2d) -> nn.Conv2d:
+    """`conv`, shifting its input along time as the teacher's conv does (TSM), if it does."""
+    if isinstance(teacher, ShiftConv2d):
+        return ShiftConv2d.from_conv(conv, teacher.num_segments, teacher.shift_div)
+    return conv
 
 
 def _restore(in_ch: int, out_ch: int, relu: bool = True) -> list[nn.Module]:
@@ -243,7 +260,8 @@ def design_student(
     residual: str = "internal",
     copy_if_costlier: bool = True,
 ) -> list[nn.Module]:
-    """Student blocks for every teacher block; `shapes[k]` = (input shape, output shape) of block k.
+    """Student blocks for every teacher block; `shapes[k]` = (input shape, output shape) of block k (for a
+    `ClipBlock`, of clips: (N, T, C, H, W)).
 
     With `copy_if_costlier`, a block whose designed student would have at least the teacher block's MACs (a
     ResNet stem on grey images: one thin conv plus the 1×1 restore cost more than the teacher's conv) gets a copy
@@ -251,7 +269,13 @@ def design_student(
     """
     students: list[nn.Module] = []
     for k, (block, (shape_in, shape_out)) in enumerate(zip(blocks, shapes, strict=True)):
-        student = design_student_block(block, shape_in[1], shape_out[1], design, ratio, init, residual)
+        if isinstance(block, ClipBlock):  # clips (N, T, C, H, W): designed on its frame layers
+            frames = design_student_block(
+                block.frames, shape_in[2], shape_out[2], design, ratio, init, residual
+            )
+            student: nn.Module = ClipBlock(frames)
+        else:
+            student = design_student_block(block, shape_in[1], shape_out[1], design, ratio, init, residual)
         one = (1, *shape_in[1:])
         if copy_if_costlier and count_macs(student, one) >= count_macs(block, one):
             inherit = resolve_init(design, init) == "inherit"

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
 
 from distillkit.config.common import BudgetConfig, JobConfig, OptimConfig, TeacherConfig
-from distillkit.config.core import Section
-from distillkit.config.data import ImageDataConfig
+from distillkit.config.core import Section, build_config, parse_override, read_config
+from distillkit.config.data import ImageDataConfig, VideoDataConfig
+from distillkit.errors import ConfigError
 
 
 class StudentConfig(Section):
@@ -101,6 +103,8 @@ class ProfileConfig(Section):
 class CompressConfig(JobConfig):
     """`distillkit compress`: teacher → student by PBKD, with optional baselines."""
 
+    task: Literal["image"] = "image"
+    """`image` for this schema; a config with `task: video` is a `VideoCompressConfig`."""
     data: ImageDataConfig = ImageDataConfig()
     """Image data set."""
     teacher: TeacherConfig = TeacherConfig()
@@ -118,3 +122,83 @@ class CompressConfig(JobConfig):
     """Cost measurement."""
     export_onnx: bool = True
     """Write student.onnx (checked with onnxruntime)."""
+
+
+VIDEO_OPTIM = OptimConfig(name="adamw", lr=0.002, weight_decay=1e-4)
+"""The video sections' default optimiser: AdamW at lr 0.002, as the video train and incremental presets use."""
+
+
+class VideoFinetuneConfig(FinetuneConfig):
+    """Optional last stage: the whole student trained with KD from the teacher (AdamW by default)."""
+
+    optim: OptimConfig = VIDEO_OPTIM
+    """Fine-tune optimiser."""
+
+
+class VideoPBKDConfig(PBKDConfig):
+    """Progressive blockwise distillation of a video network (AdamW by default)."""
+
+    optim: OptimConfig = VIDEO_OPTIM
+    """Optimiser of each stage."""
+    finetune: VideoFinetuneConfig = VideoFinetuneConfig()
+    """Optional final KD fine-tune of the whole student."""
+
+
+class VideoBaselineConfig(BaselineConfig):
+    """Baselines on the same student with PBKD's number of steps (AdamW by default; `at`: attention maps of each
+    frame)."""
+
+    optim: OptimConfig = VIDEO_OPTIM
+    """Optimiser of the baselines."""
+
+
+class VideoTeacherConfig(Section):
+    """The video network to compress: the trained model of a finished run."""
+
+    from_run: Path
+    """The --out folder of a finished `distillkit train` run with `task: video` (its model.pt), or of a finished
+    `distillkit incremental` run (the model after its last step, classifying all the classes it has seen)."""
+
+
+class VideoCompressConfig(JobConfig):
+    """`distillkit compress` with `task: video`: a TSM/TSN video classifier → student by PBKD, with optional baselines."""
+
+    task: Literal["video"] = "video"
+    """Must be `video`."""
+    data: VideoDataConfig = VideoDataConfig()
+    """Video data set: the teacher run's (its classes and `num_segments`). With an incremental teacher, the
+    student trains and is tested on all the videos of the classes that run has seen, labels in its class order."""
+    teacher: VideoTeacherConfig
+    """The network to compress."""
+    blocks: Literal["auto"] | list[str] = "auto"
+    """Block boundaries in the video network's 2D part: `auto` (the stem, then each stage `layer1`..) or module
+    names, each ending a block: a stem layer, a stage or a residual unit (`layer2.0`)."""
+    student: StudentConfig = StudentConfig()
+    """Student block design (per frame; the temporal shift is kept)."""
+    pbkd: VideoPBKDConfig = VideoPBKDConfig()
+    """Progressive training."""
+    baselines: VideoBaselineConfig = VideoBaselineConfig()
+    """Baselines on the same student."""
+    profile: ProfileConfig = ProfileConfig(latency_batches=[16], latency_repeats=10)
+    """Cost measurement (per clip; clips/s = batch / latency, on the CPU, for every batch in `latency_batches`)."""
+    export_onnx: bool = True
+    """Write student.onnx (clips (N, T, C, H, W) in, checked with onnxruntime)."""
+
+
+def load_compress_config(
+    path: str | Path | None, overrides: list[str] | None = None
+) -> CompressConfig | VideoCompressConfig:
+    """`distillkit compress`'s config: a `VideoCompressConfig` when its `task` (or a `task=` override) is `video`."""
+    tree = read_config(path) if path is not None else {}
+    task = tree.get("task", "image")
+    for text in overrides or []:
+        parts, value = parse_override(text)
+        if parts == ["task"]:
+            task = value
+    schemas: dict[str, type[CompressConfig] | type[VideoCompressConfig]] = {
+        "image": CompressConfig,
+        "video": VideoCompressConfig,
+    }
+    if not isinstance(task, str) or task not in schemas:
+        raise ConfigError(f"{path or 'config'}: 'task' must be 'image' or 'video', got {task!r}")
+    return build_config(tree, schemas[task], overrides or [], str(path) if path is not None else "config")

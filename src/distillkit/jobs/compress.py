@@ -22,10 +22,13 @@ from distillkit.compress.baselines import StudentObjective
 from distillkit.compress.compute import block_costs, pbkd_training_macs, supervised_training_macs
 from distillkit.compress.export import export_onnx
 from distillkit.compress.pbkd import KDFinetuneObjective, progressive_distill, stage_order
+from distillkit.compress.receptive_field import receptive_field
 from distillkit.compress.resume import CompressionProgress
 from distillkit.compress.student import design_student, fresh_copy, ratio_for_macs, resolve_init
-from distillkit.config import CompressConfig, ProfileConfig, TeacherConfig, dump_config
+from distillkit.compress.video import clip_accuracy, load_video_teacher, teacher_data
+from distillkit.config import CompressConfig, ProfileConfig, TeacherConfig, VideoCompressConfig, dump_config
 from distillkit.data.images import ImageDatasets, build_image_datasets, make_loaders
+from distillkit.data.videos import video_loader
 from distillkit.engine.checkpoint import save_checkpoint
 from distillkit.engine.device import resolve_device, seed_everything
 from distillkit.engine.distributed import is_distributed, is_main
@@ -37,6 +40,7 @@ from distillkit.jobs.base import Job, prepare
 from distillkit.models import build_model
 from distillkit.models.blocks import BlockwiseNet, block_shapes, split_model
 from distillkit.models.factory import ObtainedModel, obtain_model
+from distillkit.models.video_blocks import ClipBlock, frames_seen, shift_convs, split_video_model
 from distillkit.report.meta import run_metadata
 from distillkit.report.plots import plot_accuracy_vs_macs
 from distillkit.report.run_report import compress_report, compress_summary
@@ -45,8 +49,9 @@ from distillkit.report.tables import print_table
 T = TypeVar("T")
 
 
-class CompressJob(Job[CompressConfig]):
-    """Resumes after its last finished phase (teacher, each stage, fine-tune, each baseline)."""
+class CompressJob(Job[CompressConfig | VideoCompressConfig]):
+    """Resumes after its last finished phase (teacher, each stage, fine-tune, each baseline). A config with
+    `task: video` compresses a video network (`VideoCompressionRun`)."""
 
     name = "compress"
 
@@ -54,8 +59,11 @@ class CompressJob(Job[CompressConfig]):
         """A compression run written before run folders were marked (run.json)."""
         return (out / "checkpoints" / "compress.pt").is_file()
 
-    def execute(self, cfg: CompressConfig, out: Path, device: torch.device, resume: bool) -> dict:
-        return CompressionRun(cfg, out, device=device, resume=resume).run()
+    def execute(
+        self, cfg: CompressConfig | VideoCompressConfig, out: Path, device: torch.device, resume: bool
+    ) -> dict:
+        kind = VideoCompressionRun if isinstance(cfg, VideoCompressConfig) else CompressionRun
+        return kind(cfg, out, device=device, resume=resume).run()
 
 
 @dataclass
@@ -64,9 +72,24 @@ class Meter:
     latency; latency on rank 0 only (other ranks would perturb it)."""
 
     profile: ProfileConfig
-    input_shape: tuple[int, int, int]
+    input_shape: tuple[int, ...]
     test_loader: DataLoader
     device: torch.device
+    accuracy_of: Callable[[nn.Module], float] | None = None
+    """Accuracy (%) of a model on the test set (default: `engine.loop.evaluate`)."""
+    unit: str | None = None
+    """What one input is ("clips"): entries then also give `<unit>_per_s` per batch size (batch / latency)."""
+
+    def accuracy(self, model: nn.Module) -> float:
+        if self.accuracy_of is not None:
+            return self.accuracy_of(model)
+        return evaluate(model, self.test_loader, self.device, sharded=is_distributed())
+
+    def add_throughput(self, entry: dict[str, Any]) -> None:
+        """Inputs per second at each batch size of `entry["latency_ms"]`, as `<unit>_per_s` (with a `unit`)."""
+        if self.unit is not None:
+            lat = entry["latency_ms"]
+            entry[f"{self.unit}_per_s"] = {b: int(b) * 1000.0 / ms for b, ms in lat.items() if ms > 0}
 
     @property
     def stage_repeats(self) -> int:
@@ -81,13 +104,14 @@ class Meter:
             model, self.input_shape, batches, repeats or p.latency_repeats, self.device, p.latency_threads
         )
         entry = {
-            "accuracy": evaluate(model, self.test_loader, self.device, sharded=is_distributed()),
+            "accuracy": self.accuracy(model),
             "params": prof["params"],
             "macs": prof["macs"],
             "latency_ms": prof["latency_ms"],
         }
         if "gpu_latency_ms" in prof:
             entry["gpu_latency_ms"] = prof["gpu_latency_ms"]
+        self.add_throughput(entry)
         return entry
 
     def side_by_side_latency(
@@ -112,6 +136,19 @@ class Meter:
         return {n: {b: statistics.median(v) for b, v in per.items()} for n, per in times.items()}
 
 
+@dataclass
+class Prepared:
+    """What a run compresses and how it measures: the training loader, the input shape (one sample), the meter, the
+    teacher as obtained and cut into blocks, and the number of training samples."""
+
+    train_loader: DataLoader
+    input_shape: tuple[int, ...]
+    meter: Meter
+    obtained: ObtainedModel
+    teacher: BlockwiseNet
+    train_samples: int
+
+
 class CompressionRun:
     """One compression job; `run()` returns the report dict written to report.json.
 
@@ -121,7 +158,7 @@ class CompressionRun:
 
     def __init__(
         self,
-        cfg: CompressConfig,
+        cfg: CompressConfig | VideoCompressConfig,
         out: Path,
         quiet: bool = False,
         device: torch.device | None = None,
@@ -164,14 +201,9 @@ class CompressionRun:
     def run(self) -> dict:
         cfg = self.cfg
         seed_everything(cfg.seed)
-        data = build_image_datasets(cfg.data, cfg.seed)
-        train_loader, test_loader = make_loaders(data, cfg.data, cfg.seed, distributed=is_distributed())
-        self.progress.generator = train_loader.generator
-        input_shape = (data.in_channels, data.image_size, data.image_size)
-        meter = Meter(cfg.profile, input_shape, test_loader, self.device)
-
-        obtained = self.teacher(data, train_loader)
-        teacher = split_model(obtained.model, cfg.blocks).to(self.device)
+        p = self.prepare()
+        train_loader, input_shape, meter = p.train_loader, p.input_shape, p.meter
+        obtained, teacher = p.obtained, p.teacher
         shapes = block_shapes(teacher, torch.zeros(2, *input_shape, device=self.device))
         teacher_entry = meter.measure(teacher)
 
@@ -181,6 +213,7 @@ class CompressionRun:
         students = design_student(
             teacher.blocks, shapes, s.design, ratio, s.init, s.residual, s.copy_if_costlier
         )
+        facts = self.describe(teacher, students)
         costs = block_costs(teacher, students, input_shape)
         steps = cfg.pbkd.stage.num_steps(len(train_loader))
         stages, student = self.distil(teacher, students, train_loader, steps, meter)
@@ -193,10 +226,12 @@ class CompressionRun:
         student_entry = meter.measure(student)
         both = meter.side_by_side_latency({"teacher": teacher, "student": student})
         teacher_entry["latency_ms"], student_entry["latency_ms"] = both["teacher"], both["student"]
+        meter.add_throughput(teacher_entry)
+        meter.add_throughput(student_entry)
 
         total_steps = steps * len(students) + ft_steps
         baselines = {
-            method: self.baseline(method, teacher, shapes, ratio, train_loader, total_steps, test_loader)
+            method: self.baseline(method, teacher, shapes, ratio, train_loader, total_steps, meter)
             for method in cfg.baselines.methods
         }
 
@@ -219,12 +254,28 @@ class CompressionRun:
             "pbkd_macs": pbkd_macs,
             "pbkd_to_teacher_time": pbkd_seconds / obtained.seconds if obtained.seconds else None,
             "pbkd_to_teacher_macs": pbkd_macs / teacher_macs if teacher_macs else None,
-            "train_samples": len(data.train),
+            "train_samples": p.train_samples,
             "batches_per_epoch": len(train_loader),
         }
         return self.write(
-            teacher_entry, student_entry, stages, baselines, student, training, ratio, input_shape
+            teacher_entry, student_entry, stages, baselines, student, training, ratio, input_shape, facts
         )
+
+    def prepare(self) -> Prepared:
+        """The data, the teacher (loaded or trained: `teacher`) cut into `blocks`, and the meter."""
+        cfg = self.cfg
+        data = build_image_datasets(cfg.data, cfg.seed)
+        train_loader, test_loader = make_loaders(data, cfg.data, cfg.seed, distributed=is_distributed())
+        self.progress.generator = train_loader.generator
+        input_shape = (data.in_channels, data.image_size, data.image_size)
+        meter = Meter(cfg.profile, input_shape, test_loader, self.device)
+        obtained = self.teacher(data, train_loader)
+        teacher = split_model(obtained.model, cfg.blocks).to(self.device)
+        return Prepared(train_loader, input_shape, meter, obtained, teacher, len(data.train))
+
+    def describe(self, teacher: BlockwiseNet, students: list[nn.Module]) -> dict[str, Any]:
+        """Report entries of this kind of run beyond the common ones (none for images)."""
+        return {}
 
     def teacher(self, data: ImageDatasets, train_loader: DataLoader) -> ObtainedModel:
         """The teacher: loaded or trained as configured; when resuming a run that trained it, read back from
@@ -368,7 +419,7 @@ class CompressionRun:
         ratio: float,
         train_loader: DataLoader,
         steps: int,
-        test_loader: DataLoader,
+        meter: Meter,
     ) -> dict:
         """Baseline `method` trained from scratch on the same student architecture, for `steps` (PBKD's)."""
         cfg, s = self.cfg, self.cfg.student
@@ -379,6 +430,8 @@ class CompressionRun:
                 teacher.blocks, shapes, s.design, ratio, "random", s.residual, s.copy_if_costlier
             )
             net = BlockwiseNet(fresh, fresh_copy(teacher.head), teacher.names).to(self.device)
+            # every weight trains: parts copied from the frozen teacher (shortcuts, a copied stem) come frozen
+            net.requires_grad_(True)
             result = fit(
                 StudentObjective(method, net, teacher, cfg.baselines),
                 train_loader,
@@ -388,7 +441,7 @@ class CompressionRun:
                 desc=f"baseline {method}",
                 perf=cfg.perf,
             )
-            accuracy = evaluate(net, test_loader, self.device, sharded=is_distributed())
+            accuracy = meter.accuracy(net)
             tracker().scalars("baselines", {method: accuracy}, steps)
             return {"accuracy": accuracy, "steps": steps, "seconds": round(result.seconds, 2)}
 
@@ -403,7 +456,8 @@ class CompressionRun:
         student: BlockwiseNet,
         training: dict,
         ratio: float,
-        input_shape: tuple[int, int, int],
+        input_shape: tuple[int, ...],
+        facts: dict[str, Any] | None = None,
     ) -> dict:
         """The report; on rank 0 also written with the student, its ONNX export and the plot."""
         cfg = self.cfg
@@ -431,6 +485,7 @@ class CompressionRun:
             "onnx": onnx_info,
             "blocks": list(student.names),
             "student_init": resolve_init(cfg.student.design, cfg.student.init),
+            **(facts or {}),
             "seed": cfg.seed,
             "config": dump_config(cfg),
             **run_metadata(self.device),
@@ -446,6 +501,79 @@ class CompressionRun:
         return report
 
 
+class VideoCompressionRun(CompressionRun):
+    """`task: video`: the teacher is a TSM/TSN network read from a finished run (`compress.video`), cut into clip
+    blocks between residual units (`models.video_blocks`); accuracy is clip-level as in training, MACs are per
+    clip, and the report gives clips/s and what each block sees in space and time (`video`)."""
+
+    cfg: VideoCompressConfig
+
+    def prepare(self) -> Prepared:
+        cfg = self.cfg
+        folder = Path(cfg.teacher.from_run)
+
+        def load() -> ObtainedModel:
+            found = load_video_teacher(folder)
+            self.found = found
+            return ObtainedModel(found.model, found.seconds, found.samples)
+
+        obtained = self.phase(
+            "teacher",
+            "the teacher",
+            load,
+            lambda saved: load(),
+            lambda o: {"seconds": o.seconds, "samples": o.samples},
+        )
+        data, self.trained_on = teacher_data(cfg, self.found)
+        seed_everything(cfg.seed)
+        distributed = is_distributed()
+        train_loader = video_loader(data.train, cfg.data, train=True, seed=cfg.seed, distributed=distributed)
+        test_loader = video_loader(data.test, cfg.data, train=False, seed=cfg.seed, distributed=distributed)
+        self.progress.generator = train_loader.generator
+        clip, _ = data.test[0]
+        segments = cfg.data.num_segments
+        input_shape = (segments, *clip.shape[-3:])  # one view of a test clip: (T, C, H, W)
+
+        def accuracy(model: nn.Module) -> float:
+            return clip_accuracy(model, test_loader, self.device, segments)
+
+        meter = Meter(cfg.profile, input_shape, test_loader, self.device, accuracy, "clips")
+        self.clip_shape = list(input_shape)
+        teacher = split_video_model(self.found.model, cfg.blocks).to(self.device)
+        return Prepared(train_loader, input_shape, meter, obtained, teacher, len(data.train))
+
+    def describe(self, teacher: BlockwiseNet, students: list[nn.Module]) -> dict[str, Any]:
+        segments = self.cfg.data.num_segments
+        seen_t, seen_s = frames_seen(teacher.blocks, segments), frames_seen(students, segments)
+        blocks = []
+        for k, (t, s) in enumerate(zip(teacher.blocks, students, strict=True)):
+            rf_t, rf_s = (receptive_field(b.frames if isinstance(b, ClipBlock) else b) for b in (t, s))
+            blocks.append(
+                {
+                    "name": teacher.names[k],
+                    "receptive_field": list(rf_t.size),
+                    "student_receptive_field": list(rf_s.size),
+                    "shifts": len(shift_convs(t)),
+                    "student_shifts": len(shift_convs(s)),
+                    "frames_seen": seen_t[k],
+                    "student_frames_seen": seen_s[k],
+                }
+            )
+        found = self.found
+        return {
+            "video": {
+                "teacher_run": str(self.cfg.teacher.from_run),
+                "teacher_kind": found.kind,
+                "num_segments": segments,
+                "clip_shape": self.clip_shape,
+                "classes": len(found.classes),
+                "trained_on": self.trained_on,
+                "frames_per_unit": 3 if segments > 1 and any(b["shifts"] for b in blocks) else 1,
+                "blocks": blocks,
+            }
+        }
+
+
 def _detached(module: nn.Module) -> dict[str, torch.Tensor]:
     """A copy of `module`'s state dict on the CPU, unaffected by later training."""
     return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
@@ -455,3 +583,10 @@ def print_summary(report: dict) -> None:
     """Teacher vs student (and baselines) as a table on the terminal."""
     header, rows = compress_summary(report)
     print_table("PBKD compression", header, rows)
+    video = report.get("video")
+    if video:
+        seen = ", ".join(f"{b['name']} {b['student_frames_seen']}" for b in video["blocks"])
+        print(
+            f"video: {video['num_segments']} frames a clip; each shifting unit sees {video['frames_per_unit']} "
+            f"frames; frames seen after each block: {seen}; the student trained on {video['trained_on']}"
+        )

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from distillkit.engine.checkpoint import check_state_dict, read_state_dict
@@ -34,11 +35,11 @@ def temporal_shift(x: Tensor, num_segments: int, shift_div: int = 8) -> Tensor:
     fold = c // shift_div
     if fold == 0 or num_segments == 1:
         return x
-    x = x.reshape(nt // num_segments, num_segments, c, h, w)
-    pad = x.new_zeros(x.shape[0], 1, fold, h, w)
-    back = torch.cat([x[:, 1:, :fold], pad], dim=1)
-    forward = torch.cat([pad, x[:, :-1, fold : 2 * fold]], dim=1)
-    return torch.cat([back, forward, x[:, :, 2 * fold :]], dim=2).reshape(nt, c, h, w)
+    # no sizes computed in Python, so that an ONNX export keeps the batch dynamic; pads are (W, H, C, T) pairs
+    x = x.unflatten(0, (-1, num_segments))
+    back = F.pad(x[:, 1:, :fold], (0, 0, 0, 0, 0, 0, 0, 1))
+    forward = F.pad(x[:, :-1, fold : 2 * fold], (0, 0, 0, 0, 0, 0, 1, 0))
+    return torch.cat([back, forward, x[:, :, 2 * fold :]], dim=2).flatten(0, 1)
 
 
 class TemporalShift(nn.Module):

@@ -17,19 +17,43 @@ def compress_summary(report: Mapping[str, Any]) -> tuple[list[str], list[list[st
     """Header and rows of teacher vs student (and the baselines' accuracy), with the speed-ups."""
     t, s = report["teacher"], report["student"]
     batches = list(t["latency_ms"])
-    header = ["model", "top-1 %", "params", "MACs (M)", *[f"latency b{b} (ms)" for b in batches]]
+    clips = "clips_per_s" in t  # a video run: MACs per clip, and clips/s at each batch size
+    header = ["model", "top-1 %", "params", "MACs/clip (M)" if clips else "MACs (M)"]
+    header += [f"latency b{b} (ms)" for b in batches] + ([f"clips/s b{b}" for b in batches] if clips else [])
 
     def row(name: str, e: Mapping[str, Any]) -> list[str]:
         latency = [f"{e['latency_ms'][b]:.2f}" for b in batches]
-        return [name, f"{e['accuracy']:.2f}", f"{e['params']:,}", f"{e['macs'] / 1e6:.2f}", *latency]
+        rate = [f"{e['clips_per_s'][b]:.1f}" for b in batches] if clips else []
+        return [name, f"{e['accuracy']:.2f}", f"{e['params']:,}", f"{e['macs'] / 1e6:.2f}", *latency, *rate]
 
     rows = [row("teacher", t), row("student (PBKD)", s)]
+    blank = ["" for _ in batches] * (2 if clips else 1)
     for name, b in report.get("baselines", {}).items():
-        rows.append([f"student ({name})", f"{b['accuracy']:.2f}", "", "", *["" for _ in batches]])
+        rows.append([f"student ({name})", f"{b['accuracy']:.2f}", "", "", *blank])
     sp = report["speedup"]
     latency = [f"{sp['latency'][b]:.2f}×" for b in batches]
-    rows.append(["speed-up", "", f"{sp['params']:.2f}×", f"{sp['macs']:.2f}×", *latency])
+    rate = [f"{s['clips_per_s'][b] / t['clips_per_s'][b]:.2f}×" for b in batches] if clips else []
+    rows.append(["speed-up", "", f"{sp['params']:.2f}×", f"{sp['macs']:.2f}×", *latency, *rate])
     return header, rows
+
+
+def video_lines(report: Mapping[str, Any]) -> list[str]:
+    """What a video compression run preserved, block by block: spatial receptive field, shifts, frames seen."""
+    video = report.get("video")
+    if not video:
+        return []
+    lines = [
+        f"Teacher: the {video['teacher_kind']} run {video['teacher_run']} ({video['classes']} classes, "
+        f"{video['num_segments']} frames a clip); the student trains on {video['trained_on']}.",
+        "",
+    ]
+    rows = [
+        [b["name"], "×".join(map(str, b["receptive_field"])), "×".join(map(str, b["student_receptive_field"])),
+         f"{b['shifts']} / {b['student_shifts']}", f"{b['frames_seen']} / {b['student_frames_seen']}"]
+        for b in video["blocks"]
+    ]  # fmt: skip
+    header = ["block", "receptive field", "student's", "shifts (teacher / student)", "frames seen (t / s)"]
+    return lines + [markdown_table(header, rows)]
 
 
 def _run_lines(report: Mapping[str, Any], created: str) -> list[str]:
@@ -50,7 +74,10 @@ def compress_report(report: Mapping[str, Any], created: str) -> str:
     """The Markdown report of a PBKD compression run."""
     header, rows = compress_summary(report)
     lines = ["# PBKD compression", "", *_run_lines(report, created), "## Teacher and student", ""]
-    lines += [markdown_table(header, rows), "## Stages", ""]
+    lines += [markdown_table(header, rows)]
+    if report.get("video"):
+        lines += ["## What each block sees", "", *video_lines(report)]
+    lines += ["## Stages", ""]
     stage_rows = [
         [str(st["stage"]), st["name"], f"{st['accuracy']:.2f}", f"{st['macs'] / 1e6:.2f}", f"{st['params']:,}",
          str(st["steps"]), f"{st['seconds']:.1f}"]
