@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -36,6 +36,7 @@ from distillkit.config import (
     load_train_config,
     validate,
 )
+from distillkit.config.core import task_of
 from distillkit.errors import DistillkitError
 from distillkit.incremental.metrics import classifier_figures, other_classifier
 
@@ -56,6 +57,7 @@ __all__ = [
 ]
 
 T = TypeVar("T", bound=Section)
+U = TypeVar("U", bound=Section)
 ConfigLike = str | Path | dict | Section
 
 
@@ -283,32 +285,30 @@ def _config(config: ConfigLike, schema: type[T], overrides: Sequence[str]) -> T:
     return validate(tree, schema)
 
 
-def _train_config(config: ConfigLike, overrides: Sequence[str]) -> TrainConfig | VideoTrainConfig:
+def _task_config(
+    config: ConfigLike,
+    overrides: Sequence[str],
+    image: type[T],
+    video: type[U],
+    load: Callable[[str | Path, list[str]], T | U],
+) -> T | U:
+    """A job's config in its `video` schema when its `task` is `video`, else in its `image` one (`load` reads a
+    file)."""
     if isinstance(config, (str, Path)):
-        return load_train_config(config, list(overrides))
-    if isinstance(config, (TrainConfig, VideoTrainConfig)):
+        return load(config, list(overrides))
+    if isinstance(config, (image, video)):
         return _config(config, type(config), overrides)
     if isinstance(config, dict):
-        task = config.get("task", "image")
-        for text in overrides:
-            if text.split("=", 1)[0].strip() == "task":
-                task = text.split("=", 1)[1].strip()
-        return _config(config, VideoTrainConfig if task == "video" else TrainConfig, overrides)
-    return _config(config, TrainConfig, overrides)  # the error names what is accepted
+        return _config(config, video if task_of(config, overrides, None) == "video" else image, overrides)
+    return _config(config, image, overrides)  # the error names what is accepted
+
+
+def _train_config(config: ConfigLike, overrides: Sequence[str]) -> TrainConfig | VideoTrainConfig:
+    return _task_config(config, overrides, TrainConfig, VideoTrainConfig, load_train_config)
 
 
 def _compress_config(config: ConfigLike, overrides: Sequence[str]) -> CompressConfig | VideoCompressConfig:
-    if isinstance(config, (str, Path)):
-        return load_compress_config(config, list(overrides))
-    if isinstance(config, (CompressConfig, VideoCompressConfig)):
-        return _config(config, type(config), overrides)
-    if isinstance(config, dict):
-        task = config.get("task", "image")
-        for text in overrides:
-            if text.split("=", 1)[0].strip() == "task":
-                task = text.split("=", 1)[1].strip()
-        return _config(config, VideoCompressConfig if task == "video" else CompressConfig, overrides)
-    return _config(config, CompressConfig, overrides)  # the error names what is accepted
+    return _task_config(config, overrides, CompressConfig, VideoCompressConfig, load_compress_config)
 
 
 # ------------------------------------------------------------------------------------------------- jobs

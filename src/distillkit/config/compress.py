@@ -8,9 +8,8 @@ from typing import Literal
 from pydantic import Field
 
 from distillkit.config.common import BudgetConfig, JobConfig, OptimConfig, TeacherConfig
-from distillkit.config.core import Section, build_config, parse_override, read_config
+from distillkit.config.core import Section, load_task_config
 from distillkit.config.data import ImageDataConfig, VideoDataConfig
-from distillkit.errors import ConfigError
 
 
 class StudentConfig(Section):
@@ -189,16 +188,4 @@ def load_compress_config(
     path: str | Path | None, overrides: list[str] | None = None
 ) -> CompressConfig | VideoCompressConfig:
     """`distillkit compress`'s config: a `VideoCompressConfig` when its `task` (or a `task=` override) is `video`."""
-    tree = read_config(path) if path is not None else {}
-    task = tree.get("task", "image")
-    for text in overrides or []:
-        parts, value = parse_override(text)
-        if parts == ["task"]:
-            task = value
-    schemas: dict[str, type[CompressConfig] | type[VideoCompressConfig]] = {
-        "image": CompressConfig,
-        "video": VideoCompressConfig,
-    }
-    if not isinstance(task, str) or task not in schemas:
-        raise ConfigError(f"{path or 'config'}: 'task' must be 'image' or 'video', got {task!r}")
-    return build_config(tree, schemas[task], overrides or [], str(path) if path is not None else "config")
+    return load_task_config(path, overrides, CompressConfig, VideoCompressConfig)

@@ -8,8 +8,9 @@ applies overrides and validates; a mistyped key fails before any work, naming th
 from __future__ import annotations
 
 import difflib
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -17,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from distillkit.errors import ConfigError, read_text_file
 
 T = TypeVar("T", bound="Section")
+U = TypeVar("U", bound="Section")
 
 
 class Section(BaseModel):
@@ -326,3 +328,25 @@ def _diff_keys(a: object, b: object, prefix: str = "") -> list[str]:
         keys = sorted(set(a) | set(b))
         return [k for key in keys for k in _diff_keys(a.get(key), b.get(key), f"{prefix}{key}.")]
     return [] if a == b else [prefix.rstrip(".")]
+
+
+def task_of(tree: dict, overrides: Sequence[str], path: str | Path | None) -> Literal["image", "video"]:
+    """The `task` of a config tree (or of a `task=` override among `overrides`): `image` (the default) or `video`;
+    a `ConfigError` naming the file otherwise."""
+    task = tree.get("task", "image")
+    for text in overrides:
+        parts, value = parse_override(text)
+        if parts == ["task"]:
+            task = value
+    if task not in ("image", "video"):
+        raise ConfigError(f"{path or 'config'}: 'task' must be 'image' or 'video', got {task!r}")
+    return task
+
+
+def load_task_config(
+    path: str | Path | None, overrides: list[str] | None, image: type[T], video: type[U]
+) -> T | U:
+    """A job's config from `path` and `overrides`, in the `video` schema when its `task` is `video`, else `image`."""
+    tree = read_config(path) if path is not None else {}
+    schema = video if task_of(tree, overrides or [], path) == "video" else image
+    return build_config(tree, schema, overrides or [], str(path) if path is not None else "config")

@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Literal
 
 from distillkit.config.common import BudgetConfig, JobConfig, OptimConfig, TeacherConfig, VideoModelConfig
-from distillkit.config.core import build_config, parse_override, read_config
+from distillkit.config.core import load_task_config
 from distillkit.config.data import ImageDataConfig, VideoDataConfig
-from distillkit.errors import ConfigError
 
 
 class TrainConfig(JobConfig):
@@ -42,13 +41,4 @@ def load_train_config(
     path: str | Path | None, overrides: list[str] | None = None
 ) -> TrainConfig | VideoTrainConfig:
     """`distillkit train`'s config: a `VideoTrainConfig` when its `task` (or a `task=` override) is `video`."""
-    tree = read_config(path) if path is not None else {}
-    task = tree.get("task", "image")
-    for text in overrides or []:
-        parts, value = parse_override(text)
-        if parts == ["task"]:
-            task = value
-    schemas = {"image": TrainConfig, "video": VideoTrainConfig}
-    if not isinstance(task, str) or task not in schemas:
-        raise ConfigError(f"{path or 'config'}: 'task' must be 'image' or 'video', got {task!r}")
-    return build_config(tree, schemas[task], overrides or [], str(path) if path is not None else "config")
+    return load_task_config(path, overrides, TrainConfig, VideoTrainConfig)
