@@ -168,7 +168,7 @@ def teacher_dir(out: Path, family: Family) -> Path:
 
 
 def train_teacher(out: Path, family: Family) -> dict:
-    from distillkit.train import run_train
+    from distillkit.jobs.train import run_train
 
     folder = teacher_dir(out, family)
     if (folder / "report.json").is_file():
