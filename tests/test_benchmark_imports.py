@@ -22,14 +22,19 @@ def distillkit_imports(path: Path) -> list[tuple[int, str, str]]:
         if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "distillkit":
             found.extend((node.lineno, node.module, alias.name) for alias in node.names)
         elif isinstance(node, ast.Import):
-            found.extend((node.lineno, a.name, "") for a in node.names if a.name.split(".")[0] == "distillkit")
+            found.extend(
+                (node.lineno, a.name, "") for a in node.names if a.name.split(".")[0] == "distillkit"
+            )
     return found
 
 
 def test_the_scan_sees_imports_inside_functions(tmp_path: Path) -> None:
     script = tmp_path / "s.py"
     script.write_text("import distillkit.api\n\ndef f():\n    from distillkit.jobs.train import run_train\n")
-    assert distillkit_imports(script) == [(1, "distillkit.api", ""), (4, "distillkit.jobs.train", "run_train")]
+    assert distillkit_imports(script) == [
+        (1, "distillkit.api", ""),
+        (4, "distillkit.jobs.train", "run_train"),
+    ]
 
 
 @pytest.mark.parametrize("script", sorted(BENCHMARKS.glob("*.py")), ids=lambda p: p.name)
