@@ -111,6 +111,9 @@ Every entry run before pins it, and is compared with `civc, full-size frames` ra
 FULL = "civc, full-size frames"
 SHARP = ("method.options.small_new_clips=0",)
 """Smaller exemplar frames without showing any new-class clip at their resolution."""
+PER_VIDEO = ("method.options.scale_choice=adaptive",)
+"""Frame size chosen per video: small where the current model still names the class and the clip feature moves
+by at most `scale_tolerance` (0.05), full size (at its pixels' cost) otherwise."""
 
 
 def full_size(label: str, overrides: tuple[str, ...] = ()) -> Entry:
@@ -133,6 +136,10 @@ ENTRIES = [
     Entry(FULL, "civc", FULL_SIZE),
     Entry("civc, new clips sharp", "civc", SHARP),
     Entry("civc, half-size frames", "civc", ("method.options.exemplar_scale=0.5",)),
+    Entry("civc, frame size per video", "civc", PER_VIDEO),
+    Entry(
+        "civc, frame size per video by class alone", "civc", (*PER_VIDEO, "method.options.scale_tolerance=2")
+    ),
     full_size("civc (full-size frames), twice the budget", TWICE_BUDGET),
     Entry("civc, twice the budget", "civc", TWICE_BUDGET),
     Entry("icarl, half budget", "icarl", HALF_BUDGET),
@@ -212,6 +219,7 @@ half the frame budget, civc with its smaller frames switched off (full-size fram
 with full-size frames with each of its earlier parts switched off (CBF) or back on (batch statistics, key-frames,
 the decomposed distillation, TC). `civc (full-size frames) + logit KD` is an entry too (`--entries`)."""
 DEV_TABLE = ["lucir", "icarl", "lucir + CBF", "civc", FULL, "civc, new clips sharp", "civc, half-size frames",
+             "civc, frame size per video", "civc, frame size per video by class alone",
              "civc (full-size frames), twice the budget", "civc (full-size frames), old model on batch statistics",
              "civc as designed", "civc as designed, fixed key-frames", "civc as designed, fixed key-frames + TC",
              "civc as designed, fixed key-frames, interpolated replay",

@@ -468,3 +468,21 @@ def test_small_new_clips_blur_only_new_class_clips_of_incremental_steps() -> Non
     checker = torch.zeros(1, 1, 1, 4, 4)
     checker[..., ::2, ::2] = checker[..., 1::2, 1::2] = 1.0
     assert torch.allclose(at_scale(checker, 0.5), torch.full_like(checker, 0.5))  # 2×2 areas averaged
+
+
+def test_adaptive_frame_size_keeps_at_full_size_what_shrinking_moves_and_pays_its_pixels(tmp_path: Path) -> None:
+    options = {"exemplar_scale": 0.5, "scale_choice": "adaptive", "scale_tolerance": 0.0}
+    strict = run_incremental(tiny(method={"name": "civc", "options": options}), tmp_path / "strict")
+    # no smaller clip has exactly its full-size feature: every exemplar at full size, its 4 frames counting 16,
+    # so the 192 stored frames of a 48-frame budget hold the 12 clips a full-size memory holds
+    assert strict["memory"]["full_size_videos"] == strict["memory"]["videos"] == 12
+    assert strict["memory"]["frames"] == 192 and strict["memory"]["full_frames"] == 48.0
+    low, median, high = strict["memory"]["shrink_distance_quartiles"]
+    assert 0 < low <= median <= high <= 2
+    loose = {**options, "scale_tolerance": 2.0}  # the class alone decides
+    mixed = run_incremental(tiny(method={"name": "civc", "options": loose}), tmp_path / "loose")
+    memory = ExemplarMemory.load(tmp_path / "loose" / "memory" / "step_002")
+    kept = [e for c in memory.classes for e in memory.exemplars(c)]
+    assert mixed["memory"]["full_size_videos"] == sum(e.size is None for e in kept)
+    assert mixed["memory"]["frames"] == sum(4 if e.size else 16 for e in kept) <= 192
+    assert mixed["memory"]["full_frames"] == sum(1 if e.size else 4 for e in kept) <= 48

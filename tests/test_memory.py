@@ -572,3 +572,44 @@ def test_a_full_size_memory_writes_the_manifest_it_wrote_before_smaller_frames(t
     assert "frame_scale" not in manifest and "size" not in manifest["classes"]["0"][0]
     assert list(manifest) == ["version", "budget_frames", "num_segments", "per_class_frames", "jpeg_quality",
                               "classes"]  # fmt: skip
+
+
+def test_a_full_size_exemplar_of_a_memory_of_smaller_frames_counts_its_pixels(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from distillkit.incremental.memory import full_size_cost
+
+    assert full_size_cost(8, 0.5) == 32 and full_size_cost(8, 0.7) == 17  # 8 / 0.49 = 16.33, rounded up
+    memory = ExemplarMemory(tmp_path / "mem", budget_frames=5 * T, num_segments=T, frame_scale=0.5)
+    clips = [(f"v{i}", smooth_clip(i), list(range(T))) for i in range(2)]
+    with pytest.raises(ValueError, match="full_size names videos not given: \\['w'\\]"):
+        memory.add_class(0, clips, full_size={"w"})
+    memory.add_class(0, clips, full_size={"v1"})
+    small, full = memory.exemplars(0)
+    assert small.size == (16, 16) and full.size is None
+    assert (memory.cost(small), memory.cost(full)) == (T, 4 * T)
+    assert memory.frames == 5 * T and memory.full_frames == T / 4 + T and memory.full_size_videos == 1
+    with Image.open(memory.root / full.dir / ExemplarMemory.TEMPLATE.format(1)) as image:
+        assert image.size == (16, 16)
+    manifest = json.loads(memory.manifest_path.read_text())
+    assert manifest["classes"]["0"][0]["size"] == [16, 16] and manifest["classes"]["0"][1]["size"] is None
+    again = ExemplarMemory.load(memory.root)
+    assert again.frames == 5 * T and again.exemplars(0) == memory.exemplars(0)
+    assert [MemoryDataset(again)[i][0].shape for i in range(2)] == [(T, 3, 16, 16)] * 2
+    with pytest.raises(DistillkitError, match="over the budget"):  # one more small clip does not fit
+        memory.add_class(1, [("u", smooth_clip(5), list(range(T)))])
+    assert [e.video_id for e in memory.reduce(4 * T)] == ["v1"]  # 5T > 4T: the last one goes, at its cost
+    assert memory.frames == T and memory.full_size_videos == 0
+
+
+def test_a_clip_at_the_stored_scale_is_what_the_memory_gives_back(tmp_path: Path) -> None:
+    from distillkit.data.video.transforms import clip_to_tensor
+    from distillkit.incremental.memory import at_stored_scale
+
+    shown = at_stored_scale(smooth_clip(3), 0.5)
+    assert shown.shape == (T, 16, 16, 3) and not np.array_equal(shown, smooth_clip(3))
+    assert np.array_equal(at_stored_scale(smooth_clip(3), 1.0), smooth_clip(3))
+    memory = ExemplarMemory(tmp_path / "mem", budget_frames=T, num_segments=T, frame_scale=0.5)
+    memory.add_class(0, [("v", smooth_clip(3), list(range(T)))])
+    stored, _ = MemoryDataset(memory)[0]
+    assert (stored - clip_to_tensor(shown)).abs().max() <= 0.05  # the same, up to JPEG

@@ -10,6 +10,7 @@ from torch.utils.data import ConcatDataset, Dataset
 
 from distillkit.data.video.transforms import Compose, clip_to_tensor
 from distillkit.data.videos import raw_clip
+from distillkit.incremental.memory import at_stored_scale
 from distillkit.incremental.replay import Replay, replay_frames
 from distillkit.incremental.scenario import Scenario
 
@@ -64,16 +65,23 @@ class ConcatClips(ConcatDataset):
 
 class ReplayedClips(Dataset):
     """The items of a `ClassSubset` as the memory would replay them after keeping only `positions[i]` of item i
-    (`replay.replay_frames`), through `transform` (a test-time `VideoDataset` transform; None: plain tensors)."""
+    (`replay.replay_frames`), at `frame_scale` of each side (`memory.at_stored_scale`, without the JPEG), through
+    `transform` (a test-time `VideoDataset` transform; None: plain tensors)."""
 
     def __init__(
-        self, subset: ClassSubset, positions: Sequence[Sequence[int]], replay: Replay, transform=None
+        self,
+        subset: ClassSubset,
+        positions: Sequence[Sequence[int]],
+        replay: Replay,
+        transform=None,
+        frame_scale: float = 1.0,
     ) -> None:
         if len(positions) != len(subset):
             raise ValueError(f"ReplayedClips: {len(positions)} position lists for {len(subset)} items")
         if transform is not None and not getattr(transform, "takes_label", False):
             transform = Compose([transform])
         self.subset, self.positions, self.replay, self.transform = subset, positions, replay, transform
+        self.frame_scale = frame_scale
 
     @property
     def labels(self) -> list[int]:
@@ -84,7 +92,7 @@ class ReplayedClips(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         raw, kept = self.subset.raw_clip(index), list(self.positions[index])
-        frames = replay_frames(raw[kept], kept, len(raw), self.replay)
+        frames = at_stored_scale(replay_frames(raw[kept], kept, len(raw), self.replay), self.frame_scale)
         label = self.subset.labels[index]
         if self.transform is None:
             return clip_to_tensor(frames), label

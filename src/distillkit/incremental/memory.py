@@ -16,7 +16,9 @@ types, no unknown keys, bounds) and then on disk: a path that leaves the folder 
 A memory may store its frames smaller than the videos' (``frame_scale`` s < 1, a fraction of each side): each
 exemplar then records the frame size it is shown at (``size``), and `MemoryDataset` scales its frames back up.
 Such a frame holds at most s² of a full frame's pixels, so a budget of B full frames holds ⌊B / s²⌋ of them
-(`stored_frames`); a memory at full size writes the same manifest as before the option existed.
+(`stored_frames`); a memory at full size writes the same manifest as before the option existed. An exemplar of
+such a memory may still be kept at full size (no ``size``): its n frames then count ⌈n / s²⌉ stored frames
+against the budget (`full_size_cost`), never fewer than the pixels they hold.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import math
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from contextlib import suppress
 from fractions import Fraction
 from pathlib import Path
@@ -138,7 +140,7 @@ class Exemplar(Section):
     """Folder of the frames relative to the memory root, ``<label>/<video_id>``."""
     size: Annotated[tuple[_Side, _Side], Field(strict=False)] | None = None
     """(height, width) the frames are shown at, the video's, when the memory stores them smaller (null: stored
-    at that size)."""
+    at that size, full size)."""
 
 
 class _Manifest(Section):
@@ -415,11 +417,15 @@ class ExemplarMemory:
 
     # ------------------------------------------------------------------------------------------ add / reduce
     def add_class(
-        self, label: int, exemplars: Sequence[tuple[str, torch.Tensor | np.ndarray, Sequence[int]]]
+        self,
+        label: int,
+        exemplars: Sequence[tuple[str, torch.Tensor | np.ndarray, Sequence[int]]],
+        full_size: Collection[str] = (),
     ) -> None:
         """Store the exemplars of a new class in priority order: ``(video_id, clip uint8 (T, H, W, 3), positions)``.
 
-        Only the frames at `positions` (time positions of the clip, ``T = num_segments``) are written. Raises
+        Only the frames at `positions` (time positions of the clip, ``T = num_segments``) are written; in a memory
+        of smaller frames, the videos named in `full_size` keep their frames at full size (at their `cost`). Raises
         `DistillkitError` when the class would put the memory over its budget: `reduce` the old classes first.
         """
         if not _is_int(label) or label < 0:
@@ -428,6 +434,9 @@ class ExemplarMemory:
             raise ValueError(
                 f"memory: class {label} is already stored; reduce() it instead of adding it again"
             )
+        unknown = set(full_size) - {video_id for video_id, _, _ in exemplars}
+        if unknown:
+            raise ValueError(f"memory: class {label}: full_size names videos not given: {sorted(unknown)}")
         prepared: list[tuple[Exemplar, np.ndarray]] = []
         seen: set[str] = set()
         for video_id, clip, positions in exemplars:
@@ -439,14 +448,14 @@ class ExemplarMemory:
             seen.add(video_id)
             kept = self._positions(positions, f"class {label}, video {video_id!r}")
             frames = self._clip(clip, f"class {label}, video {video_id!r}")
-            size = frames.shape[1:3] if self.frame_scale < 1 else None
+            size = frames.shape[1:3] if self.frame_scale < 1 and video_id not in full_size else None
             exemplar = Exemplar(
                 video_id=video_id, label=label, frames=kept, dir=f"{label}/{video_id}", size=size
             )
             prepared.append((exemplar, frames[list(kept)]))
         if not prepared:
             return
-        self._check_room(label, sum(len(e.frames) for e, _ in prepared), len(prepared))
+        self._check_room(label, sum(self.cost(e) for e, _ in prepared), len(prepared))
         written: list[Exemplar] = []
         try:
             for exemplar, frames in prepared:
@@ -507,7 +516,7 @@ class ExemplarMemory:
         for k, frame in enumerate(frames, 1):
             image = Image.fromarray(frame)
             if exemplar.size is not None:
-                image = image.resize(scaled_size(exemplar.size, self.frame_scale)[::-1], Image.Resampling.BOX)
+                image = shrunk_image(image, self.frame_scale)
             image.save(tmp / self.TEMPLATE.format(k), quality=self.jpeg_quality)
         if final.exists():  # left by an interrupted run; not in the manifest
             shutil.rmtree(final)
@@ -530,9 +539,9 @@ class ExemplarMemory:
         dropped: list[Exemplar] = []
         for label, entries in self._classes.items():
             keep = list(entries)
-            total = sum(len(e.frames) for e in keep)
+            total = sum(self.cost(e) for e in keep)
             while keep and label in limits and total > limits[label]:
-                total -= len(keep[-1].frames)
+                total -= self.cost(keep[-1])
                 dropped.append(keep.pop())
             if keep:
                 kept[label] = keep
@@ -558,13 +567,37 @@ class ExemplarMemory:
             raise KeyError(f"memory holds no exemplars of class {label} (classes: {self.classes})")
         return list(self._classes[label])
 
+    def cost(self, exemplar: Exemplar) -> int:
+        """What `exemplar` counts against the budget: its frames, or ⌈frames / s²⌉ for one kept at full size in a
+        memory of frames at scale s < 1 (`full_size_cost`)."""
+        if self.frame_scale == 1 or exemplar.size is not None:
+            return len(exemplar.frames)
+        return full_size_cost(len(exemplar.frames), self.frame_scale)
+
     def frames_per_class(self) -> dict[int, int]:
-        return {c: sum(len(e.frames) for e in entries) for c, entries in self._classes.items()}
+        """What each class counts against the budget (`cost` of its exemplars)."""
+        return {c: sum(self.cost(e) for e in entries) for c, entries in self._classes.items()}
 
     @property
     def frames(self) -> int:
-        """Stored frames in total (what the budget counts)."""
+        """What the budget counts: stored frames, a full-size exemplar of a memory of smaller frames at its
+        `cost`."""
         return sum(self.frames_per_class().values())
+
+    @property
+    def full_frames(self) -> float:
+        """The pixels held, in frames of the videos' size: a smaller frame counts s² (at most what it holds)."""
+        small = float(Fraction(str(self.frame_scale)) ** 2)
+        return sum(
+            len(e.frames) * (small if e.size is not None else 1.0)
+            for entries in self._classes.values()
+            for e in entries
+        )
+
+    @property
+    def full_size_videos(self) -> int:
+        """Exemplars kept at the videos' size (all of them in a memory at full size)."""
+        return sum(e.size is None for entries in self._classes.values() for e in entries)
 
     @property
     def videos(self) -> int:
@@ -682,6 +715,31 @@ def stored_frames(budget: int, frame_scale: float) -> int:
     """How many frames of side `frame_scale` (a fraction of the video's) fit a budget of `budget` full frames,
     counted by pixels: ⌊budget / frame_scale²⌋ (with the scale as written in decimal, exactly)."""
     return math.floor(Fraction(budget) / Fraction(str(frame_scale)) ** 2)
+
+
+def full_size_cost(frames: int, frame_scale: float) -> int:
+    """Stored frames of side `frame_scale` that `frames` full-size frames count as: ⌈frames / frame_scale²⌉, so
+    that a memory keeping some exemplars at full size never holds more pixels than its budget."""
+    return math.ceil(Fraction(frames) / Fraction(str(frame_scale)) ** 2)
+
+
+def shrunk_image(image: Any, frame_scale: float) -> Any:
+    """The PIL image down-sampled by area (box filter) to `scaled_size` of its size: what a memory of smaller
+    frames stores."""
+    from PIL import Image
+
+    return image.resize(scaled_size((image.height, image.width), frame_scale)[::-1], Image.Resampling.BOX)
+
+
+def at_stored_scale(frames: np.ndarray, frame_scale: float) -> np.ndarray:
+    """uint8 frames (T, H, W, 3) as a memory of frames at `frame_scale` gives them back (up to JPEG): shrunk
+    (`shrunk_image`) and resized back to (H, W) bilinearly."""
+    from PIL import Image
+
+    if frame_scale == 1:
+        return frames
+    small = np.stack([np.asarray(shrunk_image(Image.fromarray(f), frame_scale)) for f in frames])
+    return resized(small, frames.shape[1:3])
 
 
 def scaled_size(size: tuple[int, int], frame_scale: float) -> tuple[int, int]:

@@ -3,7 +3,9 @@ cap, the frames each exemplar keeps and their size) and exemplars are chosen (he
 or whole clips). `ExemplarMemory` stores what it is given and checks the total again on disk.
 
 The budget counts frames at the videos' size; a method storing smaller frames (`Method.exemplar_scale`) holds as
-many of them as fit by pixels (`memory.stored_frames`)."""
+many of them as fit by pixels (`memory.stored_frames`), and with `Method.scale_tolerance` keeps at full size (at
+their pixels' cost, `memory.full_size_cost`) the videos whose smaller replay the current model does not take for
+the video (adaptive spatial granularity)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import torch
 from torch import nn
 
 from distillkit.data.videos import VideoDatasets
@@ -19,7 +22,7 @@ from distillkit.incremental import replay
 from distillkit.incremental.config import MemoryConfig
 from distillkit.incremental.data import ClassSubset, ReplayedClips
 from distillkit.incremental.evaluation import Evaluator, Features
-from distillkit.incremental.memory import ExemplarMemory, stored_frames
+from distillkit.incremental.memory import ExemplarMemory, full_size_cost, stored_frames
 from distillkit.incremental.methods import Method
 from distillkit.incremental.scenario import Scenario
 from distillkit.incremental.selection import allocate, herding, random_order
@@ -51,6 +54,10 @@ class MemoryPolicy:
         self.per_class = (
             None if cfg.per_class_frames is None else stored_frames(cfg.per_class_frames, self.scale)
         )
+        self.scale_tolerance = method.scale_tolerance() if self.scale < 1 else None
+        """None: every exemplar at `scale`; a number: adaptive spatial granularity (`Method.scale_tolerance`)."""
+        self.shrink_distances: list[float] = []
+        """Cosine distances between the smaller and the full-size clip features of the last step's new videos."""
 
     def check(self) -> None:
         """Before training: the budget holds one exemplar of every class of the stream (`ConfigError` if not)."""
@@ -84,9 +91,18 @@ class MemoryPolicy:
             ).tolist()
             whole = list(range(self.segments))
             positions = [p if ok else whole for p, ok in zip(positions, kept, strict=True)]
+        small = [self.scale < 1] * len(subset)
+        if self.scale_tolerance is not None:  # full size where the smaller replay is not faithful
+            shown = ReplayedClips(subset, positions, self.cfg.replay, self.data.test.transform, self.scale)
+            again = self.evaluator.features(model, shown, "smaller frames")
+            small = replay.faithful(
+                features.pooled, again.pooled, again.logits, again.labels, self.scale_tolerance
+            ).tolist()
+            distance = 1 - torch.nn.functional.cosine_similarity(again.pooled, features.pooled, dim=1)
+            self.shrink_distances = distance.tolist()
         folder = self.folder.memory(step)
         if is_main():
-            memory = self._write(step, folder, memory, subset, features, positions)
+            memory = self._write(step, folder, memory, subset, features, positions, small)
         barrier()
         return memory if is_main() else ExemplarMemory.load(folder)
 
@@ -98,9 +114,11 @@ class MemoryPolicy:
         subset: ClassSubset,
         features: Features,
         positions: list[list[int]],
+        small: list[bool],
     ) -> ExemplarMemory:
         """Old classes reduced to their share, new classes filled in herding (or random) order with each video's
-        kept `positions`, until the next video would not fit."""
+        kept `positions` (at the memory's smaller size where `small`, at full size and its cost otherwise), until
+        the next video would not fit."""
         m = self.cfg
         if folder.exists():  # left by a run killed during this step
             shutil.rmtree(folder)
@@ -122,21 +140,32 @@ class MemoryPolicy:
                 order = random_order(len(members), len(members), np.random.default_rng([self.seed, step, c]))
             picked, used = [], 0
             for i in (members[j] for j in order):
-                if used + len(positions[i]) > share[c]:
+                cost = len(positions[i]) if small[i] else full_size_cost(len(positions[i]), self.scale)
+                if used + cost > share[c]:
                     break
                 picked.append(i)
-                used += len(positions[i])
-            memory.add_class(c, [(subset.video_id(i), subset.raw_clip(i), positions[i]) for i in picked])
+                used += cost
+            memory.add_class(
+                c,
+                [(subset.video_id(i), subset.raw_clip(i), positions[i]) for i in picked],
+                full_size={subset.video_id(i) for i in picked if not small[i]},
+            )
         memory.check_budget()
         return memory
 
     def stats(self, memory: ExemplarMemory | None) -> dict:
-        """Frames, bytes and videos held; with adaptive granularity also the videos kept as whole clips."""
+        """Frames, bytes and videos held; with adaptive granularity also the videos kept as whole clips or at
+        full size, and the quartiles of the last step's distances between smaller and full-size clip features."""
         if memory is None:
             return {"frames": 0, "bytes": 0, "videos": 0}
         stats = {"frames": memory.frames, "bytes": memory.bytes_on_disk(), "videos": memory.videos}
         if self.scale < 1:  # what the stored frames hold, in frames of the videos' size
-            stats["full_frames"] = round(memory.frames * self.scale**2, 2)
+            stats["full_frames"] = round(memory.full_frames, 2)
+        if self.scale_tolerance is not None:
+            stats["full_size_videos"] = memory.full_size_videos
+            if self.shrink_distances:
+                q = np.quantile(self.shrink_distances, [0.25, 0.5, 0.75])
+                stats["shrink_distance_quartiles"] = [round(float(v), 4) for v in q]
         if self.method.replay_tolerance() is not None:
             everything = memory.num_segments
             stats["whole_clips"] = sum(

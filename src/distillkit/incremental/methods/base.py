@@ -158,6 +158,13 @@ class Method:
         the memory's frame budget holds either)."""
         return None
 
+    def scale_tolerance(self) -> float | None:
+        """None: every exemplar is stored at `exemplar_scale`. A number (with `exemplar_scale` below 1): a video
+        is stored smaller only when the current model classifies its smaller replay as the video's class and the
+        replay's clip feature is within this cosine distance of the full-size clip's, and at full size (at its
+        pixels' cost against the budget) otherwise (adaptive spatial granularity)."""
+        return None
+
     def begin_step(self, model: nn.Module, ctx: StepContext, tools: StepTools) -> None:
         """Called after the head has grown, before training (e.g. imprint new weights)."""
 

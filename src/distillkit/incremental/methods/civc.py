@@ -130,6 +130,15 @@ class CIVCOptions(SimilarityHeadOptions):
     smaller frame counts by its pixels against `memory.budget_frames`, so the memory holds 1/scale² as many
     frames (at 0.7, the default, about twice as many clips), scaled back up when replayed. Chosen on the
     development orders (docs/results.md). See `small_new_clips`."""
+    scale_choice: Literal["fixed", "adaptive"] = "fixed"
+    """With `exemplar_scale` below 1: `fixed`: every exemplar at that scale; `adaptive`: a video is stored smaller
+    only when the current model still classifies its smaller clip as the video's class and the clip feature moves
+    by at most `scale_tolerance` (cosine distance), and at full size otherwise, at its pixels' cost against the
+    budget: the memory decides per video between more videos and finer detail."""
+    scale_tolerance: float = Field(0.05, ge=0, le=2)
+    """Cosine distance between the clip features of a video's smaller and full-size frames (current model, test
+    transform) above which `adaptive` keeps it at full size (2: the class alone decides). Each step's quartiles of
+    this distance are in results.json (`memory.shrink_distance_quartiles`)."""
     small_new_clips: float = Field(0.5, ge=0, le=1)
     """With `exemplar_scale` below 1: the share of the new classes' training clips shown, in incremental steps,
     at the stored exemplars' resolution (down-sampled by area to the scale and back up, bilinearly), so that a
@@ -184,6 +193,10 @@ class CIVC(SimilarityHeadMethod):
         x = x.clone()
         x[chosen] = at_scale(x[chosen], o.exemplar_scale)
         return x
+
+    def scale_tolerance(self) -> float | None:
+        adaptive = self.options.scale_choice == "adaptive"
+        return self.options.scale_tolerance if adaptive else None
 
     def exemplar_frames(self, num_segments: int) -> int:
         k = self.options.key_frames
