@@ -470,7 +470,9 @@ def test_small_new_clips_blur_only_new_class_clips_of_incremental_steps() -> Non
     assert torch.allclose(at_scale(checker, 0.5), torch.full_like(checker, 0.5))  # 2×2 areas averaged
 
 
-def test_adaptive_frame_size_keeps_at_full_size_what_shrinking_moves_and_pays_its_pixels(tmp_path: Path) -> None:
+def test_adaptive_frame_size_keeps_at_full_size_what_shrinking_moves_and_pays_its_pixels(
+    tmp_path: Path,
+) -> None:
     options = {"exemplar_scale": 0.5, "scale_choice": "adaptive", "scale_tolerance": 0.0}
     strict = run_incremental(tiny(method={"name": "civc", "options": options}), tmp_path / "strict")
     # no smaller clip has exactly its full-size feature: every exemplar at full size, its 4 frames counting 16,

@@ -39,7 +39,11 @@ def test_summary_merges_by_preset_method_baseline_and_held_out(bench, tmp_path, 
 
 def test_every_entry_builds_and_shares_a_base_model_by_head(bench) -> None:
     b = bench.Bench(
-        type("Args", (), {"orders": None, "dev": False, "preset": "motion", "entries": None, "all": True, "budget": False})()
+        type(
+            "Args",
+            (),
+            {"orders": None, "dev": False, "preset": "motion", "entries": None, "all": True, "budget": False},
+        )()
     )
     assert b.orders == bench.HELD_OUT and set(b.orders).isdisjoint(bench.DEV)
     owners = {e.label: b.owner(e) for e in b.entries}
@@ -130,7 +134,10 @@ def test_budget_report_tables_each_method_per_budget_and_pairs_civc_with_each_ba
         b, "own", lambda label: [{"avg_incremental_accuracy": a, "forgetting": 0.0} for a in accs[label]]
     )
     text = b.budget_report(0, 0.0)
-    assert "| icarl | 69.00 ± 1.73 [64.7, 73.3] | 70.00 ± 1.73 [65.7, 74.3] | 72.00 ± 1.73 [67.7, 76.3] |" in text
+    assert (
+        "| icarl | 69.00 ± 1.73 [64.7, 73.3] | 70.00 ± 1.73 [65.7, 74.3] | 72.00 ± 1.73 [67.7, 76.3] |"
+        in text
+    )
     assert "| 1440 | icarl | +1.0 / +1.0 / +4.0 | +2.00 ± 1.73 | [-2.30, +6.30] | not separated |" in text
     assert "| 2880 | tcd | +0.0 / +0.0 / +0.0 |" in text
     assert (tmp_path / "civc_budget_appearance.png").stat().st_size > 0
@@ -164,7 +171,9 @@ def test_finished_runs_are_archived_and_not_run_again_unless_their_base_model_is
     calls.clear()
     assert b.run()[0] == 4 and calls == []
     assert b.results("civc", 1)["order"] == 1
-    (tmp_path / "archive/mixed/civc/order_1.json").unlink()  # civc order 1 to run again: lucir's base model too
+    (
+        tmp_path / "archive/mixed/civc/order_1.json"
+    ).unlink()  # civc order 1 to run again: lucir's base model too
     assert b.run()[0] == 2 and calls == [("lucir", 1), ("civc", 1)]
     stale = tmp_path / "archive/mixed/civc/order_0.json"
     stale.write_text(json.dumps({"method_options": {}}))

@@ -227,7 +227,9 @@ def test_a_folder_in_use_by_a_live_process_is_refused_and_a_dead_ones_is_taken_o
         assert snapshot(trained) == before
         other_host = {**lock, "host": "elsewhere"}  # cannot be checked from here: counts as live
         (trained / run_folder.LOCK).write_text(json.dumps(other_host))
-        assert "in use by another run" in refused(capsys, "train", configs["train"], "--out", trained, "--resume")
+        assert "in use by another run" in refused(
+            capsys, "train", configs["train"], "--out", trained, "--resume"
+        )
     finally:
         live.kill()
         live.wait()

@@ -250,3 +250,25 @@ def test_dataset_short_video_policy(video_root: Path) -> None:
         strict[0]
     with pytest.warns(RuntimeWarning), pytest.raises(DataError, match="none of the 1 videos could be read"):
         VideoDataset(records, video_root, 4, train=False, short="error", on_error="skip")[0]
+
+
+def test_loader_workers_draw_every_epoch_as_the_main_process_does() -> None:
+    """A training clip's frames and crop are drawn from (seed, epoch, index): workers must see each new epoch
+    (persistent workers keep the copy of the data set made when they started, and with it epoch 0)."""
+    from distillkit.config import VideoDataConfig
+    from distillkit.data.videos import build_video_datasets, video_loader
+    from distillkit.engine.loop import cycle
+
+    cfg = VideoDataConfig.model_validate(
+        {"num_segments": 4, "batch_size": 6, "crop": 12,
+         "synthetic": {"num_classes": 2, "train_per_class": 3, "test_per_class": 1, "frames": 16, "size": 16}}
+    )  # fmt: skip
+    train = build_video_datasets(cfg, seed=0).train
+
+    def three_epochs(workers: int) -> list[torch.Tensor]:
+        batches = cycle(video_loader(train, cfg.model_copy(update={"num_workers": workers}), True, seed=0))
+        return [next(batches)[0] for _ in range(3)]  # one batch an epoch
+
+    inline, in_workers = three_epochs(0), three_epochs(1)
+    assert not torch.equal(inline[0], inline[1])  # each epoch draws anew (the check below could fail)
+    assert all(torch.equal(a, b) for a, b in zip(inline, in_workers, strict=True))

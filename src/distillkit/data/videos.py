@@ -405,7 +405,9 @@ def video_loader(
     """
     workers = {
         "num_workers": cfg.num_workers,
-        "persistent_workers": cfg.num_workers > 0,
+        # training draws each clip from (seed, epoch, index): its workers start again each epoch, with the data
+        # set as `set_epoch` left it (persistent ones would keep drawing epoch 0's frames and crops)
+        "persistent_workers": cfg.num_workers > 0 and not train,
         "worker_init_fn": _one_thread_per_worker if cfg.num_workers > 0 else None,
     }
     if distributed:
