@@ -451,25 +451,6 @@ def test_civc_with_half_size_frames_keeps_four_times_the_clips_in_the_same_budge
     )
 
 
-def test_small_new_clips_blur_only_new_class_clips_of_incremental_steps() -> None:
-    from distillkit.incremental.methods.civc import at_scale
-
-    method = build_method("civc", {"exemplar_scale": 0.5, "small_new_clips": 1.0})
-    x, y = torch.rand(4, 2, 3, 8, 8), torch.tensor([0, 3, 1, 2])  # classes 2.. are new
-    step = StepContext(1, 2, 4, None, torch.device("cpu"))
-    out = method.training_clips(x, y, step)
-    assert torch.equal(out[:1], x[:1]) and torch.equal(out[2], x[2])  # old classes' clips as loaded
-    assert torch.allclose(out[[1, 3]], at_scale(x[[1, 3]], 0.5))
-    assert not torch.allclose(out[1], x[1])  # the check above could fail
-    base = StepContext(0, 0, 4, None, torch.device("cpu"))
-    assert torch.equal(method.training_clips(x, y, base), x)  # the base step trains on sharp clips
-    full_size = build_method("civc", {"exemplar_scale": 1})
-    assert torch.equal(full_size.training_clips(x, y, step), x)  # full-size exemplars: off
-    checker = torch.zeros(1, 1, 1, 4, 4)
-    checker[..., ::2, ::2] = checker[..., 1::2, 1::2] = 1.0
-    assert torch.allclose(at_scale(checker, 0.5), torch.full_like(checker, 0.5))  # 2×2 areas averaged
-
-
 def test_adaptive_frame_size_keeps_at_full_size_what_shrinking_moves_and_pays_its_pixels(
     tmp_path: Path,
 ) -> None:

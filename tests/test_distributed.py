@@ -186,15 +186,19 @@ def test_incremental_on_two_processes_matches_one_process(tmp_path: Path, method
     """iCaRL and civc under torchrun: DDP training over the global batch, herding on features computed in
     whole-batch shards and gathered, exemplars written by rank 0 and read back by rank 1, sharded NME and CNN
     evaluation. Same accuracy matrices, the same memory, weights to float64 rounding (measured 4e-15 for iCaRL,
-    1e-12 for civc). civc, every part on, adds a cosine head, imprinting, key-frame exemplars, KD, feature
-    distillation along trajectories, class-balanced fine-tuning of the head and the margin ranking loss, whose mean over the global batch's old-class samples needs each
-    process to divide by its share of the global count (`distributed.process_share`): a per-process mean left
-    civc 1.4 apart. Herding keeps 3 of 6 clips a class: with all 6 kept it orders nearly tied candidates, and a
-    memory's order seeds its clips' augmentation. Full-size exemplar frames: with smaller ones, which new clips
-    civc shows at their resolution is drawn per process, so a DDP run is not the one-process run to the bit."""
-    every_part = "{logit_weight: 1, spatial_weight: 1, temporal_weight: 1, key_frames: 4, cbf_epochs: 1, exemplar_scale: 1}"
+    1e-12 for civc). civc, every part on, adds a cosine head, imprinting, key-frame exemplars, exemplar frames at
+    half size (a quarter of the budget holds as many) with half the new clips shown at that size (drawn per clip
+    from (seed, epoch, index), `data.ShownSmall`), KD, feature distillation along trajectories, class-balanced
+    fine-tuning of the head and the margin ranking loss, whose mean over the global batch's old-class samples
+    needs each process to divide by its share of the global count (`distributed.process_share`): a per-process
+    mean left civc 1.4 apart. Herding keeps 3 of 6 clips a class: with all 6 kept it orders nearly tied
+    candidates, and a memory's order seeds its clips' augmentation."""
+    every_part = ("{logit_weight: 1, spatial_weight: 1, temporal_weight: 1, key_frames: 4, cbf_epochs: 1, "
+                  "exemplar_scale: 0.5, small_new_clips: 0.5}")  # fmt: skip
     name = "{name: icarl}" if method == "icarl" else f"{{name: civc, options: {every_part}}}"
     text = INCREMENTAL.replace("{name: icarl}", name)
+    if method == "civc":
+        text = text.replace("budget_frames: 24}", "budget_frames: 6}")  # 24 frames at a quarter of the pixels
     one, two, _, _ = _one_and_two(tmp_path, text, job="incremental")
     a, b = (json.loads((d / "results.json").read_text()) for d in (one, two))
     assert b["accuracy_matrix"] == a["accuracy_matrix"] and len(a["accuracy_matrix"]) == 3

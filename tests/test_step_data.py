@@ -102,3 +102,39 @@ def test_class_balanced_finetuning_trains_the_head_alone_the_same_each_time(tmp_
     assert changed and all(k.startswith("head.") for k in changed)
     with pytest.raises(ConfigError, match="needs an exemplar memory"):
         steps.tools(start, 1, None).finetune_head_on_memory(1.0, 0.1)
+
+
+def test_civc_shows_a_share_of_the_new_clips_small_in_incremental_steps(tmp_path: Path) -> None:
+    from distillkit.incremental.data import ShownSmall
+    from distillkit.incremental.memory import at_scale
+
+    steps = step_data(
+        tiny(method={"name": "civc", "options": {"exemplar_scale": 0.5, "small_new_clips": 0.5}})
+    )
+    memory = base_memory(steps, tmp_path / "memory")
+    plain = ClassSubset(steps.data.train, steps.scenario.new(1), steps.scenario)
+    train_set = steps.train_set(1, memory)
+    new, replays = train_set.datasets
+    assert isinstance(new, ShownSmall) and len(new) == 12
+    draws = []
+    for epoch in (0, 1):
+        train_set.set_epoch(epoch)  # reaches the video set under `plain` too
+        draws.append([new.shown_small(i) for i in range(12)])
+        for i in range(12):
+            clip = plain[i][0]
+            assert torch.equal(new[i][0], at_scale(clip, 0.5) if draws[-1][i] else clip)
+        assert torch.equal(train_set[12][0], replays[0][0])  # the exemplars as loaded
+    assert 0 < sum(draws[0]) < 12 and draws[0] != draws[1]  # a share, drawn again each epoch
+    assert isinstance(steps.train_set(0, None).datasets[0], ClassSubset)  # the base step: sharp clips
+    full_size = step_data(tiny(method={"name": "civc", "options": {"exemplar_scale": 1}}))
+    assert isinstance(full_size.train_set(1, None).datasets[0], ClassSubset)
+
+
+def test_at_scale_averages_areas_and_scales_back_up() -> None:
+    from distillkit.incremental.memory import at_scale
+
+    checker = torch.zeros(2, 1, 4, 4)
+    checker[..., ::2, ::2] = checker[..., 1::2, 1::2] = 1.0
+    assert torch.allclose(at_scale(checker, 0.5), torch.full_like(checker, 0.5))  # 2×2 areas averaged
+    ramp = torch.arange(16.0).view(1, 1, 4, 4)
+    assert at_scale(ramp, 0.5).shape == ramp.shape and not torch.allclose(at_scale(ramp, 0.5), ramp)

@@ -10,7 +10,7 @@ from torch.utils.data import ConcatDataset, Dataset
 
 from distillkit.data.video.transforms import Compose, clip_to_tensor
 from distillkit.data.videos import raw_clip
-from distillkit.incremental.memory import at_stored_scale
+from distillkit.incremental.memory import at_scale, at_stored_scale
 from distillkit.incremental.replay import Replay, replay_frames
 from distillkit.incremental.scenario import Scenario
 
@@ -97,3 +97,33 @@ class ReplayedClips(Dataset):
         if self.transform is None:
             return clip_to_tensor(frames), label
         return self.transform(frames, label, np.random.default_rng(index))
+
+
+class ShownSmall(Dataset):
+    """The clips of `dataset`, each shown with probability `share` at `scale` of each side and back up
+    (`memory.at_scale`), the draw seeded by (seed, epoch, index) as a video set's augmentation is: the same clips
+    in one process as in each process's share under torchrun."""
+
+    def __init__(self, dataset: Dataset, share: float, scale: float, seed: int) -> None:
+        self.dataset, self.share, self.scale, self.seed = dataset, share, scale, seed
+        self.epoch = 0
+
+    @property
+    def labels(self) -> list[int]:
+        return self.dataset.labels
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def shown_small(self, index: int) -> bool:
+        """Whether item `index` is shown small in the current epoch."""
+        return bool(np.random.default_rng([self.seed, self.epoch, index]).random() < self.share)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        clip, label = self.dataset[index]
+        return (at_scale(clip, self.scale) if self.shown_small(index) else clip), label

@@ -742,6 +742,16 @@ def at_stored_scale(frames: np.ndarray, frame_scale: float) -> np.ndarray:
     return resized(small, frames.shape[1:3])
 
 
+def at_scale(clips: torch.Tensor, scale: float) -> torch.Tensor:
+    """Float clips (..., C, H, W) at the resolution of frames stored at `scale`: down-sampled by area to
+    `scaled_size` and back up bilinearly (the tensor counterpart of `at_stored_scale`, for clips as trained on)."""
+    h, w = clips.shape[-2:]
+    frames = clips.reshape(-1, *clips.shape[-3:])
+    small = torch.nn.functional.interpolate(frames, size=scaled_size((h, w), scale), mode="area")
+    back = torch.nn.functional.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)
+    return back.view(clips.shape)
+
+
 def scaled_size(size: tuple[int, int], frame_scale: float) -> tuple[int, int]:
     """(height, width) of a frame of `size` stored at `frame_scale`: each side rounded down (at least 1), so that
     it never holds more than frame_scale² of the pixels."""

@@ -84,7 +84,6 @@ class StepObjective:
     def loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, LossParts]:
         tc, n = self.consistency, x.shape[0]
         new = y >= self.ctx.num_old
-        x = self.method.training_clips(x, y, self.ctx)
         inputs = x if tc is None else torch.cat([x, downsample_clips(x[new], tc.frames, tc.replay)])
         out, copies = _split(self.net(inputs), n)
         out["clips"] = x

@@ -2,7 +2,8 @@
 batches shuffled from the step's seed) and what its method is given (`StepContext`, `StepTools`).
 
 Every random draw is seeded from (seed, step): the training batches' order and the memory's augmentation with
-stream 0, the order of class-balanced fine-tuning's batches with stream 1 (`engine.device.step_seed`).
+stream 0, the order of class-balanced fine-tuning's batches with stream 1, which new clips are shown small
+(`Method.shown_small`, `data.ShownSmall`) with stream 2 (`engine.device.step_seed`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from distillkit.engine.loop import fit
 from distillkit.engine.precision import to_device
 from distillkit.errors import ConfigError
 from distillkit.incremental.config import IncrementalConfig
-from distillkit.incremental.data import ClassSubset, ConcatClips
+from distillkit.incremental.data import ClassSubset, ConcatClips, ShownSmall
 from distillkit.incremental.evaluation import Evaluator
 from distillkit.incremental.memory import ExemplarMemory, MemoryDataset
 from distillkit.incremental.methods import Method, StepContext, StepTools
@@ -49,7 +50,10 @@ class StepData:
         """Step `step`'s training clips: its new classes' (every class seen so far for a method that trains on
         them, such as joint) and the exemplars of `memory`."""
         classes = self.scenario.seen(step) if self.method.train_on == "seen" else self.scenario.new(step)
-        parts: list[Dataset] = [ClassSubset(self.data.train, classes, self.scenario)]
+        new: Dataset = ClassSubset(self.data.train, classes, self.scenario)
+        if step > 0 and (small := self.method.shown_small()) is not None:
+            new = ShownSmall(new, *small, seed=step_seed(self.cfg.seed, step, stream=2))
+        parts: list[Dataset] = [new]
         if memory is not None and memory.videos:
             parts.append(self.memory_clips(memory, step))
         return ConcatClips(parts)

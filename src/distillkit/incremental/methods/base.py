@@ -141,10 +141,10 @@ class Method:
         their pixels against the frame budget, so that more of them fit (`memory_policy`)."""
         return 1.0
 
-    def training_clips(self, x: torch.Tensor, y: torch.Tensor, ctx: StepContext) -> torch.Tensor:
-        """The batch of clips (N, T, C, H, W) the step trains on, from the loader's `x` with labels `y` (as loaded,
-        by default)."""
-        return x
+    def shown_small(self) -> tuple[float, float] | None:
+        """(share, scale): in incremental steps, that share of the new classes' training clips is shown at that
+        scale of each side and back (`data.ShownSmall`); None (the default): every clip as loaded."""
+        return None
 
     def select_frames(self, frame_features: torch.Tensor, clip_feature: torch.Tensor, k: int) -> list[int]:
         """Sorted time positions to store of one exemplar (at most `k`), from its frame features (T, D) and clip

@@ -41,7 +41,6 @@ from distillkit.distill.spatiotemporal import (
 )
 from distillkit.engine.distributed import process_share
 from distillkit.engine.loop import LossParts
-from distillkit.incremental.memory import scaled_size
 from distillkit.incremental.methods.base import (
     Outputs,
     SimilarityHeadMethod,
@@ -183,16 +182,11 @@ class CIVC(SimilarityHeadMethod):
     def exemplar_scale(self) -> float:
         return self.options.exemplar_scale
 
-    def training_clips(self, x: torch.Tensor, y: torch.Tensor, ctx: StepContext) -> torch.Tensor:
+    def shown_small(self) -> tuple[float, float] | None:
         o = self.options
-        if ctx.step == 0 or o.exemplar_scale == 1 or o.small_new_clips == 0:
-            return x
-        chosen = (y >= ctx.num_old) & (torch.rand(len(y), device=y.device) < o.small_new_clips)
-        if not chosen.any():
-            return x
-        x = x.clone()
-        x[chosen] = at_scale(x[chosen], o.exemplar_scale)
-        return x
+        if o.exemplar_scale == 1 or o.small_new_clips == 0:
+            return None
+        return o.small_new_clips, o.exemplar_scale
 
     def scale_tolerance(self) -> float | None:
         adaptive = self.options.scale_choice == "adaptive"
@@ -321,11 +315,3 @@ def recalibrate_batch_norms(model: nn.Module, batches: Iterable[tuple[torch.Tens
     for m, momentum in zip(norms, momenta, strict=True):
         m.momentum = momentum
     model.train(training)
-
-
-def at_scale(clips: torch.Tensor, scale: float) -> torch.Tensor:
-    """Clips (N, T, C, H, W) at the resolution of frames stored at `scale` of each side: down-sampled by area to
-    `memory.scaled_size` and back up bilinearly."""
-    n, t, c, h, w = clips.shape
-    small = F.interpolate(clips.flatten(0, 1), size=scaled_size((h, w), scale), mode="area")
-    return F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False).view(n, t, c, h, w)
