@@ -28,7 +28,9 @@ from pathlib import Path
 
 import yaml
 
+from distillkit.config import load_config
 from distillkit.incremental.compare import compare
+from distillkit.incremental.config import IncrementalConfig
 from distillkit.incremental.methods import METHODS, Method, build_method
 from distillkit.incremental.metrics import classifier_figures
 
@@ -53,16 +55,30 @@ def head_of(method: str, overrides: Sequence[str]) -> str:
     return built_method(method, overrides).head
 
 
+def changed_settings(results: dict, config: Path, method: str, overrides: Sequence[str]) -> list[str]:
+    """The method options and memory settings (`memory.<key>`) a run's `results` were made with that differ from
+    what `method` with `overrides` on `config` resolves to now (a changed default would otherwise pass unseen);
+    runs from before results.json recorded the options are taken as they are."""
+    recorded = results.get("method_options")
+    if recorded is None:
+        return []
+    wanted = built_method(method, overrides).options.model_dump(mode="json")
+    changed = sorted(k for k in wanted.keys() | recorded.keys() if recorded.get(k) != wanted.get(k))
+    memory = results.get("config", {}).get("memory", {})
+    now = load_config(config, IncrementalConfig, [o for o in overrides if o.startswith("memory.")]).memory
+    for key, value in now.model_dump(mode="json").items():
+        if memory.get(key) != value:
+            changed.append(f"memory.{key}")
+    return changed
+
+
 def run_one(config: Path, out: Path, method: str, order: int, overrides: list[str]) -> tuple[str, float]:
     if (out / "finished").is_file():
-        # a finished run is reused only if it ran with the options the entry resolves to now (a changed default
-        # would otherwise pass unseen); runs from before results.json recorded them are taken as they are
-        recorded = json.loads((out / "results.json").read_text()).get("method_options")
-        wanted = built_method(method, overrides).options.model_dump(mode="json")
-        if recorded is not None and recorded != wanted:
-            changed = sorted(k for k in wanted.keys() | recorded.keys() if recorded.get(k) != wanted.get(k))
+        # a finished run is reused only if it ran with the settings the entry resolves to now
+        changed = changed_settings(json.loads((out / "results.json").read_text()), config, method, overrides)
+        if changed:
             raise SystemExit(
-                f"{out} finished with other method options than its entry resolves to now (differs at: "
+                f"{out} finished with other settings than its entry resolves to now (differs at: "
                 f"{', '.join(changed)}); a default changed since: move the folder away to run it again"
             )
         return f"{method} order {order}: already done", 0.0

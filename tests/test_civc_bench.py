@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from helpers import benchmark_module
 
+CONFIG = Path(__file__).resolve().parents[1] / "configs" / "incremental_civc_bench.yaml"
+
 
 @pytest.fixture(scope="module")
 def bench():
@@ -156,7 +158,12 @@ def test_finished_runs_are_archived_and_not_run_again_unless_their_base_model_is
         calls.append((out.parent.name, order))
         out.mkdir(parents=True)
         options = common.built_method(method, overrides).options.model_dump(mode="json")
-        (out / "results.json").write_text(json.dumps({"method_options": options, "order": order}))
+        results = {
+            "method_options": options,
+            "order": order,
+            "config": {"memory": memory_settings(overrides)},
+        }
+        (out / "results.json").write_text(json.dumps(results))
         (out / "finished").touch()
         return f"{method} order {order}: 1 s", 1.0
 
@@ -177,11 +184,20 @@ def test_finished_runs_are_archived_and_not_run_again_unless_their_base_model_is
     assert b.run()[0] == 2 and calls == [("lucir", 1), ("civc", 1)]
     stale = tmp_path / "archive/mixed/civc/order_0.json"
     stale.write_text(json.dumps({"method_options": {}}))
-    with pytest.raises(SystemExit, match="other method options"):
+    with pytest.raises(SystemExit, match="other settings"):
         b.run()
 
 
-def test_a_finished_run_is_reused_only_with_the_options_it_ran_with(bench, tmp_path) -> None:
+def memory_settings(overrides: list[str]) -> dict:
+    """The memory section the benchmark's config resolves to with `overrides`."""
+    from distillkit.config import load_config
+    from distillkit.incremental.config import IncrementalConfig
+
+    chosen = [o for o in overrides if o.startswith("memory.")]
+    return load_config(CONFIG, IncrementalConfig, chosen).memory.model_dump(mode="json")
+
+
+def test_a_finished_run_is_reused_only_with_the_settings_it_ran_with(bench, tmp_path) -> None:
     common = sys.modules["incremental_synthetic"]
     out = tmp_path / "civc" / "order_0"
     out.mkdir(parents=True)
@@ -189,10 +205,18 @@ def test_a_finished_run_is_reused_only_with_the_options_it_ran_with(bench, tmp_p
     overrides = ["method.options.key_frames=4", "memory.budget_frames=720"]
     options = common.built_method("civc", overrides).options.model_dump(mode="json")
     assert options["key_frames"] == 4 and options["cbf_epochs"] == 2.0  # the entry's override and a default
-    (out / "results.json").write_text(json.dumps({"method_options": options}))
-    assert common.run_one(Path("unused.yaml"), out, "civc", 0, overrides)[0].endswith("already done")
-    (out / "results.json").write_text(json.dumps({"method_options": {**options, "cbf_epochs": 0.0}}))
-    with pytest.raises(SystemExit, match=r"differs at: cbf_epochs.*move the folder away"):
-        common.run_one(Path("unused.yaml"), out, "civc", 0, overrides)
+    memory = memory_settings(overrides)
+    assert memory["budget_frames"] == 720 and memory["jpeg_subsampling"] == "4:4:4"
+    (out / "results.json").write_text(json.dumps({"method_options": options, "config": {"memory": memory}}))
+    assert common.run_one(CONFIG, out, "civc", 0, overrides)[0].endswith("already done")
+    (out / "results.json").write_text(
+        json.dumps({"method_options": {**options, "cbf_epochs": 0.0}, "config": {"memory": memory}})
+    )
+    with pytest.raises(SystemExit, match=r"differs at: cbf_epochs\).*move the folder away"):
+        common.run_one(CONFIG, out, "civc", 0, overrides)
+    older = {**memory, "jpeg_subsampling": "4:2:0"}  # made before a memory default changed
+    (out / "results.json").write_text(json.dumps({"method_options": options, "config": {"memory": older}}))
+    with pytest.raises(SystemExit, match=r"differs at: memory.jpeg_subsampling\)"):
+        common.run_one(CONFIG, out, "civc", 0, overrides)
     (out / "results.json").write_text(json.dumps({}))  # a run from before the options were recorded
-    assert common.run_one(Path("unused.yaml"), out, "civc", 0, overrides)[0].endswith("already done")
+    assert common.run_one(CONFIG, out, "civc", 0, overrides)[0].endswith("already done")

@@ -473,7 +473,8 @@ def recorded_memory(root: Path) -> ExemplarMemory:
     """The memory whose manifest is `RECORDED`: a cap per class, another JPEG quality, classes out of order, a
     non-ASCII video id, a reduced class."""
     clip = np.zeros((T, 8, 8, 3), dtype=np.uint8)
-    memory = ExemplarMemory(root, budget_frames=64, num_segments=T, per_class_frames=24, jpeg_quality=80)
+    memory = ExemplarMemory(root, budget_frames=64, num_segments=T, per_class_frames=24, jpeg_quality=80,
+                            jpeg_subsampling="4:2:0")  # fmt: skip
     memory.add_class(2, [("v2_0", clip, [5, 0, 3]), ("vidéo_ü 1", clip, [7])])
     memory.add_class(0, [(f"v0_{i}", clip, list(range(T))) for i in range(3)])
     memory.reduce({0: 16})
@@ -485,7 +486,7 @@ def test_manifest_bytes_unchanged(tmp_path: Path) -> None:
     memory = recorded_memory(tmp_path / "mem")
     assert memory.manifest_path.read_bytes() == RECORDED.read_bytes()
     assert memory.fork(tmp_path / "copy").manifest_path.read_bytes() == RECORDED.read_bytes()
-    empty = ExemplarMemory(tmp_path / "empty", budget_frames=10, num_segments=T)
+    empty = ExemplarMemory(tmp_path / "empty", budget_frames=10, num_segments=T, jpeg_subsampling="4:2:0")
     assert empty.manifest_path.read_text() == (
         '{\n "version": 1,\n "budget_frames": 10,\n "num_segments": 8,\n "per_class_frames": null,\n'
         ' "jpeg_quality": 90,\n "classes": {}\n}\n'
@@ -566,12 +567,48 @@ def test_a_memory_of_half_size_frames_stores_them_small_and_replays_them_at_the_
 
 
 def test_a_full_size_memory_writes_the_manifest_it_wrote_before_smaller_frames(tmp_path: Path) -> None:
-    memory = ExemplarMemory(tmp_path / "mem", budget_frames=64, num_segments=T)
+    memory = ExemplarMemory(tmp_path / "mem", budget_frames=64, num_segments=T, jpeg_subsampling="4:2:0")
     add(memory, 0, 1)
     manifest = json.loads(memory.manifest_path.read_text())
     assert "frame_scale" not in manifest and "size" not in manifest["classes"]["0"][0]
     assert list(manifest) == ["version", "budget_frames", "num_segments", "per_class_frames", "jpeg_quality",
                               "classes"]  # fmt: skip
+
+
+def test_frames_keep_their_colour_at_every_pixel_unless_asked_for_4_2_0(tmp_path: Path) -> None:
+    from PIL import Image, JpegImagePlugin
+
+    def sampling(memory: ExemplarMemory) -> int:
+        with Image.open(
+            memory.root / memory.exemplars(0)[0].dir / ExemplarMemory.TEMPLATE.format(1)
+        ) as image:
+            return JpegImagePlugin.get_sampling(image)
+
+    full = ExemplarMemory(tmp_path / "full", budget_frames=64, num_segments=T)
+    add(full, 0, 1)
+    assert sampling(full) == 0  # 4:4:4
+    assert json.loads(full.manifest_path.read_text())["jpeg_subsampling"] == "4:4:4"
+    forked = ExemplarMemory.load(full.root).fork(tmp_path / "forked")
+    add(forked, 1, 1)
+    assert forked.jpeg_subsampling == "4:4:4" and sampling(forked) == 0
+    half = ExemplarMemory(tmp_path / "half", budget_frames=64, num_segments=T, jpeg_subsampling="4:2:0")
+    add(half, 0, 1)
+    assert sampling(half) == 2 and ExemplarMemory.load(half.root).jpeg_subsampling == "4:2:0"  # absent: 4:2:0
+    # a sharp red/green edge: at 4:2:0 its colours bleed into each other, at 4:4:4 they stay apart
+    edge = np.zeros((T, 16, 16, 3), np.uint8)
+    edge[:, :, ::2, 0] = edge[:, :, 1::2, 1] = 255
+    errors = []
+    for name, subsampling in (("a", "4:4:4"), ("b", "4:2:0")):
+        memory = ExemplarMemory(
+            tmp_path / name, budget_frames=T, num_segments=T, jpeg_subsampling=subsampling
+        )
+        memory.add_class(0, [("v", edge, list(range(T)))])
+        errors.append(
+            float(
+                (MemoryDataset(memory)[0][0] * 255 - torch.from_numpy(edge).permute(0, 3, 1, 2)).abs().mean()
+            )
+        )
+    assert errors[0] < errors[1] / 2, errors
 
 
 def test_a_full_size_exemplar_of_a_memory_of_smaller_frames_counts_its_pixels(tmp_path: Path) -> None:

@@ -47,6 +47,11 @@ class MemoryConfig(Section):
     """How exemplar videos are picked per class."""
     jpeg_quality: int = Field(90, ge=1, le=100)
     """JPEG quality of stored frames."""
+    jpeg_subsampling: Literal["4:4:4", "4:2:0"] = "4:4:4"
+    """Chroma subsampling of stored frames. 4:4:4 (the default) keeps colour at every pixel; 4:2:0, JPEG's
+    usual setting and this memory's before the option, halves colour resolution each way, which at the benchmark's
+    32×32 frames cost the base model 1.7 points on its classes' test clips of the appearance videos at full size
+    and 4.3 at exemplar_scale 0.7 (22×22), for 6–11 % fewer bytes (docs/results.md)."""
     replay: Literal["hold", "interpolate"] = "hold"
     """How an exemplar of fewer key-frames than `data.num_segments` is replayed as a clip: `hold` shows at each
     position the nearest stored frame (the object holds still, then jumps); `interpolate` blends the two stored

@@ -7,7 +7,7 @@ Layout under the memory folder ``root``::
 
 ``classes`` maps each label (as a string) to its exemplars in priority order, each
 ``{"video_id", "label", "frames": [kept time positions, sorted, in 0..num_segments-1], "dir": "<label>/<video_id>"}``;
-the manifest also records ``per_class_frames`` and ``jpeg_quality``. It is plain JSON (never pickle), replaced
+the manifest also records ``per_class_frames``, ``jpeg_quality`` and ``jpeg_subsampling`` (the chroma resolution). It is plain JSON (never pickle), replaced
 atomically on every change, and checked on `ExemplarMemory.load`, first against its model (`_Manifest`: strict
 types, no unknown keys, bounds) and then on disk: a path that leaves the folder or any malformed entry raises
 `CheckpointError` naming the manifest and the key, and so does an exemplar folder or frame file that is a symlink
@@ -32,7 +32,7 @@ from collections.abc import Callable, Collection, Sequence
 from contextlib import suppress
 from fractions import Fraction
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
@@ -124,6 +124,11 @@ _Side = Annotated[int, Strict(), Field(ge=1)]
 """A time position of the clip (its upper bound, ``num_segments - 1``, is the manifest's)."""
 
 
+JpegSubsampling = Literal["4:4:4", "4:2:0"]
+JPEG_SUBSAMPLING = {"4:4:4": 0, "4:2:0": 2}
+"""PIL's `subsampling` argument for each chroma subsampling."""
+
+
 class Exemplar(Section):
     """One stored video of one class, as listed in the manifest."""
 
@@ -159,6 +164,9 @@ class _Manifest(Section):
     """Most frames of one class (none when null or absent)."""
     jpeg_quality: int = Field(90, ge=1, le=100)
     """Quality of the stored JPEG frames (90 when absent)."""
+    jpeg_subsampling: JpegSubsampling = "4:2:0"
+    """Chroma subsampling of the stored JPEG frames (4:2:0, what memories were written with before the option,
+    when absent)."""
     frame_scale: float = Field(1.0, gt=0, le=1)
     """Side of a stored frame as a fraction of the video's (1 when absent)."""
     classes: dict[Annotated[str, AfterValidator(_check_label_key)], list[Exemplar]]
@@ -273,6 +281,7 @@ class ExemplarMemory:
         per_class_frames: int | None = None,
         jpeg_quality: int = 90,
         frame_scale: float = 1.0,
+        jpeg_subsampling: JpegSubsampling = "4:4:4",
     ) -> None:
         try:
             settings = _Manifest(
@@ -281,6 +290,7 @@ class ExemplarMemory:
                 num_segments=num_segments,
                 per_class_frames=per_class_frames,
                 jpeg_quality=jpeg_quality,
+                jpeg_subsampling=jpeg_subsampling,
                 frame_scale=frame_scale,
                 classes={},
             )
@@ -301,6 +311,7 @@ class ExemplarMemory:
         self.num_segments = manifest.num_segments
         self.per_class_frames = manifest.per_class_frames
         self.jpeg_quality = manifest.jpeg_quality
+        self.jpeg_subsampling = manifest.jpeg_subsampling
         self.frame_scale = manifest.frame_scale
         self._classes: dict[int, list[Exemplar]] = {
             int(key): list(entries) for key, entries in manifest.classes.items() if entries
@@ -365,10 +376,13 @@ class ExemplarMemory:
             num_segments=self.num_segments,
             per_class_frames=self.per_class_frames,
             jpeg_quality=self.jpeg_quality,
+            jpeg_subsampling=self.jpeg_subsampling,
             frame_scale=self.frame_scale,
             classes={str(c): entries for c, entries in self._classes.items()},
         )
         data = manifest.model_dump()
+        if self.jpeg_subsampling == "4:2:0":  # the manifest of before the option
+            del data["jpeg_subsampling"]
         if self.frame_scale == 1:  # full size: the manifest of before the option
             del data["frame_scale"]
             for entries in data["classes"].values():
@@ -401,6 +415,7 @@ class ExemplarMemory:
             self.per_class_frames,
             self.jpeg_quality,
             self.frame_scale,
+            self.jpeg_subsampling,
         )
         for label, entries in self._classes.items():
             for exemplar in entries:
@@ -517,7 +532,11 @@ class ExemplarMemory:
             image = Image.fromarray(frame)
             if exemplar.size is not None:
                 image = shrunk_image(image, self.frame_scale)
-            image.save(tmp / self.TEMPLATE.format(k), quality=self.jpeg_quality)
+            image.save(
+                tmp / self.TEMPLATE.format(k),
+                quality=self.jpeg_quality,
+                subsampling=JPEG_SUBSAMPLING[self.jpeg_subsampling],
+            )
         if final.exists():  # left by an interrupted run; not in the manifest
             shutil.rmtree(final)
         os.replace(tmp, final)

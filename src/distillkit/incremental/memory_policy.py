@@ -124,7 +124,13 @@ class MemoryPolicy:
             shutil.rmtree(folder)
         if memory is None:
             memory = ExemplarMemory(
-                folder, self.budget, self.segments, self.per_class, m.jpeg_quality, self.scale
+                folder,
+                self.budget,
+                self.segments,
+                self.per_class,
+                m.jpeg_quality,
+                self.scale,
+                m.jpeg_subsampling,
             )
         else:
             memory = memory.fork(folder)
