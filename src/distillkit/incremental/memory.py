@@ -7,9 +7,9 @@ Layout under the memory folder ``root``::
 
 ``classes`` maps each label (as a string) to its exemplars in priority order, each
 ``{"video_id", "label", "frames": [kept time positions, sorted, in 0..num_segments-1], "dir": "<label>/<video_id>"}``;
-the manifest also records ``per_class_frames``, ``jpeg_quality`` and ``jpeg_subsampling`` (the chroma resolution). It is plain JSON (never pickle), replaced
-atomically on every change, and checked on `ExemplarMemory.load`, first against its model (`_Manifest`: strict
-types, no unknown keys, bounds) and then on disk: a path that leaves the folder or any malformed entry raises
+the manifest also records ``per_class_frames``, ``jpeg_quality`` and ``jpeg_subsampling`` (the chroma resolution).
+It is plain JSON (never pickle), replaced atomically on every change, and checked on `ExemplarMemory.load`, first
+against its model (`_Manifest`: strict types, no unknown keys, bounds) and then on disk: a path that leaves the folder or any malformed entry raises
 `CheckpointError` naming the manifest and the key, and so does an exemplar folder or frame file that is a symlink
 (even one pointing inside the folder). The budget counts stored frames.
 

@@ -91,7 +91,7 @@ class MemoryPolicy:
             ).tolist()
             whole = list(range(self.segments))
             positions = [p if ok else whole for p, ok in zip(positions, kept, strict=True)]
-        small = [self.scale < 1] * len(subset)
+        small = [True] * len(subset)  # at the memory's scale (the videos' own when it is 1)
         if self.scale_tolerance is not None:  # full size where the smaller replay is not faithful
             shown = ReplayedClips(subset, positions, self.cfg.replay, self.data.test.transform, self.scale)
             again = self.evaluator.features(model, shown, "smaller frames")
