@@ -2,21 +2,52 @@
 
 from __future__ import annotations
 
+import copy
+
 import torch
 import torch.nn.functional as F
 
 from distillkit.compress.pbkd import WholeStudentObjective
-from distillkit.config import BaselineConfig
+from distillkit.compress.student import design_student, fresh_copy
+from distillkit.config import BaselineConfig, StudentConfig
 from distillkit.distill.losses import attention_loss, hint_loss, kd_loss
 from distillkit.engine.loop import LossParts
 from distillkit.models.blocks import BlockwiseNet
 
 
+def baseline_student(
+    method: str,
+    teacher: BlockwiseNet,
+    shapes: list[tuple[torch.Size, torch.Size]],
+    student: StudentConfig,
+    ratio: float,
+) -> BlockwiseNet:
+    """The student baseline `method` trains: PBKD's architecture (`student` at `ratio`) from fresh weights and a
+    fresh head, or for `kd_inherit` from where PBKD starts (blocks built with `student.init`, the teacher's head).
+    Every weight trains, parts copied from the frozen teacher (shortcuts, a copied stem) included."""
+    same_start = method == "kd_inherit"
+    blocks = design_student(
+        teacher.blocks,
+        shapes,
+        student.design,
+        ratio,
+        student.init if same_start else "random",
+        student.residual,
+        student.copy_if_costlier,
+    )
+    head = copy.deepcopy(teacher.head) if same_start else fresh_copy(teacher.head)
+    net = BlockwiseNet(blocks, head, teacher.names)
+    net.requires_grad_(True)
+    return net
+
+
 class StudentObjective(WholeStudentObjective):
-    """One baseline's loss on a fresh student, with the frozen teacher as the source of knowledge.
+    """One baseline's loss on the student, with the frozen teacher as the source of knowledge.
 
     - scratch: CE.
     - kd: (1 − α)·CE + α·KD(T) (Hinton et al., 2015).
+    - kd_inherit: the same loss, on a student that starts where PBKD's does (the job builds it with
+      `student.init`): KD from the same start, against which the blockwise stages themselves are measured.
     - fitnets: CE + w·MSE between the middle block outputs (the hint; Romero et al., 2015). Student blocks
       restore the teacher's channels, so no regressor is needed; trained jointly rather than in two stages.
     - at: CE + β·Σ attention losses at every block output (Zagoruyko & Komodakis, 2017); of clips
@@ -39,7 +70,7 @@ class StudentObjective(WholeStudentObjective):
         with torch.no_grad():
             teacher_feats = self.teacher.block_outputs(x)
             teacher_logits = self.teacher.head(teacher_feats[-1])
-        if self.method == "kd":
+        if self.method in ("kd", "kd_inherit"):
             kd = kd_loss(logits, teacher_logits, self.cfg.kd_temperature)
             a = self.cfg.kd_alpha
             return (1 - a) * ce + a * kd, {"ce": ce.detach(), "kd": kd.detach()}

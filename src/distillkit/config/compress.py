@@ -74,8 +74,10 @@ class PBKDConfig(Section):
 class BaselineConfig(Section):
     """Baselines trained on the same student architecture with the same number of steps as PBKD."""
 
-    methods: list[Literal["scratch", "kd", "fitnets", "at"]] = []
-    """Baselines to train on the same student architecture with PBKD's number of steps."""
+    methods: list[Literal["scratch", "kd", "kd_inherit", "fitnets", "at"]] = []
+    """Baselines to train on the same student architecture with PBKD's number of steps; each starts from fresh
+    weights, except `kd_inherit`: KD from PBKD's own starting student (`student.init`), which separates the
+    blockwise stages from the inherited weights."""
     optim: OptimConfig = OptimConfig()
     """Optimiser of the baselines."""
     kd_alpha: float = Field(0.9, ge=0, le=1)

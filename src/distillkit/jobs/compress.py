@@ -18,13 +18,13 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from distillkit.compress.baselines import StudentObjective
+from distillkit.compress.baselines import StudentObjective, baseline_student
 from distillkit.compress.compute import block_costs, pbkd_training_macs, supervised_training_macs
 from distillkit.compress.export import export_onnx
 from distillkit.compress.pbkd import KDFinetuneObjective, progressive_distill, stage_order
 from distillkit.compress.receptive_field import receptive_field
 from distillkit.compress.resume import CompressionProgress
-from distillkit.compress.student import design_student, fresh_copy, ratio_for_macs, resolve_init
+from distillkit.compress.student import design_student, ratio_for_macs, resolve_init
 from distillkit.compress.video import clip_accuracy, load_video_teacher, teacher_data
 from distillkit.config import CompressConfig, ProfileConfig, TeacherConfig, VideoCompressConfig, dump_config
 from distillkit.data.images import ImageDatasets, build_image_datasets, make_loaders
@@ -421,17 +421,13 @@ class CompressionRun:
         steps: int,
         meter: Meter,
     ) -> dict:
-        """Baseline `method` trained from scratch on the same student architecture, for `steps` (PBKD's)."""
-        cfg, s = self.cfg, self.cfg.student
+        """Baseline `method` trained on the same student architecture for `steps` (PBKD's): from fresh weights, or
+        (`kd_inherit`) from the student PBKD starts from (`student.init`)."""
+        cfg = self.cfg
 
         def train() -> dict:
             seed_everything(cfg.seed)
-            fresh = design_student(
-                teacher.blocks, shapes, s.design, ratio, "random", s.residual, s.copy_if_costlier
-            )
-            net = BlockwiseNet(fresh, fresh_copy(teacher.head), teacher.names).to(self.device)
-            # every weight trains: parts copied from the frozen teacher (shortcuts, a copied stem) come frozen
-            net.requires_grad_(True)
+            net = baseline_student(method, teacher, shapes, cfg.student, ratio).to(self.device)
             result = fit(
                 StudentObjective(method, net, teacher, cfg.baselines),
                 train_loader,
