@@ -33,8 +33,9 @@ import torch
 from distillkit.config import CompressConfig, TrainConfig, dump_config
 
 METHODS = ["scratch", "kd", "kd_inherit", "fitnets", "at"]
-# Every run: no ONNX export, the job's own latency kept short (this script measures latency itself).
-COMMON = ["export_onnx=false", "profile.latency_batches=[1]", "profile.latency_repeats=3"]
+# Every run: no ONNX export, the job's own latency kept short (this script measures latency itself), every baseline.
+COMMON = ["export_onnx=false", "profile.latency_batches=[1]", "profile.latency_repeats=3",
+          f"baselines.methods=[{','.join(METHODS)}]"]  # fmt: skip
 SHORT = ["pbkd.stage.epochs=0.5", "teacher.train.epochs=10"]  # the CPU-sized stages and teacher
 STAGE_LR = ["pbkd.optim.lr=0.01"]
 """The stage learning rate of the short-stage families (the configs' 0.05 before): chosen on the probe seeds 10 and
