@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from helpers import logged, tiny_loader
 
 from distillkit.compress.pbkd import BlockStageObjective, progressive_distill, stage_order
-from distillkit.compress.student import design_student
+from distillkit.compress.student import design_student, is_copy
 from distillkit.config import OptimConfig
 from distillkit.errors import ConfigError
 from distillkit.models import build_model
@@ -134,3 +134,89 @@ def test_stage_kd_term_adds_logit_distillation_from_the_teacher() -> None:
     assert loss.item() == pytest.approx(parts["ce"] + parts["local"] + 2.0 * parts["kd"], rel=1e-5)
     with pytest.raises(ConfigError, match="teacher"):
         BlockStageObjective(net, 1, teacher.blocks[1], 1.0, kd_weight=1.0)
+
+
+def test_precise_stage_norms_are_estimated_after_the_stage_with_its_final_weights() -> None:
+    """`stage_norm="precise"`: after a stage each batch norm of the new block holds the plain average of its
+    input's batch statistics over the first `stage_norm_batches` batches, computed with the weights the block
+    ends with; its momentum is restored, and the global random state is as if nothing had been drawn."""
+    teacher = tiny_teacher()
+    shapes = block_shapes(teacher, torch.zeros(2, 3, 32, 32))
+    students = design_student(teacher.blocks, shapes, "thin", 0.5)
+    first = copy.deepcopy(students[0])
+    loader = tiny_loader(n=32, size=32)
+    stats: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def after_stage(stage: int, k: int, net: BlockwiseNet, result) -> None:
+        bn = net.blocks[k][1]
+        assert isinstance(bn, torch.nn.BatchNorm2d) and bn.momentum == 0.1
+        stats[k] = (bn.running_mean.clone(), bn.running_var.clone())
+
+    torch.manual_seed(7)
+    progressive_distill(
+        teacher,
+        students,
+        loader,
+        3,
+        OptimConfig(lr=0.05),
+        torch.device("cpu"),
+        1.0,
+        "bottom_up",
+        after_stage,
+        stage_norm="precise",
+        stage_norm_batches=2,
+    )
+    drawn_after_precise = torch.rand(1)
+    conv = students[0][0]
+    assert isinstance(conv, torch.nn.Conv2d)
+    assert not torch.equal(
+        conv.weight, first[0].weight
+    )  # it trained, so the statistics are the final weights'
+    with torch.no_grad():  # by hand: per-channel mean and unbiased variance of each of the first 2 batches
+        feats = [conv(x) for x, _ in list(loader)[:2]]
+    mean = torch.stack([f.mean((0, 2, 3)) for f in feats]).mean(0)
+    var = torch.stack([f.transpose(0, 1).flatten(1).var(1, unbiased=True) for f in feats]).mean(0)
+    assert torch.allclose(stats[0][0], mean, atol=1e-5) and torch.allclose(stats[0][1], var, atol=1e-5)
+
+    teacher = tiny_teacher()
+    students = design_student(teacher.blocks, shapes, "thin", 0.5)
+    torch.manual_seed(7)  # "batch" draws the same random numbers: the estimates left the global state alone
+    progressive_distill(
+        teacher, students, loader, 3, OptimConfig(lr=0.05), torch.device("cpu"), 1.0, "bottom_up"
+    )
+    assert torch.equal(torch.rand(1), drawn_after_precise)
+    with pytest.raises(ConfigError, match="stage_norm"):
+        progressive_distill(
+            teacher, students, loader, 1, OptimConfig(), torch.device("cpu"), stage_norm="frozen"
+        )
+
+
+@pytest.mark.parametrize("keep", [True, False])
+def test_a_block_that_is_its_teacher_block_is_kept_without_a_stage(keep: bool) -> None:
+    """`keep_copies`: a student block equal to its teacher block (a copy with the teacher's weights) is put in
+    place untouched, with a 0-step stage; without it, the copy trains like any block."""
+    teacher = tiny_teacher()
+    shapes = block_shapes(teacher, torch.zeros(2, 3, 32, 32))
+    students = design_student(teacher.blocks, shapes, "thin", 0.5)
+    students[0] = copy.deepcopy(teacher.blocks[0])
+    assert is_copy(students[0], teacher.blocks[0]) and not is_copy(students[1], teacher.blocks[1])
+    steps: dict[int, int] = {}
+
+    def after_stage(stage: int, k: int, net: BlockwiseNet, result) -> None:
+        steps[k] = result.steps
+        assert net.blocks[k] is students[k]
+
+    progressive_distill(
+        teacher,
+        students,
+        tiny_loader(n=16, size=32),
+        2,
+        OptimConfig(lr=0.05),
+        torch.device("cpu"),
+        1.0,
+        "bottom_up",
+        after_stage,
+        keep_copies=keep,
+    )
+    assert steps == {0: 0 if keep else 2, 1: 2, 2: 2, 3: 2, 4: 2}
+    assert is_copy(students[0], teacher.blocks[0]) == keep  # kept bitwise, or trained away from the teacher's

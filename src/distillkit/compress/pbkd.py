@@ -3,22 +3,27 @@
 Network A⁰ is the teacher. Stage k replaces one teacher block with its student block; everything else is
 frozen (blocks already replaced keep their trained student weights). Only the new block trains, on
 ``CE(Aᵏ(x), y) + λ · ½‖S_k(h) − T_k(h)‖²`` where h is the input of block k in Aᵏ; optionally (not in the paper)
-``+ w · KD(Aᵏ(x), A⁰(x))``, logit distillation from the whole teacher.
+``+ w · KD(Aᵏ(x), A⁰(x))``, logit distillation from the whole teacher. With precise norms (not in the paper) the
+block's batch-norm statistics are estimated afresh after its stage, with the weights it ends with
+(docs/design.md, "PBKD").
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterable, Sequence
+from itertools import islice
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
+from distillkit.compress.student import is_copy
 from distillkit.config import OptimConfig, PerformanceConfig
 from distillkit.distill.losses import kd_loss, local_l2
 from distillkit.engine.loop import FitResult, LossParts, fit
+from distillkit.engine.precision import to_device
 from distillkit.errors import ConfigError
 from distillkit.models.blocks import BlockwiseNet
 
@@ -33,6 +38,35 @@ def stage_order(order: str | Sequence[int], num_blocks: int) -> list[int]:
     if sorted(indices) != list(range(num_blocks)):
         raise ConfigError(f"pbkd.order {indices} must list each block index 0..{num_blocks - 1} once")
     return indices
+
+
+def estimate_block_norms(
+    net: BlockwiseNet, k: int, loader: DataLoader, batches: int, device: torch.device
+) -> None:
+    """Set the running statistics of every batch norm in `net.blocks[k]` to their plain averages over the first
+    `batches` batches of `loader` (the input of block k as the net computes it; no gradient). The global random
+    state is left as it was, so what trains after it draws the same batches as without it."""
+    block = net.blocks[k]
+    norms = [m for m in block.modules() if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d))]
+    if not norms:
+        return
+    momenta = [m.momentum for m in norms]
+    was_training = [m.training for m in block.modules()]
+    cuda = [device] if device.type == "cuda" else []
+    try:
+        block.eval()
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average
+            m.train()
+        with torch.random.fork_rng(devices=cuda), torch.no_grad():
+            for x, _ in islice(iter(loader), batches):
+                block(net.run_blocks(to_device(x, device), 0, k))
+    finally:
+        for m, momentum in zip(norms, momenta, strict=True):
+            m.momentum = momentum
+        for m, training in zip(block.modules(), was_training, strict=True):
+            m.training = training
 
 
 class BlockStageObjective:
@@ -132,6 +166,9 @@ def progressive_distill(
     done: int = 0,
     kd_weight: float = 0.0,
     kd_temperature: float = 4.0,
+    stage_norm: str = "batch",
+    stage_norm_batches: int = 20,
+    keep_copies: bool = False,
 ) -> BlockwiseNet:
     """Replace the teacher's blocks by `students` one stage at a time; returns the student network.
 
@@ -139,8 +176,13 @@ def progressive_distill(
     `after_stage(stage, block, net, fit_result)` is called after each stage trained (for evaluation, reports
     and checkpoints); `perf` holds the speed options of every stage's training. The first `done` stages have
     finished before (a resumed run): their student blocks, given trained, are put in place without training.
-    `kd_weight` > 0 adds logit KD from the teacher at `kd_temperature` to every stage's loss.
+    `kd_weight` > 0 adds logit KD from the teacher at `kd_temperature` to every stage's loss. `stage_norm`
+    "precise" estimates the new block's batch-norm statistics afresh on `stage_norm_batches` batches after its
+    stage trained; "batch" keeps the running averages of training. With `keep_copies` a student block that is
+    its teacher block exactly (`is_copy`) is put in place without training: `after_stage` gets a 0-step result.
     """
+    if stage_norm not in ("batch", "precise"):
+        raise ConfigError(f"pbkd.stage_norm must be 'batch' or 'precise', not {stage_norm!r}")
     if len(students) != len(teacher.blocks):
         raise ConfigError(f"{len(students)} student blocks for {len(teacher.blocks)} teacher blocks")
     teacher.to(device).eval().requires_grad_(False)
@@ -151,12 +193,19 @@ def progressive_distill(
         if stage < done:
             net.blocks[k].requires_grad_(False)
             continue
+        if keep_copies and is_copy(students[k], teacher.blocks[k]):
+            net.blocks[k].requires_grad_(False)
+            if after_stage is not None:
+                after_stage(stage, k, net, FitResult(steps=0, seconds=0.0, samples=0))
+            continue
         objective = BlockStageObjective(
             net, k, teacher.blocks[k], local_weight, teacher, kd_weight, kd_temperature
         )
         desc = f"stage {stage + 1}: block {k}"
         result = fit(objective, loader, steps_per_stage, optim, device, desc=desc, perf=perf)
         net.blocks[k].requires_grad_(False)
+        if stage_norm == "precise":
+            estimate_block_norms(net, k, loader, stage_norm_batches, device)
         if after_stage is not None:
             after_stage(stage, k, net, result)
     net.eval().requires_grad_(True)

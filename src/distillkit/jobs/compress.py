@@ -24,7 +24,7 @@ from distillkit.compress.export import export_onnx
 from distillkit.compress.pbkd import KDFinetuneObjective, progressive_distill, stage_order
 from distillkit.compress.receptive_field import receptive_field
 from distillkit.compress.resume import CompressionProgress
-from distillkit.compress.student import design_student, ratio_for_macs, resolve_init
+from distillkit.compress.student import design_student, is_copy, ratio_for_macs, resolve_init
 from distillkit.compress.video import clip_accuracy, load_video_teacher, teacher_data
 from distillkit.config import CompressConfig, ProfileConfig, TeacherConfig, VideoCompressConfig, dump_config
 from distillkit.data.images import ImageDatasets, build_image_datasets, make_loaders
@@ -216,6 +216,9 @@ class CompressionRun:
         facts = self.describe(teacher, students)
         costs = block_costs(teacher, students, input_shape)
         steps = cfg.pbkd.stage.num_steps(len(train_loader))
+        trained = stage_order(cfg.pbkd.order, len(teacher.blocks))
+        if cfg.pbkd.copies == "keep":  # the stages of blocks that are the teacher's own are skipped
+            trained = [k for k in trained if not is_copy(students[k], teacher.blocks[k])]
         stages, student = self.distil(teacher, students, train_loader, steps, meter)
 
         ft = cfg.pbkd.finetune
@@ -229,7 +232,7 @@ class CompressionRun:
         meter.add_throughput(teacher_entry)
         meter.add_throughput(student_entry)
 
-        total_steps = steps * len(students) + ft_steps
+        total_steps = steps * len(trained) + ft_steps
         baselines = {
             method: self.baseline(method, teacher, shapes, ratio, train_loader, total_steps, meter)
             for method in cfg.baselines.methods
@@ -238,7 +241,7 @@ class CompressionRun:
         batch = cfg.data.batch_size
         pbkd_macs = pbkd_training_macs(
             costs,
-            stage_order(cfg.pbkd.order, len(teacher.blocks)),
+            trained,
             steps * batch,
             cfg.pbkd.local_weight > 0,
             ft_steps * batch,
@@ -368,6 +371,9 @@ class CompressionRun:
             done,
             pbkd.kd_weight,
             pbkd.kd_temperature,
+            pbkd.stage_norm,
+            pbkd.stage_norm_batches,
+            pbkd.copies == "keep",
         )
         return stages, student
 
