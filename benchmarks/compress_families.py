@@ -105,8 +105,14 @@ PROBES: dict[str, dict[str, list[str]]] = {
         "stages 1.5 epochs": ["pbkd.stage.epochs=1.5"],
         "stages 1.5, fine-tune 3": ["pbkd.stage.epochs=1.5", "pbkd.finetune.budget.epochs=3"],
         "stage lr 0.01": ["pbkd.optim.lr=0.01"],
+        "stage norms precise": ["pbkd.stage_norm=precise"],
     },
-    "resnet20": {"as benchmarked": [], "stage lr 0.01": ["pbkd.optim.lr=0.01"]},
+    "resnet20": {
+        "as benchmarked": [],
+        "stage lr 0.01": ["pbkd.optim.lr=0.01"],
+        "stage norms precise": ["pbkd.stage_norm=precise"],
+        "copies kept": ["pbkd.copies=keep"],
+    },
     "user_cnn": {
         "as benchmarked": [],
         "fine-tune 3 epochs": ["pbkd.finetune.budget.epochs=3"],
@@ -114,6 +120,8 @@ PROBES: dict[str, dict[str, list[str]]] = {
         "stage KD 1": ["pbkd.kd_weight=1"],
         "stage lr 0.01": ["pbkd.optim.lr=0.01"],
         "stage KD 1, lr 0.01": ["pbkd.kd_weight=1", "pbkd.optim.lr=0.01"],
+        "stage norms precise": ["pbkd.stage_norm=precise"],
+        "stages 0.25, fine-tune 1.75": ["pbkd.stage.epochs=0.25", "pbkd.finetune.budget.epochs=1.75"],
     },
 }
 
@@ -219,7 +227,7 @@ def run_probes(out: Path, family: Family, seeds: list[int], only: list[str] | No
     from distillkit.api import compress
 
     teacher = teacher_dir(out, family) / "model.pt"
-    teacher_acc = json.loads((teacher.parent / "report.json").read_text())["accuracy"]
+    teacher_acc = train_teacher(out, family)["accuracy"]  # trained once, then read back
     lines = [
         f"# compress_families probe: {family.label}",
         "",
@@ -561,7 +569,8 @@ def main() -> None:
         return
     if args.probe:
         text = run_probes(args.out, FAMILIES[args.probe], args.probe_seeds, args.probe_variants)
-        (RESULTS / f"compress_families_probe_{args.probe}.md").write_text(text)
+        args.results.mkdir(parents=True, exist_ok=True)
+        (args.results / f"compress_families_probe_{args.probe}.md").write_text(text)
         print(text)
         return
     if not args.report_only:
