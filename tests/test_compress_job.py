@@ -174,3 +174,22 @@ def test_a_cifar_resnet_teacher_compresses_to_its_macs_target(tmp_path: Path) ->
     assert report["blocks"] == ["relu", "layer1", "layer2", "layer3"]
     assert report["speedup"]["macs"] >= 2.0
     assert [s["block"] for s in report["stages"][:4]] == [0, 1, 2, 3]
+
+
+def test_a_kept_copy_skips_its_stage_and_its_steps(tmp_path: Path) -> None:
+    """`pbkd.copies: keep`: the ResNet stem on grey images is copied from the teacher (`copy_if_costlier`); its
+    stage trains 0 steps, and PBKD and the baselines train one stage's steps fewer than with `train`."""
+    steps = {}
+    for copies in ("train", "keep"):
+        cfg = yaml.safe_load(TINY_COMPRESS)
+        cfg["teacher"].update(arch="resnet20", width=0.5)
+        # at 3/4 of the filters a thin 1→6 conv plus the 1×1 back to 8 costs more than the stem's 1→8 conv
+        cfg.update(student={"ratio": 0.75}, baselines={"methods": ["kd"]}, export_onnx=False)
+        cfg["pbkd"]["copies"] = copies
+        api.compress(cfg, tmp_path / copies)
+        report = json.loads((tmp_path / copies / "report.json").read_text())
+        assert report["stages"][0]["block"] == 0
+        assert report["stages"][0]["steps"] == (0 if copies == "keep" else 2)
+        assert report["baselines"]["kd"]["steps"] == report["training"]["pbkd_steps"]
+        steps[copies] = report["training"]["pbkd_steps"]
+    assert steps == {"train": 4 * 2 + 2, "keep": 3 * 2 + 2}

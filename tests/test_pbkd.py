@@ -193,7 +193,7 @@ def test_precise_stage_norms_are_estimated_after_the_stage_with_its_final_weight
 
 @pytest.mark.parametrize("keep", [True, False])
 def test_a_block_that_is_its_teacher_block_is_kept_without_a_stage(keep: bool) -> None:
-    """`keep_copies`: a student block equal to its teacher block (a copy with the teacher's weights) is put in
+    """`kept`: a student block equal to its teacher block (a copy with the teacher's weights) is put in
     place untouched, with a 0-step stage; without it, the copy trains like any block."""
     teacher = tiny_teacher()
     shapes = block_shapes(teacher, torch.zeros(2, 3, 32, 32))
@@ -216,7 +216,7 @@ def test_a_block_that_is_its_teacher_block_is_kept_without_a_stage(keep: bool) -
         1.0,
         "bottom_up",
         after_stage,
-        keep_copies=keep,
+        kept={0} if keep else (),
     )
     assert steps == {0: 0 if keep else 2, 1: 2, 2: 2, 3: 2, 4: 2}
     assert is_copy(students[0], teacher.blocks[0]) == keep  # kept bitwise, or trained away from the teacher's

@@ -11,7 +11,7 @@ block's batch-norm statistics are estimated afresh after its stage, with the wei
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from itertools import islice
 
 import torch
@@ -19,7 +19,6 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
-from distillkit.compress.student import is_copy
 from distillkit.config import OptimConfig, PerformanceConfig
 from distillkit.distill.losses import kd_loss, local_l2
 from distillkit.engine.loop import FitResult, LossParts, fit
@@ -168,7 +167,7 @@ def progressive_distill(
     kd_temperature: float = 4.0,
     stage_norm: str = "batch",
     stage_norm_batches: int = 20,
-    keep_copies: bool = False,
+    kept: Collection[int] = (),
 ) -> BlockwiseNet:
     """Replace the teacher's blocks by `students` one stage at a time; returns the student network.
 
@@ -178,8 +177,9 @@ def progressive_distill(
     finished before (a resumed run): their student blocks, given trained, are put in place without training.
     `kd_weight` > 0 adds logit KD from the teacher at `kd_temperature` to every stage's loss. `stage_norm`
     "precise" estimates the new block's batch-norm statistics afresh on `stage_norm_batches` batches after its
-    stage trained; "batch" keeps the running averages of training. With `keep_copies` a student block that is
-    its teacher block exactly (`is_copy`) is put in place without training: `after_stage` gets a 0-step result.
+    stage trained; "batch" keeps the running averages of training. The blocks in `kept` (students that are their
+    teacher blocks exactly: `student.is_copy`) are put in place without training: `after_stage` gets a 0-step
+    result.
     """
     if stage_norm not in ("batch", "precise"):
         raise ConfigError(f"pbkd.stage_norm must be 'batch' or 'precise', not {stage_norm!r}")
@@ -193,7 +193,7 @@ def progressive_distill(
         if stage < done:
             net.blocks[k].requires_grad_(False)
             continue
-        if keep_copies and is_copy(students[k], teacher.blocks[k]):
+        if k in kept:
             net.blocks[k].requires_grad_(False)
             if after_stage is not None:
                 after_stage(stage, k, net, FitResult(steps=0, seconds=0.0, samples=0))

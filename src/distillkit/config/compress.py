@@ -71,12 +71,12 @@ class PBKDConfig(Section):
     """Batch-norm statistics of the block a stage trains. `batch`: the running averages kept while it trains;
     `precise`: estimated afresh after the stage on `stage_norm_batches` training batches, with the weights the
     block ends with (precise BN, Wu & Johnson 2021), so that they match the block that is evaluated."""
+    stage_norm_batches: int = Field(20, ge=1)
+    """Training batches that estimate the block's batch-norm statistics with `stage_norm: precise`."""
     copies: Literal["train", "keep"] = "train"
     """A student block that is its teacher block exactly (`student.copy_if_costlier` with inherited weights):
     `train` gives it its stage like any other block; `keep` keeps it as it is and skips its stage (it has
     nothing to imitate), so PBKD, and the baselines with it, train that many steps fewer."""
-    stage_norm_batches: int = Field(20, ge=1)
-    """Training batches that estimate the block's batch-norm statistics with `stage_norm: precise`."""
     finetune: FinetuneConfig = FinetuneConfig()
     """Optional final KD fine-tune of the whole student."""
 

@@ -216,10 +216,10 @@ class CompressionRun:
         facts = self.describe(teacher, students)
         costs = block_costs(teacher, students, input_shape)
         steps = cfg.pbkd.stage.num_steps(len(train_loader))
-        trained = stage_order(cfg.pbkd.order, len(teacher.blocks))
-        if cfg.pbkd.copies == "keep":  # the stages of blocks that are the teacher's own are skipped
-            trained = [k for k in trained if not is_copy(students[k], teacher.blocks[k])]
-        stages, student = self.distil(teacher, students, train_loader, steps, meter)
+        keep = cfg.pbkd.copies == "keep"  # the stages of blocks that are the teacher's own are skipped
+        kept = {k for k, s in enumerate(students) if keep and is_copy(s, teacher.blocks[k])}
+        trained = [k for k in stage_order(cfg.pbkd.order, len(teacher.blocks)) if k not in kept]
+        stages, student = self.distil(teacher, students, train_loader, steps, meter, kept)
 
         ft = cfg.pbkd.finetune
         ft_steps = ft.budget.num_steps(len(train_loader)) if ft.enabled else 0
@@ -331,9 +331,10 @@ class CompressionRun:
         train_loader: DataLoader,
         steps: int,
         meter: Meter,
+        kept: set[int],
     ) -> tuple[list[dict], BlockwiseNet]:
-        """The PBKD stages (the student blocks of those an earlier run finished read back): their report entries
-        and the student network."""
+        """The PBKD stages (the student blocks of those an earlier run finished read back; those of `kept` not
+        trained): their report entries and the student network."""
         pbkd = self.cfg.pbkd
         order = stage_order(pbkd.order, len(teacher.blocks))
         stages: list[dict] = []
@@ -373,7 +374,7 @@ class CompressionRun:
             pbkd.kd_temperature,
             pbkd.stage_norm,
             pbkd.stage_norm_batches,
-            pbkd.copies == "keep",
+            kept,
         )
         return stages, student
 
