@@ -364,6 +364,8 @@ class Bench:
     def report(self, reused: int, wall: float) -> str:
         accs = {e.label: [r["avg_incremental_accuracy"] for r in self.own(e.label)] for e in self.entries}
         forgetting = {e.label: [r["forgetting"] for r in self.own(e.label)] for e in self.entries}
+        last = {e.label: [(r["old_accuracy"][-1], r["new_accuracy"][-1]) for r in self.own(e.label)]
+                for e in self.entries}  # fmt: skip
         held_out = not self.args.dev and set(self.orders).isdisjoint(DEV)
         name = f"civc_bench_{self.args.preset}" + ("" if held_out else "_dev")
         lines = [
@@ -371,14 +373,19 @@ class Bench:
             f"{self.args.preset} preset, `configs/incremental_civc_bench.yaml`; class orders {self.orders} "
             f"({HELD_OUT_NOTE if held_out else 'development orders'}). Each method "
             "by its own classifier; average incremental accuracy (%) and forgetting (points), mean ± std over "
-            "orders.", "",
-            "| Entry | Avg inc. acc | per order | Forgetting |", "|---|---|---|---|",
+            "orders; after the last step, the accuracy (%) on the classes of the earlier steps and on the last "
+            "step's own (mean over orders): forgetting counts from each step's peak, so a method that learns "
+            "its new classes better can forget more and still keep more.", "",
+            "| Entry | Avg inc. acc | per order | Forgetting | Last step: old / new classes |",
+            "|---|---|---|---|---|",
         ]  # fmt: skip
         for e in self.entries:
             a = accs[e.label]
+            old, new = (statistics.fmean(x) for x in zip(*last[e.label], strict=True))
             lines.append(
                 f"| {e.label} | {statistics.fmean(a):.2f} ± {statistics.stdev(a):.2f} | "
-                f"{' / '.join(f'{v:.1f}' for v in a)} | {statistics.fmean(forgetting[e.label]):.2f} |"
+                f"{' / '.join(f'{v:.1f}' for v in a)} | {statistics.fmean(forgetting[e.label]):.2f} | "
+                f"{old:.1f} / {new:.1f} |"
             )
         lines += ["", *self.base_lines()]
         lines += ["", "Paired differences (entry − baseline, points of average incremental accuracy):", "",
@@ -418,10 +425,7 @@ class Bench:
                       "|---|---|---|---|---|---|"]  # fmt: skip
             for e in variants:
                 compare(e.label, e.ablates, with_baseline=True)
-        lines += [
-            "",
-            f"{wall / 60:.0f} min wall clock ({reused} runs reused), {self.args.jobs} runs at a time.",
-        ]
+        lines += ["", self.time_line(reused, wall)]
         text = "\n".join(lines) + "\n"
         RESULTS.mkdir(parents=True, exist_ok=True)
         (RESULTS / f"{name}.md").write_text(text)
@@ -486,12 +490,20 @@ class Bench:
         RESULTS.mkdir(parents=True, exist_ok=True)
         fig.savefig(RESULTS / f"{name}.png", dpi=120)
         plt.close(fig)
-        lines += ["", f"![accuracy against the frame budget]({name}.png)", "",
-                  f"{wall / 60:.0f} min wall clock ({reused} runs reused), {self.args.jobs} runs at a time."]  # fmt: skip
+        lines += ["", f"![accuracy against the frame budget]({name}.png)", "", self.time_line(reused, wall)]
         text = "\n".join(lines) + "\n"
         (RESULTS / f"{name}.md").write_text(text)
         print(text)
         return text
+
+    def time_line(self, reused: int, wall: float) -> str:
+        """This command's wall clock, and the time the table's runs took when they ran (their steps' seconds, from
+        each `results.json`: the same whether a run was made now or reused)."""
+        runs = [self.results(e.label, o) for e in self.entries for o in self.orders]
+        steps = sum(sum(r["seconds_per_step"]) for r in runs)
+        made = (f"{wall / 60:.0f} min wall clock ({reused} runs reused), {self.args.jobs} runs at a time"
+                if reused < len(runs) else "Every run reused (none made by this command)")  # fmt: skip
+        return f"{made}; the {len(runs)} runs' steps took {steps / 3600:.1f} h of one CPU thread in all when they ran."
 
     def base_lines(self) -> list[str]:
         """The base step's CNN accuracy per order of every entry that trains its own base model, and those below

@@ -97,9 +97,20 @@ def test_report_pairs_civc_with_the_baselines_and_civc_options_with_the_civc_the
     accs = {"lucir": [80.0, 82.0, 84.0], "civc": [70.0, 71.0, 75.0], "civc, new clips sharp": [69.0, 71.0, 75.0],
             full: [60.0, 61.0, 62.0], keys: [61.0, 63.0, 65.0]}  # fmt: skip
     monkeypatch.setattr(
-        b, "own", lambda label: [{"avg_incremental_accuracy": a, "forgetting": 1.0} for a in accs[label]]
-    )
+        b,
+        "own",
+        lambda label: [
+            {"avg_incremental_accuracy": a, "forgetting": 1.0, "old_accuracy": [None, a - 5],
+             "new_accuracy": [a, a + 10 * i]}
+            for i, a in enumerate(accs[label])
+        ],
+    )  # fmt: skip
+    monkeypatch.setattr(b, "results", lambda label, order: {"seconds_per_step": [900.0, 90.0 * order]})
     text = b.report(0, 0.0)
+    # last step: old classes a - 5, new a + 10 * order, each averaged over the orders
+    assert "| lucir | 82.00 ± 2.00 | 80.0 / 82.0 / 84.0 | 1.00 | 77.0 / 92.0 |" in text
+    # 5 entries × 3 orders, each 900 s + 90 s × order: 15 × 900 + 5 × 270 = 14 850 s
+    assert text.rstrip().endswith("the 15 runs' steps took 4.1 h of one CPU thread in all when they ran.")
     assert "| civc | lucir | -10.0 / -11.0 / -9.0 | -10.00 ± 1.00 |" in text
     assert f"| {keys} | {full} | +1.0 / +2.0 / +3.0 | +2.00 ± 1.00 |" in text
     summary = json.loads((tmp_path / "civc_summary.json").read_text())
@@ -135,7 +146,9 @@ def test_budget_report_tables_each_method_per_budget_and_pairs_civc_with_each_ba
     monkeypatch.setattr(
         b, "own", lambda label: [{"avg_incremental_accuracy": a, "forgetting": 0.0} for a in accs[label]]
     )
+    monkeypatch.setattr(b, "results", lambda label, order: {"seconds_per_step": [60.0, 60.0]})
     text = b.budget_report(0, 0.0)
+    assert text.rstrip().endswith("the 27 runs' steps took 0.9 h of one CPU thread in all when they ran.")
     assert (
         "| icarl | 69.00 ± 1.73 [64.7, 73.3] | 70.00 ± 1.73 [65.7, 74.3] | 72.00 ± 1.73 [67.7, 76.3] |"
         in text
