@@ -110,6 +110,7 @@ PROBES: dict[str, dict[str, list[str]]] = {
         "stages 1.5, fine-tune 3": ["pbkd.stage.epochs=1.5", "pbkd.finetune.budget.epochs=3"],
         "stage lr 0.01": ["pbkd.optim.lr=0.01"],
         "stage norms precise": ["pbkd.stage_norm=precise"],
+        "plain internal": ["student.plain=internal"],
     },
     "resnet20": {
         "as benchmarked": [],
@@ -126,6 +127,7 @@ PROBES: dict[str, dict[str, list[str]]] = {
         "stage KD 1, lr 0.01": ["pbkd.kd_weight=1", "pbkd.optim.lr=0.01"],
         "stage norms precise": ["pbkd.stage_norm=precise"],
         "stages 0.25, fine-tune 1.75": ["pbkd.stage.epochs=0.25", "pbkd.finetune.budget.epochs=1.75"],
+        "plain internal": ["student.plain=internal"],
     },
 }
 

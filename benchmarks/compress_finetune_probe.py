@@ -20,7 +20,7 @@ import torch
 
 from distillkit.compress.pbkd import KDFinetuneObjective, progressive_distill
 from distillkit.compress.resume import set_random_state
-from distillkit.compress.student import design_student
+from distillkit.compress.student import student_from_config
 from distillkit.config import CompressConfig
 from distillkit.data.images import build_image_datasets, make_loaders
 from distillkit.engine.checkpoint import load_checkpoint
@@ -53,8 +53,7 @@ def main() -> None:
     teacher = split_model(obtained.model, cfg.blocks).to(device)
     shapes = block_shapes(teacher, torch.zeros(2, data.in_channels, data.image_size, data.image_size))
     ratio = report.get("student_ratio", cfg.student.ratio)
-    s = cfg.student
-    students = design_student(teacher.blocks, shapes, s.design, ratio, s.init, s.residual, s.copy_if_costlier)
+    students = student_from_config(teacher.blocks, shapes, cfg.student, ratio)
     phases = load_checkpoint(args.run / "checkpoints" / "compress.pt")["phases"]
     order = [entry["results"]["entry"]["block"] for name, entry in phases.items() if name.startswith("stage")]
     for stage, k in enumerate(order):

@@ -24,11 +24,10 @@ from pathlib import Path
 
 import torch
 
-from distillkit.compress.student import design_student, ratio_for_macs
+from distillkit.compress.student import ratio_from_config, student_from_config
 from distillkit.config import CompressConfig, TrainConfig, load_config
 from distillkit.data.images import build_image_datasets, make_loaders
 from distillkit.engine.loop import evaluate
-from distillkit.engine.profile import count_macs
 from distillkit.jobs.compress import CompressionRun
 from distillkit.jobs.train import run_train
 from distillkit.models.blocks import BlockwiseNet, block_shapes, split_model
@@ -87,17 +86,8 @@ def init_probe(args: argparse.Namespace, variant: str) -> list[float]:
     obtained = obtain_model(cfg.teacher, data, None, device, cfg.teacher.checkpoint, cfg.seed)
     teacher = split_model(obtained.model, cfg.blocks).eval()
     shapes = block_shapes(teacher, torch.zeros(2, data.in_channels, data.image_size, data.image_size))
-    s = cfg.student
-    one = (1, data.in_channels, data.image_size, data.image_size)
-    outside = count_macs(teacher, one) - sum(
-        count_macs(b, (1, *sh[0][1:])) for b, sh in zip(teacher.blocks, shapes, strict=True)
-    )
-    ratio, _ = ratio_for_macs(
-        teacher.blocks, shapes, s.design, s.macs_reduction, outside, s.residual, s.copy_if_costlier
-    )
-    students = design_student(
-        teacher.blocks, shapes, s.design, ratio, "inherit", s.residual, s.copy_if_costlier
-    )
+    ratio, _ = ratio_from_config(teacher, shapes, cfg.student)
+    students = student_from_config(teacher.blocks, shapes, cfg.student, ratio, "inherit")
     accuracies = []
     for k, student in enumerate(students):
         blocks = list(teacher.blocks)

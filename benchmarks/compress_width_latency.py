@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from distillkit.compress.student import design_student, ratio_for_macs
+from distillkit.compress.student import ratio_from_config, student_from_config
 from distillkit.config import CompressConfig, load_config
 from distillkit.engine.profile import count_macs, measure_latency
 from distillkit.models import build_model
@@ -40,17 +40,12 @@ OPS = ("aten::conv2d", "aten::max_pool2d", "aten::batch_norm", "aten::add_", "at
 def pair(config: str, width: float, reduction: float) -> tuple[BlockwiseNet, BlockwiseNet, tuple[int, ...]]:
     """Teacher and student (untrained, eval mode) of `config` at `width`, the student meeting `reduction`."""
     cfg = load_config(ROOT / config, CompressConfig)
-    t, s = cfg.teacher, cfg.student
+    t, s = cfg.teacher, cfg.student.model_copy(update={"macs_reduction": reduction})
     shape = (1, cfg.data.image_size, cfg.data.image_size)
     teacher = split_model(build_model(t.arch, 10, 1, width, t.small_input).eval(), cfg.blocks).eval()
     shapes = block_shapes(teacher, torch.zeros(2, *shape))
-    outside = count_macs(teacher, (1, *shape)) - sum(
-        count_macs(b, (1, *sh[0][1:])) for b, sh in zip(teacher.blocks, shapes, strict=True)
-    )
-    ratio, _ = ratio_for_macs(
-        teacher.blocks, shapes, s.design, reduction, outside, s.residual, s.copy_if_costlier
-    )
-    blocks = design_student(teacher.blocks, shapes, s.design, ratio, "random", s.residual, s.copy_if_costlier)
+    ratio, _ = ratio_from_config(teacher, shapes, s)
+    blocks = student_from_config(teacher.blocks, shapes, s, ratio, "random")
     student = BlockwiseNet(blocks, copy.deepcopy(teacher.head), teacher.names).eval()
     return teacher, student, shape
 

@@ -193,3 +193,22 @@ def test_a_kept_copy_skips_its_stage_and_its_steps(tmp_path: Path) -> None:
         assert report["baselines"]["kd"]["steps"] == report["training"]["pbkd_steps"]
         steps[copies] = report["training"]["pbkd_steps"]
     assert steps == {"train": 4 * 2 + 2, "keep": 3 * 2 + 2}
+
+
+def test_plain_internal_student_meets_its_macs_target_and_loads_back(tmp_path: Path) -> None:
+    """`student.plain: internal` through the job: no 1×1 restoring conv in the VGG student, the MACs target met,
+    KD from the same start (`kd_inherit`) on the same architecture, and `load_student` rebuilds it."""
+    cfg = yaml.safe_load(TINY_COMPRESS)
+    cfg.update(
+        student={"plain": "internal", "macs_reduction": 2.5},
+        baselines={"methods": ["kd_inherit"]},
+        export_onnx=False,
+    )
+    result = api.compress(cfg, tmp_path / "run")
+    assert result.macs_ratio >= 2.5
+    student = api.load_student(tmp_path / "run")
+    convs = [m for m in student.modules() if isinstance(m, nn.Conv2d)]
+    assert len(convs) == 8 and all(c.kernel_size == (3, 3) for c in convs)  # VGG-11's eight 3×3 convs
+    state = torch.load(tmp_path / "run" / "student.pt", weights_only=True)
+    assert all(torch.equal(v, state[k]) for k, v in student.state_dict().items())
+    assert student(torch.zeros(2, 1, 32, 32)).shape == (2, 3)

@@ -110,6 +110,74 @@ def test_whole_vgg16_student_is_at_least_2_5x_cheaper() -> None:
     assert teacher_macs / student_macs >= 2.5
 
 
+def _vgg_stage() -> nn.Sequential:
+    """A VGG stage with non-trivial batch-norm statistics, in eval mode: conv 3→64, conv 64→64, max-pool."""
+    block = nn.Sequential(
+        nn.Conv2d(3, 64, 3, padding=1),
+        nn.BatchNorm2d(64),
+        nn.ReLU(),
+        nn.Conv2d(64, 64, 3, padding=1),
+        nn.BatchNorm2d(64),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+    )
+    with torch.no_grad():
+        for bn in (block[1], block[4]):
+            bn.running_mean.uniform_(-0.5, 0.5)
+            bn.running_var.uniform_(0.5, 2.0)
+    return block.eval()
+
+
+def test_plain_internal_keeps_the_last_conv_wide_and_adds_no_conv() -> None:
+    block = _vgg_stage()
+    student = design_student_block(block, 3, 64, "thin", 0.5, init="inherit", plain="internal")
+    convs = [m for m in student if isinstance(m, nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels, c.kernel_size) for c in convs] == [
+        (3, 32, (3, 3)),
+        (32, 64, (3, 3)),
+    ]
+    assert receptive_field(student) == receptive_field(block)
+    assert count_macs(student, (1, 3, 32, 32)) == 32 * 32 * (3 * 32 * 9 + 32 * 64 * 9)
+    # inherited: the first conv's 32 largest filters; the last conv all 64, reading those 32 channels
+    kept = block[0].weight.abs().sum(dim=(1, 2, 3)).topk(32).indices.sort().values
+    assert torch.equal(convs[0].weight, block[0].weight[kept])
+    assert torch.equal(convs[1].weight, block[3].weight[:, kept])
+    assert torch.equal(student[4].running_mean, block[4].running_mean)  # the wide conv's BN: the teacher's
+    # at ratio 1 the student is the teacher block
+    whole = design_student_block(block, 3, 64, "thin", 1.0, init="inherit", plain="internal").eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(whole(x), block(x), atol=1e-5)
+    with pytest.raises(SplitError, match="plain 'wide'"):
+        design_student_block(block, 3, 64, "thin", 0.5, plain="wide")
+
+
+@pytest.mark.parametrize("plain", ["restore", "internal"])
+def test_plain_internal_widens_the_conv_before_a_residual_unit(plain: str) -> None:
+    from torchvision.models.resnet import BasicBlock
+
+    block = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), BasicBlock(16, 16))
+    student = design_student_block(block, 3, 16, "thin", 0.5, plain=plain)
+    first = student[0]
+    assert isinstance(first, nn.Conv2d)
+    ones = [m for m in student.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1)]
+    # restore: the stem conv is thinned to 8 and a 1×1 brings the unit's 16 back; internal: it keeps 16
+    assert (first.out_channels, len(ones)) == ((8, 1) if plain == "restore" else (16, 0))
+    assert student(torch.zeros(1, 3, 8, 8)).shape == (1, 16, 8, 8)
+    assert receptive_field(student) == receptive_field(block)
+
+
+@pytest.mark.parametrize("arch", ["vgg11", "resnet18"])
+def test_plain_internal_students_keep_receptive_fields_and_cost_less(arch: str) -> None:
+    teacher = split_model(build_model(arch, 10, 3, width=0.125).eval())
+    shapes = block_shapes(teacher, torch.zeros(2, 3, 32, 32))
+    students = design_student(teacher.blocks, shapes, "thin", 0.5, plain="internal", copy_if_costlier=False)
+    for block, student, (shape_in, shape_out) in zip(teacher.blocks, students, shapes, strict=True):
+        assert receptive_field(student) == receptive_field(block)
+        assert student(torch.zeros(shape_in)).shape == shape_out
+        assert count_macs(student, tuple(shape_in)) <= count_macs(block, tuple(shape_in))
+
+
 def test_unsupported_layer_is_named() -> None:
     block = nn.Sequential(nn.Conv2d(3, 4, 3), nn.LayerNorm([4, 6, 6]))
     with pytest.raises(SplitError, match="LayerNorm"):
@@ -157,16 +225,17 @@ def test_inherit_keeps_the_largest_filters() -> None:
 
 
 @pytest.mark.parametrize(
-    ("arch", "reduction", "residual"),
+    ("arch", "reduction", "residual", "plain"),
     [
-        ("vgg16", 3.0, "internal"),
-        ("resnet18", 2.5, "internal"),
-        ("resnet18", 2.5, "branch"),
-        ("resnet50", 2.0, "internal"),
+        ("vgg16", 3.0, "internal", "restore"),
+        ("vgg16", 3.0, "internal", "internal"),
+        ("resnet18", 2.5, "internal", "restore"),
+        ("resnet18", 2.5, "branch", "internal"),
+        ("resnet50", 2.0, "internal", "restore"),
     ],
 )
 def test_a_macs_target_gets_the_widest_student_that_meets_it(
-    arch: str, reduction: float, residual: str
+    arch: str, reduction: float, residual: str, plain: str
 ) -> None:
     from distillkit.compress.student import RATIO_STEPS, ratio_for_macs
 
@@ -178,10 +247,10 @@ def test_a_macs_target_gets_the_widest_student_that_meets_it(
     )
 
     def whole(ratio: float) -> int:  # the student network's MACs: its blocks, the teacher's head
-        students = design_student(teacher.blocks, shapes, "thin", ratio, residual=residual)
+        students = design_student(teacher.blocks, shapes, "thin", ratio, residual=residual, plain=plain)
         return outside + sum(count_macs(b, tuple(s[0])) for b, s in zip(students, shapes, strict=True))
 
-    ratio, reached = ratio_for_macs(teacher.blocks, shapes, "thin", reduction, outside, residual)
+    ratio, reached = ratio_for_macs(teacher.blocks, shapes, "thin", reduction, outside, residual, plain=plain)
     assert reached == pytest.approx(count_macs(teacher, one) / whole(ratio))
     assert reached >= reduction  # met ...
     assert count_macs(teacher, one) / whole(ratio + 1 / RATIO_STEPS) < reduction  # ... by the widest student

@@ -456,7 +456,7 @@ def load_student(run_dir_or_path: str | Path) -> nn.Module:
     Rebuilt from the run's config (report.json) as the run built it: the teacher architecture cut into the run's
     blocks, a student block designed for each, then the weights of student.pt.
     """
-    from distillkit.compress.student import design_student
+    from distillkit.compress.student import student_from_config
     from distillkit.models import build_model
     from distillkit.models.blocks import BlockwiseNet, block_shapes, split_model
 
@@ -478,16 +478,14 @@ def load_student(run_dir_or_path: str | Path) -> nn.Module:
         shapes = block_shapes(teacher, torch.zeros(2, channels, size, size))
         s = cfg.student
         ratio = report.get("student_ratio", s.ratio)  # the ratio `student.macs_reduction` chose
-        blocks = design_student(
-            teacher.blocks, shapes, s.design, ratio, "random", s.residual, s.copy_if_costlier
-        )
+        blocks = student_from_config(teacher.blocks, shapes, s, ratio, "random")
         student = BlockwiseNet(blocks, copy.deepcopy(teacher.head), teacher.names)
     return _load_state(student, path, "the student of the run's config")
 
 
 def _load_video_student(folder: Path, path: Path, report: dict) -> nn.Module:
     """The student of a video compress run, rebuilt on its teacher run's model (`teacher.from_run`, still needed)."""
-    from distillkit.compress.student import design_student
+    from distillkit.compress.student import student_from_config
     from distillkit.compress.video import load_video_teacher
     from distillkit.models.blocks import BlockwiseNet, block_shapes
     from distillkit.models.video_blocks import split_video_model
@@ -496,16 +494,7 @@ def _load_video_student(folder: Path, path: Path, report: dict) -> nn.Module:
     with torch.random.fork_rng(devices=[]):
         teacher = split_video_model(load_video_teacher(Path(cfg.teacher.from_run)).model, cfg.blocks)
         shapes = block_shapes(teacher, torch.zeros(2, *report["video"]["clip_shape"]))
-        s = cfg.student
-        blocks = design_student(
-            teacher.blocks,
-            shapes,
-            s.design,
-            report["student_ratio"],
-            "random",
-            s.residual,
-            s.copy_if_costlier,
-        )
+        blocks = student_from_config(teacher.blocks, shapes, cfg.student, report["student_ratio"], "random")
         student = BlockwiseNet(blocks, copy.deepcopy(teacher.head), teacher.names)
     return _load_state(student, path, "the student of the run's config")
 

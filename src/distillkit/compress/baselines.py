@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from distillkit.compress.pbkd import WholeStudentObjective
-from distillkit.compress.student import design_student, fresh_copy
+from distillkit.compress.student import fresh_copy, student_from_config
 from distillkit.config import BaselineConfig, StudentConfig
 from distillkit.distill.losses import attention_loss, hint_loss, kd_loss
 from distillkit.engine.loop import LossParts
@@ -26,15 +26,7 @@ def baseline_student(
     fresh head, or for `kd_inherit` from where PBKD starts (blocks built with `student.init`, the teacher's head).
     Every weight trains, parts copied from the frozen teacher (shortcuts, a copied stem) included."""
     same_start = method == "kd_inherit"
-    blocks = design_student(
-        teacher.blocks,
-        shapes,
-        student.design,
-        ratio,
-        student.init if same_start else "random",
-        student.residual,
-        student.copy_if_costlier,
-    )
+    blocks = student_from_config(teacher.blocks, shapes, student, ratio, None if same_start else "random")
     head = copy.deepcopy(teacher.head) if same_start else fresh_copy(teacher.head)
     net = BlockwiseNet(blocks, head, teacher.names)
     net.requires_grad_(True)

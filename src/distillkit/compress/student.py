@@ -2,8 +2,14 @@
 
 A student block repeats the teacher block's spatial operations — every conv's kernel size, stride, dilation and
 padding, every pooling layer — so its receptive field is the teacher's, but each conv keeps only a fraction
-(`ratio`) of the filters. A final 1×1 conv + BN + ReLU restores the teacher block's output channels. Residual
-units keep their shape, in one of two ways (`residual`):
+(`ratio`) of the filters. The teacher block's output channels come back in one of two ways (`plain`):
+
+- ``restore`` (default): a final 1×1 conv + BN + ReLU restores them (the paper's design); the 1×1 starts random.
+- ``internal``: the block's last conv (and a conv just before a residual unit) keeps the teacher's width, reading
+  the thinned channels, as filter pruning thins a plain network (Li et al., ICLR 2017): no conv is added, and with
+  `init="inherit"` the student block is the teacher block with its weakest internal filters removed.
+
+Residual units keep their shape, in one of two ways (`residual`):
 
 - ``internal`` (default): only the branch's internal channels are thinned, as filter pruning thins ResNets (Li et
   al., ICLR 2017): every conv of the branch but the last keeps `ratio` × the filters, the last one keeps the
@@ -27,6 +33,7 @@ so the same channels move.
 from __future__ import annotations
 
 import copy
+from typing import TYPE_CHECKING
 
 import torch
 from torch import fx, nn
@@ -34,11 +41,15 @@ from torchvision.models.resnet import BasicBlock, Bottleneck
 
 from distillkit.engine.profile import count_macs
 from distillkit.errors import SplitError
-from distillkit.models.blocks import BlockTracer, ResidualUnit
+from distillkit.models.blocks import BlockTracer, BlockwiseNet, ResidualUnit
 from distillkit.models.tsm import ShiftConv2d
 from distillkit.models.video_blocks import ClipBlock
 
+if TYPE_CHECKING:
+    from distillkit.config.compress import StudentConfig
+
 RESIDUAL_MODES = ("internal", "branch")
+PLAIN_MODES = ("restore", "internal")
 _KEEP = (nn.ReLU, nn.ReLU6, nn.SiLU, nn.GELU, nn.Identity, nn.Dropout, nn.MaxPool2d, nn.AvgPool2d)
 
 
@@ -61,9 +72,11 @@ def design_student_block(
     ratio: float = 0.5,
     init: str = "random",
     residual: str = "internal",
+    plain: str = "restore",
 ) -> nn.Sequential:
     """A student for teacher `block` (in/out channels of the block's tensors); `residual`: how residual units are
-    thinned (`internal` or `branch`, module docstring).
+    thinned (`internal` or `branch`), `plain`: how the block's own output width comes back (`restore` or
+    `internal`; module docstring).
 
     `init="random"` initialises it afresh (`"auto"`: inherit for thin, random for depthwise); `init="inherit"` (thin design only) starts every thinned conv from the
     teacher's filters of largest L1 norm (Li et al., "Pruning Filters for Efficient ConvNets", ICLR 2017), with
@@ -74,6 +87,8 @@ def design_student_block(
         raise SplitError(f"unknown student design '{design}'; choose 'thin' or 'depthwise'")
     if residual not in RESIDUAL_MODES:
         raise SplitError(f"unknown student residual '{residual}'; choose 'internal' or 'branch'")
+    if plain not in PLAIN_MODES:
+        raise SplitError(f"unknown student plain '{plain}'; choose 'restore' or 'internal'")
     init = resolve_init(design, init)
     if init not in ("random", "inherit"):
         raise SplitError(f"unknown student init '{init}'; choose 'auto', 'random' or 'inherit'")
@@ -82,13 +97,15 @@ def design_student_block(
     inherit = init == "inherit"
     layers: list[nn.Module] = []
     channels, keep = in_channels, None
-    for name, module in _module_chain(block):
+    chain = _module_chain(block)
+    wide = _width_keeping_convs(chain) if plain == "internal" else set()
+    for name, module in chain:
         if isinstance(module, nn.Conv2d):
             if module.groups != 1:
                 raise SplitError(
                     f"student design: grouped conv '{name}' is not supported; give the student block"
                 )
-            out = thinned(module.out_channels, ratio)
+            out = module.out_channels if name in wide else thinned(module.out_channels, ratio)
             layers += _conv(module, channels, out, design)
             keep = _inherit_conv(layers[-1], module, keep) if inherit else None
             channels = out
@@ -110,6 +127,19 @@ def design_student_block(
     if channels != out_channels:
         layers += _restore(channels, out_channels)
     return nn.Sequential(*layers)
+
+
+def _width_keeping_convs(chain: list[tuple[str, nn.Module]]) -> set[str]:
+    """The convs of a chain that `plain: internal` leaves at the teacher's width: the last one before each residual
+    unit and the last one of the chain (the layers between keep the channel count)."""
+    wide, last = set(), None
+    for name, module in chain:
+        if isinstance(module, nn.Conv2d):
+            last = name
+        elif isinstance(module, (BasicBlock, Bottleneck, ResidualUnit)) and last is not None:
+            wide.add(last)
+            last = None
+    return wide | ({last} if last is not None else set())
 
 
 def _module_chain(block: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -259,6 +289,7 @@ def design_student(
     init: str = "random",
     residual: str = "internal",
     copy_if_costlier: bool = True,
+    plain: str = "restore",
 ) -> list[nn.Module]:
     """Student blocks for every teacher block; `shapes[k]` = (input shape, output shape) of block k (for a
     `ClipBlock`, of clips: (N, T, C, H, W)).
@@ -271,11 +302,13 @@ def design_student(
     for k, (block, (shape_in, shape_out)) in enumerate(zip(blocks, shapes, strict=True)):
         if isinstance(block, ClipBlock):  # clips (N, T, C, H, W): designed on its frame layers
             frames = design_student_block(
-                block.frames, shape_in[2], shape_out[2], design, ratio, init, residual
+                block.frames, shape_in[2], shape_out[2], design, ratio, init, residual, plain
             )
             student: nn.Module = ClipBlock(frames)
         else:
-            student = design_student_block(block, shape_in[1], shape_out[1], design, ratio, init, residual)
+            student = design_student_block(
+                block, shape_in[1], shape_out[1], design, ratio, init, residual, plain
+            )
         one = (1, *shape_in[1:])
         if copy_if_costlier and count_macs(student, one) >= count_macs(block, one):
             inherit = resolve_init(design, init) == "inherit"
@@ -313,6 +346,7 @@ def ratio_for_macs(
     other_macs: int = 0,
     residual: str = "internal",
     copy_if_costlier: bool = True,
+    plain: str = "restore",
 ) -> tuple[float, float]:
     """The largest filter ratio k/64 whose student has at least `reduction` times fewer MACs than the teacher, and
     the reduction it gives. MACs of one sample: the blocks' (teacher and student, on `shapes`) plus `other_macs`
@@ -326,7 +360,9 @@ def ratio_for_macs(
 
     def achieved(k: int) -> float:
         return teacher / macs(
-            design_student(blocks, shapes, design, k / RATIO_STEPS, "random", residual, copy_if_costlier)
+            design_student(
+                blocks, shapes, design, k / RATIO_STEPS, "random", residual, copy_if_costlier, plain
+            )
         )
 
     if achieved(1) < reduction:
@@ -345,3 +381,46 @@ def ratio_for_macs(
         else:
             high = mid - 1
     return low / RATIO_STEPS, achieved(low)
+
+
+def student_from_config(
+    blocks: nn.ModuleList,
+    shapes: list[tuple[torch.Size, torch.Size]],
+    config: StudentConfig,
+    ratio: float,
+    init: str | None = None,
+) -> list[nn.Module]:
+    """`design_student` with the choices of a `student:` config section at `ratio`; `init` (None: the section's)
+    lets a baseline start from fresh weights."""
+    return design_student(
+        blocks,
+        shapes,
+        config.design,
+        ratio,
+        config.init if init is None else init,
+        config.residual,
+        config.copy_if_costlier,
+        config.plain,
+    )
+
+
+def ratio_from_config(
+    teacher: BlockwiseNet, shapes: list[tuple[torch.Size, torch.Size]], config: StudentConfig
+) -> tuple[float, float]:
+    """`ratio_for_macs` for the `student:` section's `macs_reduction` and design choices on a whole split
+    teacher (what lies outside its blocks, the head, counts for teacher and student alike)."""
+    if config.macs_reduction is None:
+        raise ValueError("ratio_from_config needs student.macs_reduction")
+    outside = count_macs(teacher, (1, *shapes[0][0][1:])) - sum(
+        count_macs(b, (1, *sh[0][1:])) for b, sh in zip(teacher.blocks, shapes, strict=True)
+    )
+    return ratio_for_macs(
+        teacher.blocks,
+        shapes,
+        config.design,
+        config.macs_reduction,
+        outside,
+        config.residual,
+        config.copy_if_costlier,
+        config.plain,
+    )

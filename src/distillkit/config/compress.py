@@ -34,6 +34,11 @@ class StudentConfig(Section):
     """A block whose student would have no fewer MACs than the teacher block (a ResNet stem on grey images: one
     thin conv plus the 1×1 restore cost more than the teacher's conv) gets a copy of the teacher block instead
     (its weights with `inherit`, fresh ones with `random`)."""
+    plain: Literal["restore", "internal"] = "restore"
+    """How a block's output width comes back outside residual units: `restore`, a final 1×1 conv + BN + ReLU
+    (the paper's design; the 1×1 starts random); `internal`, the block's last conv keeps the teacher's width,
+    reading the thinned channels (no conv added; with `inherit` the student block starts as the teacher block
+    without its weakest internal filters)."""
 
 
 class FinetuneConfig(Section):

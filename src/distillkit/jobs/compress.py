@@ -24,7 +24,7 @@ from distillkit.compress.export import export_onnx
 from distillkit.compress.pbkd import KDFinetuneObjective, progressive_distill, stage_order
 from distillkit.compress.receptive_field import receptive_field
 from distillkit.compress.resume import CompressionProgress
-from distillkit.compress.student import design_student, is_copy, ratio_for_macs, resolve_init
+from distillkit.compress.student import is_copy, ratio_from_config, resolve_init, student_from_config
 from distillkit.compress.video import clip_accuracy, load_video_teacher, teacher_data
 from distillkit.config import CompressConfig, ProfileConfig, TeacherConfig, VideoCompressConfig, dump_config
 from distillkit.data.images import ImageDatasets, build_image_datasets, make_loaders
@@ -33,7 +33,7 @@ from distillkit.engine.checkpoint import save_checkpoint
 from distillkit.engine.device import resolve_device, seed_everything
 from distillkit.engine.distributed import is_distributed, is_main
 from distillkit.engine.loop import FitResult, evaluate, fit
-from distillkit.engine.profile import count_macs, measure_latency, profile_model
+from distillkit.engine.profile import measure_latency, profile_model
 from distillkit.engine.run_folder import write_atomically
 from distillkit.engine.tracking import tracker
 from distillkit.jobs.base import Job, prepare
@@ -210,9 +210,7 @@ class CompressionRun:
         seed_everything(cfg.seed)
         ratio = self.student_ratio(teacher, shapes)
         s = cfg.student
-        students = design_student(
-            teacher.blocks, shapes, s.design, ratio, s.init, s.residual, s.copy_if_costlier
-        )
+        students = student_from_config(teacher.blocks, shapes, s, ratio)
         facts = self.describe(teacher, students)
         costs = block_costs(teacher, students, input_shape)
         steps = cfg.pbkd.stage.num_steps(len(train_loader))
@@ -310,17 +308,11 @@ class CompressionRun:
         )
 
     def student_ratio(self, teacher: BlockwiseNet, shapes: list[tuple[torch.Size, torch.Size]]) -> float:
-        """`student.ratio`, or the largest ratio meeting `student.macs_reduction` (`ratio_for_macs`)."""
+        """`student.ratio`, or the largest ratio meeting `student.macs_reduction` (`ratio_from_config`)."""
         s = self.cfg.student
         if s.macs_reduction is None:
             return s.ratio
-        one = (1, *shapes[0][0][1:])
-        outside = count_macs(teacher, one) - sum(
-            count_macs(b, (1, *sh[0][1:])) for b, sh in zip(teacher.blocks, shapes, strict=True)
-        )
-        ratio, reached = ratio_for_macs(
-            teacher.blocks, shapes, s.design, s.macs_reduction, outside, s.residual, s.copy_if_costlier
-        )
+        ratio, reached = ratio_from_config(teacher, shapes, s)
         self.say(f"student: ratio {ratio:g} for {reached:.2f}× fewer MACs (asked: {s.macs_reduction:g}×)")
         return ratio
 
