@@ -88,3 +88,21 @@ def test_targets_missed(bench) -> None:
     assert e["targets"] == {"macs": False, "drop": False, "vs_best_baseline": False, "latency": None}
     one = bench.family_summary("toy", reports[:1], 91.0, None, 2.5, 1.0)
     assert one["vs_best_baseline"]["ci95"] is None and one["methods"]["pbkd"]["std"] == 0.0
+
+
+def test_a_finished_run_is_reused_only_with_the_config_it_would_run_now(bench, tmp_path) -> None:
+    from distillkit.config import dump_config
+
+    family, teacher = bench.FAMILIES["vgg16"], tmp_path / "teacher" / "model.pt"
+    want = bench.family_config(family, 0, teacher)
+    assert want.student.plain == "internal" and want.pbkd.optim.lr == 0.01  # the family's settings
+    folder = tmp_path / "seed0"
+    assert not bench.finished(folder, want)  # nothing there: run it
+    folder.mkdir()
+    (folder / "report.json").write_text(json.dumps({"config": dump_config(want)}))
+    assert bench.finished(folder, want)
+    # a probe variant's overrides come before the seed and teacher: the 1×1-restore run is another config
+    restore = bench.family_config(family, 0, teacher, ["student.plain=restore"])
+    assert restore.student.plain == "restore" and restore.seed == 0
+    with pytest.raises(SystemExit, match=r"seed0 finished with another config .* \(differs at: student\)"):
+        bench.finished(folder, restore)
