@@ -82,34 +82,6 @@ def test_analytic_rf_matches_measured_rf(design: str, residual: str) -> None:
                 assert empirical_rf(block, channels) == rf.size, (arch, k, type(block).__name__)
 
 
-def test_student_block_macs_by_hand() -> None:
-    # VGG stage: conv 3→64, conv 64→64, pool at 32×32. Student (ratio ½): convs 3→32, 32→32, pool, 1×1 32→64.
-    block = nn.Sequential(
-        nn.Conv2d(3, 64, 3, padding=1),
-        nn.BatchNorm2d(64),
-        nn.ReLU(),
-        nn.Conv2d(64, 64, 3, padding=1),
-        nn.BatchNorm2d(64),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-    )
-    student = design_student_block(block, 3, 64, "thin", 0.5)
-    assert count_macs(block, (1, 3, 32, 32)) == 32 * 32 * (3 * 64 * 9 + 64 * 64 * 9)
-    assert count_macs(student, (1, 3, 32, 32)) == 32 * 32 * (3 * 32 * 9 + 32 * 32 * 9) + 16 * 16 * 32 * 64
-    depthwise = design_student_block(block, 3, 64, "depthwise", 0.5)
-    expected = 32 * 32 * (3 * 9 + 3 * 32 + 32 * 9 + 32 * 32) + 16 * 16 * 32 * 64
-    assert count_macs(depthwise, (1, 3, 32, 32)) == expected
-
-
-def test_whole_vgg16_student_is_at_least_2_5x_cheaper() -> None:
-    teacher = split_model(build_model("vgg16", 10, 1, width=0.25).eval())
-    shapes = block_shapes(teacher, torch.zeros(1, 1, 32, 32))
-    students = design_student(teacher.blocks, shapes, "thin", 0.5)
-    teacher_macs = sum(count_macs(b, tuple(s[0])) for b, s in zip(teacher.blocks, shapes, strict=True))
-    student_macs = sum(count_macs(b, tuple(s[0])) for b, s in zip(students, shapes, strict=True))
-    assert teacher_macs / student_macs >= 2.5
-
-
 def _vgg_stage() -> nn.Sequential:
     """A VGG stage with non-trivial batch-norm statistics, in eval mode: conv 3→64, conv 64→64, max-pool."""
     block = nn.Sequential(
@@ -126,6 +98,26 @@ def _vgg_stage() -> nn.Sequential:
             bn.running_mean.uniform_(-0.5, 0.5)
             bn.running_var.uniform_(0.5, 2.0)
     return block.eval()
+
+
+def test_student_block_macs_by_hand() -> None:
+    # VGG stage: conv 3→64, conv 64→64, pool at 32×32. Student (ratio ½): convs 3→32, 32→32, pool, 1×1 32→64.
+    block = _vgg_stage()
+    student = design_student_block(block, 3, 64, "thin", 0.5)
+    assert count_macs(block, (1, 3, 32, 32)) == 32 * 32 * (3 * 64 * 9 + 64 * 64 * 9)
+    assert count_macs(student, (1, 3, 32, 32)) == 32 * 32 * (3 * 32 * 9 + 32 * 32 * 9) + 16 * 16 * 32 * 64
+    depthwise = design_student_block(block, 3, 64, "depthwise", 0.5)
+    expected = 32 * 32 * (3 * 9 + 3 * 32 + 32 * 9 + 32 * 32) + 16 * 16 * 32 * 64
+    assert count_macs(depthwise, (1, 3, 32, 32)) == expected
+
+
+def test_whole_vgg16_student_is_at_least_2_5x_cheaper() -> None:
+    teacher = split_model(build_model("vgg16", 10, 1, width=0.25).eval())
+    shapes = block_shapes(teacher, torch.zeros(1, 1, 32, 32))
+    students = design_student(teacher.blocks, shapes, "thin", 0.5)
+    teacher_macs = sum(count_macs(b, tuple(s[0])) for b, s in zip(teacher.blocks, shapes, strict=True))
+    student_macs = sum(count_macs(b, tuple(s[0])) for b, s in zip(students, shapes, strict=True))
+    assert teacher_macs / student_macs >= 2.5
 
 
 def test_plain_internal_keeps_the_last_conv_wide_and_adds_no_conv() -> None:
