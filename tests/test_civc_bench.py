@@ -89,6 +89,7 @@ def test_report_pairs_civc_with_the_baselines_and_civc_options_with_the_civc_the
     bench, tmp_path, monkeypatch
 ) -> None:
     monkeypatch.setattr(bench, "RESULTS", tmp_path)
+    monkeypatch.setattr(bench, "ARCHIVE", tmp_path / "archive")  # not the repository's archived runs
     full, keys = "civc, full-size frames", "civc (full-size frames) + key-frames"
     args = {"orders": [0, 1, 2], "dev": False, "preset": "motion", "all": False, "jobs": 2, "budget": False,
             "entries": ["lucir", "civc", "civc, new clips sharp", full, keys]}  # fmt: skip
@@ -130,6 +131,7 @@ def test_budget_report_tables_each_method_per_budget_and_pairs_civc_with_each_ba
     bench, tmp_path, monkeypatch
 ) -> None:
     monkeypatch.setattr(bench, "RESULTS", tmp_path)
+    monkeypatch.setattr(bench, "ARCHIVE", tmp_path / "archive")
     args = {"orders": [0, 1, 2], "dev": False, "preset": "appearance", "all": False, "jobs": 2, "budget": True,
             "entries": None}  # fmt: skip
     b = bench.Bench(type("Args", (), args)())
