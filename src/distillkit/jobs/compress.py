@@ -215,7 +215,7 @@ class CompressionRun:
         costs = block_costs(teacher, students, input_shape)
         steps = cfg.pbkd.stage.num_steps(len(train_loader))
         keep = cfg.pbkd.copies == "keep"  # the stages of blocks that are the teacher's own are skipped
-        kept = {k for k, s in enumerate(students) if keep and is_copy(s, teacher.blocks[k])}
+        kept = {k for k, b in enumerate(students) if keep and is_copy(b, teacher.blocks[k])}
         trained = [k for k in stage_order(cfg.pbkd.order, len(teacher.blocks)) if k not in kept]
         stages, student = self.distil(teacher, students, train_loader, steps, meter, kept)
 
