@@ -5,6 +5,7 @@
     python benchmarks/civc_bench.py --preset appearance
     python benchmarks/civc_bench.py --entries lucir icarl "civc + TC"   # a subset of the entries
     python benchmarks/civc_bench.py --preset appearance --budget   # civc, iCaRL and TCD at 3 budgets, a plot
+    python benchmarks/civc_bench.py --base-epochs 60 --orders 4 --entries lucir icarl civc   # a longer base step
 
 Every run is a `distillkit incremental` run of `configs/incremental_civc_bench.yaml` (same backbone, epochs and
 frame budget for all; only the method, its options and the class order change), `--jobs` at a time on one CPU
@@ -19,7 +20,12 @@ For every comparison of an entry with a baseline the script reports the paired d
 incremental accuracy, one per order, their mean, standard deviation and 95 % t-interval, and a verdict that
 follows the interval alone: "better" when it lies above 0, "worse" below 0, else "not separated". Results go to
 `benchmarks/results/civc_bench_<preset>[_dev].md` and, merged by (preset, method, baseline, held_out), to
-`benchmarks/results/civc_summary.json`.
+`benchmarks/results/civc_summary.json` (each comparison with the chroma sampling of its runs' stored frames,
+`jpeg_subsampling`: the comparisons made while the memory stored 4:2:0 JPEG frames stay there as that record).
+
+`--base-epochs N` is a probe of the base step, not a table: every head's base step runs N epochs, the runs go to
+their own folders (`<preset>_base<N>`, in `runs/` and in the archive) and the table to
+`civc_bench_<preset>_base<N>.md`; it is not merged into the summary.
 """
 
 from __future__ import annotations
@@ -271,7 +277,9 @@ class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.orders = args.orders or (DEV if args.dev else HELD_OUT)
-        self.root = ROOT / "runs" / "bench" / "civc_bench" / args.preset
+        self.folder = args.preset + (f"_base{args.base_epochs}" if args.base_epochs else "")
+        """The preset's folder of runs and archive (a base-step probe has its own)."""
+        self.root = ROOT / "runs" / "bench" / "civc_bench"
         known = {e.label: e for e in ENTRIES}
         if args.budget:
             labels = [label for by_budget in BUDGET_ENTRIES.values() for label in by_budget.values()]
@@ -282,9 +290,16 @@ class Bench:
             raise SystemExit(f"unknown entries {missing}; known: {sorted(known)}")
         self.entries = [known[label] for label in labels]
 
+    def folder_of(self, label: str) -> str:
+        """The folder of an entry's runs: a probe's own, unless the entry's head already runs its base step that
+        long (its runs are the table's)."""
+        head = next(e for e in ENTRIES if e.label == label).head()
+        same = f"train.base.epochs={self.args.base_epochs}" in HEAD_OVERRIDES.get(head, ())
+        return self.args.preset if same else self.folder
+
     def run_dir(self, label: str, order: int) -> Path:
         slug = "".join(c if c.isalnum() else "_" for c in label).strip("_")
-        return self.root / slug / f"order_{order}"
+        return self.root / self.folder_of(label) / slug / f"order_{order}"
 
     def owner(self, e: Entry) -> str | None:
         """The label of the entry whose base model `e` starts from (None: `e` trains its own)."""
@@ -294,7 +309,7 @@ class Bench:
     def archive_path(self, label: str, order: int) -> Path:
         """Where the finished run's `results.json` is kept in the repository (`ARCHIVE`)."""
         run = self.run_dir(label, order)
-        return ARCHIVE / self.args.preset / run.parent.name / f"{run.name}.json"
+        return ARCHIVE / self.folder_of(label) / run.parent.name / f"{run.name}.json"
 
     def archived(self, e: Entry, order: int) -> bool:
         """Whether the archive holds this run, with the method options and memory settings the entry resolves to
@@ -332,6 +347,8 @@ class Bench:
                             reused += 1
                             continue
                         extra = [*PRESETS[self.args.preset], *HEAD_OVERRIDES.get(e.head(), ()), *e.overrides]
+                        if self.args.base_epochs:
+                            extra.append(f"train.base.epochs={self.args.base_epochs}")
                         if (owner := self.owner(e)) is not None:
                             extra.append(f"train.base_model={self.run_dir(owner, o)}")
                         run = pool.submit(
@@ -358,6 +375,16 @@ class Bench:
         run = self.run_dir(label, order) / "results.json"
         return json.loads((run if run.is_file() else self.archive_path(label, order)).read_text())
 
+    def subsampling(self, *labels: str) -> str:
+        """The chroma sampling of the memory's JPEG frames in these entries' runs ("4:2:0" where a run's config
+        does not record it: runs made before `memory.jpeg_subsampling`); "mixed" if they differ."""
+        found = {
+            self.results(label, o).get("config", {}).get("memory", {}).get("jpeg_subsampling", "4:2:0")
+            for label in labels
+            for o in self.orders
+        }
+        return found.pop() if len(found) == 1 else "mixed"
+
     def own(self, label: str) -> list[dict]:
         return [common.own_classifier_results(self.results(label, o)) for o in self.orders]
 
@@ -367,10 +394,12 @@ class Bench:
         last = {e.label: [(r["old_accuracy"][-1], r["new_accuracy"][-1]) for r in self.own(e.label)]
                 for e in self.entries}  # fmt: skip
         held_out = not self.args.dev and set(self.orders).isdisjoint(DEV)
-        name = f"civc_bench_{self.args.preset}" + ("" if held_out else "_dev")
+        name = f"civc_bench_{self.folder}" + ("" if held_out else "_dev")
         lines = [
             f"# {name}", "", f"`{self.command()}`", "",
-            f"{self.args.preset} preset, `configs/incremental_civc_bench.yaml`; class orders {self.orders} "
+            f"{self.args.preset} preset, `configs/incremental_civc_bench.yaml`"
+            + (f", every head's base step {self.args.base_epochs} epochs" if self.args.base_epochs else "")
+            + f"; class orders {self.orders} "
             f"({HELD_OUT_NOTE if held_out else 'development orders'}). Each method "
             "by its own classifier; average incremental accuracy (%) and forgetting (points), mean ± std over "
             "orders; after the last step, the accuracy (%) on the classes of the earlier steps and on the last "
@@ -408,7 +437,8 @@ class Bench:
             lines.append("| " + " | ".join(cells) + " |")
             comparisons.append(
                 {"preset": self.args.preset, "method": label, "baseline": against, "orders": self.orders,
-                 "differences": diffs, "mean": s["mean"], "ci95": s["ci95"], "held_out": held_out}
+                 "differences": diffs, "mean": s["mean"], "ci95": s["ci95"], "held_out": held_out,
+                 "jpeg_subsampling": self.subsampling(label, against)}
             )  # fmt: skip
 
         baselines = [e for e in self.entries if e.baseline]
@@ -429,7 +459,8 @@ class Bench:
         text = "\n".join(lines) + "\n"
         RESULTS.mkdir(parents=True, exist_ok=True)
         (RESULTS / f"{name}.md").write_text(text)
-        self.merge_summary(comparisons)
+        if not self.args.base_epochs:
+            self.merge_summary(comparisons)
         print(text)
         return text
 
@@ -546,6 +577,7 @@ class Bench:
         cmd += " --dev" if a.dev else ""
         cmd += " --all" if a.all else ""
         cmd += " --budget" if a.budget else ""
+        cmd += f" --base-epochs {a.base_epochs}" if a.base_epochs else ""
         cmd += (" --orders " + " ".join(map(str, a.orders))) if a.orders else ""
         return cmd + ((" --entries " + " ".join(f'"{x}"' for x in a.entries)) if a.entries else "")
 
@@ -563,6 +595,9 @@ def main(argv: list[str] | None = None) -> str:
         "--budget", action="store_true", help=f"civc, iCaRL and TCD at {BUDGETS} frames, with a plot"
     )
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time (one CPU thread each)")
+    parser.add_argument(
+        "--base-epochs", type=int, metavar="N", help="probe: every head's base step N epochs (own folders)"
+    )
     bench = Bench(parser.parse_args(argv))
     return (bench.budget_report if bench.args.budget else bench.report)(*bench.run())
 

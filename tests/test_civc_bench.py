@@ -44,7 +44,15 @@ def test_every_entry_builds_and_shares_a_base_model_by_head(bench) -> None:
         type(
             "Args",
             (),
-            {"orders": None, "dev": False, "preset": "motion", "entries": None, "all": True, "budget": False},
+            {
+                "orders": None,
+                "dev": False,
+                "preset": "motion",
+                "entries": None,
+                "all": True,
+                "budget": False,
+                "base_epochs": None,
+            },
         )()
     )
     assert b.orders == bench.HELD_OUT and set(b.orders).isdisjoint(bench.DEV)
@@ -61,7 +69,7 @@ def test_every_entry_builds_and_shares_a_base_model_by_head(bench) -> None:
 
 
 def test_the_report_names_a_base_model_below_the_bar(bench, tmp_path) -> None:
-    args = {"orders": [0, 1], "dev": False, "preset": "motion", "all": False, "jobs": 1, "budget": False,
+    args = {"orders": [0, 1], "dev": False, "preset": "motion", "all": False, "jobs": 1, "base_epochs": None, "budget": False,
             "entries": ["lucir", "icarl", "civc"]}  # fmt: skip
     b = bench.Bench(type("Args", (), args)())
     b.root = tmp_path
@@ -91,7 +99,7 @@ def test_report_pairs_civc_with_the_baselines_and_civc_options_with_the_civc_the
     monkeypatch.setattr(bench, "RESULTS", tmp_path)
     monkeypatch.setattr(bench, "ARCHIVE", tmp_path / "archive")  # not the repository's archived runs
     full, keys = "civc, full-size frames", "civc (full-size frames) + key-frames"
-    args = {"orders": [0, 1, 2], "dev": False, "preset": "motion", "all": False, "jobs": 2, "budget": False,
+    args = {"orders": [0, 1, 2], "dev": False, "preset": "motion", "all": False, "jobs": 2, "base_epochs": None, "budget": False,
             "entries": ["lucir", "civc", "civc, new clips sharp", full, keys]}  # fmt: skip
     b = bench.Bench(type("Args", (), args)())
     b.root = tmp_path / "runs"  # no run folders: the report reads only the figures below
@@ -106,7 +114,13 @@ def test_report_pairs_civc_with_the_baselines_and_civc_options_with_the_civc_the
             for i, a in enumerate(accs[label])
         ],
     )  # fmt: skip
-    monkeypatch.setattr(b, "results", lambda label, order: {"seconds_per_step": [900.0, 90.0 * order]})
+    # every run records 4:4:4 frames but the key-frame variant's, which predate the setting (4:2:0)
+    memory = {"config": {"memory": {"jpeg_subsampling": "4:4:4"}}}
+    monkeypatch.setattr(
+        b,
+        "results",
+        lambda label, order: {"seconds_per_step": [900.0, 90.0 * order], **(memory if label != keys else {})},
+    )
     text = b.report(0, 0.0)
     # last step: old classes a - 5, new a + 10 * order, each averaged over the orders
     assert "| lucir | 82.00 ± 2.00 | 80.0 / 82.0 / 84.0 | 1.00 | 77.0 / 92.0 |" in text
@@ -125,6 +139,9 @@ def test_report_pairs_civc_with_the_baselines_and_civc_options_with_the_civc_the
         (keys, full): [1.0, 2.0, 3.0],
     }
     assert all(c["held_out"] for c in summary)
+    sampling = {(c["method"], c["baseline"]): c["jpeg_subsampling"] for c in summary}
+    assert sampling[("civc", "lucir")] == "4:4:4" and sampling[(keys, full)] == "mixed"
+    assert b.subsampling(keys) == "4:2:0"
 
 
 def test_budget_report_tables_each_method_per_budget_and_pairs_civc_with_each_baseline(
@@ -133,7 +150,7 @@ def test_budget_report_tables_each_method_per_budget_and_pairs_civc_with_each_ba
     monkeypatch.setattr(bench, "RESULTS", tmp_path)
     monkeypatch.setattr(bench, "ARCHIVE", tmp_path / "archive")
     args = {"orders": [0, 1, 2], "dev": False, "preset": "appearance", "all": False, "jobs": 2, "budget": True,
-            "entries": None}  # fmt: skip
+            "entries": None, "base_epochs": None}  # fmt: skip
     b = bench.Bench(type("Args", (), args)())
     assert [e.label for e in b.entries] == [
         "civc, half budget", "civc", "civc, twice the budget", "icarl, half budget", "icarl",
@@ -183,7 +200,7 @@ def test_finished_runs_are_archived_and_not_run_again_unless_their_base_model_is
         return f"{method} order {order}: 1 s", 1.0
 
     monkeypatch.setattr(common, "run_one", run_one)
-    args = {"orders": [0, 1], "dev": False, "preset": "mixed", "all": False, "jobs": 1, "budget": False,
+    args = {"orders": [0, 1], "dev": False, "preset": "mixed", "all": False, "jobs": 1, "base_epochs": None, "budget": False,
             "entries": ["civc"]}  # fmt: skip
     b = bench.Bench(type("Args", (), args)())
     b.root = tmp_path / "runs"
@@ -235,3 +252,52 @@ def test_a_finished_run_is_reused_only_with_the_settings_it_ran_with(bench, tmp_
         common.run_one(CONFIG, out, "civc", 0, overrides)
     (out / "results.json").write_text(json.dumps({}))  # a run from before the options were recorded
     assert common.run_one(CONFIG, out, "civc", 0, overrides)[0].endswith("already done")
+
+
+def test_a_base_step_probe_runs_in_its_own_folders_and_reuses_the_heads_already_that_long(
+    bench, tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setattr(bench, "RESULTS", tmp_path)
+    monkeypatch.setattr(bench, "ARCHIVE", tmp_path / "archive")
+    common = sys.modules["incremental_synthetic"]
+    calls: list[tuple[str, str, list[str]]] = []
+
+    def run_one(config, out, method, order, overrides):
+        calls.append((out.parent.parent.name, out.parent.name, overrides))
+        out.mkdir(parents=True)
+        options = common.built_method(method, overrides).options.model_dump(mode="json")
+        results = {"method_options": options, "config": {"memory": memory_settings(overrides)},
+                   "classifier": "cnn", "avg_incremental_accuracy": 80.0 + order, "forgetting": 1.0,
+                   "old_accuracy": [None, 70.0], "new_accuracy": [90.0, 80.0], "accuracy_per_step": [95.0, 80.0],
+                   "seconds_per_step": [60.0, 60.0]}  # fmt: skip
+        (out / "results.json").write_text(json.dumps(results))
+        (out / "finished").touch()
+        return f"{method} order {order}: 1 s", 1.0
+
+    monkeypatch.setattr(common, "run_one", run_one)
+    for order in (3, 4):  # iCaRL's base step already runs 60 epochs: the table's runs are the probe's
+        icarl = tmp_path / "archive" / "motion" / "icarl" / f"order_{order}.json"
+        icarl.parent.mkdir(parents=True, exist_ok=True)
+        options = common.built_method("icarl", []).options.model_dump(mode="json")
+        icarl.write_text(json.dumps({
+            "method_options": options, "config": {"memory": memory_settings([])}, "classifier": "cnn",
+            "avg_incremental_accuracy": 79.0, "forgetting": 2.0, "old_accuracy": [None, 60.0],
+            "new_accuracy": [90.0, 70.0], "accuracy_per_step": [99.0, 70.0], "seconds_per_step": [60.0, 60.0]}))  # fmt: skip
+    args = {"orders": [3, 4], "dev": False, "preset": "motion", "all": False, "jobs": 1, "budget": False,
+            "entries": ["lucir", "icarl", "civc"], "base_epochs": 60}  # fmt: skip
+    b = bench.Bench(type("Args", (), args)())
+    b.root = tmp_path / "runs"
+    reused, _ = b.run()
+    assert (
+        reused == 2
+        and [(f, e) for f, e, _ in calls]
+        == [("motion_base60", "lucir")] * 2 + [("motion_base60", "civc")] * 2
+    )
+    assert all(o[-1] == "train.base.epochs=60" for _, label, o in calls if label == "lucir")
+    civc = [o for _, label, o in calls if label == "civc"][0]
+    assert f"train.base_model={tmp_path / 'runs' / 'motion_base60' / 'lucir' / 'order_3'}" in civc
+    assert (tmp_path / "archive" / "motion_base60" / "civc" / "order_4.json").is_file()
+    text = b.report(reused, 0.0)
+    assert "every head's base step 60 epochs" in text and "| civc | icarl | +4.0 / +5.0 |" in text
+    assert (tmp_path / "civc_bench_motion_base60.md").read_text() == text
+    assert not (tmp_path / "civc_summary.json").exists()  # a probe is not the benchmark's verdict
