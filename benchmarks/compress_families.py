@@ -568,6 +568,46 @@ def write_results(entries: list[dict], dest: Path) -> str:
     return text
 
 
+def merge_results(folders: list[Path], dest: Path) -> str:
+    """One table and summary in `dest` from the summaries of several result folders (partial reruns): each family's
+    entry from the last folder that holds it, with that folder named (`results_from`; its compress_families.md
+    gives the command, settings and training times of the family's runs). Returns the Markdown."""
+    if any(folder.resolve() == dest.resolve() for folder in folders):
+        raise SystemExit(f"--merge: {dest} is where the merged table goes; merge other folders into it")
+    found: dict[str, dict] = {}
+    for folder in folders:
+        path = folder / "compress_summary.json"
+        if not path.is_file():
+            raise SystemExit(f"{path}: no such file (a folder of compress_families.py results)")
+        for entry in json.loads(path.read_text()):
+            found[entry["family"]] = {**entry, "results_from": folder.as_posix()}
+    entries = [found[name] for name in FAMILIES if name in found]
+    labels = {n: f.label for n, f in FAMILIES.items()}
+    sources = [
+        f"- {labels[e['family']]}: [{e['results_from']}]({Path(e['results_from']).name}/compress_families.md)"
+        for e in entries
+    ]
+    preamble = "\n".join(
+        [
+            "# compress_families",
+            "",
+            "PBKD and the baselines (same student, same number of steps) per teacher family on Fashion-MNIST "
+            "(12 000-image class-balanced training subset, 32×32), assembled by `python benchmarks/"
+            f"compress_families.py --merge {' '.join(f.as_posix() for f in folders)}` from the folders of the "
+            "families' latest runs; each folder's table gives its command, settings, training times and latency "
+            "conditions:",
+            "",
+            *sources,
+            "",
+        ]
+    )
+    text = markdown(entries, labels, preamble)
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / "compress_families.md").write_text(text)
+    (dest / "compress_summary.json").write_text(json.dumps(entries, indent=2) + "\n")
+    return text
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--families", nargs="+", choices=list(FAMILIES), default=list(FAMILIES))
@@ -581,6 +621,13 @@ def main() -> None:
     )
     parser.add_argument("--remeasure", action="store_true", help="measure latency again")
     parser.add_argument("--report-only", action="store_true", help="no training: tables from finished runs")
+    parser.add_argument(
+        "--merge",
+        type=Path,
+        nargs="+",
+        metavar="DIR",
+        help="no training: one table from these result folders",
+    )
     parser.add_argument("--probe", choices=list(PROBES), help="run this family's probe variants instead")
     parser.add_argument("--profile", action="store_true", help="per-operator CPU time of teacher and student")
     parser.add_argument("--probe-seeds", type=int, nargs="+", default=[10])
@@ -590,6 +637,9 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     start = time.time()
+    if args.merge:
+        print(merge_results(args.merge, args.results))
+        return
     if args.profile:
         for name in args.families:
             base_config(FAMILIES[name])  # registers the user CNN

@@ -106,3 +106,33 @@ def test_a_finished_run_is_reused_only_with_the_config_it_would_run_now(bench, t
     assert restore.student.plain == "restore" and restore.seed == 0
     with pytest.raises(SystemExit, match=r"seed0 finished with another config .* \(differs at: student\)"):
         bench.finished(folder, restore)
+
+
+def test_merge_takes_each_family_from_the_last_folder_that_holds_it(bench, tmp_path, monkeypatch) -> None:
+    toy = bench.Family("toy", "toy net", "configs/x.yaml", [], 2.5, 1.5)
+    other = bench.Family("other", "other net", "configs/y.yaml", [], 2.5, 1.5)
+    monkeypatch.setattr(bench, "FAMILIES", {"toy": toy, "other": other})  # the table's order
+    base = {"scratch": 88.0, "kd": 88.5}
+    reports = [fake_report(s, 89.0 + s, base) for s in range(3)]
+    older, newer = tmp_path / "older", tmp_path / "newer"
+    for folder, families, pbkd in ((older, ["toy", "other"], 0.0), (newer, ["toy"], 1.0)):
+        folder.mkdir()
+        entries = [bench.family_summary(f, [{**r, "student": {"accuracy": r["student"]["accuracy"] + pbkd,
+                                                              "macs": 10e6}} for r in reports], 91.0, None, 2.5,
+                                        1.5) for f in families]  # fmt: skip
+        (folder / "compress_summary.json").write_text(json.dumps(entries))
+    dest = tmp_path / "results"
+    text = bench.merge_results([older, newer], dest)
+    summary = json.loads((dest / "compress_summary.json").read_text())
+    assert [(e["family"], e["results_from"]) for e in summary] == [
+        ("toy", newer.as_posix()),
+        ("other", older.as_posix()),
+    ]
+    assert summary[0]["methods"]["pbkd"]["mean"] == pytest.approx(91.0)  # the newer folder's, 1 point up
+    assert summary[1]["methods"]["pbkd"]["mean"] == pytest.approx(90.0)
+    assert "| toy net | 3 | 91.00 | 91.00 ± 1.00 |" in text and "(newer/compress_families.md)" in text
+    assert (dest / "compress_families.md").read_text() == text
+    with pytest.raises(SystemExit, match="no such file"):
+        bench.merge_results([tmp_path / "missing"], dest)
+    with pytest.raises(SystemExit, match="where the merged table goes"):
+        bench.merge_results([older, dest], dest)
