@@ -317,13 +317,19 @@ class Bench:
         path = self.archive_path(e.label, order)
         if not path.is_file():
             return False
-        changed = common.changed_settings(json.loads(path.read_text()), CONFIG, e.method, e.overrides)
+        changed = common.changed_settings(json.loads(path.read_text()), CONFIG, e.method, self.overrides(e))
         if changed:
             raise SystemExit(
                 f"{path} holds a run with other settings than its entry resolves to now (differs at: "
                 f"{', '.join(changed)}): a default changed since; move the file away to run it again"
             )
         return True
+
+    def overrides(self, e: Entry) -> list[str]:
+        """Everything an entry's runs set on the config but their base model: the preset, its head's overrides,
+        a probe's base-step length and its own."""
+        probe = [f"train.base.epochs={self.args.base_epochs}"] if self.args.base_epochs else []
+        return [*PRESETS[self.args.preset], *HEAD_OVERRIDES.get(e.head(), ()), *probe, *e.overrides]
 
     def run(self) -> tuple[int, float]:
         """Run what is missing: base-model owners first. A run the archive holds is not run again, unless it owns
@@ -346,9 +352,7 @@ class Bench:
                         if (e.label, o) not in pending and not base_of_pending:
                             reused += 1
                             continue
-                        extra = [*PRESETS[self.args.preset], *HEAD_OVERRIDES.get(e.head(), ()), *e.overrides]
-                        if self.args.base_epochs:
-                            extra.append(f"train.base.epochs={self.args.base_epochs}")
+                        extra = self.overrides(e)
                         if (owner := self.owner(e)) is not None:
                             extra.append(f"train.base_model={self.run_dir(owner, o)}")
                         run = pool.submit(

@@ -56,19 +56,26 @@ def head_of(method: str, overrides: Sequence[str]) -> str:
 
 
 def changed_settings(results: dict, config: Path, method: str, overrides: Sequence[str]) -> list[str]:
-    """The method options and memory settings (`memory.<key>`) a run's `results` were made with that differ from
-    what `method` with `overrides` on `config` resolves to now (a changed default would otherwise pass unseen);
-    runs from before results.json recorded the options are taken as they are."""
+    """The method options, memory settings (`memory.<key>`) and training lengths (`train.base.<key>`,
+    `train.step.<key>`) a run's `results` were made with that differ from what `method` with `overrides` on
+    `config` resolves to now (a changed default would otherwise pass unseen); runs from before results.json
+    recorded the options are taken as they are."""
     recorded = results.get("method_options")
     if recorded is None:
         return []
     wanted = built_method(method, overrides).options.model_dump(mode="json")
     changed = sorted(k for k in wanted.keys() | recorded.keys() if recorded.get(k) != wanted.get(k))
-    memory = results.get("config", {}).get("memory", {})
-    now = load_config(config, IncrementalConfig, [o for o in overrides if o.startswith("memory.")]).memory
-    for key, value in now.model_dump(mode="json").items():
-        if memory.get(key) != value:
+    ran = results.get("config", {})
+    chosen = [o for o in overrides if o.startswith(("memory.", "train.base.", "train.step."))]
+    now = load_config(config, IncrementalConfig, chosen)
+    for key, value in now.memory.model_dump(mode="json").items():
+        if ran.get("memory", {}).get(key) != value:
             changed.append(f"memory.{key}")
+    if "train" in ran:  # runs from before the config was recorded: their lengths are not known
+        for part in ("base", "step"):
+            for key, value in getattr(now.train, part).model_dump(mode="json").items():
+                if ran["train"].get(part, {}).get(key) != value:
+                    changed.append(f"train.{part}.{key}")
     return changed
 
 

@@ -250,6 +250,13 @@ def test_a_finished_run_is_reused_only_with_the_settings_it_ran_with(bench, tmp_
     (out / "results.json").write_text(json.dumps({"method_options": options, "config": {"memory": older}}))
     with pytest.raises(SystemExit, match=r"differs at: memory.jpeg_subsampling\)"):
         common.run_one(CONFIG, out, "civc", 0, overrides)
+    train = {"base": {"epochs": 30.0, "steps": None}, "step": {"epochs": 4.0, "steps": None}}  # the config's
+    (out / "results.json").write_text(
+        json.dumps({"method_options": options, "config": {"memory": memory, "train": train}})
+    )
+    assert common.run_one(CONFIG, out, "civc", 0, overrides)[0].endswith("already done")
+    with pytest.raises(SystemExit, match=r"differs at: train.base.epochs\)"):  # a longer base step asked now
+        common.run_one(CONFIG, out, "civc", 0, [*overrides, "train.base.epochs=60"])
     (out / "results.json").write_text(json.dumps({}))  # a run from before the options were recorded
     assert common.run_one(CONFIG, out, "civc", 0, overrides)[0].endswith("already done")
 
