@@ -529,6 +529,15 @@ def collect(out: Path, names: list[str], seeds: list[int], remeasure: bool, late
     return entries
 
 
+def save_tables(entries: list[dict], labels: dict[str, str], preamble: str, dest: Path) -> str:
+    """compress_families.md (the tables under `preamble`) and compress_summary.json in `dest`; the Markdown."""
+    text = markdown(entries, labels, preamble)
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / "compress_families.md").write_text(text)
+    (dest / "compress_summary.json").write_text(json.dumps(entries, indent=2) + "\n")
+    return text
+
+
 def write_results(entries: list[dict], dest: Path) -> str:
     """Write compress_families.md and compress_summary.json into `dest`; returns the Markdown."""
     labels = {n: f.label for n, f in FAMILIES.items()}
@@ -561,11 +570,7 @@ def write_results(entries: list[dict], dest: Path) -> str:
             "",
         ]
     )
-    text = markdown(entries, labels, preamble)
-    dest.mkdir(parents=True, exist_ok=True)
-    (dest / "compress_families.md").write_text(text)
-    (dest / "compress_summary.json").write_text(json.dumps(entries, indent=2) + "\n")
-    return text
+    return save_tables(entries, labels, preamble, dest)
 
 
 def merge_results(folders: list[Path], dest: Path) -> str:
@@ -601,11 +606,7 @@ def merge_results(folders: list[Path], dest: Path) -> str:
             "",
         ]
     )
-    text = markdown(entries, labels, preamble)
-    dest.mkdir(parents=True, exist_ok=True)
-    (dest / "compress_families.md").write_text(text)
-    (dest / "compress_summary.json").write_text(json.dumps(entries, indent=2) + "\n")
-    return text
+    return save_tables(entries, labels, preamble, dest)
 
 
 def main() -> None:
