@@ -5,7 +5,7 @@
     python benchmarks/civc_bench.py --preset appearance
     python benchmarks/civc_bench.py --entries lucir icarl "civc + TC"   # a subset of the entries
     python benchmarks/civc_bench.py --preset appearance --budget   # civc, iCaRL and TCD at 3 budgets, a plot
-    python benchmarks/civc_bench.py --base-epochs 60 --orders 4 --entries lucir icarl civc   # a longer base step
+    python benchmarks/civc_bench.py --base-epochs 60 --entries lucir icarl civc   # probe: a longer base step
 
 Every run is a `distillkit incremental` run of `configs/incremental_civc_bench.yaml` (same backbone, epochs and
 frame budget for all; only the method, its options and the class order change), `--jobs` at a time on one CPU
@@ -312,8 +312,8 @@ class Bench:
         return ARCHIVE / self.folder_of(label) / run.parent.name / f"{run.name}.json"
 
     def archived(self, e: Entry, order: int) -> bool:
-        """Whether the archive holds this run, with the method options and memory settings the entry resolves to
-        now."""
+        """Whether the archive holds this run, with the method options, memory settings and training lengths the
+        entry resolves to now."""
         path = self.archive_path(e.label, order)
         if not path.is_file():
             return False
