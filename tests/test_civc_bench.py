@@ -59,13 +59,16 @@ def test_every_entry_builds_and_shares_a_base_model_by_head(bench) -> None:
     owners = {e.label: b.owner(e) for e in b.entries}
     assert owners["lucir"] is None and owners["icarl"] is None
     assert owners["civc"] == owners["civc (full-size frames) + TC"] == owners["podnet"] == "lucir"
-    assert owners["icarl + TC"] == "icarl"
-    # every entry of the linear head, its base-model owner included, runs the longer base step
+    assert owners["icarl + TC"] == "icarl" and owners["tcd"] is None
+    assert owners["tcd, half budget"] == owners["tcd, twice the budget"] == "tcd"
     linear = {e.label for e in b.entries if e.head() == "linear"}
     assert {"icarl", "icarl + TC", "joint (upper bound)"} <= linear and "lucir" not in linear
-    assert (
-        bench.HEAD_OVERRIDES["linear"] == ("train.base.epochs=60",) and "cosine" not in bench.HEAD_OVERRIDES
-    )
+    # every head's base step is the config's, and no entry changes it
+    from distillkit.config import load_config
+    from distillkit.incremental.config import IncrementalConfig
+
+    assert load_config(CONFIG, IncrementalConfig, []).train.base.epochs == bench.BASE_EPOCHS == 60
+    assert not b.probe and not any(o.startswith("train.base.") for e in b.entries for o in b.overrides(e))
 
 
 def test_the_report_names_a_base_model_below_the_bar(bench, tmp_path) -> None:
@@ -114,13 +117,15 @@ def test_report_pairs_civc_with_the_baselines_and_civc_options_with_the_civc_the
             for i, a in enumerate(accs[label])
         ],
     )  # fmt: skip
+
     # every run records 4:4:4 frames but the key-frame variant's, which predate the setting (4:2:0)
-    memory = {"config": {"memory": {"jpeg_subsampling": "4:4:4"}}}
-    monkeypatch.setattr(
-        b,
-        "results",
-        lambda label, order: {"seconds_per_step": [900.0, 90.0 * order], **(memory if label != keys else {})},
-    )
+    # and a 60-epoch base step, but civc with full-size frames on order 0 (30)
+    def results(label: str, order: int) -> dict:
+        base = {"base": {"epochs": 30 if (label, order) == (full, 0) else 60}}
+        config = {"config": {"memory": {"jpeg_subsampling": "4:4:4"}, "train": base}}
+        return {"seconds_per_step": [900.0, 90.0 * order], **(config if label != keys else {})}
+
+    monkeypatch.setattr(b, "results", results)
     text = b.report(0, 0.0)
     # last step: old classes a - 5, new a + 10 * order, each averaged over the orders
     assert "| lucir | 82.00 ± 2.00 | 80.0 / 82.0 / 84.0 | 1.00 | 77.0 / 92.0 |" in text
@@ -142,6 +147,9 @@ def test_report_pairs_civc_with_the_baselines_and_civc_options_with_the_civc_the
     sampling = {(c["method"], c["baseline"]): c["jpeg_subsampling"] for c in summary}
     assert sampling[("civc", "lucir")] == "4:4:4" and sampling[(keys, full)] == "mixed"
     assert b.subsampling(keys) == "4:2:0"
+    epochs = {(c["method"], c["baseline"]): c["base_epochs"] for c in summary}
+    assert epochs[("civc", "lucir")] == {"civc": 60, "lucir": 60}
+    assert epochs[(keys, full)] == {keys: "unknown", full: "mixed"}
 
 
 def test_budget_report_tables_each_method_per_budget_and_pairs_civc_with_each_baseline(
@@ -250,18 +258,18 @@ def test_a_finished_run_is_reused_only_with_the_settings_it_ran_with(bench, tmp_
     (out / "results.json").write_text(json.dumps({"method_options": options, "config": {"memory": older}}))
     with pytest.raises(SystemExit, match=r"differs at: memory.jpeg_subsampling\)"):
         common.run_one(CONFIG, out, "civc", 0, overrides)
-    train = {"base": {"epochs": 30.0, "steps": None}, "step": {"epochs": 4.0, "steps": None}}  # the config's
+    train = {"base": {"epochs": 60.0, "steps": None}, "step": {"epochs": 4.0, "steps": None}}  # the config's
     (out / "results.json").write_text(
         json.dumps({"method_options": options, "config": {"memory": memory, "train": train}})
     )
     assert common.run_one(CONFIG, out, "civc", 0, overrides)[0].endswith("already done")
-    with pytest.raises(SystemExit, match=r"differs at: train.base.epochs\)"):  # a longer base step asked now
-        common.run_one(CONFIG, out, "civc", 0, [*overrides, "train.base.epochs=60"])
+    with pytest.raises(SystemExit, match=r"differs at: train.base.epochs\)"):  # a shorter base step asked now
+        common.run_one(CONFIG, out, "civc", 0, [*overrides, "train.base.epochs=30"])
     (out / "results.json").write_text(json.dumps({}))  # a run from before the options were recorded
     assert common.run_one(CONFIG, out, "civc", 0, overrides)[0].endswith("already done")
 
 
-def test_a_base_step_probe_runs_in_its_own_folders_and_reuses_the_heads_already_that_long(
+def test_a_base_step_probe_runs_in_its_own_folders_and_the_configs_length_is_the_table(
     bench, tmp_path, monkeypatch
 ) -> None:
     monkeypatch.setattr(bench, "RESULTS", tmp_path)
@@ -274,37 +282,34 @@ def test_a_base_step_probe_runs_in_its_own_folders_and_reuses_the_heads_already_
         out.mkdir(parents=True)
         options = common.built_method(method, overrides).options.model_dump(mode="json")
         results = {"method_options": options, "config": {"memory": memory_settings(overrides)},
-                   "classifier": "cnn", "avg_incremental_accuracy": 80.0 + order, "forgetting": 1.0,
-                   "old_accuracy": [None, 70.0], "new_accuracy": [90.0, 80.0], "accuracy_per_step": [95.0, 80.0],
-                   "seconds_per_step": [60.0, 60.0]}  # fmt: skip
+                   "classifier": "cnn", "avg_incremental_accuracy": 80.0 + order + 2 * (method == "civc"),
+                   "forgetting": 1.0, "old_accuracy": [None, 70.0], "new_accuracy": [90.0, 80.0],
+                   "accuracy_per_step": [95.0, 80.0], "seconds_per_step": [60.0, 60.0]}  # fmt: skip
         (out / "results.json").write_text(json.dumps(results))
         (out / "finished").touch()
         return f"{method} order {order}: 1 s", 1.0
 
     monkeypatch.setattr(common, "run_one", run_one)
-    for order in (3, 4):  # iCaRL's base step already runs 60 epochs: the table's runs are the probe's
-        icarl = tmp_path / "archive" / "motion" / "icarl" / f"order_{order}.json"
-        icarl.parent.mkdir(parents=True, exist_ok=True)
-        options = common.built_method("icarl", []).options.model_dump(mode="json")
-        icarl.write_text(json.dumps({
-            "method_options": options, "config": {"memory": memory_settings([])}, "classifier": "cnn",
-            "avg_incremental_accuracy": 79.0, "forgetting": 2.0, "old_accuracy": [None, 60.0],
-            "new_accuracy": [90.0, 70.0], "accuracy_per_step": [99.0, 70.0], "seconds_per_step": [60.0, 60.0]}))  # fmt: skip
+    icarl = tmp_path / "archive" / "motion" / "icarl" / "order_3.json"  # the table's run: not the probe's
+    icarl.parent.mkdir(parents=True)
+    icarl.write_text("{}")
     args = {"orders": [3, 4], "dev": False, "preset": "motion", "all": False, "jobs": 1, "budget": False,
-            "entries": ["lucir", "icarl", "civc"], "base_epochs": 60}  # fmt: skip
+            "entries": ["lucir", "icarl", "civc"], "base_epochs": 30}  # fmt: skip
     b = bench.Bench(type("Args", (), args)())
     b.root = tmp_path / "runs"
     reused, _ = b.run()
-    assert (
-        reused == 2
-        and [(f, e) for f, e, _ in calls]
-        == [("motion_base60", "lucir")] * 2 + [("motion_base60", "civc")] * 2
-    )
-    assert all(o[-1] == "train.base.epochs=60" for _, label, o in calls if label == "lucir")
+    assert reused == 0 and [(f, e) for f, e, _ in calls] == [
+        ("motion_base30", "lucir"), ("motion_base30", "lucir"), ("motion_base30", "icarl"),
+        ("motion_base30", "icarl"), ("motion_base30", "civc"), ("motion_base30", "civc")]  # fmt: skip
+    assert all("train.base.epochs=30" in o for _, _, o in calls)
     civc = [o for _, label, o in calls if label == "civc"][0]
-    assert f"train.base_model={tmp_path / 'runs' / 'motion_base60' / 'lucir' / 'order_3'}" in civc
-    assert (tmp_path / "archive" / "motion_base60" / "civc" / "order_4.json").is_file()
+    assert f"train.base_model={tmp_path / 'runs' / 'motion_base30' / 'lucir' / 'order_3'}" in civc
+    assert (tmp_path / "archive" / "motion_base30" / "civc" / "order_4.json").is_file()
     text = b.report(reused, 0.0)
-    assert "every head's base step 60 epochs" in text and "| civc | icarl | +4.0 / +5.0 |" in text
-    assert (tmp_path / "civc_bench_motion_base60.md").read_text() == text
+    assert "every head's base step 30 epochs" in text and "| civc | icarl | +2.0 / +2.0 |" in text
+    assert (tmp_path / "civc_bench_motion_base30.md").read_text() == text
     assert not (tmp_path / "civc_summary.json").exists()  # a probe is not the benchmark's verdict
+    # the config's own length is no probe: the table's folders, overrides and summary
+    table = bench.Bench(type("Args", (), {**args, "base_epochs": bench.BASE_EPOCHS})())
+    assert not table.probe and table.folder == "motion" and table.archive_path("icarl", 3) == icarl
+    assert table.overrides(next(e for e in table.entries if e.label == "lucir")) == []
