@@ -398,6 +398,7 @@ class Bench:
         for label in labels:
             configs = [self.results(label, o).get("config", {}) for o in self.orders]
             found = {c.get("train", {}).get("base", {}).get("epochs", "unknown") for c in configs}
+            found = {int(e) if isinstance(e, float) and e.is_integer() else e for e in found}
             out[label] = found.pop() if len(found) == 1 else "mixed"
         return out
 

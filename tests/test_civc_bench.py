@@ -121,7 +121,7 @@ def test_report_pairs_civc_with_the_baselines_and_civc_options_with_the_civc_the
     # every run records 4:4:4 frames but the key-frame variant's, which predate the setting (4:2:0)
     # and a 60-epoch base step, but civc with full-size frames on order 0 (30)
     def results(label: str, order: int) -> dict:
-        base = {"base": {"epochs": 30 if (label, order) == (full, 0) else 60}}
+        base = {"base": {"epochs": 30.0 if (label, order) == (full, 0) else 60.0}}  # as results.json has them
         config = {"config": {"memory": {"jpeg_subsampling": "4:4:4"}, "train": base}}
         return {"seconds_per_step": [900.0, 90.0 * order], **(config if label != keys else {})}
 
@@ -149,6 +149,7 @@ def test_report_pairs_civc_with_the_baselines_and_civc_options_with_the_civc_the
     assert b.subsampling(keys) == "4:2:0"
     epochs = {(c["method"], c["baseline"]): c["base_epochs"] for c in summary}
     assert epochs[("civc", "lucir")] == {"civc": 60, "lucir": 60}
+    assert all(type(v) is int for v in epochs[("civc", "lucir")].values())
     assert epochs[(keys, full)] == {keys: "unknown", full: "mixed"}
 
 
