@@ -46,6 +46,8 @@ from pathlib import Path
 
 import incremental_synthetic as common
 
+from distillkit.config import load_config
+from distillkit.incremental.config import IncrementalConfig
 from distillkit.incremental.metrics import classifier_figures
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,10 +89,10 @@ class Entry:
 
 OWNERS = {"cosine": "lucir", "linear": "icarl", "lsc": "tcd"}
 """The entry whose base model the entries of this head start from."""
-BASE_EPOCHS = 60
-"""Every head's base step (the config's `train.base.epochs`). At 30 the linear head stayed at chance for 12 epochs
-on order 2 and ended at 65.7 %, and the cosine head reached 91.0 % on order 4 against the linear head's 99.7 at 60
-(which cost every cosine-head method 4-6 points on every order: compare `civc_bench_motion_base30.md` with
+BASE_EPOCHS = load_config(CONFIG, IncrementalConfig, []).train.base.epochs
+"""Every head's base step, the config's (60). At 30 the linear head stayed at chance for 12 epochs on order 2 and
+ended at 65.7 %, and the cosine head reached 91.0 % on order 4 against the linear head's 99.7 at 60 (which cost the
+cosine-head methods 4-7 points on average over the orders: compare `civc_bench_motion_base30.md` with
 `civc_bench_motion.md`); a base step must learn its classes (at least 90 %) on every order. `BASE_MIN` checks
 it."""
 BASE_MIN = 90.0
@@ -381,26 +383,28 @@ class Bench:
         run = self.run_dir(label, order) / "results.json"
         return json.loads((run if run.is_file() else self.archive_path(label, order)).read_text())
 
-    def subsampling(self, *labels: str) -> str:
-        """The chroma sampling of the memory's JPEG frames in these entries' runs ("4:2:0" where a run's config
-        does not record it: runs made before `memory.jpeg_subsampling`); "mixed" if they differ."""
-        found = {
-            self.results(label, o).get("config", {}).get("memory", {}).get("jpeg_subsampling", "4:2:0")
-            for label in labels
-            for o in self.orders
-        }
+    def recorded(self, labels: tuple[str, ...], path: tuple[str, ...], default: object) -> object:
+        """One setting of the config these entries' runs recorded (`path` into it; `default` where a run's config
+        does not hold it), or "mixed" if the runs differ."""
+        found = set()
+        for label in labels:
+            for o in self.orders:
+                value = self.results(label, o).get("config", {})
+                for key in path:
+                    value = value.get(key, {}) if isinstance(value, dict) else {}
+                value = default if value == {} else value
+                found.add(int(value) if isinstance(value, float) and value.is_integer() else value)
         return found.pop() if len(found) == 1 else "mixed"
 
-    def base_epochs(self, *labels: str) -> dict[str, int | str]:
+    def subsampling(self, *labels: str) -> object:
+        """The chroma sampling of the memory's JPEG frames in these entries' runs ("4:2:0" where a run's config
+        does not record it: runs made before `memory.jpeg_subsampling`); "mixed" if they differ."""
+        return self.recorded(labels, ("memory", "jpeg_subsampling"), "4:2:0")
+
+    def base_epochs(self, *labels: str) -> dict[str, object]:
         """The base step's epochs of each entry's runs, by label ("mixed" where its orders differ, "unknown" for
         runs from before results.json recorded the config)."""
-        out: dict[str, int | str] = {}
-        for label in labels:
-            configs = [self.results(label, o).get("config", {}) for o in self.orders]
-            found = {c.get("train", {}).get("base", {}).get("epochs", "unknown") for c in configs}
-            found = {int(e) if isinstance(e, float) and e.is_integer() else e for e in found}
-            out[label] = found.pop() if len(found) == 1 else "mixed"
-        return out
+        return {label: self.recorded((label,), ("train", "base", "epochs"), "unknown") for label in labels}
 
     def own(self, label: str) -> list[dict]:
         return [common.own_classifier_results(self.results(label, o)) for o in self.orders]
