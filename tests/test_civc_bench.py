@@ -103,10 +103,10 @@ def test_report_pairs_civc_with_the_baselines_and_civc_options_with_the_civc_the
     monkeypatch.setattr(bench, "ARCHIVE", tmp_path / "archive")  # not the repository's archived runs
     full, keys = "civc, full-size frames", "civc (full-size frames) + key-frames"
     args = {"orders": [0, 1, 2], "dev": False, "preset": "motion", "all": False, "jobs": 2, "base_epochs": None, "budget": False,
-            "entries": ["lucir", "civc", "civc, new clips sharp", full, keys]}  # fmt: skip
+            "entries": ["lucir", "civc", "civc + new clips small", full, keys]}  # fmt: skip
     b = bench.Bench(type("Args", (), args)())
     b.root = tmp_path / "runs"  # no run folders: the report reads only the figures below
-    accs = {"lucir": [80.0, 82.0, 84.0], "civc": [70.0, 71.0, 75.0], "civc, new clips sharp": [69.0, 71.0, 75.0],
+    accs = {"lucir": [80.0, 82.0, 84.0], "civc": [70.0, 71.0, 75.0], "civc + new clips small": [69.0, 71.0, 75.0],
             full: [60.0, 61.0, 62.0], keys: [61.0, 63.0, 65.0]}  # fmt: skip
     monkeypatch.setattr(
         b,
@@ -139,7 +139,7 @@ def test_report_pairs_civc_with_the_baselines_and_civc_options_with_the_civc_the
     assert pairs == {
         ("civc", "lucir"): [-10.0, -11.0, -9.0],
         (full, "lucir"): [-20.0, -21.0, -22.0],
-        ("civc, new clips sharp", "civc"): [-1.0, 0.0, 0.0],
+        ("civc + new clips small", "civc"): [-1.0, 0.0, 0.0],
         (full, "civc"): [-10.0, -10.0, -13.0],
         (keys, full): [1.0, 2.0, 3.0],
     }

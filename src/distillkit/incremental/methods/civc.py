@@ -138,11 +138,12 @@ class CIVCOptions(SimilarityHeadOptions):
     """Cosine distance between the clip features of a video's smaller and full-size frames (current model, test
     transform) above which `adaptive` keeps it at full size (2: the class alone decides). Each step's quartiles of
     this distance are in results.json (`memory.shrink_distance_quartiles`)."""
-    small_new_clips: float = Field(0.5, ge=0, le=1)
+    small_new_clips: float = Field(0.0, ge=0, le=1)
     """With `exemplar_scale` below 1: the share of the new classes' training clips shown, in incremental steps,
     at the stored exemplars' resolution (down-sampled by area to the scale and back up, bilinearly), so that a
     blurred clip is not a cue for an old class and the old classes' sharp test clips are not unlike their
-    replays. 0: none."""
+    replays. 0 (the default): none. 0.5 was the default until the held-out orders of all three presets did not
+    separate it from 0 (docs/results.md)."""
     bn_recalibration: bool = False
     """After each incremental step, re-estimate every batch norm's running statistics on the exemplar memory
     (training transforms; updated by then, so every class seen has its share), instead of keeping averages of
