@@ -314,3 +314,23 @@ def test_a_base_step_probe_runs_in_its_own_folders_and_the_configs_length_is_the
     table = bench.Bench(type("Args", (), {**args, "base_epochs": bench.BASE_EPOCHS})())
     assert not table.probe and table.folder == "motion" and table.archive_path("icarl", 3) == icarl
     assert table.overrides(next(e for e in table.entries if e.label == "lucir")) == []
+
+
+def test_every_archived_run_is_an_entry_with_the_settings_it_resolves_to_now(bench) -> None:
+    """A changed default (or a relabelled entry) must come with the archive moved or relabelled: otherwise the
+    tables would mix runs of two settings under one label, or `civc_bench.py` would stop at the guard."""
+    slugs = {"".join(c if c.isalnum() else "_" for c in e.label).strip("_"): e for e in bench.ENTRIES}
+    checked = 0
+    for preset in sorted(bench.PRESETS):
+        folder = bench.ARCHIVE / preset
+        args = {"orders": None, "dev": False, "preset": preset, "all": False, "jobs": 1, "base_epochs": None,
+                "budget": False, "entries": ["lucir"]}  # fmt: skip
+        b = bench.Bench(type("Args", (), args)())
+        for run in sorted(folder.glob("*/order_*.json")):
+            entry = slugs.get(run.parent.name)
+            assert entry is not None, f"{run}: no entry has this folder's label"
+            order = int(run.stem.removeprefix("order_"))
+            assert b.archive_path(entry.label, order) == run
+            assert b.archived(entry, order)  # SystemExit, naming the settings, where they differ
+            checked += 1
+    assert checked > 0
