@@ -3,13 +3,15 @@
     python benchmarks/compress_width_latency.py            # VGG-16 and ResNet-18 at widths 0.25, 0.5, 1
     python benchmarks/compress_width_latency.py --widths 0.25 --rounds 3
 
-The families benchmark (`compress_families.py`) trains at width 0.25, where a batch-64 student runs 0.53–0.63 of
+The families benchmark (`compress_families.py`) trains at width 0.25, where a batch-64 student runs 0.55–0.66 of
 its MACs ratio faster than its teacher on one CPU thread. Latency does not depend on the weights, so this script
 builds each teacher of `configs/compress_fashion_mnist_{vgg16,resnet18}.yaml` at several widths, designs its
-student as `distillkit compress` does (the config's design and MACs target: `ratio_for_macs`, `design_student`),
-and times both untrained, interleaved (one thread, median of `--rounds` rounds of 3 batch-64 forward passes on
-the configs' 32×32 grey inputs), with per-operator times from one `torch.profiler` pass. Results go to
-`benchmarks/results/compress_width_latency.md`.
+student as the families benchmark does (its MACs target and student options: `ratio_for_macs`,
+`design_student`), and times both untrained, interleaved (one thread, median of `--rounds` rounds of 3 batch-64
+forward passes on the configs' 32×32 grey inputs), in PyTorch's default (NCHW) memory format and in channels-last
+(`memory_format=torch.channels_last`, what `runtime.channels_last` trains in), with per-operator times from one
+`torch.profiler` pass and, at the first width, each conv's time by its input and weight shape: where a student's
+saved MACs do not turn into saved time. Results go to `benchmarks/results/compress_width_latency.md`.
 """
 
 from __future__ import annotations
@@ -30,17 +32,21 @@ from distillkit.models.blocks import BlockwiseNet, block_shapes, split_model
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 FAMILIES = {
-    "VGG-16": ("configs/compress_fashion_mnist_vgg16.yaml", 3.0),
-    "ResNet-18": ("configs/compress_fashion_mnist_resnet18.yaml", 2.5),
+    "VGG-16": ("configs/compress_fashion_mnist_vgg16.yaml", 3.0, {"plain": "internal"}),
+    "ResNet-18": ("configs/compress_fashion_mnist_resnet18.yaml", 2.5, {}),
 }
-"""Each family's config and the MACs reduction the families benchmark asks of it."""
+"""Each family's config, the MACs reduction the families benchmark asks of it and the student options it sets
+(`compress_families.py`: VGG-16's blocks keep their last conv wide, `student.plain: internal`)."""
 OPS = ("aten::conv2d", "aten::max_pool2d", "aten::batch_norm", "aten::add_", "aten::add", "aten::relu_")
 
 
-def pair(config: str, width: float, reduction: float) -> tuple[BlockwiseNet, BlockwiseNet, tuple[int, ...]]:
-    """Teacher and student (untrained, eval mode) of `config` at `width`, the student meeting `reduction`."""
+def pair(
+    config: str, width: float, reduction: float, student: dict | None = None
+) -> tuple[BlockwiseNet, BlockwiseNet, tuple[int, ...]]:
+    """Teacher and student (untrained, eval mode) of `config` at `width`, the student meeting `reduction` with the
+    `student:` options `student` sets."""
     cfg = load_config(ROOT / config, CompressConfig)
-    t, s = cfg.teacher, cfg.student.model_copy(update={"macs_reduction": reduction})
+    t, s = cfg.teacher, cfg.student.model_copy(update={"macs_reduction": reduction, **(student or {})})
     shape = (1, cfg.data.image_size, cfg.data.image_size)
     teacher = split_model(build_model(t.arch, 10, 1, width, t.small_input).eval(), cfg.blocks).eval()
     shapes = block_shapes(teacher, torch.zeros(2, *shape))
@@ -63,26 +69,58 @@ def op_ms(net: torch.nn.Module, x: torch.Tensor) -> dict[str, float]:
     return {op: totals.get(op, 0.0) for op in OPS}
 
 
-def measure(config: str, width: float, reduction: float, rounds: int) -> dict:
-    teacher, student, shape = pair(config, width, reduction)
-    macs = count_macs(teacher, (1, *shape)) / count_macs(student, (1, *shape))
-    times: dict[str, list[float]] = {"teacher": [], "student": []}
+def conv_ms(net: torch.nn.Module, x: torch.Tensor) -> dict[str, float]:
+    """CPU ms per forward spent in convs, by the conv's input (channels × height × width), output channels and
+    kernel, summed over the convs of that shape, from one profiled pass after a warm-up."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with torch.inference_mode():
+        net(x)
+        net(x)
+        with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+            net(x)
+    found: dict[str, float] = {}
+    for e in prof.key_averages(group_by_input_shape=True):
+        if e.key == "aten::conv2d":
+            (_, c, h, w), (out, _, kh, kw) = e.input_shapes[0], e.input_shapes[1]
+            key = f"{c}×{h}×{w} → {out}, {kh}×{kw}"
+            found[key] = found.get(key, 0.0) + e.cpu_time_total / 1000
+    return found
+
+
+def timed(nets: dict[str, torch.nn.Module], shape: tuple[int, ...], rounds: int, channels_last: bool) -> dict:
+    """Median batch-64 ms of each net, interleaved, in NCHW or channels-last."""
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    nets = {name: copy.deepcopy(net).to(memory_format=fmt) for name, net in nets.items()}
+    times: dict[str, list[float]] = {name: [] for name in nets}
     for _ in range(rounds):
-        for name, net in (("teacher", teacher), ("student", student)):
+        for name, net in nets.items():
             times[name].append(
-                measure_latency(net, (64, *shape), repeats=3, warmup=1, threads=1)["median_ms"]
+                measure_latency(
+                    net, (64, *shape), repeats=3, warmup=1, threads=1, channels_last=channels_last
+                )["median_ms"]
             )
-    ms = {name: statistics.median(v) for name, v in times.items()}
+    return {name: statistics.median(v) for name, v in times.items()}
+
+
+def measure(config: str, width: float, reduction: float, student: dict, rounds: int, shapes: bool) -> dict:
+    teacher, student_net, shape = pair(config, width, reduction, student)
+    nets = {"teacher": teacher, "student": student_net}
+    macs = count_macs(teacher, (1, *shape)) / count_macs(student_net, (1, *shape))
+    ms, ms_cl = timed(nets, shape, rounds, False), timed(nets, shape, rounds, True)
     x = torch.randn(64, *shape)
-    ops = {name: op_ms(net, x) for name, net in (("teacher", teacher), ("student", student))}
-    speedup = ms["teacher"] / ms["student"]
+    speedup, speedup_cl = ms["teacher"] / ms["student"], ms_cl["teacher"] / ms_cl["student"]
     return {
         "width": width,
         "macs_ratio": macs,
         "ms": ms,
         "speedup": speedup,
         "share": speedup / macs,
-        "ops": ops,
+        "ms_channels_last": ms_cl,
+        "speedup_channels_last": speedup_cl,
+        "share_channels_last": speedup_cl / macs,
+        "ops": {name: op_ms(net, x) for name, net in nets.items()},
+        "convs": {name: conv_ms(net, x) for name, net in nets.items()} if shapes else None,
     }
 
 
@@ -90,21 +128,33 @@ def markdown(rows: dict[str, list[dict]], rounds: int) -> str:
     lines = [
         "# compress_width_latency", "", "`python benchmarks/compress_width_latency.py`", "",
         f"Untrained teacher and PBKD student at each width, batch 64, one CPU thread, median of {rounds} rounds "
-        "(interleaved) of 3 forward passes; per-operator ms from one profiled pass. Shared machine: indicative.", "",
+        "(interleaved) of 3 forward passes, in NCHW and in channels-last; per-operator ms (NCHW) from one profiled "
+        "pass.", "",
         "| Family | Width | MACs ratio | Teacher ms | Student ms | Speed-up | Speed-up / MACs ratio | "
+        "channels-last ms (T / S) | channels-last speed-up / MACs ratio | "
         "conv2d ms (T / S) | max_pool2d ms (T / S) | batch_norm ms (T / S) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]  # fmt: skip
     for family, entries in rows.items():
         for r in entries:
             t, s = r["ops"]["teacher"], r["ops"]["student"]
+            cl = r["ms_channels_last"]
             cells = [family, f"{r['width']:g}", f"{r['macs_ratio']:.2f}", f"{r['ms']['teacher']:.1f}",
-                     f"{r['ms']['student']:.1f}", f"{r['speedup']:.2f}", f"{r['share']:.2f}"]  # fmt: skip
+                     f"{r['ms']['student']:.1f}", f"{r['speedup']:.2f}", f"{r['share']:.2f}",
+                     f"{cl['teacher']:.1f} / {cl['student']:.1f}", f"{r['share_channels_last']:.2f}"]  # fmt: skip
             cells += [
                 f"{t[op]:.1f} / {s[op]:.1f}"
                 for op in ("aten::conv2d", "aten::max_pool2d", "aten::batch_norm")
             ]
             lines.append("| " + " | ".join(cells) + " |")
+    for family, entries in rows.items():
+        for r in (r for r in entries if r["convs"] is not None):
+            lines += ["", f"{family} at width {r['width']:g}: conv time (NCHW, ms per batch-64 forward, summed over "
+                      "the convs of each shape), by input C×H×W → output channels, kernel:", "",
+                      "| model | conv shape | ms |", "|---|---|---|"]  # fmt: skip
+            for name in ("teacher", "student"):
+                for key, v in sorted(r["convs"][name].items(), key=lambda kv: -kv[1]):
+                    lines.append(f"| {name} | {key} | {v:.2f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -121,11 +171,15 @@ def main(argv: list[str] | None = None) -> str:
     torch.set_num_threads(1)
     rows = {}
     for family in args.families:
-        config, reduction = FAMILIES[family]
-        rows[family] = [measure(config, w, reduction, args.rounds) for w in args.widths]
+        config, reduction, student = FAMILIES[family]
+        rows[family] = [
+            measure(config, w, reduction, student, args.rounds, shapes=i == 0)
+            for i, w in enumerate(args.widths)
+        ]
         for r in rows[family]:
             print(f"{family} width {r['width']:g}: MACs {r['macs_ratio']:.2f}x, speed-up {r['speedup']:.2f}x "
-                  f"({r['share']:.2f} of the MACs ratio)", flush=True)  # fmt: skip
+                  f"({r['share']:.2f} of the MACs ratio; channels-last {r['share_channels_last']:.2f})",
+                  flush=True)  # fmt: skip
     text = markdown(rows, args.rounds)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)

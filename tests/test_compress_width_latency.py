@@ -17,9 +17,9 @@ def bench():
 
 @pytest.mark.parametrize("family", ["VGG-16", "ResNet-18"])
 def test_the_student_meets_the_families_macs_target_at_every_width(bench, family) -> None:
-    config, reduction = bench.FAMILIES[family]
+    config, reduction, options = bench.FAMILIES[family]
     for width in (0.125,):
-        teacher, student, shape = bench.pair(config, width, reduction)
+        teacher, student, shape = bench.pair(config, width, reduction, options)
         assert shape[0] == 1  # grey images
         ratio = count_macs(teacher, (1, *shape)) / count_macs(student, (1, *shape))
         assert ratio >= reduction
@@ -29,10 +29,39 @@ def test_the_student_meets_the_families_macs_target_at_every_width(bench, family
         assert len(student.blocks) == len(teacher.blocks) and not student.training
 
 
-def test_the_table_has_one_row_per_family_and_width(bench) -> None:
+def test_vgg_students_keep_their_last_conv_wide_as_in_the_families_benchmark(bench) -> None:
+    config, reduction, options = bench.FAMILIES["VGG-16"]
+    _, student, _ = bench.pair(config, 0.125, reduction, options)
+    _, restoring, _ = bench.pair(config, 0.125, reduction)
+    ones = lambda net: sum(m.kernel_size == (1, 1) for m in net.modules() if isinstance(m, torch.nn.Conv2d))  # noqa: E731
+    assert ones(student) == 0 and ones(restoring) == len(student.blocks)  # one 1×1 restoring conv a block
+
+
+def test_the_table_has_one_row_per_family_and_width_and_the_first_widths_convs(bench) -> None:
     ops = {op: 1.0 for op in bench.OPS}
     row = {"width": 0.5, "macs_ratio": 3.0, "ms": {"teacher": 30.0, "student": 15.0}, "speedup": 2.0,
-           "share": 2.0 / 3.0, "ops": {"teacher": ops, "student": ops}}  # fmt: skip
-    text = bench.markdown({"VGG-16": [row], "ResNet-18": [row]}, rounds=5)
-    assert "| VGG-16 | 0.5 | 3.00 | 30.0 | 15.0 | 2.00 | 0.67 | 1.0 / 1.0 | 1.0 / 1.0 | 1.0 / 1.0 |" in text
-    assert text.count("| ResNet-18 |") == 1
+           "share": 2.0 / 3.0, "ms_channels_last": {"teacher": 24.0, "student": 10.0}, "speedup_channels_last": 2.4,
+           "share_channels_last": 0.8, "ops": {"teacher": ops, "student": ops}, "convs": None}  # fmt: skip
+    first = {**row, "convs": {"teacher": {"16×32×32 → 16, 3×3": 4.0}, "student": {"16×32×32 → 6, 3×3": 4.5}}}
+    text = bench.markdown({"VGG-16": [row], "ResNet-18": [first, row]}, rounds=5)
+    assert (
+        "| VGG-16 | 0.5 | 3.00 | 30.0 | 15.0 | 2.00 | 0.67 | 24.0 / 10.0 | 0.80 | 1.0 / 1.0 | 1.0 / 1.0 | 1.0 / 1.0 |"
+        in text
+    )
+    assert text.count("| ResNet-18 |") == 2
+    assert (
+        "| teacher | 16×32×32 → 16, 3×3 | 4.00 |" in text and "| student | 16×32×32 → 6, 3×3 | 4.50 |" in text
+    )
+    assert text.count("conv time (NCHW") == 1
+
+
+def test_conv_time_is_keyed_by_input_output_and_kernel_with_same_shaped_convs_summed(bench) -> None:
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 5, 3, padding=1),
+        torch.nn.Conv2d(5, 5, 3, padding=1),
+        torch.nn.Conv2d(5, 5, 3, padding=1),
+        torch.nn.Conv2d(5, 2, 1),
+    ).eval()
+    found = bench.conv_ms(net, torch.randn(2, 3, 6, 6))
+    assert sorted(found) == ["3×6×6 → 5, 3×3", "5×6×6 → 2, 1×1", "5×6×6 → 5, 3×3"]
+    assert all(v >= 0 for v in found.values())

@@ -147,3 +147,20 @@ def test_export_onnx_unexportable_raises(tmp_path, model, shape):
         export_onnx(model, shape, tmp_path / "bad.onnx")
     assert "\n" not in str(info.value)
     assert not (tmp_path / "bad.onnx").exists()
+
+
+def test_measure_latency_gives_the_input_in_channels_last_when_asked() -> None:
+    seen: list[bool] = []
+
+    class Probe(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            seen.append(x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous())
+            return self.conv(x)
+
+    measure_latency(Probe(), (2, 3, 5, 5), repeats=1, warmup=0)
+    measure_latency(Probe(), (2, 3, 5, 5), repeats=1, warmup=0, channels_last=True)
+    assert seen == [False, True]
