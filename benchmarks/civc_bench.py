@@ -13,7 +13,9 @@ thread each; finished runs are reused, so the script can be stopped and started 
 `results.json` is kept in `benchmarks/results/civc_runs/`, so that a table is rebuilt without its run folders.
 Entries with the same classifier head start from the same base model of their order (LUCIR's for a cosine head,
 iCaRL's for a linear one, TCD's for its local-similarity head), so that they differ only from the first
-incremental step on.
+incremental step on. Base models are not archived, and one trained again on another machine is another model (the
+motion preset's LUCIR moved by up to 2.4 points an order): before a table is written, every run's base-step
+accuracy is compared with its owner's on the same order, and the script stops on a run that started elsewhere.
 Each method is judged by its own classifier (iCaRL: nearest mean of exemplars; the others their head).
 
 For every comparison of an entry with a baseline the script reports the paired differences of average
@@ -409,10 +411,40 @@ class Bench:
         runs from before results.json recorded the config)."""
         return {label: self.recorded((label,), ("train", "base", "epochs"), "unknown") for label in labels}
 
+    def base_mismatches(self) -> list[str]:
+        """The runs whose base step does not score what their base model's owner scored on the same order (CNN
+        accuracy after step 0): such a run started from another base model (one trained on another machine, or
+        before the owner ran again) and cannot be paired with the runs of its head. One accuracy over 300 test
+        clips is a check, not a proof: two base models could score the same."""
+        found = []
+        for e in self.entries:
+            if (owner := self.owner(e)) is None:
+                continue
+            for o in self.orders:
+                mine, theirs = (classifier_figures(self.results(x, o), "cnn") for x in (e.label, owner))
+                if not (mine and theirs and "accuracy_per_step" in mine and "accuracy_per_step" in theirs):
+                    continue  # figures not recorded (older files)
+                if mine["accuracy_per_step"][0] != theirs["accuracy_per_step"][0]:
+                    found.append(
+                        f"{e.label} order {o} (base step {mine['accuracy_per_step'][0]:.2f} %, {owner}'s "
+                        f"{theirs['accuracy_per_step'][0]:.2f} %)"
+                    )
+        return found
+
+    def check_bases(self) -> None:
+        """Stop before a table pairs runs made from different base models (`base_mismatches`)."""
+        if found := self.base_mismatches():
+            raise SystemExit(
+                "runs that started from another base model than their head's owner has now: "
+                + "; ".join(found)
+                + ". Move them (or the owner's run) away from the run folders and the archive to run them again"
+            )
+
     def own(self, label: str) -> list[dict]:
         return [common.own_classifier_results(self.results(label, o)) for o in self.orders]
 
     def report(self, reused: int, wall: float) -> str:
+        self.check_bases()
         accs = {e.label: [r["avg_incremental_accuracy"] for r in self.own(e.label)] for e in self.entries}
         forgetting = {e.label: [r["forgetting"] for r in self.own(e.label)] for e in self.entries}
         last = {e.label: [(r["old_accuracy"][-1], r["new_accuracy"][-1]) for r in self.own(e.label)]
@@ -492,6 +524,7 @@ class Bench:
     def budget_report(self, reused: int, wall: float) -> str:
         """Average incremental accuracy of civc, iCaRL and TCD at each budget of `BUDGETS` (mean, std and 95 %
         t-interval over the orders), civc's paired differences with the two at each budget, and a plot."""
+        self.check_bases()
         import matplotlib
 
         matplotlib.use("Agg")

@@ -334,3 +334,25 @@ def test_every_archived_run_is_an_entry_with_the_settings_it_resolves_to_now(ben
             assert b.archived(entry, order)  # SystemExit, naming the settings, where they differ
             checked += 1
     assert checked > 0
+
+
+def test_a_run_from_another_base_model_than_its_owners_stops_the_table(bench, tmp_path, monkeypatch) -> None:
+    args = {"orders": [0, 1], "dev": False, "preset": "motion", "all": False, "jobs": 1, "base_epochs": None,
+            "budget": False, "entries": ["lucir", "civc", "lucir + CBF", "icarl + TC"]}  # fmt: skip
+    b = bench.Bench(type("Args", (), args)())
+    base = {("lucir", 0): 99.0, ("lucir", 1): 100.0, ("civc", 0): 99.0, ("civc", 1): 99.33,
+            ("lucir + CBF", 0): 99.0, ("lucir + CBF", 1): 100.0, ("icarl", 0): 98.0, ("icarl", 1): 97.0}  # fmt: skip
+
+    def results(label: str, order: int) -> dict:
+        if label == "icarl + TC":  # no figures recorded: not checked
+            return {"seconds_per_step": [1.0]}
+        own = "nme" if label == "icarl" else "cnn"
+        return {"classifier": own, "accuracy_per_step": [0.0], "cnn": {"accuracy_per_step": [base[label, order]]}} \
+            if own == "nme" else {"classifier": "cnn", "accuracy_per_step": [base[label, order], 50.0]}  # fmt: skip
+
+    monkeypatch.setattr(b, "results", results)
+    assert b.base_mismatches() == ["civc order 1 (base step 99.33 %, lucir's 100.00 %)"]
+    with pytest.raises(SystemExit, match=r"another base model.*civc order 1"):
+        b.check_bases()
+    base["civc", 1] = 100.0
+    assert b.base_mismatches() == []
