@@ -287,6 +287,11 @@ def verdict(ci95: list[float]) -> str:
     return "better" if ci95[0] > 0 else "worse" if ci95[1] < 0 else "not separated"
 
 
+def slug(label: str) -> str:
+    """An entry's folder name, in `runs/` and in the archive."""
+    return "".join(c if c.isalnum() else "_" for c in label).strip("_")
+
+
 class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
@@ -307,8 +312,7 @@ class Bench:
         self.entries = [known[label] for label in labels]
 
     def run_dir(self, label: str, order: int) -> Path:
-        slug = "".join(c if c.isalnum() else "_" for c in label).strip("_")
-        return self.root / self.folder / slug / f"order_{order}"
+        return self.root / self.folder / slug(label) / f"order_{order}"
 
     def owner(self, e: Entry) -> str | None:
         """The label of the entry whose base model `e` starts from (None: `e` trains its own)."""

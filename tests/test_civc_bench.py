@@ -319,7 +319,7 @@ def test_a_base_step_probe_runs_in_its_own_folders_and_the_configs_length_is_the
 def test_every_archived_run_is_an_entry_with_the_settings_it_resolves_to_now(bench) -> None:
     """A changed default (or a relabelled entry) must come with the archive moved or relabelled: otherwise the
     tables would mix runs of two settings under one label, or `civc_bench.py` would stop at the guard."""
-    slugs = {"".join(c if c.isalnum() else "_" for c in e.label).strip("_"): e for e in bench.ENTRIES}
+    slugs = {bench.slug(e.label): e for e in bench.ENTRIES}
     checked = 0
     for preset in sorted(bench.PRESETS):
         folder = bench.ARCHIVE / preset
@@ -346,9 +346,13 @@ def test_a_run_from_another_base_model_than_its_owners_stops_the_table(bench, tm
     def results(label: str, order: int) -> dict:
         if label == "icarl + TC":  # no figures recorded: not checked
             return {"seconds_per_step": [1.0]}
-        own = "nme" if label == "icarl" else "cnn"
-        return {"classifier": own, "accuracy_per_step": [0.0], "cnn": {"accuracy_per_step": [base[label, order]]}} \
-            if own == "nme" else {"classifier": "cnn", "accuracy_per_step": [base[label, order], 50.0]}  # fmt: skip
+        if label == "icarl":  # the NME on top, the CNN beside it
+            return {
+                "classifier": "nme",
+                "accuracy_per_step": [0.0],
+                "cnn": {"accuracy_per_step": [base[label, order]]},
+            }
+        return {"classifier": "cnn", "accuracy_per_step": [base[label, order], 50.0]}
 
     monkeypatch.setattr(b, "results", results)
     assert b.base_mismatches() == ["civc order 1 (base step 99.33 %, lucir's 100.00 %)"]
