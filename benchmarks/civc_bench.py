@@ -346,8 +346,8 @@ class Bench:
 
     def run(self) -> tuple[int, float]:
         """Run what is missing: base-model owners first. A run the archive holds is not run again, unless it owns
-        the base model of a run still to do (the model itself is not archived). Returns (runs reused, wall
-        seconds)."""
+        the base model of a run still to do (the model itself is not archived). Returns (the table's runs reused,
+        an owner's outside the table not counted; wall seconds)."""
         needed = {self.owner(e) for e in self.entries} - {None}
         todo = [e for e in ENTRIES if e.label in needed and e not in self.entries] + self.entries
         pending = {(e.label, o) for e in todo for o in self.orders if not self.archived(e, o)}
@@ -363,7 +363,7 @@ class Bench:
                             self.owner(d) == e.label and (d.label, o) in pending for d in todo
                         )
                         if (e.label, o) not in pending and not base_of_pending:
-                            reused += 1
+                            reused += e in self.entries
                             continue
                         extra = self.overrides(e)
                         if (owner := self.owner(e)) is not None:
@@ -371,11 +371,11 @@ class Bench:
                         run = pool.submit(
                             common.run_one, CONFIG, self.run_dir(e.label, o), e.method, o, extra
                         )
-                        futures.append((e.label, o, run))
-                for label, o, future in futures:
+                        futures.append((e, o, run))
+                for e, o, future in futures:
                     message = future.result()[0]
-                    reused += message.endswith("already done")
-                    self.keep(label, o)
+                    reused += e in self.entries and message.endswith("already done")
+                    self.keep(e.label, o)
                     print(message, flush=True)
         return reused, time.perf_counter() - start
 
