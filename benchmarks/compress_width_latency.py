@@ -11,7 +11,16 @@ student as the families benchmark does (its MACs target and student options: `ra
 forward passes on the configs' 32×32 grey inputs), in PyTorch's default (NCHW) memory format and in channels-last
 (`memory_format=torch.channels_last`, what `runtime.channels_last` trains in), with per-operator times from one
 `torch.profiler` pass and, at the first width, each conv's time by its input and weight shape: where a student's
-saved MACs do not turn into saved time. Results go to `benchmarks/results/compress_width_latency.md`.
+saved MACs do not turn into saved time.
+
+Two more columns say how far a student could go. **The conv bound**: PBKD replaces each block by one that gives the
+same output, so what a block spends outside its convs (pooling, batch norm, activations, the head) stays; if the
+student's convs ran exactly the MACs ratio faster than the teacher's and the rest took what it takes in the
+student, its speed-up would be `teacher ms / (teacher conv ms / MACs ratio + student non-conv ms)`, the conv and
+non-conv shares taken from the profiled pass. A speed-up / MACs ratio target above this bound cannot be met by
+thinning convs. **onnxruntime**: both models exported to ONNX (the job's `export_onnx` path) and timed in
+onnxruntime's CPU provider on one thread, the runtime a deployment would use, which fuses batch norm and ReLU into
+the convs. Results go to `benchmarks/results/compress_width_latency.md`.
 """
 
 from __future__ import annotations
@@ -19,6 +28,8 @@ from __future__ import annotations
 import argparse
 import copy
 import statistics
+import tempfile
+import time
 from pathlib import Path
 
 import torch
@@ -57,16 +68,57 @@ def pair(
 
 
 def op_ms(net: torch.nn.Module, x: torch.Tensor) -> dict[str, float]:
-    """CPU ms per forward of each operator in `OPS`, from one profiled pass after a warm-up."""
+    """CPU ms per forward of each operator in `OPS`, and the profiled pass's wall time (`total`), from one profiled
+    pass after a warm-up."""
     from torch.profiler import ProfilerActivity, profile
 
     with torch.inference_mode():
         net(x)
         net(x)
         with profile(activities=[ProfilerActivity.CPU]) as prof:
+            start = time.perf_counter()
             net(x)
+            wall = (time.perf_counter() - start) * 1000
     totals = {e.key: e.cpu_time_total / 1000 for e in prof.key_averages()}
-    return {op: totals.get(op, 0.0) for op in OPS}
+    return {op: totals.get(op, 0.0) for op in OPS} | {"total": wall}
+
+
+def conv_bound(ms: dict[str, float], ops: dict[str, dict[str, float]], macs_ratio: float) -> float:
+    """The speed-up a student would reach if its convs ran exactly `macs_ratio` faster than the teacher's and the
+    rest of it took what it takes now (each model's conv share of its time from its profiled pass)."""
+    share = {name: ops[name]["aten::conv2d"] / ops[name]["total"] for name in ("teacher", "student")}
+    teacher_conv = ms["teacher"] * share["teacher"]
+    student_rest = ms["student"] * (1 - share["student"])
+    return ms["teacher"] / (teacher_conv / macs_ratio + student_rest)
+
+
+def onnxruntime_ms(nets: dict[str, torch.nn.Module], shape: tuple[int, ...], rounds: int) -> dict[str, float]:
+    """Median batch-64 ms of each net exported to ONNX and run by onnxruntime on one thread, interleaved."""
+    import numpy as np
+    import onnxruntime as ort
+
+    from distillkit.compress.export import export_onnx
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    sessions = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for name, net in nets.items():
+            path = export_onnx(net, (1, *shape), Path(folder) / f"{name}.onnx")["path"]
+            sessions[name] = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    x = {"input": np.random.default_rng(0).standard_normal((64, *shape), dtype=np.float32)}
+    times: dict[str, list[float]] = {name: [] for name in sessions}
+    for _ in range(rounds):
+        for name, session in sessions.items():
+            session.run(None, x)
+            runs = []
+            for _ in range(3):
+                start = time.perf_counter()
+                session.run(None, x)
+                runs.append((time.perf_counter() - start) * 1000)
+            times[name].append(statistics.median(runs))
+    return {name: statistics.median(v) for name, v in times.items()}
 
 
 def conv_ms(net: torch.nn.Module, x: torch.Tensor) -> dict[str, float]:
@@ -110,6 +162,8 @@ def measure(config: str, width: float, reduction: float, student: dict, rounds: 
     ms, ms_cl = timed(nets, shape, rounds, False), timed(nets, shape, rounds, True)
     x = torch.randn(64, *shape)
     speedup, speedup_cl = ms["teacher"] / ms["student"], ms_cl["teacher"] / ms_cl["student"]
+    ops = {name: op_ms(net, x) for name, net in nets.items()}
+    ort_ms = onnxruntime_ms(nets, shape, rounds)
     return {
         "width": width,
         "macs_ratio": macs,
@@ -119,7 +173,10 @@ def measure(config: str, width: float, reduction: float, student: dict, rounds: 
         "ms_channels_last": ms_cl,
         "speedup_channels_last": speedup_cl,
         "share_channels_last": speedup_cl / macs,
-        "ops": {name: op_ms(net, x) for name, net in nets.items()},
+        "ops": ops,
+        "share_bound": conv_bound(ms, ops, macs) / macs,
+        "ms_onnxruntime": ort_ms,
+        "share_onnxruntime": ort_ms["teacher"] / ort_ms["student"] / macs,
         "convs": {name: conv_ms(net, x) for name, net in nets.items()} if shapes else None,
     }
 
@@ -129,19 +186,25 @@ def markdown(rows: dict[str, list[dict]], rounds: int) -> str:
         "# compress_width_latency", "", "`python benchmarks/compress_width_latency.py`", "",
         f"Untrained teacher and PBKD student at each width, batch 64, one CPU thread, median of {rounds} rounds "
         "(interleaved) of 3 forward passes, in NCHW and in channels-last; per-operator ms (NCHW) from one profiled "
-        "pass.", "",
+        "pass. Conv bound: the speed-up / MACs ratio the student would reach if its convs ran exactly the MACs ratio "
+        "faster than the teacher's and the rest of it took what it takes now (NCHW; the conv shares from the "
+        "profiled pass). onnxruntime: both models exported to ONNX and run by onnxruntime's CPU provider, one "
+        "thread, the same rounds.", "",
         "| Family | Width | MACs ratio | Teacher ms | Student ms | Speed-up | Speed-up / MACs ratio | "
         "channels-last ms (T / S) | channels-last speed-up / MACs ratio | "
+        "conv bound: speed-up / MACs ratio | onnxruntime ms (T / S) | onnxruntime speed-up / MACs ratio | "
         "conv2d ms (T / S) | max_pool2d ms (T / S) | batch_norm ms (T / S) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]  # fmt: skip
     for family, entries in rows.items():
         for r in entries:
             t, s = r["ops"]["teacher"], r["ops"]["student"]
-            cl = r["ms_channels_last"]
+            cl, ort = r["ms_channels_last"], r["ms_onnxruntime"]
             cells = [family, f"{r['width']:g}", f"{r['macs_ratio']:.2f}", f"{r['ms']['teacher']:.1f}",
                      f"{r['ms']['student']:.1f}", f"{r['speedup']:.2f}", f"{r['share']:.2f}",
-                     f"{cl['teacher']:.1f} / {cl['student']:.1f}", f"{r['share_channels_last']:.2f}"]  # fmt: skip
+                     f"{cl['teacher']:.1f} / {cl['student']:.1f}", f"{r['share_channels_last']:.2f}",
+                     f"{r['share_bound']:.2f}", f"{ort['teacher']:.1f} / {ort['student']:.1f}",
+                     f"{r['share_onnxruntime']:.2f}"]  # fmt: skip
             cells += [
                 f"{t[op]:.1f} / {s[op]:.1f}"
                 for op in ("aten::conv2d", "aten::max_pool2d", "aten::batch_norm")
@@ -178,7 +241,8 @@ def main(argv: list[str] | None = None) -> str:
         ]
         for r in rows[family]:
             print(f"{family} width {r['width']:g}: MACs {r['macs_ratio']:.2f}x, speed-up {r['speedup']:.2f}x "
-                  f"({r['share']:.2f} of the MACs ratio; channels-last {r['share_channels_last']:.2f})",
+                  f"({r['share']:.2f} of the MACs ratio; channels-last {r['share_channels_last']:.2f}; "
+                  f"conv bound {r['share_bound']:.2f}; onnxruntime {r['share_onnxruntime']:.2f})",
                   flush=True)  # fmt: skip
     text = markdown(rows, args.rounds)
     args.out.parent.mkdir(parents=True, exist_ok=True)
