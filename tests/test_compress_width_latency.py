@@ -41,12 +41,13 @@ def test_the_table_has_one_row_per_family_and_width_and_the_first_widths_convs(b
     ops = {op: 1.0 for op in bench.OPS}
     row = {"width": 0.5, "macs_ratio": 3.0, "ms": {"teacher": 30.0, "student": 15.0}, "speedup": 2.0,
            "share": 2.0 / 3.0, "ms_channels_last": {"teacher": 24.0, "student": 10.0}, "speedup_channels_last": 2.4,
-           "share_channels_last": 0.8, "ops": {"teacher": ops, "student": ops}, "convs": None}  # fmt: skip
+           "share_channels_last": 0.8, "ops": {"teacher": ops, "student": ops}, "convs": None,
+           "share_bound": 0.9, "ms_onnxruntime": {"teacher": 20.0, "student": 8.0}, "share_onnxruntime": 2.5 / 3.0}  # fmt: skip
     first = {**row, "convs": {"teacher": {"16×32×32 → 16, 3×3": 4.0}, "student": {"16×32×32 → 6, 3×3": 4.5}}}
     text = bench.markdown({"VGG-16": [row], "ResNet-18": [first, row]}, rounds=5)
     assert (
-        "| VGG-16 | 0.5 | 3.00 | 30.0 | 15.0 | 2.00 | 0.67 | 24.0 / 10.0 | 0.80 | 1.0 / 1.0 | 1.0 / 1.0 | 1.0 / 1.0 |"
-        in text
+        "| VGG-16 | 0.5 | 3.00 | 30.0 | 15.0 | 2.00 | 0.67 | 24.0 / 10.0 | 0.80 | 0.90 | 20.0 / 8.0 | 0.83 | "
+        "1.0 / 1.0 | 1.0 / 1.0 | 1.0 / 1.0 |" in text
     )
     assert text.count("| ResNet-18 |") == 2
     assert (
@@ -65,3 +66,28 @@ def test_conv_time_is_keyed_by_input_output_and_kernel_with_same_shaped_convs_su
     found = bench.conv_ms(net, torch.randn(2, 3, 6, 6))
     assert sorted(found) == ["3×6×6 → 5, 3×3", "5×6×6 → 2, 1×1", "5×6×6 → 5, 3×3"]
     assert all(v >= 0 for v in found.values())
+
+
+def test_the_conv_bound_divides_the_teachers_conv_time_by_the_macs_ratio(bench) -> None:
+    # teacher 40 ms, 3/4 of it in convs (30 ms); student 20 ms, half in convs (rest 10 ms); MACs ratio 3:
+    # ideal student = 30 / 3 + 10 = 20 ms, bound speed-up 40 / 20 = 2
+    ops = {"teacher": {"aten::conv2d": 3.0, "total": 4.0}, "student": {"aten::conv2d": 1.0, "total": 2.0}}
+    assert bench.conv_bound({"teacher": 40.0, "student": 20.0}, ops, 3.0) == pytest.approx(2.0)
+    # a student with no work outside its convs is bounded by the MACs ratio itself
+    ops["teacher"] = ops["student"] = {"aten::conv2d": 1.0, "total": 1.0}
+    assert bench.conv_bound({"teacher": 40.0, "student": 20.0}, ops, 3.0) == pytest.approx(3.0)
+
+
+def test_profiled_ops_report_the_pass_wall_time_besides_each_op(bench) -> None:
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2)
+    ).eval()
+    ops = bench.op_ms(net, torch.randn(2, 3, 8, 8))
+    assert set(ops) == {*bench.OPS, "total"}
+    assert ops["total"] > 0 and ops["aten::conv2d"] > 0
+
+
+def test_onnxruntime_times_every_net_it_is_given(bench) -> None:
+    nets = {"teacher": torch.nn.Conv2d(1, 4, 3).eval(), "student": torch.nn.Conv2d(1, 2, 3).eval()}
+    ms = bench.onnxruntime_ms(nets, (1, 8, 8), rounds=1)
+    assert set(ms) == {"teacher", "student"} and all(v > 0 for v in ms.values())
