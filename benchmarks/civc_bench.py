@@ -21,7 +21,8 @@ Each method is judged by its own classifier (iCaRL: nearest mean of exemplars; t
 For every comparison of an entry with a baseline the script reports the paired differences of average
 incremental accuracy, one per order, their mean, standard deviation and 95 % t-interval, and a verdict that
 follows the interval alone: "better" when it lies above 0, "worse" below 0, else "not separated". Results go to
-`benchmarks/results/civc_bench_<preset>[_dev].md` and, merged by (preset, method, baseline, held_out), to
+`benchmarks/results/civc_bench_<preset>[_dev][_orders<...>].md` (the suffix when `--orders` are not the default
+ones) and, merged by (preset, method, baseline, held_out, orders), to
 `benchmarks/results/civc_summary.json` (each comparison with the chroma sampling of its runs' stored frames,
 `jpeg_subsampling`: the comparisons made while the memory stored 4:2:0 JPEG frames stay there as that record).
 
@@ -454,7 +455,7 @@ class Bench:
         last = {e.label: [(r["old_accuracy"][-1], r["new_accuracy"][-1]) for r in self.own(e.label)]
                 for e in self.entries}  # fmt: skip
         held_out = not self.args.dev and set(self.orders).isdisjoint(DEV)
-        name = f"civc_bench_{self.folder}" + ("" if held_out else "_dev")
+        name = f"civc_bench_{self.folder}" + ("" if held_out else "_dev") + self.orders_suffix()
         lines = [
             f"# {name}", "", f"`{self.command()}`", "",
             f"{self.args.preset} preset, `configs/incremental_civc_bench.yaml`"
@@ -624,11 +625,20 @@ class Bench:
         return [f"Base step, CNN accuracy (%) on its classes per order, by the entries that train it: {text}; "
                 f"{verdict}."]  # fmt: skip
 
+    def orders_suffix(self) -> str:
+        """'' for the default orders (held-out or development); else `_orders<first>-<last>` for a run of
+        consecutive orders, `_orders<a>_<b>_...` otherwise, so that a table on other orders has a file of its own."""
+        if self.orders == (DEV if self.args.dev else HELD_OUT):
+            return ""
+        o = self.orders
+        consecutive = o == list(range(o[0], o[0] + len(o)))
+        return f"_orders{o[0]}-{o[-1]}" if consecutive and len(o) > 1 else "_orders" + "_".join(map(str, o))
+
     @staticmethod
     def merge_summary(comparisons: list[dict]) -> None:
         path = RESULTS / "civc_summary.json"
         old = json.loads(path.read_text()) if path.is_file() else []
-        key = lambda c: (c["preset"], c["method"], c["baseline"], c["held_out"])  # noqa: E731
+        key = lambda c: (c["preset"], c["method"], c["baseline"], c["held_out"], tuple(c["orders"]))  # noqa: E731
         merged = {key(c): c for c in old}
         merged.update({key(c): c for c in comparisons})
         path.write_text(json.dumps(sorted(merged.values(), key=key), indent=1) + "\n")

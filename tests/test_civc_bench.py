@@ -29,7 +29,7 @@ def test_paired_interval_by_hand(bench) -> None:
     assert bench.verdict([-0.1, 2.0]) == "not separated"
 
 
-def test_summary_merges_by_preset_method_baseline_and_held_out(bench, tmp_path, monkeypatch) -> None:
+def test_summary_merges_by_preset_method_baseline_held_out_and_orders(bench, tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(bench, "RESULTS", tmp_path)
     one = {"preset": "motion", "method": "civc", "baseline": "lucir", "orders": [0, 1], "differences": [1, 2],
            "mean": 1.5, "ci95": [-4.9, 7.9], "held_out": True}  # fmt: skip
@@ -37,6 +37,21 @@ def test_summary_merges_by_preset_method_baseline_and_held_out(bench, tmp_path, 
     bench.Bench.merge_summary([{**one, "mean": 9.0}])
     summary = json.loads((tmp_path / "civc_summary.json").read_text())
     assert [(c["held_out"], c["mean"]) for c in summary] == [(False, 1.5), (True, 9.0)]
+    # the same comparison on other orders is another entry, not a replacement
+    bench.Bench.merge_summary([{**one, "orders": [5, 6], "mean": 3.0}])
+    summary = json.loads((tmp_path / "civc_summary.json").read_text())
+    assert [(c["orders"], c["mean"]) for c in summary if c["held_out"]] == [([0, 1], 9.0), ([5, 6], 3.0)]
+
+
+@pytest.mark.parametrize(
+    ("orders", "dev", "suffix"),
+    [(None, False, ""), (None, True, ""), ([0, 1, 2, 3, 4], False, ""), ([5, 6, 7, 8, 9], False, "_orders5-9"),
+     ([0, 2], False, "_orders0_2"), ([7], False, "_orders7"), ([100, 101], True, "")],
+)  # fmt: skip
+def test_tables_on_other_orders_than_the_default_get_a_file_of_their_own(bench, orders, dev, suffix) -> None:
+    args = {"orders": orders, "dev": dev, "preset": "motion", "entries": None, "all": False, "budget": False,
+            "base_epochs": None}  # fmt: skip
+    assert bench.Bench(type("Args", (), args)()).orders_suffix() == suffix
 
 
 def test_every_entry_builds_and_shares_a_base_model_by_head(bench) -> None:
@@ -308,7 +323,7 @@ def test_a_base_step_probe_runs_in_its_own_folders_and_the_configs_length_is_the
     assert (tmp_path / "archive" / "motion_base30" / "civc" / "order_4.json").is_file()
     text = b.report(reused, 0.0)
     assert "every head's base step 30 epochs" in text and "| civc | icarl | +2.0 / +2.0 |" in text
-    assert (tmp_path / "civc_bench_motion_base30.md").read_text() == text
+    assert (tmp_path / "civc_bench_motion_base30_orders3-4.md").read_text() == text  # not the default orders
     assert not (tmp_path / "civc_summary.json").exists()  # a probe is not the benchmark's verdict
     # the config's own length is no probe: the table's folders, overrides and summary
     table = bench.Bench(type("Args", (), {**args, "base_epochs": bench.BASE_EPOCHS})())
