@@ -54,6 +54,24 @@ def test_tables_on_other_orders_than_the_default_get_a_file_of_their_own(bench, 
     assert bench.Bench(type("Args", (), args)()).orders_suffix() == suffix
 
 
+def test_orders_that_chose_nothing_are_said_to_have_chosen_nothing(bench) -> None:
+    args = {
+        "dev": False,
+        "preset": "motion",
+        "entries": None,
+        "all": False,
+        "budget": False,
+        "base_epochs": None,
+    }
+
+    def note(orders: list[int] | None, held_out: bool = True) -> str:
+        return bench.Bench(type("Args", (), {**args, "orders": orders})()).order_note(held_out)
+
+    assert note([5, 6, 7, 8, 9]) == "held out: they chose nothing"
+    assert note(None) == note(list(range(10))) == bench.HELD_OUT_NOTE  # orders 0-4 switched two options off
+    assert note([100, 101], held_out=False) == "development orders"
+
+
 def test_every_entry_builds_and_shares_a_base_model_by_head(bench) -> None:
     b = bench.Bench(
         type(
