@@ -124,6 +124,14 @@ LOGIT_ADJUSTMENT = ("method.options.logit_adjustment=1",)
 INTERPOLATE = ("memory.replay=interpolate",)
 HALF_BUDGET = ("memory.budget_frames=720",)
 TWICE_BUDGET = ("memory.budget_frames=2880",)
+STEP_LR = (
+    "train.step_optim.name=adamw",
+    "train.step_optim.lr=0.0005",
+    "train.step_optim.weight_decay=0.0001",
+)
+"""Incremental steps at a quarter of the base step's learning rate (AdamW, the same weight decay)."""
+FIX_OLD = ("method.options.fix_old_weights=true",)
+"""The old classes' head weights kept as they are while a step trains, as LUCIR's published code does."""
 
 FULL_SIZE = ("method.options.exemplar_scale=1", "method.options.small_new_clips=0.5")
 """Exemplar frames at the videos' size: civc's default until smaller frames were chosen on the development orders.
@@ -226,6 +234,12 @@ ENTRIES = [
         "civc (full-size frames) + merge 0.5, BN recalibration",
         ("method.options.merge=0.5", "method.options.bn_recalibration=true"),
     ),
+    # attempts on today's default (development orders)
+    Entry("civc, frames at 0.6", "civc", ("method.options.exemplar_scale=0.6",)),
+    Entry("civc, step lr 0.0005", "civc", STEP_LR),
+    Entry("civc, old class weights fixed", "civc", FIX_OLD),
+    Entry("lucir, old class weights fixed", "lucir", FIX_OLD, baseline=True),
+    Entry("lucir + CBF, old class weights fixed", "lucir", (*CBF, *FIX_OLD), baseline=True),
 ]
 
 TABLE = ["joint (upper bound)", "lucir", "icarl", "podnet", "tcd", "lucir + TC", "icarl + TC", "lucir + CBF", "civc",

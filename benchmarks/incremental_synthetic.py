@@ -59,11 +59,15 @@ def changed_settings(results: dict, config: Path, method: str, overrides: Sequen
     """The method options, memory settings (`memory.<key>`) and training lengths (`train.base.<key>`,
     `train.step.<key>`) a run's `results` were made with that differ from what `method` with `overrides` on
     `config` resolves to now (a changed default would otherwise pass unseen); runs from before results.json
-    recorded the options are taken as they are."""
+    recorded the options are taken as they are, and so is an option added after a run, which the run did not
+    record, where the entry leaves it at its default (a new option's default keeps what the method did before)."""
     recorded = results.get("method_options")
     if recorded is None:
         return []
-    wanted = built_method(method, overrides).options.model_dump(mode="json")
+    built = built_method(method, overrides)
+    wanted = built.options.model_dump(mode="json")
+    defaults = type(built.options)().model_dump(mode="json")
+    recorded = {**{k: v for k, v in wanted.items() if v == defaults.get(k)}, **recorded}
     changed = sorted(k for k in wanted.keys() | recorded.keys() if recorded.get(k) != wanted.get(k))
     ran = results.get("config", {})
     chosen = [o for o in overrides if o.startswith(("memory.", "train.base.", "train.step."))]

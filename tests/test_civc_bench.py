@@ -393,3 +393,22 @@ def test_a_run_from_another_base_model_than_its_owners_stops_the_table(bench, tm
         b.check_bases()
     base["civc", 1] = 100.0
     assert b.base_mismatches() == []
+
+
+def test_a_run_from_before_an_option_existed_is_reused_only_at_its_default() -> None:
+    """An archived LUCIR run recorded its options before `fix_old_weights` existed: it counts as run at that
+    option's default (what LUCIR did then), and not as a run with the option switched on."""
+    from distillkit.incremental.methods import build_method
+
+    with benchmark_module("incremental_synthetic") as common:
+        path = (
+            CONFIG.parents[1] / "benchmarks" / "results" / "civc_runs" / "motion" / "lucir" / "order_0.json"
+        )
+        results = json.loads(path.read_text())
+        assert "fix_old_weights" not in results["method_options"]
+        assert build_method("lucir", {}).options.fix_old_weights is False
+        assert common.changed_settings(results, CONFIG, "lucir", []) == []
+        on = ["method.options.fix_old_weights=true"]
+        assert common.changed_settings(results, CONFIG, "lucir", on) == ["fix_old_weights"]
+        results["method_options"]["margin"] = 0.25  # a recorded option that differs still counts
+        assert common.changed_settings(results, CONFIG, "lucir", []) == ["margin"]

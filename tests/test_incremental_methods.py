@@ -306,3 +306,66 @@ def test_podnet_lsc_stream_trains_every_step_with_nca(tmp_path, monkeypatch: pyt
     widths = [width for width, _ in calls]
     assert all(widths.count(seen) >= 3 for seen in (2, 4, 6))  # 3 training steps over 2, 4, then 6 classes
     assert set(widths) == {2, 4, 6} and {margin for _, margin in calls} == {0.3}
+
+
+def test_keep_rows_leaves_the_first_rows_exactly_as_they_were() -> None:
+    """Under AdamW with weight decay, rows kept by `keep_rows` end bit-for-bit as they began; the others train."""
+    from distillkit.incremental.training import keep_rows
+
+    torch.manual_seed(0)
+    head = make_head("cosine", 4, 5)
+    before = head.weight.detach().clone()
+    optimiser = torch.optim.AdamW(head.parameters(), lr=0.1, weight_decay=0.1)
+    x, y = torch.randn(8, 4), torch.arange(8) % 5
+    with keep_rows(head.weight, 3):
+        for _ in range(5):
+            optimiser.zero_grad()
+            F.cross_entropy(head(x), y).backward()
+            assert head.weight.grad[:3].abs().sum() == 0 and head.weight.grad[3:].abs().sum() > 0
+            optimiser.step()
+    assert torch.equal(head.weight[:3], before[:3])
+    assert not torch.equal(head.weight[3:], before[3:])
+    optimiser.zero_grad()
+    F.cross_entropy(head(x), y).backward()
+    assert head.weight.grad[:3].abs().sum() > 0  # the hook is gone after the block
+
+
+@pytest.mark.parametrize("name", ["lucir", "civc", "tcd"])
+def test_fix_old_weights_fixes_the_old_classes_rows_in_incremental_steps(name: str) -> None:
+    """`fix_old_weights` names the old classes' rows (every proxy of each on a local-similarity head), and only in
+    incremental steps; off by default."""
+    extra = {"importance": False} if name == "tcd" else {}
+    method = build_method(name, {"fix_old_weights": True, **extra})
+    head = make_head(method.head, 4, 5)
+    rows = 10 if method.head == "lsc" else 1  # TCD's local-similarity head keeps 10 proxies a class
+    cpu = torch.device("cpu")
+    base = StepContext(step=0, num_old=0, num_seen=3, old_model=None, device=cpu)
+    step = StepContext(step=2, num_old=3, num_seen=5, old_model=None, device=cpu)
+    assert method.fixed_head_rows(head, base) == 0
+    assert method.fixed_head_rows(head, step) == 3 * rows
+    assert build_method(name, extra).fixed_head_rows(head, step) == 0
+
+
+@pytest.mark.parametrize("fix", [True, False])
+def test_a_stream_with_fixed_old_weights_trains_only_the_new_rows(
+    fix: bool, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In a LUCIR stream with `fix_old_weights` (and no class-balanced fine-tuning), each incremental step's
+    training leaves the old classes' head rows bit-for-bit as they were and trains the new ones; without it, the
+    old rows train too."""
+    from distillkit.incremental.training import StepTrainer
+    from distillkit.jobs.incremental import run_incremental
+
+    seen: list[tuple[int, bool, bool]] = []
+    train = StepTrainer.train
+
+    def spy(self, step, model, old_model, ctx, loader):
+        before = model.head.weight.detach().clone()
+        result = train(self, step, model, old_model, ctx, loader)
+        after, k = model.head.weight.detach(), ctx.num_old
+        seen.append((step, torch.equal(after[:k], before[:k]), torch.equal(after[k:], before[k:])))
+        return result
+
+    monkeypatch.setattr(StepTrainer, "train", spy)
+    run_incremental(tiny(method={"name": "lucir", "options": {"fix_old_weights": fix}}), tmp_path)
+    assert seen == [(0, True, False), (1, fix, False), (2, fix, False)]

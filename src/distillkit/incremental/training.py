@@ -48,7 +48,12 @@ class StepTrainer:
         )
         steps = budget.num_steps(len(loader))
         synced_old = old_model if self.method.old_model_batch_stats else None
-        with data_parallel(WithOutputs(model), self.device) as net, _batch_norms(synced_old, self.device):
+        fixed = self.method.fixed_head_rows(model.head, ctx)
+        with (
+            keep_rows(model.head.weight, fixed),
+            data_parallel(WithOutputs(model), self.device) as net,
+            _batch_norms(synced_old, self.device),
+        ):
             return fit(
                 StepObjective(net, old_model, self.method, ctx, self.consistency(step)),
                 loader,
@@ -97,6 +102,29 @@ def base_model_state(cfg: IncrementalConfig, method: Method) -> dict[str, torch.
             f"method '{method.name}' needs a {method.head} head"
         )
     return state.model
+
+
+@contextmanager
+def keep_rows(weight: nn.Parameter, rows: int) -> Iterator[None]:
+    """Within the block, the first `rows` rows of `weight` get no gradient, and they are set back to their values
+    on entry when it ends (decoupled weight decay would otherwise still shrink them)."""
+    if rows == 0:
+        yield
+        return
+    kept = weight.detach()[:rows].clone()
+
+    def zero_rows(grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.clone()
+        grad[:rows] = 0
+        return grad
+
+    handle = weight.register_hook(zero_rows)
+    try:
+        yield
+    finally:
+        handle.remove()
+        with torch.no_grad():
+            weight[:rows] = kept
 
 
 @contextmanager

@@ -71,14 +71,15 @@ def head_kind(head: nn.Module) -> str:
     return "cosine" if isinstance(head, CosineHead) else "linear"
 
 
-def _rows_per_class(head: nn.Module) -> int:
+def rows_per_class(head: nn.Module) -> int:
+    """Rows of `head.weight` that belong to one class (a local-similarity head's proxies; 1 otherwise)."""
     return head.proxies if isinstance(head, LocalSimilarityHead) else 1
 
 
 @torch.no_grad()
 def grow_head(head: nn.Module, out_features: int) -> nn.Module:
     """A head with `out_features` outputs whose first outputs are a copy of `head`'s (new rows freshly drawn)."""
-    kind, rows = head_kind(head), _rows_per_class(head)
+    kind, rows = head_kind(head), rows_per_class(head)
     old = head.out_features
     if out_features < old:
         raise ValueError(f"cannot shrink a head from {old} to {out_features} outputs")
@@ -98,7 +99,7 @@ def imprint(head: nn.Module, features: Tensor, labels: Tensor, classes: range) -
 
     With several proxies per class (`lsc`), proxy k is imprinted from the k-th of `proxies` interleaved shares of
     the class's samples (the whole class when it has fewer samples than proxies), so the proxies start apart."""
-    weight, rows = head.weight, _rows_per_class(head)
+    weight, rows = head.weight, rows_per_class(head)
     owned = {r for c in classes for r in range(c * rows, (c + 1) * rows)}
     others = [r for r in range(weight.shape[0]) if r not in owned]
     scale = weight[others].norm(dim=1).mean() if others else weight.norm(dim=1).mean()

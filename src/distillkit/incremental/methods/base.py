@@ -21,7 +21,7 @@ from distillkit.config import MAX_EPOCHS, Section, validate
 from distillkit.engine.loop import LossParts
 from distillkit.errors import ConfigError
 from distillkit.incremental.selection import all_frames
-from distillkit.models.heads import imprint, make_head
+from distillkit.models.heads import imprint, make_head, rows_per_class
 
 
 class Outputs(TypedDict, total=False, extra_items=torch.Tensor):
@@ -165,6 +165,10 @@ class Method:
         pixels' cost against the budget) otherwise (adaptive spatial granularity)."""
         return None
 
+    def fixed_head_rows(self, head: nn.Module, ctx: StepContext) -> int:
+        """How many leading rows of `head.weight` step `ctx.step`'s training leaves as they are (0: none)."""
+        return 0
+
     def begin_step(self, model: nn.Module, ctx: StepContext, tools: StepTools) -> None:
         """Called after the head has grown, before training (e.g. imprint new weights)."""
 
@@ -208,6 +212,9 @@ class SimilarityHeadOptions(Section):
     """Class-balanced fine-tuning of the classifier on the memory after each incremental step (0: off)."""
     cbf_lr: float = Field(0.01, gt=0)
     """Learning rate of class-balanced fine-tuning."""
+    fix_old_weights: bool = False
+    """Keep the old classes' head weights as they are while an incremental step trains, as LUCIR's published code
+    does ("fix the embedding of old classes"); class-balanced fine-tuning still adjusts every class's."""
 
 
 class SimilarityHeadMethod(Method):
@@ -221,6 +228,11 @@ class SimilarityHeadMethod(Method):
             raise TypeError(f"{type(self).__name__} needs options derived from SimilarityHeadOptions")
         super().__init__(options)
         self.head_options = options
+
+    def fixed_head_rows(self, head: nn.Module, ctx: StepContext) -> int:
+        if ctx.step == 0 or not self.head_options.fix_old_weights:
+            return 0
+        return ctx.num_old * rows_per_class(head)
 
     def begin_step(self, model: nn.Module, ctx: StepContext, tools: StepTools) -> None:
         if ctx.step > 0 and self.head_options.imprint and self.head != "linear":
