@@ -412,3 +412,39 @@ def test_a_run_from_before_an_option_existed_is_reused_only_at_its_default() -> 
         assert common.changed_settings(results, CONFIG, "lucir", on) == ["fix_old_weights"]
         results["method_options"]["margin"] = 0.25  # a recorded option that differs still counts
         assert common.changed_settings(results, CONFIG, "lucir", []) == ["margin"]
+
+
+def test_a_baseline_that_varies_another_is_paired_with_it_and_civc_with_both(
+    bench, tmp_path, monkeypatch
+) -> None:
+    """A baseline with an option varied (`ablates` names another baseline) is compared with that baseline; civc
+    is compared with both; a plain baseline is never taken for a variant of civc."""
+    monkeypatch.setattr(bench, "RESULTS", tmp_path)
+    monkeypatch.setattr(bench, "ARCHIVE", tmp_path / "archive")
+    cbf, faster = "lucir + CBF", "lucir + CBF, step lr 0.004"
+    args = {"orders": [0, 1, 2], "dev": False, "preset": "motion", "all": False, "jobs": 2, "base_epochs": None,
+            "budget": False, "entries": [cbf, faster, "civc"]}  # fmt: skip
+    b = bench.Bench(type("Args", (), args)())
+    accs = {cbf: [90.0, 91.0, 92.0], faster: [91.0, 93.0, 92.0], "civc": [92.0, 92.0, 95.0]}
+    monkeypatch.setattr(
+        b,
+        "own",
+        lambda label: [
+            {
+                "avg_incremental_accuracy": a,
+                "forgetting": 1.0,
+                "old_accuracy": [None, a],
+                "new_accuracy": [a, a],
+            }
+            for a in accs[label]
+        ],
+    )
+    monkeypatch.setattr(b, "results", lambda label, order: {"seconds_per_step": [1.0]})
+    text = b.report(0, 0.0)
+    assert f"| {faster} | {cbf} | +1.0 / +2.0 / +0.0 | +1.00 ± 1.00 |" in text
+    summary = json.loads((tmp_path / "civc_summary.json").read_text())
+    assert {(c["method"], c["baseline"]): c["differences"] for c in summary} == {
+        ("civc", cbf): [2.0, 1.0, 3.0],
+        ("civc", faster): [1.0, -1.0, 3.0],
+        (faster, cbf): [1.0, 2.0, 0.0],
+    }
