@@ -56,9 +56,9 @@ def head_of(method: str, overrides: Sequence[str]) -> str:
 
 
 def changed_settings(results: dict, config: Path, method: str, overrides: Sequence[str]) -> list[str]:
-    """The method options, memory settings (`memory.<key>`) and training lengths (`train.base.<key>`,
-    `train.step.<key>`) a run's `results` were made with that differ from what `method` with `overrides` on
-    `config` resolves to now (a changed default would otherwise pass unseen); runs from before results.json
+    """The method options, memory settings (`memory.<key>`), training lengths (`train.base.<key>`,
+    `train.step.<key>`) and optimisers (`train.optim`, `train.step_optim`) a run's `results` were made with that
+    differ from what `method` with `overrides` on `config` resolves to now (a changed default would otherwise pass unseen); runs from before results.json
     recorded the options are taken as they are, and so is an option added after a run, which the run did not
     record, where the entry leaves it at its default (a new option's default keeps what the method did before)."""
     recorded = results.get("method_options")
@@ -70,7 +70,11 @@ def changed_settings(results: dict, config: Path, method: str, overrides: Sequen
     recorded = {**{k: v for k, v in wanted.items() if v == defaults.get(k)}, **recorded}
     changed = sorted(k for k in wanted.keys() | recorded.keys() if recorded.get(k) != wanted.get(k))
     ran = results.get("config", {})
-    chosen = [o for o in overrides if o.startswith(("memory.", "train.base.", "train.step."))]
+    chosen = [
+        o
+        for o in overrides
+        if o.startswith(("memory.", "train.base.", "train.step.", "train.optim.", "train.step_optim."))
+    ]
     now = load_config(config, IncrementalConfig, chosen)
     for key, value in now.memory.model_dump(mode="json").items():
         if ran.get("memory", {}).get(key) != value:
@@ -80,6 +84,12 @@ def changed_settings(results: dict, config: Path, method: str, overrides: Sequen
             for key, value in getattr(now.train, part).model_dump(mode="json").items():
                 if ran["train"].get(part, {}).get(key) != value:
                     changed.append(f"train.{part}.{key}")
+        optimisers = {"step_optim": None, **ran["train"]}  # a run from before `step_optim` existed had none
+        for part in ("optim", "step_optim"):
+            value = getattr(now.train, part)
+            dumped = None if value is None else value.model_dump(mode="json")
+            if part in optimisers and optimisers[part] != dumped:
+                changed.append(f"train.{part}")
     return changed
 
 

@@ -299,6 +299,19 @@ def test_a_finished_run_is_reused_only_with_the_settings_it_ran_with(bench, tmp_
     assert common.run_one(CONFIG, out, "civc", 0, overrides)[0].endswith("already done")
     with pytest.raises(SystemExit, match=r"differs at: train.base.epochs\)"):  # a shorter base step asked now
         common.run_one(CONFIG, out, "civc", 0, [*overrides, "train.base.epochs=30"])
+    faster = [
+        *overrides,
+        "train.step_optim.name=adamw",
+        "train.step_optim.lr=0.004",
+    ]  # none recorded: none used
+    with pytest.raises(SystemExit, match=r"differs at: train.step_optim\)"):
+        common.run_one(CONFIG, out, "civc", 0, faster)
+    (out / "results.json").write_text(json.dumps({"method_options": options, "config": {"memory": memory, "train": {
+        **train, "optim": {"name": "adamw", "lr": 0.002, "momentum": 0.9, "weight_decay": 0.0001,
+                           "schedule": "cosine", "warmup_steps": 0}}}}))  # fmt: skip
+    assert common.run_one(CONFIG, out, "civc", 0, overrides)[0].endswith("already done")
+    with pytest.raises(SystemExit, match=r"differs at: train.optim\)"):
+        common.run_one(CONFIG, out, "civc", 0, [*overrides, "train.optim.lr=0.01"])
     (out / "results.json").write_text(json.dumps({}))  # a run from before the options were recorded
     assert common.run_one(CONFIG, out, "civc", 0, overrides)[0].endswith("already done")
 
