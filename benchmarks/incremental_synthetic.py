@@ -58,9 +58,10 @@ def head_of(method: str, overrides: Sequence[str]) -> str:
 def changed_settings(results: dict, config: Path, method: str, overrides: Sequence[str]) -> list[str]:
     """The method options, memory settings (`memory.<key>`), training lengths (`train.base.<key>`,
     `train.step.<key>`) and optimisers (`train.optim`, `train.step_optim`) a run's `results` were made with that
-    differ from what `method` with `overrides` on `config` resolves to now (a changed default would otherwise pass unseen); runs from before results.json
-    recorded the options are taken as they are, and so is an option added after a run, which the run did not
-    record, where the entry leaves it at its default (a new option's default keeps what the method did before)."""
+    differ from what `method` with `overrides` on `config` resolves to now (a changed default would otherwise pass
+    unseen). Runs from before results.json recorded the options are taken as they are, and so is an option added
+    after a run, which the run did not record, where the entry leaves it at its default (a new option's default
+    keeps what the method did before)."""
     recorded = results.get("method_options")
     if recorded is None:
         return []
