@@ -274,6 +274,12 @@ ENTRIES = [
     ),
     # the same setting at the protocol's step learning rate, before making it civc's default
     Entry(AT_LR2, "civc", (*NEW_SMALL, "method.options.exemplar_scale=0.6")),
+    Entry(
+        f"{AT_LR2}, half budget",
+        "civc",
+        (*NEW_SMALL, "method.options.exemplar_scale=0.6", *HALF_BUDGET),
+        ablates=AT_LR2,
+    ),
     Entry("lucir, old class weights fixed", "lucir", FIX_OLD, baseline=True, ablates="lucir"),
     Entry(
         "lucir + CBF, old class weights fixed",
@@ -313,7 +319,16 @@ DEV_TABLE = ["lucir", "icarl", "lucir + CBF", "civc", FULL, "civc + new clips sm
 """The development table: how civc's defaults were chosen (the design, then each part; every step before the
 smaller frames with full-size ones, and up to the running statistics with the old model on batch statistics)
 and what was tried after, against the strongest baselines and the civc each attempt varies."""
-AGAINST_BASELINES = ("civc", "civc, half budget", FULL, "civc as designed", CIVC_LR4, CANDIDATE, AT_LR2)
+AGAINST_BASELINES = (
+    "civc",
+    "civc, half budget",
+    FULL,
+    "civc as designed",
+    CIVC_LR4,
+    CANDIDATE,
+    AT_LR2,
+    f"{AT_LR2}, half budget",
+)
 """The entries compared with every baseline (the others only with civc)."""
 BUDGETS = (720, 1440, 2880)
 """The frame budgets of the budget plot (`--budget`): half, the config's, twice."""
