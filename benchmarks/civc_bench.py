@@ -142,7 +142,7 @@ CIVC_LR4 = "civc, step lr 0.004"
 CANDIDATE = "civc (lr 0.004), frames at 0.6, new clips small"
 """What the development orders chose at step lr 0.004 (docs/results.md), tested on the held-out orders."""
 AT_LR2 = "civc, frames at 0.6, new clips small"
-"""`CANDIDATE`'s memory at the protocol's step learning rate (0.002)."""
+"""`CANDIDATE`'s memory at the protocol's step learning rate (0.002): civc at its defaults now."""
 FIX_OLD = ("method.options.fix_old_weights=true",)
 """The old classes' head weights kept as they are while a step trains, as LUCIR's published code does."""
 
@@ -157,8 +157,8 @@ EARLIER = ("method.options.exemplar_scale=0.7", "method.options.small_new_clips=
 clips sharp. Every civc entry made then pins it (an entry's own option set after it wins), so that its label keeps
 naming what its runs measured; `AT_LR2` is civc at its defaults now."""
 NEW_SMALL = ("method.options.small_new_clips=0.5",)
-"""Half the new classes' clips shown at the exemplars' resolution: civc's default until the held-out orders of
-the three presets did not separate it from none."""
+"""Half the new classes' clips shown at the exemplars' resolution: with frames at 0.7 civc's default until the
+held-out orders of the three presets did not separate it from none; with frames at 0.6 its default again."""
 PER_VIDEO = ("method.options.scale_choice=adaptive",)
 """Frame size chosen per video: small where the current model still names the class and the clip feature moves
 by at most `scale_tolerance` (0.05), full size (at its pixels' cost) otherwise."""
@@ -251,7 +251,7 @@ ENTRIES = [
         "civc (full-size frames) + merge 0.5, BN recalibration",
         ("method.options.merge=0.5", "method.options.bn_recalibration=true"),
     ),
-    # attempts on today's default (development orders)
+    # attempts on the earlier defaults, frames at 0.7 with new clips sharp (development orders)
     Entry("civc, frames at 0.6", "civc", (*EARLIER, "method.options.exemplar_scale=0.6")),
     Entry("civc, step lr 0.0005", "civc", (*EARLIER, *step_lr(0.0005))),
     Entry(CIVC_LR4, "civc", (*EARLIER, *LR4)),
@@ -276,7 +276,7 @@ ENTRIES = [
         (*LR4, *NEW_SMALL, "method.options.exemplar_scale=0.5"),
         ablates=CIVC_LR4,
     ),
-    # the same setting at the protocol's step learning rate, before making it civc's default
+    # that memory at the protocol's step learning rate: civc's defaults now (pinned, so the label keeps its runs)
     Entry(AT_LR2, "civc", (*NEW_SMALL, "method.options.exemplar_scale=0.6")),
     Entry(
         f"{AT_LR2}, half budget",

@@ -12,10 +12,9 @@ The defaults are what the benchmark's development orders chose and its held-out 
 LUCIR's terms on a cosine classifier, whole clips, class-balanced fine-tuning, and exemplar frames stored at 0.6
 of each side, which hold 0.36 of a frame's pixels, so that about 2.8 times as many exemplar clips fit the frame
 budget (spatial granularity), with half the new classes' training clips shown at that resolution. The decomposed
-distillation, the KD on old
-logits, the key-frames, the logit adjustment, weight interpolation and batch-norm recalibration each cost
-accuracy on the development orders and are off; the old model on batch statistics, chosen there, was not
-separated from running statistics on the held-out orders and is off too.
+distillation, the KD on old logits, the key-frames, the logit adjustment, weight interpolation and batch-norm
+recalibration each cost accuracy on the development orders and are off; the old model on batch statistics, chosen
+there, was not separated from running statistics on the held-out orders and is off too.
 """
 
 from __future__ import annotations
