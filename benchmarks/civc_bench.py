@@ -144,6 +144,7 @@ CANDIDATE = "civc (lr 0.004), frames at 0.6, new clips small"
 AT_LR2 = "civc, frames at 0.6, new clips small"
 """`CANDIDATE`'s memory at the protocol's step learning rate (0.002): civc at its defaults now."""
 AT_LR2_HALF = f"{AT_LR2}, half budget"
+AT_LR2_TWICE = f"{AT_LR2}, twice the budget"
 FIX_OLD = ("method.options.fix_old_weights=true",)
 """The old classes' head weights kept as they are while a step trains, as LUCIR's published code does."""
 
@@ -282,6 +283,21 @@ ENTRIES = [
     # that memory at the protocol's step learning rate: civc's defaults now (pinned, so the label keeps its runs)
     Entry(AT_LR2, "civc", MEMORY_NOW),
     Entry(AT_LR2_HALF, "civc", (*MEMORY_NOW, *HALF_BUDGET), ablates=AT_LR2),
+    Entry(AT_LR2_TWICE, "civc", (*MEMORY_NOW, *TWICE_BUDGET), ablates=AT_LR2),
+    # attempts on the defaults now (development orders): the weights and the memory chosen again
+    Entry(
+        f"{AT_LR2}, less-forget weight 2.5",
+        "civc",
+        (*MEMORY_NOW, "method.options.embedding_weight=2.5"),
+        ablates=AT_LR2,
+    ),
+    Entry(f"{AT_LR2}, CBF 4 epochs", "civc", (*MEMORY_NOW, "method.options.cbf_epochs=4"), ablates=AT_LR2),
+    Entry(
+        "civc, frames at 0.5, new clips small",
+        "civc",
+        (*NEW_SMALL, "method.options.exemplar_scale=0.5"),
+        ablates=AT_LR2,
+    ),
     Entry("lucir, old class weights fixed", "lucir", FIX_OLD, baseline=True, ablates="lucir"),
     Entry(
         "lucir + CBF, old class weights fixed",
@@ -336,12 +352,26 @@ AGAINST_BASELINES = (
 BUDGETS = (720, 1440, 2880)
 """The frame budgets of the budget plot (`--budget`): half, the config's, twice."""
 BUDGET_ENTRIES = {
-    method: dict(zip(BUDGETS, (f"{method}, half budget", method, f"{method}, twice the budget"), strict=True))
-    for method in ("civc", "icarl", "tcd")
+    "civc": dict(zip(BUDGETS, (AT_LR2_HALF, AT_LR2, AT_LR2_TWICE), strict=True)),
+    "civc, earlier defaults": dict(
+        zip(BUDGETS, ("civc, half budget", "civc", "civc, twice the budget"), strict=True)
+    ),
+    **{
+        method: dict(
+            zip(BUDGETS, (f"{method}, half budget", method, f"{method}, twice the budget"), strict=True)
+        )
+        for method in ("icarl", "tcd")
+    },
 }
-"""The entry of each method at each budget of the plot (`--budget`)."""
+"""The entry of each method at each budget of the plot (`--budget`): civc at its defaults and at its earlier ones
+(frames at 0.7, new clips sharp), iCaRL and TCD."""
 
-LEGEND = {"civc": "civc (cosine head)", "icarl": "iCaRL (NME)", "tcd": "TCD (local similarity)"}
+LEGEND = {
+    "civc": "civc at its defaults (frames 0.6)",
+    "civc, earlier defaults": "civc, earlier defaults (frames 0.7)",
+    "icarl": "iCaRL (NME)",
+    "tcd": "TCD (local similarity)",
+}
 
 # two-sided 95 % quantiles of Student's t for 1..30 degrees of freedom
 _T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
@@ -636,16 +666,18 @@ class Bench:
             half = [s["ci95"][1] - s["mean"] for s in stats]
             ax.errorbar(BUDGETS, means, yerr=half, marker="o", capsize=3, label=LEGEND[method])
         lines += ["", "civc − baseline at the same budget, paired by order:", "",
-                  "| Budget | Baseline | Differences per order | Mean ± std | 95 % interval | Verdict |",
-                  "|---|---|---|---|---|---|"]  # fmt: skip
-        for b in BUDGETS:
-            for method in ("icarl", "tcd"):
-                diffs = [x - y for x, y in zip(accs[BUDGET_ENTRIES["civc"][b]], accs[BUDGET_ENTRIES[method][b]],
+                  "| civc | Budget | Baseline | Differences per order | Mean ± std | 95 % interval | Verdict |",
+                  "|---|---|---|---|---|---|---|"]  # fmt: skip
+        pairs = [("civc", "icarl"), ("civc", "tcd"), ("civc", "civc, earlier defaults"),
+                 ("civc, earlier defaults", "icarl"), ("civc, earlier defaults", "tcd")]  # fmt: skip
+        for civc, method in pairs:
+            for b in BUDGETS:
+                diffs = [x - y for x, y in zip(accs[BUDGET_ENTRIES[civc][b]], accs[BUDGET_ENTRIES[method][b]],
                                                strict=True)]  # fmt: skip
                 s = paired(diffs)
                 lo, hi = s["ci95"]
                 lines.append(
-                    f"| {b} | {method} | {' / '.join(f'{d:+.1f}' for d in diffs)} | {s['mean']:+.2f} ± "
+                    f"| {civc} | {b} | {method} | {' / '.join(f'{d:+.1f}' for d in diffs)} | {s['mean']:+.2f} ± "
                     f"{s['std']:.2f} | [{lo:+.2f}, {hi:+.2f}] | {verdict(s['ci95'])} |"
                 )
         ax.set_xscale("log", base=2)

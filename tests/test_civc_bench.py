@@ -194,14 +194,16 @@ def test_budget_report_tables_each_method_per_budget_and_pairs_civc_with_each_ba
     args = {"orders": [0, 1, 2], "dev": False, "preset": "appearance", "all": False, "jobs": 2, "budget": True,
             "entries": None, "base_epochs": None}  # fmt: skip
     b = bench.Bench(type("Args", (), args)())
+    now = bench.AT_LR2
     assert [e.label for e in b.entries] == [
+        f"{now}, half budget", now, f"{now}, twice the budget",
         "civc, half budget", "civc", "civc, twice the budget", "icarl, half budget", "icarl",
         "icarl, twice the budget", "tcd, half budget", "tcd", "tcd, twice the budget",
     ]  # fmt: skip
     budgets = {e.label: [o for o in e.overrides if o.startswith("memory.")] for e in b.entries}
     assert budgets["icarl, twice the budget"] == ["memory.budget_frames=2880"] and budgets["tcd"] == []
     # civc 70 + budget/720 per order; icarl 1 point below on orders 0 and 1 and 4 below on order 2; tcd level
-    base = {"civc": 70.0, "icarl": 69.0, "tcd": 70.0}
+    base = {"civc": 70.0, "civc, earlier defaults": 69.5, "icarl": 69.0, "tcd": 70.0}
     accs = {label: [base[m] + b_ / 720 - (3.0 * (m == "icarl") * (o == 2)) for o in range(3)]
             for m, by_budget in bench.BUDGET_ENTRIES.items() for b_, label in by_budget.items()}  # fmt: skip
     monkeypatch.setattr(
@@ -209,13 +211,15 @@ def test_budget_report_tables_each_method_per_budget_and_pairs_civc_with_each_ba
     )
     monkeypatch.setattr(b, "results", lambda label, order: {"seconds_per_step": [60.0, 60.0]})
     text = b.budget_report(0, 0.0)
-    assert text.rstrip().endswith("the 27 runs' steps took 0.9 h of one CPU thread in all when they ran.")
+    assert text.rstrip().endswith("the 36 runs' steps took 1.2 h of one CPU thread in all when they ran.")
     assert (
         "| icarl | 69.00 ± 1.73 [64.7, 73.3] | 70.00 ± 1.73 [65.7, 74.3] | 72.00 ± 1.73 [67.7, 76.3] |"
         in text
     )
-    assert "| 1440 | icarl | +1.0 / +1.0 / +4.0 | +2.00 ± 1.73 | [-2.30, +6.30] | not separated |" in text
-    assert "| 2880 | tcd | +0.0 / +0.0 / +0.0 |" in text
+    assert "| civc | 1440 | icarl | +1.0 / +1.0 / +4.0 | +2.00 ± 1.73 | [-2.30, +6.30] | not separated |" in text
+    assert "| civc | 2880 | tcd | +0.0 / +0.0 / +0.0 |" in text
+    assert "| civc | 720 | civc, earlier defaults | +0.5 / +0.5 / +0.5 | +0.50 ± 0.00 |" in text
+    assert "| civc, earlier defaults | 720 | tcd | -0.5 / -0.5 / -0.5 |" in text
     assert (tmp_path / "civc_budget_appearance.png").stat().st_size > 0
     assert (tmp_path / "civc_budget_appearance.md").read_text() == text
     assert not (tmp_path / "civc_summary.json").exists()  # the plot chooses nothing and claims nothing
