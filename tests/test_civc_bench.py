@@ -216,7 +216,9 @@ def test_budget_report_tables_each_method_per_budget_and_pairs_civc_with_each_ba
         "| icarl | 69.00 ± 1.73 [64.7, 73.3] | 70.00 ± 1.73 [65.7, 74.3] | 72.00 ± 1.73 [67.7, 76.3] |"
         in text
     )
-    assert "| civc | 1440 | icarl | +1.0 / +1.0 / +4.0 | +2.00 ± 1.73 | [-2.30, +6.30] | not separated |" in text
+    assert (
+        "| civc | 1440 | icarl | +1.0 / +1.0 / +4.0 | +2.00 ± 1.73 | [-2.30, +6.30] | not separated |" in text
+    )
     assert "| civc | 2880 | tcd | +0.0 / +0.0 / +0.0 |" in text
     assert "| civc | 720 | civc, earlier defaults | +0.5 / +0.5 / +0.5 | +0.50 ± 0.00 |" in text
     assert "| civc, earlier defaults | 720 | tcd | -0.5 / -0.5 / -0.5 |" in text

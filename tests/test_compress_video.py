@@ -15,7 +15,7 @@ from helpers import TINY_INCREMENTAL, refused
 import distillkit.compress.pbkd as pbkd
 from distillkit import api
 from distillkit.compress.receptive_field import receptive_field
-from distillkit.compress.student import design_student, ratio_for_macs
+from distillkit.compress.student import design_student, is_copy, ratio_for_macs
 from distillkit.config import VideoCompressConfig, load_compress_config
 from distillkit.engine.profile import count_macs
 from distillkit.errors import ConfigError, SplitError
@@ -140,6 +140,22 @@ def test_the_reassembled_student_classifies_clips() -> None:
     out = student.eval()(torch.randn(3, T, 3, 16, 16))
     assert out.shape == (3, 5)
     assert student.head.classifier is not teacher.head.classifier  # the head is a copy, as in the teacher
+
+
+def test_a_stem_whose_student_would_be_the_same_conv_is_a_copy_the_stages_can_keep() -> None:
+    """With `plain: internal` the one-conv stem keeps its width, so its student costs what it does and is a copy
+    of it (`copy_if_costlier`); `is_copy` must see that through the `ClipBlock` around the traced frame layers
+    (a copied `fx.GraphModule` gets a class of its own), or `pbkd.copies: keep` would train the copy."""
+    teacher = split_video_model(_tsm())
+    shapes = block_shapes(teacher, torch.zeros(2, T, 3, 16, 16))
+    students = design_student(teacher.blocks, shapes, "thin", 0.5, "inherit", "internal", True, "internal")
+    assert isinstance(students[0], ClipBlock)
+    assert type(students[0].frames) is not type(teacher.blocks[0].frames)  # a class of its own
+    assert is_copy(students[0], teacher.blocks[0])
+    assert not any(is_copy(s, t) for s, t in zip(students[1:], teacher.blocks[1:], strict=True))
+    with torch.no_grad():
+        students[0].frames.conv1.weight[0, 0, 0, 0] += 1.0
+    assert not is_copy(students[0], teacher.blocks[0])  # the values count, not only the structure
 
 
 def test_a_macs_reduction_target_is_met_per_clip() -> None:

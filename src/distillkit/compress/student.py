@@ -324,14 +324,19 @@ def design_student(
 
 
 def is_copy(student: nn.Module, teacher: nn.Module) -> bool:
-    """Whether `student` is `teacher` itself in another object: the same submodules (names and types; the root
-    may differ, as a copied `fx.GraphModule` gets a class of its own) and the same parameters and buffers (names,
-    shapes and values exactly)."""
-    kinds = [(n, type(m)) for n, m in student.named_modules() if n]
-    if kinds != [(n, type(m)) for n, m in teacher.named_modules() if n]:
+    """Whether `student` is `teacher` itself in another object: the same submodules (names and types, every
+    `fx.GraphModule` counting as one type, since a copied one gets a class of its own: the root of an image block,
+    the frames of a video block's `ClipBlock`) and the same parameters and buffers (names, shapes and values
+    exactly)."""
+    kinds = [(n, _kind(m)) for n, m in student.named_modules() if n]
+    if kinds != [(n, _kind(m)) for n, m in teacher.named_modules() if n]:
         return False
     a, b = student.state_dict(), teacher.state_dict()
     return a.keys() == b.keys() and all(a[n].shape == b[n].shape and torch.equal(a[n], b[n]) for n in a)
+
+
+def _kind(module: nn.Module) -> type:
+    return fx.GraphModule if isinstance(module, fx.GraphModule) else type(module)
 
 
 RATIO_STEPS = 64
