@@ -6,8 +6,8 @@ student, (b) the final model of a class-incremental run.
 
 (a) The teacher (configs/train_video_synthetic_motion_18.yaml: TSM ResNet-18 at width 1/8, 18 motion classes, 40
 training and 20 test videos a class) is trained once (seed 0) into OUT/teacher; each seed is then a compression run
-of it (configs/compress_synthetic_motion_tsm.yaml: ≥ 2× fewer MACs per clip, the stem kept, PBKD stages of 3
-epochs, a 6-epoch KD fine-tune) with the baselines scratch, KD and KD from PBKD's starting student (`kd_inherit`)
+of it (configs/compress_synthetic_motion_tsm.yaml: ≥ 2× fewer MACs per clip, the stem kept, PBKD stages of 1
+epoch, a 14-epoch KD fine-tune) with the baselines scratch, KD and KD from PBKD's starting student (`kd_inherit`)
 trained on the same student architecture for PBKD's number of steps, with the same optimiser (AdamW, lr 0.002), in
 OUT/seed<N>. PBKD's student starts from the teacher's largest filters (`student.init: auto`, the image path's
 default); scratch and KD start from fresh weights. Paired differences PBKD − baseline per seed, mean and 95 %
@@ -43,20 +43,23 @@ RESULTS = Path("benchmarks/results")
 T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
 SMALL = ["data.synthetic.train_per_class=40", "data.synthetic.test_per_class=20"]
 INCREMENTAL = [*SMALL, "method.name=lucir", "train.base.epochs=60", "train.step.epochs=4"]
-BEFORE = ["student.plain=restore", "pbkd.copies=train", "pbkd.finetune.enabled=false"]
-"""The config before the probes: the stem thinned (one thin conv and a 1×1 restore that starts random), no
-fine-tune."""
+BEFORE = ["student.plain=restore", "pbkd.copies=train", "pbkd.stage.epochs=3", "pbkd.finetune.enabled=false"]
+"""The config before the probes: the stem thinned (one thin conv and a 1×1 restore that starts random), 3-epoch
+stages, no fine-tune."""
+STAGES3 = ["pbkd.stage.epochs=3"]
 PROBES = {
     "stem thinned, no fine-tune (before)": BEFORE,
-    "stem kept, no fine-tune": ["pbkd.finetune.enabled=false"],
+    "stem kept, no fine-tune": [*STAGES3, "pbkd.finetune.enabled=false"],
     "stem thinned, 3-epoch fine-tune": [
-        "student.plain=restore",
-        "pbkd.copies=train",
-        "pbkd.finetune.budget.epochs=3",
+        "student.plain=restore", "pbkd.copies=train", *STAGES3, "pbkd.finetune.budget.epochs=3"
     ],
-    "stem kept, 3-epoch fine-tune": ["pbkd.finetune.budget.epochs=3"],
-    "stem kept, 6-epoch fine-tune (the config)": [],
-}
+    "stem kept, 3-epoch fine-tune": [*STAGES3, "pbkd.finetune.budget.epochs=3"],
+    "stem kept, 6-epoch fine-tune": [*STAGES3, "pbkd.finetune.budget.epochs=6"],
+    "stem kept, logit KD in the stages, 6-epoch fine-tune": [
+        *STAGES3, "pbkd.finetune.budget.epochs=6", "pbkd.kd_weight=1"
+    ],
+    "stem kept, 1-epoch stages, 14-epoch fine-tune (the config)": [],
+}  # fmt: skip
 """The probe's variants of configs/compress_synthetic_motion_tsm.yaml, as overrides (PBKD alone)."""
 
 
@@ -188,7 +191,7 @@ def main() -> None:
         "Teacher: `configs/train_video_synthetic_motion_18.yaml` (40 training, 20 test videos a class; 40 epochs, "
         "seed 0, trained once). Student: `configs/compress_synthetic_motion_tsm.yaml` — the thin design at the "
         "largest filter ratio giving ≥ 2× fewer MACs, blocks = stem + 4 stages, the one-conv stem kept as the "
-        "teacher's (`student.plain: internal`, `pbkd.copies: keep`), PBKD stages of 3 epochs each, then a 6-epoch "
+        "teacher's (`student.plain: internal`, `pbkd.copies: keep`), PBKD stages of 1 epoch each, then a 14-epoch "
         "KD fine-tune of the whole student (chosen on probe seeds 10 and 11: compress_video_probe.md); scratch and "
         "KD (α 0.9, T 4) train the same architecture from fresh weights, `kd_inherit` from PBKD's starting student, "
         "each for PBKD's number of steps with the same optimiser (AdamW, lr 0.002, cosine). One test video is "
