@@ -633,8 +633,9 @@ class Bench:
         return text
 
     def budget_report(self, reused: int, wall: float) -> str:
-        """Average incremental accuracy of civc, iCaRL and TCD at each budget of `BUDGETS` (mean, std and 95 %
-        t-interval over the orders), civc's paired differences with the two at each budget, and a plot."""
+        """Average incremental accuracy of each method of `BUDGET_ENTRIES` (civc at its defaults and at its earlier
+        ones, iCaRL, TCD) at each budget of `BUDGETS` (mean, std and 95 % t-interval over the orders), the paired
+        differences of both civc lines with iCaRL and TCD and with each other at each budget, and a plot."""
         self.check_bases()
         import matplotlib
 
@@ -779,7 +780,9 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--entries", nargs="+", metavar="LABEL", help="the entries to run, by label")
     parser.add_argument("--all", action="store_true", help="every entry (default: the table's, or --dev's)")
     parser.add_argument(
-        "--budget", action="store_true", help=f"civc, iCaRL and TCD at {BUDGETS} frames, with a plot"
+        "--budget",
+        action="store_true",
+        help=f"civc (defaults now and earlier), iCaRL and TCD at {BUDGETS} frames, with a plot",
     )
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time (one CPU thread each)")
     parser.add_argument(
