@@ -3,6 +3,7 @@
     python benchmarks/civc_bench.py                       # motion preset, held-out orders 0-4: the reported table
     python benchmarks/civc_bench.py --dev                 # dev orders 100, 101: civc's options, defaults chosen
     python benchmarks/civc_bench.py --preset appearance
+    python benchmarks/civc_bench.py --preset demo         # the demo's short stream (`DEMO`), 40-epoch base step
     python benchmarks/civc_bench.py --entries lucir icarl "civc + TC"   # a subset of the entries
     python benchmarks/civc_bench.py --preset appearance --budget   # civc, iCaRL and TCD at 3 budgets, a plot
     python benchmarks/civc_bench.py --base-epochs 60 --entries lucir icarl civc   # probe: a longer base step
@@ -30,7 +31,7 @@ ones) and, merged by (preset, method, baseline, held_out, orders), to
 their own folders (`<preset>_base<N>`, in `runs/` and in the archive) and the table to
 `civc_bench_<preset>_base<N>.md`; it is not merged into the summary. N equal to the config's is the table itself.
 
-Every head's base step runs the config's 60 epochs. Until then the cosine and local-similarity heads ran 30 (the
+Every head's base step runs the config's 60 epochs (the demo preset's 40). Until then the cosine and local-similarity heads ran 30 (the
 linear head 60): their runs, the tables measured with them and their comparisons are kept as that record
 (`civc_runs_base30/`, `civc_bench_<preset>_base30.md`; each comparison in the summary names the base-step epochs
 of its two entries' runs, `base_epochs`).
@@ -67,10 +68,19 @@ them is switched off."""
 HELD_OUT_NOTE = "held out: they chose no default, except switching off what did not earn its place"
 DEV = [100, 101]
 """Class orders on which defaults and options are chosen (`--dev`)."""
+DEMO = [
+    "data.synthetic.num_classes=8", "data.synthetic.train_per_class=80", "data.synthetic.test_per_class=15",
+    "scenario.base=4", "scenario.increment=2", "memory.budget_frames=320", "train.base.epochs=40",
+    "train.step.epochs=6",
+]  # fmt: skip
+"""The demo's stream (`distillkit demo`, src/distillkit/presets/demo_incremental.yaml) as overrides of `CONFIG`:
+8 motion classes, 4 + 2 + 2, 80 training and 15 test videos a class, a 320-frame memory, a 40-epoch base step and
+6-epoch steps. The demo runs it on one order; this preset on as many as the benchmark's."""
 PRESETS = {
     "motion": [],
     "appearance": ["data.synthetic.preset=appearance"],
     "mixed": ["data.synthetic.preset=mixed"],
+    "demo": DEMO,
 }
 TC = ("train.temporal_consistency.weight=0.5",)
 """vCLIMB's temporal consistency at its published weight, on copies of 4 frames (half the clip)."""
@@ -563,6 +573,7 @@ class Bench:
         lines = [
             f"# {name}", "", f"`{self.command()}`", "",
             f"{self.args.preset} preset, `configs/incremental_civc_bench.yaml`"
+            + (" with the demo's stream (`DEMO`)" if self.args.preset == "demo" else "")
             + (f", every head's base step {self.args.base_epochs} epochs" if self.probe else "")
             + f"; class orders {self.orders} "
             f"({self.order_note(held_out)}). Each method "

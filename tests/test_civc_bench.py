@@ -467,3 +467,13 @@ def test_a_baseline_that_varies_another_is_paired_with_it_and_civc_with_both(
         ("civc", faster): [1.0, -1.0, 3.0],
         (faster, cbf): [1.0, 2.0, 0.0],
     }
+
+
+def test_the_demo_preset_is_the_demos_stream(bench) -> None:
+    from distillkit.cli import preset
+    from distillkit.config import load_config
+    from distillkit.incremental.config import IncrementalConfig
+
+    demo = load_config(preset("demo_incremental.yaml"), IncrementalConfig, ["method.name=civc"])
+    bench_demo = load_config(CONFIG, IncrementalConfig, [*bench.PRESETS["demo"], "method.name=civc"])
+    assert bench_demo.model_dump() == demo.model_dump()

@@ -30,6 +30,9 @@ _IMAGES = ["data.name=synthetic", "data.synthetic.channels=1", "data.synthetic.t
            "data.synthetic.test_per_class=4", "data.batch_size=16"]  # fmt: skip
 _PROFILE = ["profile.latency_batches=[1]", "profile.latency_repeats=1"]
 _CLIPS = ["data.num_segments=4", "data.batch_size=4", "data.synthetic.frames=4", "data.synthetic.size=16"]
+_SMALL_STREAM = [*_CLIPS, "data.crop=12", "data.synthetic.num_classes=4", "data.synthetic.train_per_class=2",
+                 "data.synthetic.test_per_class=1", "scenario.base=2", "scenario.increment=2",
+                 "memory.budget_frames=32", "train.base.steps=1", "train.step.steps=1"]  # fmt: skip
 # The `--set` overrides that make each shipped config tiny (README, "A first run, small").
 SMALL: dict[str, list[str]] = {
     "configs/compress_fashion_mnist_vgg16.yaml": [*_IMAGES, "teacher.train.steps=2", "pbkd.stage.steps=1",
@@ -38,11 +41,8 @@ SMALL: dict[str, list[str]] = {
     "configs/train_fashion_mnist_vgg16.yaml": [*_IMAGES, "model.train.steps=2"],
     "configs/train_video_synthetic_motion.yaml": [*_CLIPS, "data.synthetic.train_per_class=2",
                                                   "data.synthetic.test_per_class=1", "train.steps=1"],
-    "configs/incremental_synthetic_motion.yaml": [*_CLIPS, "data.crop=12", "data.synthetic.num_classes=4",
-                                                  "data.synthetic.train_per_class=2",
-                                                  "data.synthetic.test_per_class=1", "scenario.base=2",
-                                                  "scenario.increment=2", "memory.budget_frames=32",
-                                                  "train.base.steps=1", "train.step.steps=1"],
+    "configs/incremental_synthetic_motion.yaml": _SMALL_STREAM,
+    "configs/incremental_civc_bench.yaml": _SMALL_STREAM,
 }  # fmt: skip
 # Arguments appended to data tools (argparse: the last value wins).
 SMALL_ARGS = {("data", "synth"): ["--videos-per-class", "2", "--frames", "4", "--size", "16"]}
