@@ -31,8 +31,9 @@ ones) and, merged by (preset, method, baseline, held_out, orders), to
 their own folders (`<preset>_base<N>`, in `runs/` and in the archive) and the table to
 `civc_bench_<preset>_base<N>.md`; it is not merged into the summary. N equal to the config's is the table itself.
 
-Every head's base step runs the config's 60 epochs (the demo preset's 40). Until then the cosine and local-similarity heads ran 30 (the
-linear head 60): their runs, the tables measured with them and their comparisons are kept as that record
+Every head's base step runs the config's 60 epochs (the demo preset's 40). Until then the cosine and
+local-similarity heads ran 30 (the linear head 60): their runs, the tables measured with them and their
+comparisons are kept as that record
 (`civc_runs_base30/`, `civc_bench_<preset>_base30.md`; each comparison in the summary names the base-step epochs
 of its two entries' runs, `base_epochs`).
 """
