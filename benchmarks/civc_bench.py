@@ -276,6 +276,9 @@ ENTRIES = [
     Entry("lucir, step lr 0.004", "lucir", LR4, baseline=True, ablates="lucir"),
     Entry("icarl, step lr 0.004", "icarl", LR4, baseline=True, ablates="icarl"),
     Entry("tcd, step lr 0.004", "tcd", LR4, baseline=True, ablates="tcd"),
+    Entry("podnet, step lr 0.004", "podnet", LR4, baseline=True, ablates="podnet"),
+    Entry("lucir + TC, step lr 0.004", "lucir", (*TC, *LR4), baseline=True, ablates="lucir + TC"),
+    Entry("icarl + TC, step lr 0.004", "icarl", (*TC, *LR4), baseline=True, ablates="icarl + TC"),
     # smaller frames again at that learning rate, with half the new clips shown at their resolution (development
     # orders; the smaller scales were last tried with 4:2:0 frames)
     Entry("civc (lr 0.004) + new clips small", "civc", (*EARLIER, *LR4, *NEW_SMALL), ablates=CIVC_LR4),
