@@ -69,6 +69,16 @@ them is switched off."""
 HELD_OUT_NOTE = "held out: they chose no default, except switching off what did not earn its place"
 DEV = [100, 101]
 """Class orders on which defaults and options are chosen (`--dev`)."""
+DEV_FROM = 100
+"""Every order from this one on is a development order (100 and 101, and more when two cannot decide): a table
+holding one is a development table, never a held-out one."""
+
+
+def are_held_out(orders: list[int]) -> bool:
+    """Whether a table on `orders` reports held-out orders: none of them a development order."""
+    return all(o < DEV_FROM for o in orders)
+
+
 DEMO = [
     "data.synthetic.num_classes=8", "data.synthetic.train_per_class=80", "data.synthetic.test_per_class=15",
     "scenario.base=4", "scenario.increment=2", "memory.budget_frames=320", "train.base.epochs=40",
@@ -311,6 +321,17 @@ ENTRIES = [
         "civc",
         (*NEW_SMALL, "method.options.exemplar_scale=0.5"),
         ablates=AT_LR2,
+    ),
+    # scale consistency: the new clips' copies at the exemplars' resolution pulled to their clips (development
+    # orders)
+    *(
+        Entry(
+            f"{AT_LR2}, scale consistency {w}",
+            "civc",
+            (*MEMORY_NOW, f"method.options.scale_consistency={w}"),
+            ablates=AT_LR2,
+        )
+        for w in (1, 5)
     ),
     Entry("lucir, old class weights fixed", "lucir", FIX_OLD, baseline=True, ablates="lucir"),
     Entry(
@@ -572,7 +593,7 @@ class Bench:
         forgetting = {e.label: [r["forgetting"] for r in self.own(e.label)] for e in self.entries}
         last = {e.label: [(r["old_accuracy"][-1], r["new_accuracy"][-1]) for r in self.own(e.label)]
                 for e in self.entries}  # fmt: skip
-        held_out = not self.args.dev and set(self.orders).isdisjoint(DEV)
+        held_out = not self.args.dev and are_held_out(self.orders)
         name = f"civc_bench_{self.folder}" + ("" if held_out else "_dev") + self.orders_suffix()
         lines = [
             f"# {name}", "", f"`{self.command()}`", "",

@@ -1,4 +1,5 @@
-"""Replay of key-frame exemplars (hold, interpolate) and temporal consistency on down-sampled copies."""
+"""Replay of key-frame exemplars (hold, interpolate), temporal consistency on down-sampled copies, and scale
+consistency on copies at the exemplars' resolution."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ import torch.nn.functional as F
 from helpers import logged, tiny
 from torch import nn
 
-from distillkit.incremental.memory import ExemplarMemory, MemoryDataset
+from distillkit.distill.losses import less_forget_loss
+from distillkit.incremental.memory import ExemplarMemory, MemoryDataset, at_scale
 from distillkit.incremental.methods import StepContext, build_method
-from distillkit.incremental.objectives import Consistency, StepObjective
+from distillkit.incremental.objectives import Consistency, ScaleConsistency, StepObjective
 from distillkit.incremental.replay import (
     blend_weights,
     downsample_clips,
@@ -93,6 +95,69 @@ def test_consistency_adds_cross_entropy_on_new_clips_copies() -> None:
     assert loss.item() == pytest.approx(plain.item() + 0.5 * want.item())
 
 
+class PixelNet(nn.Module):
+    """A linear map of every pixel to 3 scores: a clip and its copy at a smaller resolution score differently."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(8 * 1 * 4 * 4, 3))
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        logits = x.flatten(1) @ self.w
+        return {"logits": logits, "pooled": logits}
+
+
+def test_scale_consistency_pulls_the_new_clips_small_copies_to_their_clips() -> None:
+    method = build_method("finetune", {})
+    ctx = StepContext(step=1, num_old=1, num_seen=3, old_model=None, device=torch.device("cpu"))
+    torch.manual_seed(0)
+    net, x, y = PixelNet(), torch.randn(5, 8, 1, 4, 4), torch.tensor([0, 1, 2, 0, 2])
+    plain, _ = StepObjective(net, None, method, ctx).loss(x, y)
+    new = y >= 1
+    small = at_scale(x[new], 0.5)
+    target = net(x[new])["pooled"].detach()
+    want = less_forget_loss(net(small)["pooled"], target)
+    assert want.item() > 0.01  # the copies do differ from their clips
+    loss, parts = StepObjective(net, None, method, ctx, scale=ScaleConsistency(0.25, 0.5)).loss(x, y)
+    assert set(logged(parts)) == {"ce", "sc"} and logged(parts)["sc"] == pytest.approx(want.item())
+    assert loss.item() == pytest.approx(plain.item() + 0.25 * want.item())
+    # the clips as loaded are the target: the term's gradient comes through the copies alone
+    (grad,) = torch.autograd.grad(loss - plain, net.w)
+    (copies_only,) = torch.autograd.grad(0.25 * want, net.w)
+    assert torch.allclose(grad, copies_only, atol=1e-6)
+    # with temporal consistency too, each term on its own copies
+    torch.manual_seed(3)
+    both, parts = StepObjective(
+        net, None, method, ctx, Consistency(0.5, 4, "hold"), ScaleConsistency(0.25, 0.5)
+    ).loss(x, y)
+    torch.manual_seed(3)
+    tc = F.cross_entropy(net(downsample_clips(x[new], 4, "hold"))["logits"], y[new])
+    assert logged(parts)["tc"] == pytest.approx(tc.item()) and logged(parts)["sc"] == pytest.approx(
+        want.item()
+    )
+    assert both.item() == pytest.approx(plain.item() + 0.5 * tc.item() + 0.25 * want.item())
+    # a batch without new clips adds 0
+    old_only = torch.tensor([0, 0, 0, 0, 0])
+    loss, parts = StepObjective(net, None, method, ctx, scale=ScaleConsistency(0.25, 0.5)).loss(x, old_only)
+    assert logged(parts)["sc"] == 0 and loss.item() == pytest.approx(
+        F.cross_entropy(net(x)["logits"], old_only).item()
+    )
+
+
+def test_a_steps_scale_consistency_is_civcs_at_its_exemplar_scale() -> None:
+    cfg = tiny()
+
+    def scale(method: str, options: dict, step: int = 1) -> ScaleConsistency | None:
+        return StepTrainer(cfg, build_method(method, options), torch.device("cpu")).scale_consistency(step)
+
+    assert scale("civc", {}) is None  # weight 0 by default
+    assert scale("civc", {"scale_consistency": 0.5}) == ScaleConsistency(0.5, 0.6)
+    assert scale("civc", {"scale_consistency": 0.5, "exemplar_scale": 0.7}) == ScaleConsistency(0.5, 0.7)
+    assert scale("civc", {"scale_consistency": 0.5}, step=0) is None  # base steps stay shareable
+    assert scale("civc", {"scale_consistency": 0.5, "exemplar_scale": 1}) is None  # nothing stored smaller
+    assert scale("lucir", {}) is None
+
+
 def test_a_steps_consistency_keeps_the_stored_key_frames_or_half_the_clip() -> None:
     cfg = tiny()
     cfg.memory.replay = "interpolate"
@@ -127,6 +192,13 @@ def test_stream_with_interpolated_replay_and_consistency(tmp_path: Path) -> None
     held, _ = MemoryDataset(memory, replay="hold")[0]
     for t in exemplar.frames:
         assert torch.equal(clip[t], held[t])
+
+
+def test_stream_with_scale_consistency(tmp_path: Path) -> None:
+    cfg = tiny(method={"name": "civc", "options": {"scale_consistency": 0.5}})
+    run_incremental(cfg, tmp_path / "run")
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert ["sc" in entry["loss"] for entry in log] == [False, True, True]  # incremental steps only
 
 
 def test_a_replay_is_faithful_when_it_keeps_the_class_and_stays_close() -> None:

@@ -1,5 +1,5 @@
 """The objectives of a class-incremental step: the method's loss over the current and the old model's outputs
-(with temporal consistency when asked), and the head alone (class-balanced fine-tuning)."""
+(with temporal or scale consistency when asked), and the head alone (class-balanced fine-tuning)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from distillkit.distill.losses import less_forget_loss
 from distillkit.engine.loop import LossParts
+from distillkit.incremental.memory import at_scale
 from distillkit.incremental.methods import Method, Outputs, StepContext, VideoBackbone
 from distillkit.incremental.replay import Replay, downsample_clips
 
@@ -56,13 +58,24 @@ class Consistency:
     replay: Replay
 
 
+@dataclass(frozen=True)
+class ScaleConsistency:
+    """Scale consistency of a step (`Method.scale_consistency`): copies of the new classes' clips at `scale` of
+    each side and back (`memory.at_scale`), their clip embeddings pulled towards the clips' as loaded (1 − cos,
+    the clips as loaded getting no gradient from it) with `weight`."""
+
+    weight: float
+    scale: float
+
+
 class StepObjective:
     """One step's training objective: the current model trains, the old one (frozen) gives its outputs.
 
     `net` computes the current model's outputs: `WithOutputs(model)`, possibly wrapped in DDP. With
-    `consistency`, the batch's new-class clips are also seen down-sampled (`replay.downsample_clips`): one
-    forward pass of both models over the batch and the copies (batch norms see both), the method's loss on the
-    batch's outputs, and cross-entropy on the copies'."""
+    `consistency`, the batch's new-class clips are also seen down-sampled (`replay.downsample_clips`), with
+    `scale` at a smaller resolution (`memory.at_scale`): one forward pass of both models over the batch and the
+    copies (batch norms see both), the method's loss on the batch's outputs, cross-entropy on the temporal
+    copies' and the embedding distance of the scaled copies to their clips'."""
 
     def __init__(
         self,
@@ -71,9 +84,10 @@ class StepObjective:
         method: Method,
         ctx: StepContext,
         consistency: Consistency | None = None,
+        scale: ScaleConsistency | None = None,
     ) -> None:
         self.net, self.old_model, self.method, self.ctx = net, old_model, method, ctx
-        self.consistency = consistency
+        self.consistency, self.scale = consistency, scale
 
     def parameters(self):
         return self.net.parameters()
@@ -82,20 +96,27 @@ class StepObjective:
         self.net.train()
 
     def loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, LossParts]:
-        tc, n = self.consistency, x.shape[0]
+        tc, sc, n = self.consistency, self.scale, x.shape[0]
         new = y >= self.ctx.num_old
-        inputs = x if tc is None else torch.cat([x, downsample_clips(x[new], tc.frames, tc.replay)])
-        out, copies = _split(self.net(inputs), n)
+        copies = [] if tc is None else [downsample_clips(x[new], tc.frames, tc.replay)]
+        copies += [] if sc is None else [at_scale(x[new], sc.scale)]
+        inputs = torch.cat([x, *copies]) if copies else x
+        out, rest = _split(self.net(inputs), n)
         out["clips"] = x
         old = None
         if self.old_model is not None and self.method.needs_old_outputs:
             with torch.no_grad():
                 old, _ = _split(model_outputs(self.old_model, inputs), n)
         loss, parts = self.method.loss(out, old, y, self.ctx)
-        if tc is None:
-            return loss, parts
-        tc_loss = F.cross_entropy(copies["logits"], y[new]) if new.any() else loss.new_zeros(())
-        return loss + tc.weight * tc_loss, {**parts, "tc": tc_loss.detach()}
+        m, zero = int(new.sum()), loss.new_zeros(())
+        if tc is not None:
+            temporal, rest = _split(rest, m) if m else (rest, rest)
+            tc_loss = F.cross_entropy(temporal["logits"], y[new]) if m else zero
+            loss, parts = loss + tc.weight * tc_loss, {**parts, "tc": tc_loss.detach()}
+        if sc is not None:
+            sc_loss = less_forget_loss(rest["pooled"], out["pooled"][new].detach()) if m else zero
+            loss, parts = loss + sc.weight * sc_loss, {**parts, "sc": sc_loss.detach()}
+        return loss, parts
 
 
 def _split(outputs: Outputs, n: int) -> tuple[Outputs, Outputs]:

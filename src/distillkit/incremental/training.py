@@ -18,7 +18,7 @@ from distillkit.engine.loop import FitResult, fit
 from distillkit.errors import ConfigError
 from distillkit.incremental.config import IncrementalConfig
 from distillkit.incremental.methods import METHODS, Method, StepContext, build_method
-from distillkit.incremental.objectives import Consistency, StepObjective, WithOutputs
+from distillkit.incremental.objectives import Consistency, ScaleConsistency, StepObjective, WithOutputs
 from distillkit.incremental.state import StreamState
 
 
@@ -55,7 +55,9 @@ class StepTrainer:
             _batch_norms(synced_old, self.device),
         ):
             return fit(
-                StepObjective(net, old_model, self.method, ctx, self.consistency(step)),
+                StepObjective(
+                    net, old_model, self.method, ctx, self.consistency(step), self.scale_consistency(step)
+                ),
                 loader,
                 steps,
                 optim,
@@ -73,6 +75,11 @@ class StepTrainer:
         stored = self.method.exemplar_frames(segments)
         frames = tc.frames or (stored if stored < segments else max(1, segments // 2))
         return Consistency(tc.weight, min(frames, segments), self.cfg.memory.replay)
+
+    def scale_consistency(self, step: int) -> ScaleConsistency | None:
+        """The step's scale consistency, the method's (incremental steps only)."""
+        sc = self.method.scale_consistency()
+        return None if step == 0 or sc is None else ScaleConsistency(*sc)
 
 
 def base_model_state(cfg: IncrementalConfig, method: Method) -> dict[str, torch.Tensor]:

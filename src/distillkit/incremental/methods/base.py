@@ -146,6 +146,12 @@ class Method:
         scale of each side and back (`data.ShownSmall`); None (the default): every clip as loaded."""
         return None
 
+    def scale_consistency(self) -> tuple[float, float] | None:
+        """(weight, scale): in incremental steps, each new-class clip of a batch is also seen at that scale of
+        each side and back (`memory.at_scale`), and its clip embedding is pulled towards the clip's as loaded,
+        1 − cos, times the weight (`objectives.StepObjective`); None (the default): no such term."""
+        return None
+
     def select_frames(self, frame_features: torch.Tensor, clip_feature: torch.Tensor, k: int) -> list[int]:
         """Sorted time positions to store of one exemplar (at most `k`), from its frame features (T, D) and clip
         feature (D,); by default every frame."""

@@ -144,6 +144,12 @@ class CIVCOptions(SimilarityHeadOptions):
     blurred clip is not a cue for an old class and the old classes' sharp test clips are not unlike their
     replays (0: none). 0.5, the default, with frames at 0.6 (docs/results.md); at frames of 0.7 it had not been
     separated from 0 and was off for a while."""
+    scale_consistency: float = Field(0.0, ge=0)
+    """With `exemplar_scale` below 1: weight of a scale-consistency term in incremental steps. Each new-class clip
+    of a batch is also seen at the exemplars' resolution, and that copy's clip embedding is pulled towards the
+    clip's as loaded (1 − cos; the clip as loaded is the target and gets no gradient from it), so that a clip's
+    embedding does not depend on the resolution the old classes are replayed at: the spatial counterpart of
+    vCLIMB's temporal consistency. 0: off."""
     bn_recalibration: bool = False
     """After each incremental step, re-estimate every batch norm's running statistics on the exemplar memory
     (training transforms; updated by then, so every class seen has its share), instead of keeping averages of
@@ -188,6 +194,12 @@ class CIVC(SimilarityHeadMethod):
         if o.exemplar_scale == 1 or o.small_new_clips == 0:
             return None
         return o.small_new_clips, o.exemplar_scale
+
+    def scale_consistency(self) -> tuple[float, float] | None:
+        o = self.options
+        if o.exemplar_scale == 1 or o.scale_consistency == 0:
+            return None
+        return o.scale_consistency, o.exemplar_scale
 
     def scale_tolerance(self) -> float | None:
         adaptive = self.options.scale_choice == "adaptive"
