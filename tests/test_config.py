@@ -67,6 +67,17 @@ def test_reference_lists_every_key() -> None:
     assert "`_base_: base.yaml`" in text and "merged key by key" in text
 
 
+def test_the_reference_docs_are_what_the_code_prints() -> None:
+    """docs/config-*.md and docs/methods.md are `make docs`'s output: a changed default or option shows there."""
+    from distillkit.cli import _SCHEMAS, _schema
+    from distillkit.config_reference import method_options_reference
+
+    docs = Path(__file__).resolve().parents[1] / "docs"
+    for job in _SCHEMAS:
+        assert (docs / f"config-{job}.md").read_text() == reference(_schema(job)) + "\n", f"docs/config-{job}.md"
+    assert (docs / "methods.md").read_text() == method_options_reference() + "\n", "docs/methods.md: run make docs"
+
+
 def test_shipped_configs_validate() -> None:
     from distillkit.cli import preset
     from distillkit.config import load_compress_config, load_train_config
