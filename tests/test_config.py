@@ -74,8 +74,12 @@ def test_the_reference_docs_are_what_the_code_prints() -> None:
 
     docs = Path(__file__).resolve().parents[1] / "docs"
     for job in _SCHEMAS:
-        assert (docs / f"config-{job}.md").read_text() == reference(_schema(job)) + "\n", f"docs/config-{job}.md"
-    assert (docs / "methods.md").read_text() == method_options_reference() + "\n", "docs/methods.md: run make docs"
+        assert (docs / f"config-{job}.md").read_text() == reference(_schema(job)) + "\n", (
+            f"docs/config-{job}.md"
+        )
+    assert (docs / "methods.md").read_text() == method_options_reference() + "\n", (
+        "docs/methods.md: run make docs"
+    )
 
 
 def test_shipped_configs_validate() -> None:
