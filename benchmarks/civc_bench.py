@@ -323,7 +323,7 @@ ENTRIES = [
         ablates=AT_LR2,
     ),
     # scale consistency: the new clips' copies at the exemplars' resolution pulled to their clips (development
-    # orders)
+    # orders 100-103; weight 1 on held-out orders 0-9)
     *(
         Entry(
             f"{AT_LR2}, scale consistency {w}",

@@ -149,7 +149,8 @@ class CIVCOptions(SimilarityHeadOptions):
     of a batch is also seen at the exemplars' resolution, and that copy's clip embedding is pulled towards the
     clip's as loaded (1 − cos; the clip as loaded is the target and gets no gradient from it), so that a clip's
     embedding does not depend on the resolution the old classes are replayed at: the spatial counterpart of
-    vCLIMB's temporal consistency. 0: off."""
+    vCLIMB's temporal consistency. 0 (the default): off; weight 1, chosen on the development orders, was not
+    separated from it on ten held-out orders of the benchmark (docs/results.md)."""
     bn_recalibration: bool = False
     """After each incremental step, re-estimate every batch norm's running statistics on the exemplar memory
     (training transforms; updated by then, so every class seen has its share), instead of keeping averages of
