@@ -108,7 +108,9 @@ class StepObjective:
             with torch.no_grad():
                 old, _ = _split(model_outputs(self.old_model, inputs), n)
         loss, parts = self.method.loss(out, old, y, self.ctx)
-        m, zero = int(new.sum()), loss.new_zeros(())
+        if not copies:
+            return loss, parts
+        m, zero = int(new.sum()), loss.new_zeros(())  # a sync with the device, only when there are copies
         if tc is not None:
             temporal, rest = _split(rest, m) if m else (rest, rest)
             tc_loss = F.cross_entropy(temporal["logits"], y[new]) if m else zero
