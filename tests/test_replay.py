@@ -119,12 +119,13 @@ def test_scale_consistency_pulls_the_new_clips_small_copies_to_their_clips() -> 
     want = less_forget_loss(net(small)["pooled"], target)
     assert want.item() > 0.01  # the copies do differ from their clips
     loss, parts = StepObjective(net, None, method, ctx, scale=ScaleConsistency(0.25, 0.5)).loss(x, y)
-    assert set(logged(parts)) == {"ce", "sc"} and logged(parts)["sc"] == pytest.approx(want.item())
-    assert loss.item() == pytest.approx(plain.item() + 0.25 * want.item())
+    # the batch and its copies go through the net together, so sums may round otherwise than here: rel 1e-5
+    assert set(logged(parts)) == {"ce", "sc"} and logged(parts)["sc"] == pytest.approx(want.item(), rel=1e-5)
+    assert loss.item() == pytest.approx(plain.item() + 0.25 * want.item(), rel=1e-5)
     # the clips as loaded are the target: the term's gradient comes through the copies alone
     (grad,) = torch.autograd.grad(loss - plain, net.w)
     (copies_only,) = torch.autograd.grad(0.25 * want, net.w)
-    assert torch.allclose(grad, copies_only, atol=1e-6)
+    assert torch.allclose(grad, copies_only, rtol=1e-4, atol=1e-5)  # through the target too: off by 0.03
     # with temporal consistency too, each term on its own copies
     torch.manual_seed(3)
     both, parts = StepObjective(
@@ -132,16 +133,14 @@ def test_scale_consistency_pulls_the_new_clips_small_copies_to_their_clips() -> 
     ).loss(x, y)
     torch.manual_seed(3)
     tc = F.cross_entropy(net(downsample_clips(x[new], 4, "hold"))["logits"], y[new])
-    assert logged(parts)["tc"] == pytest.approx(tc.item()) and logged(parts)["sc"] == pytest.approx(
-        want.item()
-    )
-    assert both.item() == pytest.approx(plain.item() + 0.5 * tc.item() + 0.25 * want.item())
+    assert logged(parts)["tc"] == pytest.approx(tc.item(), rel=1e-5)
+    assert logged(parts)["sc"] == pytest.approx(want.item(), rel=1e-5)
+    assert both.item() == pytest.approx(plain.item() + 0.5 * tc.item() + 0.25 * want.item(), rel=1e-5)
     # a batch without new clips adds 0
     old_only = torch.tensor([0, 0, 0, 0, 0])
     loss, parts = StepObjective(net, None, method, ctx, scale=ScaleConsistency(0.25, 0.5)).loss(x, old_only)
-    assert logged(parts)["sc"] == 0 and loss.item() == pytest.approx(
-        F.cross_entropy(net(x)["logits"], old_only).item()
-    )
+    assert logged(parts)["sc"] == 0
+    assert loss.item() == pytest.approx(F.cross_entropy(net(x)["logits"], old_only).item(), rel=1e-5)
 
 
 def test_a_steps_scale_consistency_is_civcs_at_its_exemplar_scale() -> None:
