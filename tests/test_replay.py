@@ -125,7 +125,9 @@ def test_scale_consistency_pulls_the_new_clips_small_copies_to_their_clips() -> 
     # the clips as loaded are the target: the term's gradient comes through the copies alone
     (grad,) = torch.autograd.grad(loss - plain, net.w)
     (copies_only,) = torch.autograd.grad(0.25 * want, net.w)
-    assert torch.allclose(grad, copies_only, rtol=1e-4, atol=1e-5)  # through the target too: off by about 0.02
+    assert torch.allclose(
+        grad, copies_only, rtol=1e-4, atol=1e-5
+    )  # through the target too: off by about 0.02
     # with temporal consistency too, each term on its own copies
     torch.manual_seed(3)
     both, parts = StepObjective(
