@@ -333,6 +333,15 @@ ENTRIES = [
         )
         for w in (1, 5)
     ),
+    # the new classes learnt less than in joint training and class-balanced fine-tuning costs them most: the
+    # less-forget constraint on the exemplars only, and a shorter fine-tuning (development orders 100-103)
+    Entry(
+        f"{AT_LR2}, less-forget on old clips",
+        "civc",
+        (*MEMORY_NOW, "method.options.embedding_on=old"),
+        ablates=AT_LR2,
+    ),
+    Entry(f"{AT_LR2}, CBF 1 epoch", "civc", (*MEMORY_NOW, "method.options.cbf_epochs=1"), ablates=AT_LR2),
     Entry("lucir, old class weights fixed", "lucir", FIX_OLD, baseline=True, ablates="lucir"),
     Entry(
         "lucir + CBF, old class weights fixed",

@@ -36,9 +36,13 @@ def attention_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor
     return (attention_map(student) - attention_map(teacher)).pow(2).mean()
 
 
-def less_forget_loss(features: torch.Tensor, old_features: torch.Tensor) -> torch.Tensor:
-    """LUCIR's less-forget constraint (Hou et al., 2019): 1 − cos(f, f_old), mean over the batch."""
-    return (1.0 - F.cosine_similarity(features, old_features, dim=1)).mean()
+def less_forget_loss(
+    features: torch.Tensor, old_features: torch.Tensor, where: torch.Tensor | None = None
+) -> torch.Tensor:
+    """LUCIR's less-forget constraint (Hou et al., 2019): 1 − cos(f, f_old), mean over the batch; with a mask
+    `where` (N,), only the samples where it is true count (the others as 0, the mean still over the batch)."""
+    distance = 1.0 - F.cosine_similarity(features, old_features, dim=1)
+    return (distance if where is None else distance * where).mean()
 
 
 def margin_ranking_loss(

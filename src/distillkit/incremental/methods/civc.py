@@ -80,6 +80,10 @@ class CIVCOptions(SimilarityHeadOptions):
     embedding_weight: float = Field(5.0, ge=0)
     """Weight of LUCIR's less-forget constraint on the clip embedding, 1 − cos(f, f_old) (keeps the old class
     weights of the cosine classifier valid); scaled like the feature parts."""
+    embedding_on: Literal["all", "old"] = "all"
+    """Clips the less-forget constraint holds on: `all` (LUCIR), or only the old classes' exemplars (`old`), so
+    that the new classes' clips, which the old model never learnt, are free to move their embeddings; still a mean
+    over the whole batch (the new clips count 0)."""
     ranking_weight: float = Field(1.0, ge=0)
     """Weight of LUCIR's margin ranking of old-class exemplars against the hardest new classes (0: off)."""
     margin: float = Field(0.5, ge=0)
@@ -291,7 +295,9 @@ class CIVC(SimilarityHeadMethod):
             else zero
         )
         feats = self.feature_losses(out, old, y >= ctx.num_old if o.temporal_on == "new" else None)
-        feats["embedding"] = less_forget_loss(out["pooled"], old["pooled"])
+        feats["embedding"] = less_forget_loss(
+            out["pooled"], old["pooled"], y < ctx.num_old if o.embedding_on == "old" else None
+        )
         weights = {"whole": o.spatial_weight, "spatial": o.spatial_weight, "temporal": o.temporal_weight,
                    "embedding": o.embedding_weight}  # fmt: skip
         distil = sum(weights[k] * v for k, v in feats.items())
