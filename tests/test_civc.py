@@ -258,6 +258,26 @@ def test_temporal_part_on_new_clips_only_ignores_the_replays() -> None:
     assert logged(method.loss(out, old, torch.tensor([0, 1, 2, 0]), ctx)[1])["temporal"] == 0.0
 
 
+def test_less_forget_on_old_clips_counts_the_new_clips_as_zero() -> None:
+    ctx = StepContext(step=1, num_old=3, num_seen=5, old_model=None, device=torch.device("cpu"))
+    out, old = outputs(0), outputs(1)
+    y = torch.tensor([0, 3, 4, 1])  # clips 0 and 3 are old-class exemplars
+    distance = 1 - torch.nn.functional.cosine_similarity(out["pooled"], old["pooled"], dim=1)
+    everywhere = logged(build_method("civc", {}).loss(out, old, y, ctx)[1])["embedding"]
+    assert everywhere == pytest.approx(distance.mean().item(), rel=1e-6)
+    method = build_method("civc", {"embedding_on": "old"})
+    assert logged(method.loss(out, old, y, ctx)[1])["embedding"] == pytest.approx(
+        (distance[0] + distance[3]).item() / 4, rel=1e-6
+    )
+    moved = {**out, "pooled": out["pooled"].clone()}
+    moved["pooled"][1:3] *= -1  # a new clip's embedding moving changes nothing
+    assert (
+        logged(method.loss(moved, old, y, ctx)[1])["embedding"]
+        == logged(method.loss(out, old, y, ctx)[1])["embedding"]
+    )
+    assert logged(method.loss(out, old, torch.tensor([3, 4, 3, 4]), ctx)[1])["embedding"] == 0.0
+
+
 def test_civc_feature_losses_reach_the_features() -> None:
     ctx = StepContext(step=1, num_old=3, num_seen=5, old_model=None, device=torch.device("cpu"))
     out, old = outputs(0), outputs(1)
