@@ -35,10 +35,7 @@ bench-incremental: $(STAMP)
 	$(BIN)/python benchmarks/incremental_synthetic.py
 
 bench-civc: $(STAMP)
-	$(BIN)/python benchmarks/civc_bench.py --dev
-	$(BIN)/python benchmarks/civc_bench.py
-	$(BIN)/python benchmarks/civc_bench.py --preset appearance
-	$(BIN)/python benchmarks/civc_bench.py --preset mixed
+	$(BIN)/python benchmarks/civc_bench.py --every-table
 
 bench-civc-legacy: $(STAMP)
 	$(BIN)/python benchmarks/civc_synthetic.py comparison

@@ -7,6 +7,7 @@
     python benchmarks/civc_bench.py --entries lucir icarl "civc + TC"   # a subset of the entries
     python benchmarks/civc_bench.py --preset appearance --budget   # civc, iCaRL and TCD at 3 budgets, a plot
     python benchmarks/civc_bench.py --base-epochs 60 --entries lucir icarl civc   # probe: a longer base step
+    python benchmarks/civc_bench.py --every-table         # every current table (`EVERY_TABLE`): make bench-civc
 
 Every run is a `distillkit incremental` run of `configs/incremental_civc_bench.yaml` (same backbone, epochs and
 frame budget for all; only the method, its options and the class order change), `--jobs` at a time on one CPU
@@ -417,6 +418,200 @@ LEGEND = {
     "tcd": "TCD (local similarity)",
 }
 
+
+def orders(first: int, last: int) -> tuple[str, ...]:
+    """`--orders first .. last`."""
+    return ("--orders", *map(str, range(first, last + 1)))
+
+
+EVERY_TABLE: dict[str, tuple[str, ...]] = {
+    "civc_bench_appearance": (
+        "--preset",
+        "appearance",
+        "--entries",
+        "lucir",
+        "icarl",
+        "podnet",
+        "tcd",
+        "lucir + TC",
+        "icarl + TC",
+        "lucir + CBF",
+        "civc",
+        "civc, half budget",
+        "civc, full-size frames",
+        "civc + new clips small",
+        "lucir + CBF, step lr 0.004",
+        "civc, step lr 0.004",
+        "civc (lr 0.004), frames at 0.6, new clips small",
+        "civc, frames at 0.6, new clips small",
+    ),
+    "civc_bench_demo": (
+        "--preset",
+        "demo",
+        "--entries",
+        "joint (upper bound)",
+        "lucir",
+        "icarl",
+        "lucir + CBF",
+        "civc, frames at 0.6, new clips small",
+        "civc",
+        "civc, frames at 0.6",
+        "civc, full-size frames",
+    ),
+    "civc_bench_demo_orders0-9": (
+        "--preset",
+        "demo",
+        *orders(0, 9),
+        "--entries",
+        "lucir",
+        "icarl",
+        "lucir + CBF",
+        "civc, frames at 0.6, new clips small",
+        "civc, full-size frames",
+    ),
+    "civc_bench_demo_orders5-9": (
+        "--preset",
+        "demo",
+        *orders(5, 9),
+        "--entries",
+        "lucir",
+        "icarl",
+        "lucir + CBF",
+        "civc, frames at 0.6, new clips small",
+        "civc, full-size frames",
+    ),
+    "civc_bench_mixed": (
+        "--preset",
+        "mixed",
+        "--entries",
+        "lucir",
+        "icarl",
+        "podnet",
+        "tcd",
+        "lucir + TC",
+        "icarl + TC",
+        "lucir + CBF",
+        "civc",
+        "civc, half budget",
+        "civc, full-size frames",
+        "civc + new clips small",
+        "lucir + CBF, step lr 0.004",
+        "civc, step lr 0.004",
+        "civc (lr 0.004), frames at 0.6, new clips small",
+        "civc, frames at 0.6, new clips small",
+    ),
+    "civc_bench_motion": (),
+    "civc_bench_motion_dev": ("--dev",),
+    "civc_bench_motion_dev_orders100-101": (
+        *orders(100, 101),
+        "--entries",
+        "lucir",
+        "lucir + CBF",
+        "civc",
+        "lucir, old class weights fixed",
+        "lucir + CBF, old class weights fixed",
+        "lucir + CBF, step lr 0.004",
+        "civc, old class weights fixed",
+        "civc, frames at 0.6",
+        "civc, step lr 0.0005",
+        "civc, step lr 0.004",
+        "civc (lr 0.004) + new clips small",
+        "civc (lr 0.004), frames at 0.6, new clips small",
+        "civc (lr 0.004), frames at 0.5, new clips small",
+        "civc, frames at 0.6, new clips small",
+        "civc, frames at 0.6, new clips small, less-forget weight 2.5",
+        "civc, frames at 0.6, new clips small, CBF 4 epochs",
+        "civc, frames at 0.5, new clips small",
+        "civc, frames at 0.6, new clips small, scale consistency 1",
+        "civc, frames at 0.6, new clips small, scale consistency 5",
+    ),
+    "civc_bench_motion_dev_orders100-103": (
+        *orders(100, 103),
+        "--entries",
+        "lucir",
+        "lucir + CBF",
+        "civc, frames at 0.6, new clips small",
+        "civc, frames at 0.6, new clips small, scale consistency 1",
+        "civc, frames at 0.6, new clips small, scale consistency 5",
+    ),
+    "civc_bench_motion_dev_orders102-103": (
+        *orders(102, 103),
+        "--entries",
+        "lucir",
+        "lucir + CBF",
+        "civc, frames at 0.6, new clips small",
+        "civc, frames at 0.6, new clips small, scale consistency 1",
+        "civc, frames at 0.6, new clips small, scale consistency 5",
+    ),
+    "civc_bench_motion_orders0-14": (
+        *orders(0, 14),
+        "--entries",
+        "lucir",
+        "lucir + CBF",
+        "civc",
+        "lucir, step lr 0.004",
+        "lucir + CBF, step lr 0.004",
+        "civc, step lr 0.004",
+        "civc (lr 0.004), frames at 0.6, new clips small",
+        "civc, frames at 0.6, new clips small",
+    ),
+    "civc_bench_motion_orders0-9": (
+        *orders(0, 9),
+        "--entries",
+        "lucir",
+        "icarl",
+        "tcd",
+        "lucir + CBF",
+        "joint (upper bound)",
+        "civc",
+        "civc, half budget",
+        "lucir + CBF, step lr 0.004",
+        "civc, step lr 0.004",
+        "civc (lr 0.004), frames at 0.6, new clips small",
+        "lucir, step lr 0.004",
+        "civc, frames at 0.6, new clips small",
+        "civc, frames at 0.6, new clips small, half budget",
+        "civc, frames at 0.6, new clips small, scale consistency 1",
+    ),
+    "civc_bench_motion_orders10-14": (
+        *orders(10, 14),
+        "--entries",
+        "lucir + CBF, step lr 0.004",
+        "civc, step lr 0.004",
+        "lucir + CBF",
+        "civc",
+        "civc (lr 0.004), frames at 0.6, new clips small",
+        "lucir",
+        "lucir, step lr 0.004",
+        "civc, frames at 0.6, new clips small",
+    ),
+    "civc_bench_motion_orders5-9": (
+        *orders(5, 9),
+        "--entries",
+        "lucir",
+        "icarl",
+        "tcd",
+        "lucir + CBF",
+        "joint (upper bound)",
+        "civc",
+        "civc, half budget",
+        "lucir + CBF, step lr 0.004",
+        "civc, step lr 0.004",
+        "civc (lr 0.004), frames at 0.6, new clips small",
+        "lucir, step lr 0.004",
+        "icarl, step lr 0.004",
+        "tcd, step lr 0.004",
+        "podnet, step lr 0.004",
+        "lucir + TC, step lr 0.004",
+        "icarl + TC, step lr 0.004",
+    ),
+    "civc_budget_motion": ("--budget",),
+}
+"""Every current table of `benchmarks/results/` with the arguments that write it (its line 3 says the same; a test
+keeps them equal): `--every-table` runs them in turn, reusing every archived run, so that `make bench-civc`
+regenerates them all. The tables kept as history (`*_base30`, `*_jpeg420`) measured settings that are not
+defaults any more and are not among them."""
+
 # two-sided 95 % quantiles of Student's t for 1..30 degrees of freedom
 _T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
         2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
@@ -816,6 +1011,15 @@ class Bench:
 
 
 def main(argv: list[str] | None = None) -> str:
+    args = arguments().parse_args(argv)
+    if args.every_table:
+        return "".join(main([*table, "--jobs", str(args.jobs)]) for table in EVERY_TABLE.values())
+    bench = Bench(args)
+    return (bench.budget_report if bench.args.budget else bench.report)(*bench.run())
+
+
+def arguments() -> argparse.ArgumentParser:
+    """The command line."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -833,8 +1037,10 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument(
         "--base-epochs", type=int, metavar="N", help="probe: every head's base step N epochs (own folders)"
     )
-    bench = Bench(parser.parse_args(argv))
-    return (bench.budget_report if bench.args.budget else bench.report)(*bench.run())
+    parser.add_argument(
+        "--every-table", action="store_true", help="every current table in turn (`EVERY_TABLE`), runs reused"
+    )
+    return parser
 
 
 if __name__ == "__main__":

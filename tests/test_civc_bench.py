@@ -479,3 +479,15 @@ def test_the_demo_preset_is_the_demos_stream(bench) -> None:
     demo = load_config(preset("demo_incremental.yaml"), IncrementalConfig, ["method.name=civc"])
     bench_demo = load_config(CONFIG, IncrementalConfig, [*bench.PRESETS["demo"], "method.name=civc"])
     assert bench_demo.model_dump() == demo.model_dump()
+
+
+def test_every_current_table_is_regenerated_by_the_arguments_it_was_written_with(bench) -> None:
+    written = {}
+    for path in sorted(bench.RESULTS.glob("civc_b*.md")):
+        line = path.read_text(encoding="utf-8").splitlines()[2]
+        if line.startswith("`python benchmarks/civc_bench.py"):
+            written[path.stem] = line
+    assert set(bench.EVERY_TABLE) == set(written)  # the history tables (no command line) are not regenerated
+    for name, argv in bench.EVERY_TABLE.items():
+        command = bench.Bench(bench.arguments().parse_args(list(argv))).command()
+        assert written[name] == f"`{command}`", name
