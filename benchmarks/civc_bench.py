@@ -643,7 +643,8 @@ class Bench:
         self.probe = args.base_epochs is not None and args.base_epochs != BASE_EPOCHS
         """A base-step probe: its own folders and table, not merged into the summary."""
         self.folder = args.preset + (f"_base{args.base_epochs}" if self.probe else "")
-        """The preset's folder of runs and archive (a base-step probe has its own)."""
+        self.folder += f"_{args.machine}" if args.machine else ""
+        """The preset's folder of runs and archive (a base-step probe and a machine's set have their own)."""
         self.root = ROOT / "runs" / "bench" / "civc_bench"
         known = {e.label: e for e in ENTRIES}
         if args.budget:
@@ -844,7 +845,8 @@ class Bench:
                 {"preset": self.args.preset, "method": label, "baseline": against, "orders": self.orders,
                  "differences": diffs, "mean": s["mean"], "ci95": s["ci95"], "held_out": held_out,
                  "jpeg_subsampling": self.subsampling(label, against),
-                 "base_epochs": self.base_epochs(label, against)}
+                 "base_epochs": self.base_epochs(label, against),
+                 **({"machine": self.args.machine} if self.args.machine else {})}
             )  # fmt: skip
 
         baselines = [e for e in self.entries if e.baseline]
@@ -994,7 +996,17 @@ class Bench:
     def merge_summary(comparisons: list[dict]) -> None:
         path = RESULTS / "civc_summary.json"
         old = json.loads(path.read_text()) if path.is_file() else []
-        key = lambda c: (c["preset"], c["method"], c["baseline"], c["held_out"], tuple(c["orders"]))  # noqa: E731
+
+        def key(c: dict) -> tuple:
+            return (
+                c["preset"],
+                c.get("machine", ""),
+                c["method"],
+                c["baseline"],
+                c["held_out"],
+                tuple(c["orders"]),
+            )
+
         merged = {key(c): c for c in old}
         merged.update({key(c): c for c in comparisons})
         path.write_text(json.dumps(sorted(merged.values(), key=key), indent=1) + "\n")
@@ -1006,6 +1018,7 @@ class Bench:
         cmd += " --all" if a.all else ""
         cmd += " --budget" if a.budget else ""
         cmd += f" --base-epochs {a.base_epochs}" if a.base_epochs else ""
+        cmd += f" --machine {a.machine}" if a.machine else ""
         cmd += (" --orders " + " ".join(map(str, a.orders))) if a.orders else ""
         return cmd + ((" --entries " + " ".join(f'"{x}"' for x in a.entries)) if a.entries else "")
 
@@ -1034,6 +1047,12 @@ def arguments() -> argparse.ArgumentParser:
         help=f"civc (defaults now and earlier), iCaRL and TCD at {BUDGETS} frames, with a plot",
     )
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time (one CPU thread each)")
+    parser.add_argument(
+        "--machine",
+        metavar="NAME",
+        help="a set of runs made on another machine, in folders and tables of their own (`<preset>_NAME`): base "
+        "models trained on another CPU are other models, so its runs are paired only among themselves",
+    )
     parser.add_argument(
         "--base-epochs", type=int, metavar="N", help="probe: every head's base step N epochs (own folders)"
     )

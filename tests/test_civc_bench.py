@@ -13,6 +13,12 @@ from helpers import benchmark_module
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "incremental_civc_bench.yaml"
 
 
+class Unset:
+    """The command line's options a test's arguments leave at their defaults."""
+
+    machine = None
+
+
 @pytest.fixture(scope="module")
 def bench():
     with benchmark_module("civc_bench") as module:
@@ -51,7 +57,7 @@ def test_summary_merges_by_preset_method_baseline_held_out_and_orders(bench, tmp
 def test_tables_on_other_orders_than_the_default_get_a_file_of_their_own(bench, orders, dev, suffix) -> None:
     args = {"orders": orders, "dev": dev, "preset": "motion", "entries": None, "all": False, "budget": False,
             "base_epochs": None}  # fmt: skip
-    assert bench.Bench(type("Args", (), args)()).orders_suffix() == suffix
+    assert bench.Bench(type("Args", (Unset,), args)()).orders_suffix() == suffix
 
 
 def test_orders_that_chose_nothing_are_said_to_have_chosen_nothing(bench) -> None:
@@ -65,7 +71,7 @@ def test_orders_that_chose_nothing_are_said_to_have_chosen_nothing(bench) -> Non
     }
 
     def note(orders: list[int] | None, held_out: bool = True) -> str:
-        return bench.Bench(type("Args", (), {**args, "orders": orders})()).order_note(held_out)
+        return bench.Bench(type("Args", (Unset,), {**args, "orders": orders})()).order_note(held_out)
 
     assert note([5, 6, 7, 8, 9]) == "held out: they chose nothing"
     assert note(None) == note(list(range(10))) == bench.HELD_OUT_NOTE  # orders 0-4 switched two options off
@@ -76,7 +82,7 @@ def test_every_entry_builds_and_shares_a_base_model_by_head(bench) -> None:
     b = bench.Bench(
         type(
             "Args",
-            (),
+            (Unset,),
             {
                 "orders": None,
                 "dev": False,
@@ -109,7 +115,7 @@ def test_every_entry_builds_and_shares_a_base_model_by_head(bench) -> None:
 def test_the_report_names_a_base_model_below_the_bar(bench, tmp_path) -> None:
     args = {"orders": [0, 1], "dev": False, "preset": "motion", "all": False, "jobs": 1, "base_epochs": None, "budget": False,
             "entries": ["lucir", "icarl", "civc"]}  # fmt: skip
-    b = bench.Bench(type("Args", (), args)())
+    b = bench.Bench(type("Args", (Unset,), args)())
     b.root = tmp_path
     bases = {"lucir": [97.5, 99.0], "icarl": [96.0, 65.7]}
     for label, values in bases.items():
@@ -139,7 +145,7 @@ def test_report_pairs_civc_with_the_baselines_and_civc_options_with_the_civc_the
     full, keys = "civc, full-size frames", "civc (full-size frames) + key-frames"
     args = {"orders": [0, 1, 2], "dev": False, "preset": "motion", "all": False, "jobs": 2, "base_epochs": None, "budget": False,
             "entries": ["lucir", "civc", "civc + new clips small", full, keys]}  # fmt: skip
-    b = bench.Bench(type("Args", (), args)())
+    b = bench.Bench(type("Args", (Unset,), args)())
     b.root = tmp_path / "runs"  # no run folders: the report reads only the figures below
     accs = {"lucir": [80.0, 82.0, 84.0], "civc": [70.0, 71.0, 75.0], "civc + new clips small": [69.0, 71.0, 75.0],
             full: [60.0, 61.0, 62.0], keys: [61.0, 63.0, 65.0]}  # fmt: skip
@@ -195,7 +201,7 @@ def test_budget_report_tables_each_method_per_budget_and_pairs_civc_with_each_ba
     monkeypatch.setattr(bench, "ARCHIVE", tmp_path / "archive")
     args = {"orders": [0, 1, 2], "dev": False, "preset": "appearance", "all": False, "jobs": 2, "budget": True,
             "entries": None, "base_epochs": None}  # fmt: skip
-    b = bench.Bench(type("Args", (), args)())
+    b = bench.Bench(type("Args", (Unset,), args)())
     now = bench.AT_LR2
     assert [e.label for e in b.entries] == [
         f"{now}, half budget", now, f"{now}, twice the budget",
@@ -252,7 +258,7 @@ def test_finished_runs_are_archived_and_not_run_again_unless_their_base_model_is
     monkeypatch.setattr(common, "run_one", run_one)
     args = {"orders": [0, 1], "dev": False, "preset": "mixed", "all": False, "jobs": 1, "base_epochs": None, "budget": False,
             "entries": ["civc"]}  # fmt: skip
-    b = bench.Bench(type("Args", (), args)())
+    b = bench.Bench(type("Args", (Unset,), args)())
     b.root = tmp_path / "runs"
     assert b.run()[0] == 0 and calls == [("lucir", 0), ("lucir", 1), ("civc", 0), ("civc", 1)]
     assert json.loads((tmp_path / "archive/mixed/civc/order_1.json").read_text())["order"] == 1
@@ -350,7 +356,7 @@ def test_a_base_step_probe_runs_in_its_own_folders_and_the_configs_length_is_the
     icarl.write_text("{}")
     args = {"orders": [3, 4], "dev": False, "preset": "motion", "all": False, "jobs": 1, "budget": False,
             "entries": ["lucir", "icarl", "civc"], "base_epochs": 30}  # fmt: skip
-    b = bench.Bench(type("Args", (), args)())
+    b = bench.Bench(type("Args", (Unset,), args)())
     b.root = tmp_path / "runs"
     reused, _ = b.run()
     assert reused == 0 and [(f, e) for f, e, _ in calls] == [
@@ -365,7 +371,7 @@ def test_a_base_step_probe_runs_in_its_own_folders_and_the_configs_length_is_the
     assert (tmp_path / "civc_bench_motion_base30_orders3-4.md").read_text() == text  # not the default orders
     assert not (tmp_path / "civc_summary.json").exists()  # a probe is not the benchmark's verdict
     # the config's own length is no probe: the table's folders, overrides and summary
-    table = bench.Bench(type("Args", (), {**args, "base_epochs": bench.BASE_EPOCHS})())
+    table = bench.Bench(type("Args", (Unset,), {**args, "base_epochs": bench.BASE_EPOCHS})())
     assert not table.probe and table.folder == "motion" and table.archive_path("icarl", 3) == icarl
     assert table.overrides(next(e for e in table.entries if e.label == "lucir")) == []
 
@@ -379,7 +385,7 @@ def test_every_archived_run_is_an_entry_with_the_settings_it_resolves_to_now(ben
         folder = bench.ARCHIVE / preset
         args = {"orders": None, "dev": False, "preset": preset, "all": False, "jobs": 1, "base_epochs": None,
                 "budget": False, "entries": ["lucir"]}  # fmt: skip
-        b = bench.Bench(type("Args", (), args)())
+        b = bench.Bench(type("Args", (Unset,), args)())
         for run in sorted(folder.glob("*/order_*.json")):
             entry = slugs.get(run.parent.name)
             assert entry is not None, f"{run}: no entry has this folder's label"
@@ -393,7 +399,7 @@ def test_every_archived_run_is_an_entry_with_the_settings_it_resolves_to_now(ben
 def test_a_run_from_another_base_model_than_its_owners_stops_the_table(bench, tmp_path, monkeypatch) -> None:
     args = {"orders": [0, 1], "dev": False, "preset": "motion", "all": False, "jobs": 1, "base_epochs": None,
             "budget": False, "entries": ["lucir", "civc", "lucir + CBF", "icarl + TC"]}  # fmt: skip
-    b = bench.Bench(type("Args", (), args)())
+    b = bench.Bench(type("Args", (Unset,), args)())
     base = {("lucir", 0): 99.0, ("lucir", 1): 100.0, ("civc", 0): 99.0, ("civc", 1): 99.33,
             ("lucir + CBF", 0): 99.0, ("lucir + CBF", 1): 100.0, ("icarl", 0): 98.0, ("icarl", 1): 97.0}  # fmt: skip
 
@@ -445,7 +451,7 @@ def test_a_baseline_that_varies_another_is_paired_with_it_and_civc_with_both(
     cbf, faster = "lucir + CBF", "lucir + CBF, step lr 0.004"
     args = {"orders": [0, 1, 2], "dev": False, "preset": "motion", "all": False, "jobs": 2, "base_epochs": None,
             "budget": False, "entries": [cbf, faster, "civc"]}  # fmt: skip
-    b = bench.Bench(type("Args", (), args)())
+    b = bench.Bench(type("Args", (Unset,), args)())
     accs = {cbf: [90.0, 91.0, 92.0], faster: [91.0, 93.0, 92.0], "civc": [92.0, 92.0, 95.0]}
     monkeypatch.setattr(
         b,
@@ -491,3 +497,25 @@ def test_every_current_table_is_regenerated_by_the_arguments_it_was_written_with
     for name, argv in bench.EVERY_TABLE.items():
         command = bench.Bench(bench.arguments().parse_args(list(argv))).command()
         assert written[name] == f"`{command}`", name
+
+
+def test_a_machines_runs_have_their_own_folders_tables_and_summary_entries(
+    bench, tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setattr(bench, "RESULTS", tmp_path)
+    args = bench.arguments().parse_args(["--machine", "xeon", "--orders", "100", "101", "--entries", "lucir"])
+    b = bench.Bench(args)
+    assert b.folder == "motion_xeon" and b.run_dir("lucir", 100).parts[-3:] == (
+        "motion_xeon",
+        "lucir",
+        "order_100",
+    )
+    assert b.archive_path("lucir", 100) == bench.ARCHIVE / "motion_xeon" / "lucir" / "order_100.json"
+    assert b.command() == 'python benchmarks/civc_bench.py --machine xeon --orders 100 101 --entries "lucir"'
+    assert bench.Bench(bench.arguments().parse_args(["--orders", "100"])).folder == "motion"
+    one = {"preset": "motion", "method": "civc", "baseline": "lucir", "orders": [0, 1], "differences": [1, 2],
+           "mean": 1.5, "ci95": [-4.9, 7.9], "held_out": True}  # fmt: skip
+    bench.Bench.merge_summary([one])
+    bench.Bench.merge_summary([{**one, "machine": "xeon", "mean": 9.0}])  # another machine's: kept beside it
+    summary = json.loads((tmp_path / "civc_summary.json").read_text())
+    assert [(c.get("machine"), c["mean"]) for c in summary] == [(None, 1.5), ("xeon", 9.0)]
