@@ -501,7 +501,6 @@ EVERY_TABLE: dict[str, tuple[str, ...]] = {
         "civc, frames at 0.6, new clips small",
     ),
     "civc_bench_motion": (),
-    "civc_bench_motion_dev": ("--dev",),
     "civc_bench_motion_dev_orders100-101": (
         *orders(100, 101),
         "--entries",
@@ -542,6 +541,17 @@ EVERY_TABLE: dict[str, tuple[str, ...]] = {
         "civc, frames at 0.6, new clips small",
         "civc, frames at 0.6, new clips small, scale consistency 1",
         "civc, frames at 0.6, new clips small, scale consistency 5",
+    ),
+    "civc_bench_motion_xeon_dev_orders100-103": (
+        "--machine",
+        "xeon",
+        *orders(100, 103),
+        "--entries",
+        "lucir",
+        "lucir + CBF",
+        "civc, frames at 0.6, new clips small",
+        "civc, frames at 0.6, new clips small, less-forget on old clips",
+        "civc, frames at 0.6, new clips small, CBF 1 epoch",
     ),
     "civc_bench_motion_orders0-14": (
         *orders(0, 14),
@@ -609,8 +619,8 @@ EVERY_TABLE: dict[str, tuple[str, ...]] = {
 }
 """Every current table of `benchmarks/results/` with the arguments that write it (its line 3 says the same; a test
 keeps them equal): `--every-table` runs them in turn, reusing every archived run, so that `make bench-civc`
-regenerates them all. The tables kept as history (`*_base30`, `*_jpeg420`) measured settings that are not
-defaults any more and are not among them."""
+regenerates them all. The tables kept as history (`*_base30`, `*_jpeg420`, `civc_bench_motion_dev`) measured
+settings that are not defaults any more and are not among them."""
 
 # two-sided 95 % quantiles of Student's t for 1..30 degrees of freedom
 _T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
@@ -717,11 +727,21 @@ class Bench:
                             common.run_one, CONFIG, self.run_dir(e.label, o), e.method, o, extra
                         )
                         futures.append((e, o, run))
+                elsewhere = []
                 for e, o, future in futures:
                     message = future.result()[0]
+                    print(message, flush=True)
+                    if owners_phase and not self.reproduces(e.label, o):
+                        elsewhere.append(f"{e.label} order {o}")
+                        continue  # its archived run stays, for the runs made from the archived base model
                     reused += e in self.entries and message.endswith("already done")
                     self.keep(e.label, o)
-                    print(message, flush=True)
+            if elsewhere:
+                raise SystemExit(
+                    f"{', '.join(elsewhere)}: trained again here, ended elsewhere than the archived run (a base "
+                    "model trained on another CPU is another model), so no run was made from it and the archive "
+                    "is left as it was; run with --machine NAME to keep this machine's runs apart"
+                )
         return reused, time.perf_counter() - start
 
     def keep(self, label: str, order: int) -> None:
@@ -731,6 +751,16 @@ class Bench:
         if (source.parent / "finished").is_file():
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(source.read_text())
+
+    def reproduces(self, label: str, order: int) -> bool:
+        """Whether a finished run ends where its archived run did (the accuracy after every step; True when the
+        archive holds none): a base model trained again on another CPU is another model, and runs made from it
+        would not pair with the archived runs of its head."""
+        path = self.archive_path(label, order)
+        if not path.is_file():
+            return True
+        made = json.loads((self.run_dir(label, order) / "results.json").read_text())
+        return made.get("accuracy_matrix") == json.loads(path.read_text()).get("accuracy_matrix")
 
     def results(self, label: str, order: int) -> dict:
         """A run's `results.json`, from its folder or else from the archive."""

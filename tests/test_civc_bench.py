@@ -519,3 +519,41 @@ def test_a_machines_runs_have_their_own_folders_tables_and_summary_entries(
     bench.Bench.merge_summary([{**one, "machine": "xeon", "mean": 9.0}])  # another machine's: kept beside it
     summary = json.loads((tmp_path / "civc_summary.json").read_text())
     assert [(c.get("machine"), c["mean"]) for c in summary] == [(None, 1.5), ("xeon", 9.0)]
+
+
+def test_a_base_model_that_ends_elsewhere_than_its_archived_run_stops_before_its_dependents(
+    bench, tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setattr(bench, "ARCHIVE", tmp_path / "archive")
+    common = bench.common
+    calls: list[str] = []
+
+    def run_one(config, out, method, order, overrides):
+        calls.append(out.parent.name)
+        out.mkdir(parents=True)
+        options = common.built_method(method, overrides).options.model_dump(mode="json")
+        results = {"method_options": options, "config": {"memory": memory_settings(overrides)},
+                   "accuracy_matrix": [[99.0], [97.0, 90.0]]}  # fmt: skip
+        (out / "results.json").write_text(json.dumps(results))
+        (out / "finished").touch()
+        return f"{method} order {order}: 1 s", 1.0
+
+    monkeypatch.setattr(common, "run_one", run_one)
+    args = {"orders": [0], "dev": False, "preset": "motion", "all": False, "jobs": 1, "base_epochs": None,
+            "budget": False, "entries": ["civc"]}  # fmt: skip
+    b = bench.Bench(type("Args", (Unset,), args)())
+    b.root = tmp_path / "runs"
+    archived = b.archive_path("lucir", 0)
+    archived.parent.mkdir(parents=True)
+    options = common.built_method("lucir", []).options.model_dump(mode="json")
+    text = json.dumps({"method_options": options, "config": {"memory": memory_settings([])},
+                       "accuracy_matrix": [[99.33], [97.0, 91.0]]})  # fmt: skip
+    archived.write_text(text)
+    with pytest.raises(SystemExit, match="lucir order 0: trained again here.*--machine NAME"):
+        b.run()
+    assert calls == ["lucir"] and archived.read_text() == text  # no civc run; the archive as it was
+    # trained again to the digit: the civc run goes ahead from it
+    shutil.rmtree(tmp_path / "runs")
+    archived.write_text(text.replace("99.33", "99.0").replace("91.0", "90.0"))
+    calls.clear()
+    assert b.run()[0] == 0 and calls == ["lucir", "civc"]
