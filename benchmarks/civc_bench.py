@@ -343,6 +343,18 @@ ENTRIES = [
         ablates=AT_LR2,
     ),
     Entry(f"{AT_LR2}, CBF 1 epoch", "civc", (*MEMORY_NOW, "method.options.cbf_epochs=1"), ablates=AT_LR2),
+    Entry(
+        f"{AT_LR2}, three quarters of the new clips small",
+        "civc",
+        ("method.options.exemplar_scale=0.6", "method.options.small_new_clips=0.75"),
+        ablates=AT_LR2,
+    ),
+    Entry(
+        f"{AT_LR2}, less-forget weight 10",
+        "civc",
+        (*MEMORY_NOW, "method.options.embedding_weight=10"),
+        ablates=AT_LR2,
+    ),
     Entry("lucir, old class weights fixed", "lucir", FIX_OLD, baseline=True, ablates="lucir"),
     Entry(
         "lucir + CBF, old class weights fixed",
