@@ -564,6 +564,8 @@ EVERY_TABLE: dict[str, tuple[str, ...]] = {
         "civc, frames at 0.6, new clips small",
         "civc, frames at 0.6, new clips small, less-forget on old clips",
         "civc, frames at 0.6, new clips small, CBF 1 epoch",
+        "civc, frames at 0.6, new clips small, three quarters of the new clips small",
+        "civc, frames at 0.6, new clips small, less-forget weight 10",
     ),
     "civc_bench_motion_orders0-14": (
         *orders(0, 14),
