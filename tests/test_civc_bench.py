@@ -381,11 +381,13 @@ def test_every_archived_run_is_an_entry_with_the_settings_it_resolves_to_now(ben
     tables would mix runs of two settings under one label, or `civc_bench.py` would stop at the guard."""
     slugs = {bench.slug(e.label): e for e in bench.ENTRIES}
     checked = 0
-    for preset in sorted(bench.PRESETS):
-        folder = bench.ARCHIVE / preset
+    for folder in sorted(p for p in bench.ARCHIVE.iterdir() if p.is_dir()):
+        preset = next(x for x in bench.PRESETS if folder.name == x or folder.name.startswith(f"{x}_"))
+        machine = folder.name.removeprefix(preset).removeprefix("_") or None  # another machine's runs
         args = {"orders": None, "dev": False, "preset": preset, "all": False, "jobs": 1, "base_epochs": None,
-                "budget": False, "entries": ["lucir"]}  # fmt: skip
+                "budget": False, "entries": ["lucir"], "machine": machine}  # fmt: skip
         b = bench.Bench(type("Args", (Unset,), args)())
+        assert b.folder == folder.name
         for run in sorted(folder.glob("*/order_*.json")):
             entry = slugs.get(run.parent.name)
             assert entry is not None, f"{run}: no entry has this folder's label"
