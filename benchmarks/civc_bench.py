@@ -444,6 +444,7 @@ EVERY_TABLE: dict[str, tuple[str, ...]] = {
         f"{AT_LR2}, scale consistency 1", f"{AT_LR2}, scale consistency 5"),
     "civc_bench_motion_dev_orders100-103": (*orders(100, 103), "--entries", *SCALE_CONSISTENCY),
     "civc_bench_motion_dev_orders102-103": (*orders(102, 103), "--entries", *SCALE_CONSISTENCY),
+    "civc_bench_motion_xeon": ("--machine", "xeon", "--entries", "lucir", "lucir + CBF", AT_LR2),
     "civc_bench_motion_xeon_dev_orders100-103": ("--machine", "xeon", *orders(100, 103), "--entries", "lucir",
         "lucir + CBF", AT_LR2, f"{AT_LR2}, less-forget on old clips", f"{AT_LR2}, CBF 1 epoch",
         f"{AT_LR2}, three quarters of the new clips small", f"{AT_LR2}, less-forget weight 10"),
