@@ -8,6 +8,7 @@
     python benchmarks/civc_bench.py --preset appearance --budget   # civc, iCaRL and TCD at 3 budgets, a plot
     python benchmarks/civc_bench.py --base-epochs 60 --entries lucir icarl civc   # probe: a longer base step
     python benchmarks/civc_bench.py --every-table         # every current table (`EVERY_TABLE`): make bench-civc
+    python benchmarks/civc_bench.py --machine xeon --entries lucir civc   # another machine's runs, kept apart
 
 Every run is a `distillkit incremental` run of `configs/incremental_civc_bench.yaml` (same backbone, epochs and
 frame budget for all; only the method, its options and the class order change), `--jobs` at a time on one CPU
@@ -17,7 +18,10 @@ Entries with the same classifier head start from the same base model of their or
 iCaRL's for a linear one, TCD's for its local-similarity head), so that they differ only from the first
 incremental step on. Base models are not archived, and one trained again on another machine is another model (the
 motion preset's LUCIR moved by up to 2.4 points an order): before a table is written, every run's base-step
-accuracy is compared with its owner's on the same order, and the script stops on a run that started elsewhere.
+accuracy is compared with its owner's on the same order, and the script stops on a run that started elsewhere;
+an owner's run made again that does not end where its archived run did stops the script before any run is made
+from it, the archive left as it was. `--machine NAME` keeps such a machine's runs, archive, tables and summary
+entries apart (`<preset>_NAME`), paired only among themselves.
 Each method is judged by its own classifier (iCaRL: nearest mean of exemplars; the others their head).
 
 For every comparison of an entry with a baseline the script reports the paired differences of average
@@ -895,7 +899,14 @@ class Bench:
 
 
 def main(argv: list[str] | None = None) -> str:
-    args = arguments().parse_args(argv)
+    parser = arguments()
+    args = parser.parse_args(argv)
+    chosen = [a for a in ("preset", "dev", "orders", "entries", "all", "budget", "machine", "base_epochs")
+              if getattr(args, a) != parser.get_default(a)]  # fmt: skip
+    if args.every_table and chosen:
+        parser.error(
+            f"--every-table runs every table with its own arguments; it takes only --jobs (given: {chosen})"
+        )
     if args.every_table:
         return "".join(main([*table, "--jobs", str(args.jobs)]) for table in EVERY_TABLE.values())
     bench = Bench(args)

@@ -499,6 +499,8 @@ def test_every_current_table_is_regenerated_by_the_arguments_it_was_written_with
     for name, argv in bench.EVERY_TABLE.items():
         command = bench.Bench(bench.arguments().parse_args(list(argv))).command()
         assert written[name] == f"`{command}`", name
+    with pytest.raises(SystemExit):  # every table has its own arguments: no others beside it
+        bench.main(["--every-table", "--preset", "mixed"])
 
 
 def test_a_machines_runs_have_their_own_folders_tables_and_summary_entries(
