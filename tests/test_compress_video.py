@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -16,9 +17,11 @@ import distillkit.compress.pbkd as pbkd
 from distillkit import api
 from distillkit.compress.receptive_field import receptive_field
 from distillkit.compress.student import design_student, is_copy, ratio_for_macs
+from distillkit.compress.video import load_video_teacher, teacher_data
 from distillkit.config import VideoCompressConfig, load_compress_config
 from distillkit.engine.profile import count_macs
 from distillkit.errors import ConfigError, SplitError
+from distillkit.incremental.memory import ExemplarMemory
 from distillkit.jobs.compress import VideoCompressionRun
 from distillkit.models.blocks import BlockwiseNet, block_shapes
 from distillkit.models.tsm import VideoResNet
@@ -206,6 +209,7 @@ def test_from_run_refuses_a_missing_unfinished_or_image_folder(
         json.dumps({"classes_per_step": [2, 2], "class_order": [0, 1, 2, 3, 4, 5]})
     )
     assert "has not finished (it has learnt 4 of its 6 classes)" in compress(incremental)
+    assert not list(tmp_path.glob("out_*"))  # each refused before its run folder was claimed
 
 
 def test_a_video_config_is_read_by_its_task(tmp_path: Path) -> None:
@@ -319,6 +323,55 @@ def test_an_incremental_runs_final_model_compresses_on_the_classes_it_has_seen(t
     assert "6 classes the incremental run has seen" in raw["video"]["trained_on"]
     # accuracy on all classes seen, labels in the run's class order: the run's own final figure
     assert report.teacher.accuracy == pytest.approx(results["final_accuracy"])
+
+
+def test_an_incremental_runs_final_model_compresses_on_its_memory_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture, teacher_run: Path
+) -> None:
+    tree = copy.deepcopy(TINY_INCREMENTAL)
+    tree["method"] = {"name": "lucir"}
+    api.incremental(tree, tmp_path / "inc")
+    memory = ExemplarMemory.load(tmp_path / "inc" / "memory" / "step_002")
+    assert memory.classes == list(range(6)) and 0 < memory.videos < 6 * 6  # fewer clips than the videos seen
+    config = {**_compress_tree(tmp_path / "inc"), "data": tree["data"], "baselines": {"methods": ["kd"]}}
+    config |= {"export_onnx": False, "pbkd": {"stage": {"steps": 1}}}
+    config["teacher"] = {"from_run": str(tmp_path / "inc"), "train_on": "memory"}
+    cfg = load_compress_config(_yaml(tmp_path / "c.yaml", config), [])
+    assert isinstance(cfg, VideoCompressConfig)
+    run = VideoCompressionRun(cfg, tmp_path / "run")
+    run.found = load_video_teacher(tmp_path / "inc")
+    data, said = teacher_data(cfg, run.found)
+    # the training clips are the memory's exemplars, labelled in the run's outputs; the test set is every test video
+    assert len(data.train) == memory.videos
+    assert sorted(data.train.labels) == sorted(e.label for c in memory.classes for e in memory.exemplars(c))
+    assert len(data.test) == 6 * 3 and said.startswith(
+        f"the {memory.videos} exemplars of the incremental run's"
+    )
+    report = api.compress(config, tmp_path / "run")
+    raw = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert raw["video"]["trained_on"] == said and raw["video"]["classes"] == 6
+    results = json.loads((tmp_path / "inc" / "results.json").read_text())
+    assert report.teacher.accuracy == pytest.approx(results["final_accuracy"])
+
+    def refusal(name: str, teacher: dict) -> str:
+        return refused(capsys, "compress", _yaml(tmp_path / f"{name}.yaml", config | {"teacher": teacher}),
+                       "--out", tmp_path / name)  # fmt: skip
+
+    assert refusal("train", {"from_run": str(teacher_run), "train_on": "memory"}) == (
+        f"teacher.train_on: memory needs an incremental run's teacher; {teacher_run} holds a train run "
+        "(give train_on: all)"
+    )
+    shutil.rmtree(tmp_path / "inc" / "memory")
+    assert refusal("gone", config["teacher"]) == (
+        f"teacher.train_on: memory: teacher.from_run: the run keeps no memory after its last step "
+        f"({tmp_path / 'inc' / 'memory' / 'step_002'})"
+    )
+    assert not (tmp_path / "gone").exists() and not (tmp_path / "train").exists()
+
+
+def _yaml(path: Path, tree: dict) -> Path:
+    path.write_text(yaml.safe_dump(json.loads(json.dumps(tree))))
+    return path
 
 
 def test_baselines_train_every_weight_of_their_student(

@@ -2,9 +2,10 @@
 (`teacher.from_run`), the data it is compressed on, and clip-level accuracy.
 
 A `train` run with `task: video` gives its model.pt, classifying the data set's classes. An `incremental` run gives
-the model after its last step, classifying the classes it has seen in its class order; the student then trains and
-is tested on all the videos of those classes (not on the run's memory: the simple choice, stated in the report),
-labels mapped to the teacher's outputs as the run maps them (`incremental.data.ClassSubset`).
+the model after its last step, classifying the classes it has seen in its class order; the student is tested on all
+the videos of those classes, labels mapped to the teacher's outputs as the run maps them
+(`incremental.data.ClassSubset`), and trains on them (`teacher.train_on: all`) or only on the exemplars of the run's
+memory after its last step (`memory`: what the class-incremental setting keeps, replayed as the run replays it).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from distillkit.engine.distributed import is_distributed
 from distillkit.engine.loop import predict
 from distillkit.engine.metrics import topk_accuracy
 from distillkit.errors import ConfigError, DistillkitError
+from distillkit.incremental.memory import ExemplarMemory, MemoryDataset
+from distillkit.incremental.replay import Replay
 from distillkit.models.factory import build_video_model
 from distillkit.models.tsm import VideoResNet
 
@@ -44,6 +47,10 @@ class VideoTeacher:
     """What training it cost (all steps of an incremental run)."""
     samples: int
     """Training samples it saw (0 when the run does not record them: an incremental run)."""
+    memory: Path | None = None
+    """An incremental run's memory folder after its last step."""
+    replay: Replay = "hold"
+    """How that run replays an exemplar of fewer key-frames than its clips (`memory.replay`)."""
 
 
 def _json(path: Path) -> dict[str, Any] | None:
@@ -129,12 +136,24 @@ def _incremental_teacher(folder: Path) -> VideoTeacher:
     check_state_dict(state.model, model.state_dict(), path, "the model of the run's config")
     model.load_state_dict(state.model)
     seconds = float(sum(results.get("seconds_per_step", [])))
-    return VideoTeacher(model.eval(), "incremental", order[:seen], cfg.data.num_segments, seconds, 0)
+    memory = StreamFolder(folder).memory(len(per_step) - 1)
+    return VideoTeacher(
+        model.eval(),
+        "incremental",
+        order[:seen],
+        cfg.data.num_segments,
+        seconds,
+        0,
+        memory,
+        cfg.memory.replay,
+    )
 
 
 def teacher_data(cfg: VideoCompressConfig, teacher: VideoTeacher) -> tuple[VideoDatasets, str]:
     """The data set of `cfg.data`, restricted to the teacher's classes with labels mapped to its outputs (an
-    incremental teacher), and a sentence saying what the student trains on."""
+    incremental teacher; training on the run's memory with `teacher.train_on: memory`), and a sentence saying what
+    the student trains on."""
+    _check_train_on(cfg, teacher)
     if cfg.data.num_segments != teacher.num_segments:
         raise ConfigError(
             f"data.num_segments is {cfg.data.num_segments}, the teacher ({KEY}) was trained on "
@@ -160,12 +179,54 @@ def teacher_data(cfg: VideoCompressConfig, teacher: VideoTeacher) -> tuple[Video
     train = ClassSubset(data.train, teacher.classes, scenario)
     test = ClassSubset(data.test, teacher.classes, scenario)
     names = [data.class_names[c] for c in teacher.classes]
+    if cfg.teacher.train_on == "memory":
+        memory = _run_memory(teacher)
+        clips = MemoryDataset(memory, data.train.transform, seed=cfg.seed, replay=teacher.replay)
+        subset = VideoDatasets(clips, test, len(teacher.classes), names, data.train_eval, data.missing)
+        said = (
+            f"the {len(clips)} exemplars of the incremental run's memory after its last step ({memory.frames} "
+            f"frames of {len(teacher.classes)} classes), the data the class-incremental setting keeps"
+        )
+        return subset, said
     subset = VideoDatasets(train, test, len(teacher.classes), names, data.train_eval, data.missing)
     said = (
         f"all {len(train)} training videos of the {len(teacher.classes)} classes the incremental run has seen "
         "(the teacher itself saw old classes only through its memory)"
     )
     return subset, said
+
+
+def check_video_teacher(cfg: VideoCompressConfig) -> None:
+    """Load the teacher of `cfg` and, with `teacher.train_on: memory`, its run's memory: their one-line errors
+    before any work."""
+    teacher = load_video_teacher(Path(cfg.teacher.from_run))
+    _check_train_on(cfg, teacher)
+    if cfg.teacher.train_on == "memory":
+        _run_memory(teacher)
+
+
+def _check_train_on(cfg: VideoCompressConfig, teacher: VideoTeacher) -> None:
+    if cfg.teacher.train_on == "memory" and teacher.kind != "incremental":
+        raise ConfigError(
+            f"teacher.train_on: memory needs an incremental run's teacher; {cfg.teacher.from_run} holds a "
+            f"{teacher.kind} run (give train_on: all)"
+        )
+
+
+def _run_memory(teacher: VideoTeacher) -> ExemplarMemory:
+    """The incremental run's memory after its last step; one line when it is missing, empty or lacks a class the
+    teacher classifies."""
+    where = f"teacher.train_on: memory: {KEY}"
+    if teacher.memory is None or not (teacher.memory / ExemplarMemory.MANIFEST).is_file():
+        raise ConfigError(f"{where}: the run keeps no memory after its last step ({teacher.memory})")
+    memory = ExemplarMemory.load(teacher.memory)
+    missing = sorted(set(range(len(teacher.classes))) - set(memory.classes))
+    if missing:
+        raise ConfigError(
+            f"{where}: the memory in {teacher.memory} holds no exemplar of {len(missing)} of the "
+            f"{len(teacher.classes)} classes the teacher classifies (outputs {missing[:5]}); give train_on: all"
+        )
+    return memory
 
 
 class _Segments(nn.Module):

@@ -174,6 +174,10 @@ class VideoTeacherConfig(Section):
     from_run: Path
     """The --out folder of a finished `distillkit train` run with `task: video` (its model.pt), or of a finished
     `distillkit incremental` run (the model after its last step, classifying all the classes it has seen)."""
+    train_on: Literal["all", "memory"] = "all"
+    """What the student trains on when the teacher is an incremental run's: `all` (every training video of the
+    classes it has seen) or `memory` (only the exemplars of the run's memory after its last step, replayed as the
+    run replays them: the data the class-incremental setting keeps). A train run's teacher takes `all`."""
 
 
 class VideoCompressConfig(JobConfig):
@@ -183,7 +187,8 @@ class VideoCompressConfig(JobConfig):
     """Must be `video`."""
     data: VideoDataConfig = VideoDataConfig()
     """Video data set: the teacher run's (its classes and `num_segments`). With an incremental teacher, the
-    student trains and is tested on all the videos of the classes that run has seen, labels in its class order."""
+    student is tested on all the videos of the classes that run has seen, labels in its class order, and trains on
+    them or on the run's memory (`teacher.train_on`)."""
     teacher: VideoTeacherConfig
     """The network to compress."""
     blocks: Literal["auto"] | list[str] = "auto"

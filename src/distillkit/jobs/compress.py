@@ -25,7 +25,7 @@ from distillkit.compress.pbkd import KDFinetuneObjective, progressive_distill, s
 from distillkit.compress.receptive_field import receptive_field
 from distillkit.compress.resume import CompressionProgress
 from distillkit.compress.student import is_copy, ratio_from_config, resolve_init, student_from_config
-from distillkit.compress.video import clip_accuracy, load_video_teacher, teacher_data
+from distillkit.compress.video import check_video_teacher, clip_accuracy, load_video_teacher, teacher_data
 from distillkit.config import CompressConfig, ProfileConfig, TeacherConfig, VideoCompressConfig, dump_config
 from distillkit.data.images import ImageDatasets, build_image_datasets, make_loaders
 from distillkit.data.videos import video_loader
@@ -54,6 +54,12 @@ class CompressJob(Job[CompressConfig | VideoCompressConfig]):
     `task: video` compresses a video network (`VideoCompressionRun`)."""
 
     name = "compress"
+
+    def check(self, cfg: CompressConfig | VideoCompressConfig) -> None:
+        """A video config's teacher run (and, with `teacher.train_on: memory`, its memory), before the run folder is
+        claimed."""
+        if isinstance(cfg, VideoCompressConfig):
+            check_video_teacher(cfg)
 
     def legacy(self, out: Path) -> bool:
         """A compression run written before run folders were marked (run.json)."""
