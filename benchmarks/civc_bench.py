@@ -337,6 +337,8 @@ ENTRIES = [
     on_defaults("CBF 1 epoch", "method.options.cbf_epochs=1"),
     on_defaults("three quarters of the new clips small", "method.options.small_new_clips=0.75"),
     on_defaults("less-forget weight 10", "method.options.embedding_weight=10"),
+    # class-balanced fine-tuning of the whole network with KD from the step's model (EEIL), not the head alone
+    on_defaults("CBF of the whole network", "method.options.cbf_network=true"),
     Entry("lucir, old class weights fixed", "lucir", FIX_OLD, baseline=True, ablates="lucir"),
     Entry(
         "lucir + CBF, old class weights fixed",

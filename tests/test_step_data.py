@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections import Counter
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from distillkit.incremental.data import ClassSubset
 from distillkit.incremental.evaluation import Evaluator
 from distillkit.incremental.memory import ExemplarMemory
 from distillkit.incremental.methods import build_method
+from distillkit.incremental.objectives import BalancedNetworkObjective
 from distillkit.incremental.step_data import StepData
 from distillkit.jobs.incremental import build_stream_scenario
 from distillkit.models.factory import build_video_model
@@ -102,6 +104,31 @@ def test_class_balanced_finetuning_trains_the_head_alone_the_same_each_time(tmp_
     assert changed and all(k.startswith("head.") for k in changed)
     with pytest.raises(ConfigError, match="needs an exemplar memory"):
         steps.tools(start, 1, None).finetune_head_on_memory(1.0, 0.1)
+
+
+def test_balanced_finetuning_of_the_network_trains_every_weight_keeps_batch_norm_and_starts_at_kd_0(
+    tmp_path: Path,
+) -> None:
+    steps = step_data(tiny())
+    memory = base_memory(steps, tmp_path / "memory")
+    torch.manual_seed(0)
+    start = build_video_model(steps.cfg.model, 2, 4)
+    x, y = next(iter(steps.tools(start, 1, memory).memory_batches()))
+    objective = BalancedNetworkObjective(start, copy.deepcopy(start).eval())
+    objective.set_mode()  # batch norm in eval mode: the model computes as its frozen copy does
+    total, parts = objective.loss(x, y)
+    # the frozen copy is the model: KD is exactly 0 at the start, the total its cross-entropy
+    assert parts["kd"].item() == 0.0 and torch.equal(total.detach(), parts["ce"])
+    models = [copy.deepcopy(start) for _ in range(2)]
+    for model in models:
+        steps.tools(model, 1, memory).finetune_network_on_memory(1.0, 0.1)
+    first, second = (m.state_dict() for m in models)
+    assert all(torch.equal(first[k], second[k]) for k in first)  # the batches' order is the step's
+    before = start.state_dict()
+    changed = {k for k, v in before.items() if not torch.equal(v, first[k])}
+    assert any(k.startswith("head.") for k in changed) and any(not k.startswith("head.") for k in changed)
+    statistics = [k for k in before if k.endswith(("running_mean", "running_var", "num_batches_tracked"))]
+    assert statistics and not changed & set(statistics)  # batch-norm statistics stay the step's
 
 
 def test_civc_shows_a_share_of_the_new_clips_small_in_incremental_steps(tmp_path: Path) -> None:

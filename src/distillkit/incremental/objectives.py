@@ -1,5 +1,6 @@
 """The objectives of a class-incremental step: the method's loss over the current and the old model's outputs
-(with temporal or scale consistency when asked), and the head alone (class-balanced fine-tuning)."""
+(with temporal or scale consistency when asked), and class-balanced fine-tuning of the head alone or of the whole
+network."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from distillkit.distill.losses import less_forget_loss
+from distillkit.distill.losses import kd_loss, less_forget_loss
 from distillkit.engine.loop import LossParts
 from distillkit.incremental.memory import at_scale
 from distillkit.incremental.methods import Method, Outputs, StepContext, VideoBackbone
@@ -132,6 +133,35 @@ def _split(outputs: Outputs, n: int) -> tuple[Outputs, Outputs]:
         batched = v.dim() > 0 and v.shape[0] == total
         head[k], tail[k] = (v[:n], v[n:]) if batched else (v, v)
     return head, tail
+
+
+class BalancedNetworkObjective:
+    """Class-balanced fine-tuning of the whole network (EEIL's balanced fine-tuning; Castro et al., ECCV 2018):
+    cross-entropy + KD (T = 2) from the model as the step left it (`frozen`), every batch norm in eval mode so its
+    statistics stay the step's."""
+
+    def __init__(self, model: nn.Module, frozen: nn.Module) -> None:
+        self.model, self.frozen = model, frozen
+
+    def parameters(self):
+        return self.model.parameters()
+
+    def trainable_module(self) -> nn.Module:
+        return self.model
+
+    def set_mode(self) -> None:
+        self.model.eval()
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, LossParts]:
+        logits = self.model(x)
+        with torch.no_grad():
+            target = self.frozen(x)
+        ce, kd = F.cross_entropy(logits, y), kd_loss(logits, target, BALANCED_KD_TEMPERATURE)
+        return ce + kd, {"ce": ce.detach(), "kd": kd.detach()}
+
+
+BALANCED_KD_TEMPERATURE = 2.0
+"""EEIL's temperature."""
 
 
 class HeadObjective:

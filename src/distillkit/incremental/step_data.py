@@ -8,6 +8,7 @@ stream 0, the order of class-balanced fine-tuning's batches with stream 1, which
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 
 import torch
@@ -18,7 +19,7 @@ from distillkit.config import OptimConfig
 from distillkit.data.videos import VideoDatasets, video_loader
 from distillkit.engine.device import step_seed
 from distillkit.engine.distributed import is_distributed
-from distillkit.engine.loop import fit
+from distillkit.engine.loop import Objective, fit
 from distillkit.engine.precision import to_device
 from distillkit.errors import ConfigError
 from distillkit.incremental.config import IncrementalConfig
@@ -26,7 +27,7 @@ from distillkit.incremental.data import ClassSubset, ConcatClips, ShownSmall
 from distillkit.incremental.evaluation import Evaluator
 from distillkit.incremental.memory import ExemplarMemory, MemoryDataset
 from distillkit.incremental.methods import Method, StepContext, StepTools
-from distillkit.incremental.objectives import HeadObjective
+from distillkit.incremental.objectives import BalancedNetworkObjective, HeadObjective
 from distillkit.incremental.scenario import Scenario
 
 
@@ -88,7 +89,7 @@ class StepData:
             features = self.evaluator.features(model, subset, "features")
             return features.pooled, features.labels
 
-        def finetune_head_on_memory(epochs: float, lr: float) -> None:
+        def balanced(objective: Objective, what: str, epochs: float, lr: float) -> None:
             if memory is None or not memory.videos:
                 raise ConfigError(
                     "class-balanced fine-tuning needs an exemplar memory (memory.budget_frames > 0)"
@@ -98,8 +99,22 @@ class StepData:
             loader = DataLoader(data, batch_size=self.cfg.data.batch_size, shuffle=True, generator=generator)
             steps = max(1, round(epochs * len(loader)))
             optim = OptimConfig(lr=lr, weight_decay=0.0)
-            desc = f"step {step} balanced head"
-            fit(HeadObjective(model), loader, steps, optim, self.device, desc, perf=self.cfg.perf)
+            fit(
+                objective,
+                loader,
+                steps,
+                optim,
+                self.device,
+                f"step {step} balanced {what}",
+                perf=self.cfg.perf,
+            )
+
+        def finetune_head_on_memory(epochs: float, lr: float) -> None:
+            balanced(HeadObjective(model), "head", epochs, lr)
+
+        def finetune_network_on_memory(epochs: float, lr: float) -> None:
+            frozen = copy.deepcopy(model).eval().requires_grad_(False)
+            balanced(BalancedNetworkObjective(model, frozen), "network", epochs, lr)
 
         def memory_batches() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
             if memory is None or not memory.videos:
@@ -108,4 +123,4 @@ class StepData:
             for x, y in DataLoader(data, batch_size=self.cfg.data.eval_batch_size, shuffle=False):
                 yield to_device(x, self.device), torch.as_tensor(y).to(self.device)
 
-        return StepTools(new_features, finetune_head_on_memory, memory_batches)
+        return StepTools(new_features, finetune_head_on_memory, memory_batches, finetune_network_on_memory)

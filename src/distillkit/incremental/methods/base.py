@@ -92,6 +92,9 @@ class StepTools:
     memory_batches: Callable[[], Iterator[tuple[torch.Tensor, torch.Tensor]]] = lambda: iter(())
     """The exemplar memory as batches of (clips, labels) on the device, training transforms, in a fixed order
     (none without a memory)."""
+    finetune_network_on_memory: Callable[[float, float], None] | None = None
+    """Train the whole network for (epochs, lr) on the memory, all classes balanced, with KD from the model as it
+    was before (EEIL's balanced fine-tuning); None where the runner does not offer it."""
 
 
 class NoOptions(Section):
@@ -218,6 +221,10 @@ class SimilarityHeadOptions(Section):
     """Class-balanced fine-tuning of the classifier on the memory after each incremental step (0: off)."""
     cbf_lr: float = Field(0.01, gt=0)
     """Learning rate of class-balanced fine-tuning."""
+    cbf_network: bool = False
+    """Class-balanced fine-tuning trains the whole network, with KD (T = 2) from the model as the step left it and
+    batch-norm statistics kept, as EEIL's balanced fine-tuning (Castro et al., ECCV 2018), instead of the head
+    alone."""
     fix_old_weights: bool = False
     """Keep the old classes' head weights as they are while an incremental step trains, as LUCIR's published code
     does ("fix the embedding of old classes"); class-balanced fine-tuning still adjusts every class's. Off by
@@ -248,8 +255,15 @@ class SimilarityHeadMethod(Method):
             imprint(model.head, features, labels, range(ctx.num_old, ctx.num_seen))
 
     def end_step(self, model: nn.Module, ctx: StepContext, tools: StepTools) -> None:
-        if ctx.step > 0 and self.head_options.cbf_epochs > 0:
-            tools.finetune_head_on_memory(self.head_options.cbf_epochs, self.head_options.cbf_lr)
+        options = self.head_options
+        if ctx.step == 0 or options.cbf_epochs == 0:
+            return
+        if not options.cbf_network:
+            tools.finetune_head_on_memory(options.cbf_epochs, options.cbf_lr)
+        elif tools.finetune_network_on_memory is None:
+            raise ConfigError("cbf_network: this runner cannot fine-tune the whole network on the memory")
+        else:
+            tools.finetune_network_on_memory(options.cbf_epochs, options.cbf_lr)
 
 
 METHODS: dict[str, type[Method]] = {}
