@@ -166,13 +166,13 @@ def test_similarity_head_methods_imprint_and_balance_by_their_options(name: str)
     method.end_step(model, step, tools)
     assert calls == [("features",), ("cbf", 1.5, 0.3)]
     calls.clear()
-    whole = {"cbf_epochs": 1.5, "cbf_lr": 0.3, "imprint": False, "cbf_network": True}
+    whole = {"cbf_epochs": 1.5, "cbf_lr": 0.3, "imprint": False, "cbf_network": True, "cbf_network_lr": 0.04}
     method = build_method(name, {**whole, "importance": False} if name == "tcd" else whole)
     with pytest.raises(ConfigError, match="cannot fine-tune the whole network"):
         method.end_step(model, step, tools)  # a runner without the tool
     tools.finetune_network_on_memory = lambda epochs, lr: calls.append(("network", epochs, lr))
     method.end_step(model, step, tools)
-    assert calls == [("network", 1.5, 0.3)]  # the whole network instead of the head
+    assert calls == [("network", 1.5, 0.04)]  # the whole network instead of the head, at its own rate
     calls.clear()
     off = {"cbf_epochs": 0, "imprint": False}
     method = build_method(name, {**off, "importance": False} if name == "tcd" else off)

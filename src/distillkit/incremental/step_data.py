@@ -89,7 +89,7 @@ class StepData:
             features = self.evaluator.features(model, subset, "features")
             return features.pooled, features.labels
 
-        def balanced(objective: Objective, what: str, epochs: float, lr: float) -> None:
+        def balanced(objective: Objective, what: str, epochs: float, optim: OptimConfig) -> None:
             if memory is None or not memory.videos:
                 raise ConfigError(
                     "class-balanced fine-tuning needs an exemplar memory (memory.budget_frames > 0)"
@@ -98,23 +98,18 @@ class StepData:
             generator = torch.Generator().manual_seed(step_seed(self.cfg.seed, step, stream=1))
             loader = DataLoader(data, batch_size=self.cfg.data.batch_size, shuffle=True, generator=generator)
             steps = max(1, round(epochs * len(loader)))
-            optim = OptimConfig(lr=lr, weight_decay=0.0)
-            fit(
-                objective,
-                loader,
-                steps,
-                optim,
-                self.device,
-                f"step {step} balanced {what}",
-                perf=self.cfg.perf,
-            )
+            desc = f"step {step} balanced {what}"
+            fit(objective, loader, steps, optim, self.device, desc, perf=self.cfg.perf)
 
         def finetune_head_on_memory(epochs: float, lr: float) -> None:
-            balanced(HeadObjective(model), "head", epochs, lr)
+            balanced(HeadObjective(model), "head", epochs, OptimConfig(lr=lr, weight_decay=0.0))
 
         def finetune_network_on_memory(epochs: float, lr: float) -> None:
             frozen = copy.deepcopy(model).eval().requires_grad_(False)
-            balanced(BalancedNetworkObjective(model, frozen), "network", epochs, lr)
+            # the steps' own optimiser (AdamW on the video presets) at the rate asked: SGD at the head's rate
+            # took the whole network to chance in one fine-tuning
+            optim = (self.cfg.train.step_optim or self.cfg.train.optim).model_copy(update={"lr": lr})
+            balanced(BalancedNetworkObjective(model, frozen), "network", epochs, optim)
 
         def memory_batches() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
             if memory is None or not memory.videos:

@@ -224,7 +224,10 @@ class SimilarityHeadOptions(Section):
     cbf_network: bool = False
     """Class-balanced fine-tuning trains the whole network, with KD (T = 2) from the model as the step left it and
     batch-norm statistics kept, as EEIL's balanced fine-tuning (Castro et al., ECCV 2018), instead of the head
-    alone."""
+    alone; with the incremental steps' optimiser at `cbf_network_lr`."""
+    cbf_network_lr: float = Field(0.0002, gt=0)
+    """Learning rate of the whole network's class-balanced fine-tuning (`cbf_network`): a tenth of the video
+    presets' AdamW rate, as EEIL divides its rate by 10 for balanced fine-tuning."""
     fix_old_weights: bool = False
     """Keep the old classes' head weights as they are while an incremental step trains, as LUCIR's published code
     does ("fix the embedding of old classes"); class-balanced fine-tuning still adjusts every class's. Off by
@@ -263,7 +266,7 @@ class SimilarityHeadMethod(Method):
         elif tools.finetune_network_on_memory is None:
             raise ConfigError("cbf_network: this runner cannot fine-tune the whole network on the memory")
         else:
-            tools.finetune_network_on_memory(options.cbf_epochs, options.cbf_lr)
+            tools.finetune_network_on_memory(options.cbf_epochs, options.cbf_network_lr)
 
 
 METHODS: dict[str, type[Method]] = {}
