@@ -32,7 +32,7 @@ def test_the_student_meets_the_families_macs_target_at_every_width(bench, family
 def test_vgg_students_keep_their_last_conv_wide_as_in_the_families_benchmark(bench) -> None:
     config, reduction, options = bench.FAMILIES["VGG-16"]
     _, student, _ = bench.pair(config, 0.125, reduction, options)
-    _, restoring, _ = bench.pair(config, 0.125, reduction)
+    _, restoring, _ = bench.pair(config, 0.125, reduction, {"plain": "restore"})
     ones = lambda net: sum(m.kernel_size == (1, 1) for m in net.modules() if isinstance(m, torch.nn.Conv2d))  # noqa: E731
     assert ones(student) == 0 and ones(restoring) == len(student.blocks)  # one 1×1 restoring conv a block
 
