@@ -138,15 +138,9 @@ def _incremental_teacher(folder: Path) -> VideoTeacher:
     seconds = float(sum(results.get("seconds_per_step", [])))
     memory = StreamFolder(folder).memory(len(per_step) - 1)
     return VideoTeacher(
-        model.eval(),
-        "incremental",
-        order[:seen],
-        cfg.data.num_segments,
-        seconds,
-        0,
-        memory,
-        cfg.memory.replay,
-    )
+        model.eval(), "incremental", order[:seen], cfg.data.num_segments, seconds, 0, memory=memory,
+        replay=cfg.memory.replay,
+    )  # fmt: skip
 
 
 def teacher_data(cfg: VideoCompressConfig, teacher: VideoTeacher) -> tuple[VideoDatasets, str]:

@@ -135,6 +135,10 @@ def _split(outputs: Outputs, n: int) -> tuple[Outputs, Outputs]:
     return head, tail
 
 
+BALANCED_KD_TEMPERATURE = 2.0
+"""The KD temperature of class-balanced fine-tuning of the whole network (EEIL's)."""
+
+
 class BalancedNetworkObjective:
     """Class-balanced fine-tuning of the whole network (EEIL's balanced fine-tuning; Castro et al., ECCV 2018):
     cross-entropy + KD (T = 2) from the model as the step left it (`frozen`), every batch norm in eval mode so its
@@ -158,10 +162,6 @@ class BalancedNetworkObjective:
             target = self.frozen(x)
         ce, kd = F.cross_entropy(logits, y), kd_loss(logits, target, BALANCED_KD_TEMPERATURE)
         return ce + kd, {"ce": ce.detach(), "kd": kd.detach()}
-
-
-BALANCED_KD_TEMPERATURE = 2.0
-"""EEIL's temperature."""
 
 
 class HeadObjective:
