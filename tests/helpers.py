@@ -54,6 +54,7 @@ teacher:
   arch: vgg11
   width: 0.125
   train: {steps: 6}
+student: {macs_reduction: 2.2}
 pbkd:
   stage: {steps: 2}
   finetune: {enabled: true, budget: {steps: 2}}

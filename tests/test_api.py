@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from torch import nn
 
 import distillkit
 from distillkit import api
@@ -15,6 +16,7 @@ from distillkit.cli import main
 from distillkit.config import CompressConfig
 from distillkit.data.images import build_image_datasets, make_loaders
 from distillkit.data.videos import build_video_datasets, video_loader
+from distillkit.engine.checkpoint import read_state_dict
 from distillkit.engine.loop import evaluate, predict
 from distillkit.engine.metrics import topk_accuracy
 from distillkit.errors import ConfigError, DistillkitError
@@ -93,6 +95,26 @@ def test_compress_returns_the_report_and_the_student_loads_back(tmp_path: Path) 
     assert all(
         torch.equal(a, b)
         for a, b in zip(student.state_dict().values(), by_file.state_dict().values(), strict=True)
+    )
+
+
+def test_a_run_recorded_before_student_plain_loads_with_the_restore_design(tmp_path: Path) -> None:
+    """Runs recorded before `student.plain` existed have no such key and were built with the 1×1 restore; the
+    default is `internal` now, and their students still load."""
+    out = tmp_path / "run"
+    api.compress(COMPRESS, out, overrides=["student.plain=restore", "baselines.methods=[]"])
+    path = out / "report.json"
+    report = json.loads(path.read_text())
+    del report["config"]["student"]["plain"]
+    path.write_text(json.dumps(report))
+    student = api.load_student(out)  # the state dict checked against the rebuilt student, key by key
+    convs_1x1 = [m for m in student.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1)]
+    assert len(convs_1x1) == 5  # one restoring conv per VGG-11 block
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(
+            student.state_dict().values(), read_state_dict(out / "student.pt").values(), strict=True
+        )
     )
 
 

@@ -37,7 +37,7 @@ def classifier(net: BlockwiseNet) -> torch.Tensor:
 def test_kd_inherit_starts_from_the_teachers_filters_and_head() -> None:
     teacher = teacher_net()
     shapes = block_shapes(teacher, torch.zeros(2, 3, 16, 16))
-    student = StudentConfig(design="thin", init="auto")
+    student = StudentConfig(design="thin", init="auto", plain="restore")  # every conv thinned
     same = baseline_student("kd_inherit", teacher, shapes, student, 0.5)
     fresh = baseline_student("kd", teacher, shapes, student, 0.5)
 

@@ -142,7 +142,9 @@ def test_precise_stage_norms_are_estimated_after_the_stage_with_its_final_weight
     ends with; its momentum is restored, and the global random state is as if nothing had been drawn."""
     teacher = tiny_teacher()
     shapes = block_shapes(teacher, torch.zeros(2, 3, 32, 32))
-    students = design_student(teacher.blocks, shapes, "thin", 0.5)
+    students = design_student(
+        teacher.blocks, shapes, "thin", 0.5, plain="restore"
+    )  # block 0 thinned, not copied
     first = copy.deepcopy(students[0])
     loader = tiny_loader(n=32, size=32)
     stats: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}

@@ -58,14 +58,19 @@ def test_receptive_field_by_hand() -> None:
     ],
 )
 @pytest.mark.parametrize("design", ["thin", "depthwise"])
-def test_student_preserves_receptive_field_per_block(arch: str, residual: str, design: str) -> None:
+@pytest.mark.parametrize("plain", ["internal", "restore"])
+def test_student_preserves_receptive_field_per_block(
+    arch: str, residual: str, design: str, plain: str
+) -> None:
     teacher = split_model(build_model(arch, 10, 3, width=0.125).eval())
     shapes = block_shapes(teacher, torch.zeros(2, 3, 32, 32))
-    students = design_student(teacher.blocks, shapes, design, 0.5, residual=residual)
+    students = design_student(teacher.blocks, shapes, design, 0.5, residual=residual, plain=plain)
     for block, student, (shape_in, shape_out) in zip(teacher.blocks, students, shapes, strict=True):
         assert receptive_field(student) == receptive_field(block)
         assert student(torch.zeros(shape_in)).shape == shape_out
-        assert count_macs(student, tuple(shape_in)) < count_macs(block, tuple(shape_in))
+        student_macs, teacher_macs = count_macs(student, tuple(shape_in)), count_macs(block, tuple(shape_in))
+        # `internal` keeps a one-conv block's conv wide: its student would cost as much and is a copy
+        assert student_macs < teacher_macs or (plain == "internal" and student_macs == teacher_macs)
 
 
 @pytest.mark.parametrize("residual", ["internal", "branch"])
@@ -103,10 +108,13 @@ def _vgg_stage() -> nn.Sequential:
 def test_student_block_macs_by_hand() -> None:
     # VGG stage: conv 3→64, conv 64→64, pool at 32×32. Student (ratio ½): convs 3→32, 32→32, pool, 1×1 32→64.
     block = _vgg_stage()
-    student = design_student_block(block, 3, 64, "thin", 0.5)
+    student = design_student_block(block, 3, 64, "thin", 0.5, plain="restore")
     assert count_macs(block, (1, 3, 32, 32)) == 32 * 32 * (3 * 64 * 9 + 64 * 64 * 9)
     assert count_macs(student, (1, 3, 32, 32)) == 32 * 32 * (3 * 32 * 9 + 32 * 32 * 9) + 16 * 16 * 32 * 64
-    depthwise = design_student_block(block, 3, 64, "depthwise", 0.5)
+    # `internal` (the default): convs 3→32, 32→64, pool; no 1×1
+    internal = design_student_block(block, 3, 64, "thin", 0.5)
+    assert count_macs(internal, (1, 3, 32, 32)) == 32 * 32 * (3 * 32 * 9 + 32 * 64 * 9)
+    depthwise = design_student_block(block, 3, 64, "depthwise", 0.5, plain="restore")
     expected = 32 * 32 * (3 * 9 + 3 * 32 + 32 * 9 + 32 * 32) + 16 * 16 * 32 * 64
     assert count_macs(depthwise, (1, 3, 32, 32)) == expected
 
@@ -114,7 +122,7 @@ def test_student_block_macs_by_hand() -> None:
 def test_whole_vgg16_student_is_at_least_2_5x_cheaper() -> None:
     teacher = split_model(build_model("vgg16", 10, 1, width=0.25).eval())
     shapes = block_shapes(teacher, torch.zeros(1, 1, 32, 32))
-    students = design_student(teacher.blocks, shapes, "thin", 0.5)
+    students = design_student(teacher.blocks, shapes, "thin", 0.5, plain="restore")
     teacher_macs = sum(count_macs(b, tuple(s[0])) for b, s in zip(teacher.blocks, shapes, strict=True))
     student_macs = sum(count_macs(b, tuple(s[0])) for b, s in zip(students, shapes, strict=True))
     assert teacher_macs / student_macs >= 2.5
@@ -207,7 +215,7 @@ def test_inherit_keeps_the_largest_filters() -> None:
         for i, scale in enumerate([1.0, 5.0, 0.1, 3.0]):  # filters 1 and 3 have the largest L1 norm
             block[0].weight[i].fill_(scale)
         block[1].running_mean.copy_(torch.tensor([0.0, 1.0, 2.0, 3.0]))
-    student = design_student_block(block, 2, 4, "thin", 0.5, init="inherit")
+    student = design_student_block(block, 2, 4, "thin", 0.5, init="inherit", plain="restore")
     assert torch.equal(student[0].weight, block[0].weight[[1, 3]])
     assert torch.equal(student[1].running_mean, torch.tensor([1.0, 3.0]))
     kept = block[3].weight.abs().sum(dim=(1, 2, 3)).topk(2).indices.sort().values
@@ -331,7 +339,9 @@ def test_a_block_whose_student_costs_more_gets_a_copy_of_the_teacher_block(resid
     teacher = split_model(build_model("resnet18", 10, 1, width=0.25, small_input=True).eval())
     shapes = block_shapes(teacher, torch.zeros(2, 1, 32, 32))
     stem, one = teacher.blocks[0], (1, 1, 32, 32)  # conv 1→16: thinning it adds a 1×1 restore 8→16
-    thinned = design_student(teacher.blocks, shapes, "thin", 0.5, "inherit", residual, copy_if_costlier=False)
+    thinned = design_student(
+        teacher.blocks, shapes, "thin", 0.5, "inherit", residual, copy_if_costlier=False, plain="restore"
+    )
     assert count_macs(thinned[0], one) > count_macs(stem, one)
     students = design_student(teacher.blocks, shapes, "thin", 0.5, "inherit", residual)
     x = torch.randn(2, 1, 32, 32)

@@ -4,10 +4,11 @@ A student block repeats the teacher block's spatial operations — every conv's 
 padding, every pooling layer — so its receptive field is the teacher's, but each conv keeps only a fraction
 (`ratio`) of the filters. The teacher block's output channels come back in one of two ways (`plain`):
 
-- ``restore`` (default): a final 1×1 conv + BN + ReLU restores them (the paper's design); the 1×1 starts random.
-- ``internal``: the block's last conv (and a conv just before a residual unit) keeps the teacher's width, reading
-  the thinned channels, as filter pruning thins a plain network (Li et al., ICLR 2017): no conv is added, and with
-  `init="inherit"` the student block is the teacher block with its weakest internal filters removed.
+- ``internal`` (default): the block's last conv (and a conv just before a residual unit) keeps the teacher's
+  width, reading the thinned channels, as filter pruning thins a plain network (Li et al., ICLR 2017): no conv is
+  added, and with `init="inherit"` the student block is the teacher block with its weakest internal filters
+  removed.
+- ``restore``: a final 1×1 conv + BN + ReLU restores them (the paper's design); the 1×1 starts random.
 
 Residual units keep their shape, in one of two ways (`residual`):
 
@@ -72,7 +73,7 @@ def design_student_block(
     ratio: float = 0.5,
     init: str = "random",
     residual: str = "internal",
-    plain: str = "restore",
+    plain: str = "internal",
 ) -> nn.Sequential:
     """A student for teacher `block` (in/out channels of the block's tensors); `residual`: how residual units are
     thinned (`internal` or `branch`), `plain`: how the block's own output width comes back (`restore` or
@@ -289,7 +290,7 @@ def design_student(
     init: str = "random",
     residual: str = "internal",
     copy_if_costlier: bool = True,
-    plain: str = "restore",
+    plain: str = "internal",
 ) -> list[nn.Module]:
     """Student blocks for every teacher block; `shapes[k]` = (input shape, output shape) of block k (for a
     `ClipBlock`, of clips: (N, T, C, H, W)).
@@ -351,7 +352,7 @@ def ratio_for_macs(
     other_macs: int = 0,
     residual: str = "internal",
     copy_if_costlier: bool = True,
-    plain: str = "restore",
+    plain: str = "internal",
 ) -> tuple[float, float]:
     """The largest filter ratio k/64 whose student has at least `reduction` times fewer MACs than the teacher, and
     the reduction it gives. MACs of one sample: the blocks' (teacher and student, on `shapes`) plus `other_macs`
