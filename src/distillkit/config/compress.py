@@ -33,9 +33,10 @@ class StudentConfig(Section):
     last conv keeping the unit's width (no conv added; Li et al., ICLR 2017); `branch` thins every conv of the
     branch and appends ReLU + a 1×1 conv + BN back to the unit's width."""
     copy_if_costlier: bool = True
-    """A block whose student would have no fewer MACs than the teacher block (a ResNet stem on grey images: one
-    thin conv plus the 1×1 restore cost more than the teacher's conv) gets a copy of the teacher block instead
-    (its weights with `inherit`, fresh ones with `random`)."""
+    """A block whose student would have no fewer MACs than the teacher block (a block of one conv with `plain:
+    internal`; with `restore`, a ResNet stem on grey images, whose thin conv plus the 1×1 restore cost more than
+    the teacher's conv) gets a copy of the teacher block instead (its weights with `inherit`, fresh ones with
+    `random`)."""
     plain: Literal["restore", "internal"] = "internal"
     """How a block's output width comes back outside residual units: `internal` (the default), the block's last
     conv keeps the teacher's width, reading the thinned channels (no conv added; with `inherit` the student block
