@@ -211,3 +211,20 @@ def test_configs_that_inherit_resolve_to_what_they_were_written_out_in_full(name
     else:
         cfg = load_config(path, CompressConfig)
     assert cfg.model_dump(mode="json") == json.loads(RESOLVED.read_text())[name]
+
+
+def test_a_run_recorded_before_student_plain_resumes_only_with_the_design_it_ran() -> None:
+    """A compress config recorded before `student.plain` existed ran the 1×1 restore: resuming it with today's
+    default (`internal`) is refused naming the key, with `plain: restore` it compares equal."""
+    from distillkit.config import check_resumable, current_config, dump_config
+
+    recorded = dump_config(CompressConfig())
+    del recorded["student"]["plain"]
+    assert current_config(recorded, CompressConfig, "run")["student"]["plain"] == "restore"
+    with pytest.raises(ConfigError, match=r"differs at: student\.plain\)"):
+        check_resumable(recorded, CompressConfig(), Path("run"))
+    check_resumable(recorded, CompressConfig(student={"plain": "restore"}), Path("run"))
+    # a config that records the key keeps it: the recorded default fills only what is missing
+    assert (
+        current_config(dump_config(CompressConfig()), CompressConfig, "run")["student"]["plain"] == "internal"
+    )

@@ -36,7 +36,7 @@ from distillkit.config import (
     load_train_config,
     validate,
 )
-from distillkit.config.core import task_of
+from distillkit.config.core import as_recorded, task_of
 from distillkit.errors import DistillkitError
 from distillkit.incremental.metrics import classifier_figures, other_classifier
 
@@ -450,15 +450,6 @@ def load_model(run_dir: str | Path) -> nn.Module:
     return _load_state(model, path, "the model of the run's config")
 
 
-def _recorded(config: dict) -> dict:
-    """A compress run's recorded config with the defaults of when it ran: a run recorded before `student.plain`
-    existed built its plain blocks with the 1×1 restore (`restore`; `internal` is the default now)."""
-    student = config.get("student")
-    if isinstance(student, dict) and "plain" not in student:
-        return {**config, "student": {**student, "plain": "restore"}}
-    return config
-
-
 def load_student(run_dir_or_path: str | Path) -> nn.Module:
     """The PBKD student of a `compress` run (its folder, or its student.pt), in eval mode.
 
@@ -476,7 +467,11 @@ def load_student(run_dir_or_path: str | Path) -> nn.Module:
     report = _finished_report(folder, "compress", what)
     if report["config"].get("task") == "video":
         return _load_video_student(folder, path, report)
-    cfg = validate(_recorded(report["config"]), CompressConfig, source=f"{folder / 'report.json'}: config")
+    cfg = validate(
+        as_recorded(report["config"], CompressConfig),
+        CompressConfig,
+        source=f"{folder / 'report.json'}: config",
+    )
     channels, classes = _image_shape(cfg.data)
     t = cfg.teacher
     with torch.random.fork_rng(devices=[]):
@@ -500,7 +495,9 @@ def _load_video_student(folder: Path, path: Path, report: dict) -> nn.Module:
     from distillkit.models.video_blocks import split_video_model
 
     cfg = validate(
-        _recorded(report["config"]), VideoCompressConfig, source=f"{folder / 'report.json'}: config"
+        as_recorded(report["config"], VideoCompressConfig),
+        VideoCompressConfig,
+        source=f"{folder / 'report.json'}: config",
     )
     with torch.random.fork_rng(devices=[]):
         teacher = split_video_model(load_video_teacher(Path(cfg.teacher.from_run)).model, cfg.blocks)

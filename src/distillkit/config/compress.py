@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -134,6 +134,8 @@ class CompressConfig(JobConfig):
     layer1..3) or module names, each ending a block."""
     student: StudentConfig = StudentConfig()
     """Student block design."""
+    recorded_defaults: ClassVar[dict[str, Any]] = {"student.plain": "restore"}
+    """Runs recorded before `student.plain` existed built their plain blocks with the 1×1 restore."""
     pbkd: PBKDConfig = PBKDConfig()
     """Progressive training."""
     baselines: BaselineConfig = BaselineConfig()
@@ -200,6 +202,8 @@ class VideoCompressConfig(JobConfig):
     names, each ending a block: a stem layer, a stage or a residual unit (`layer2.0`)."""
     student: StudentConfig = StudentConfig()
     """Student block design (per frame; the temporal shift is kept)."""
+    recorded_defaults: ClassVar[dict[str, Any]] = {"student.plain": "restore"}
+    """Runs recorded before `student.plain` existed built their plain blocks with the 1×1 restore."""
     pbkd: VideoPBKDConfig = VideoPBKDConfig()
     """Progressive training."""
     baselines: VideoBaselineConfig = VideoBaselineConfig()

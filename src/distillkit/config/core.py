@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -28,6 +28,9 @@ class Section(BaseModel):
     model_config = ConfigDict(
         extra="forbid", validate_assignment=True, use_attribute_docstrings=True, allow_inf_nan=False
     )
+    recorded_defaults: ClassVar[dict[str, Any]] = {}
+    """Keys (dotted) whose default changed after they existed: the value a recorded config that lacks the key was
+    run with (it was recorded before the key existed, when the code did what this value does now)."""
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -300,12 +303,29 @@ def dump_config(cfg: Section) -> dict:
     return tree
 
 
+def as_recorded(saved: dict, schema: type[Section]) -> dict:
+    """`saved` (a recorded config tree) with each of `schema.recorded_defaults` it lacks set to what the run used:
+    a key added since then would otherwise take today's default, which may build something else."""
+    tree = dict(saved)
+    for key, value in schema.recorded_defaults.items():
+        *parents, leaf = key.split(".")
+        node = tree
+        for name in parents:
+            if not isinstance(node.get(name), dict):
+                break
+            node[name] = node = dict(node[name])
+        else:
+            node.setdefault(leaf, value)
+    return tree
+
+
 def current_config(saved: dict, schema: type[Section], source: str) -> dict:
     """A config that a run recorded (`dump_config`'s tree) as this version writes it: keys added since then take
-    their defaults, so that a run made before a new key existed still compares equal. A `ConfigError` naming
-    `source` when it no longer validates (a key removed or renamed since)."""
+    their defaults (or, for `schema.recorded_defaults`, what the run used), so that a run made before a new key
+    existed still compares equal. A `ConfigError` naming `source` when it no longer validates (a key removed or
+    renamed since)."""
     try:
-        return dump_config(validate(saved, schema, source=source))
+        return dump_config(validate(as_recorded(saved, schema), schema, source=source))
     except ConfigError as e:
         raise ConfigError(f"{e} (it does not validate with this version of distillkit)") from None
 
