@@ -25,6 +25,7 @@ import json
 from pathlib import Path
 
 from compress_families import t_interval
+from compress_fashion_mnist import train_teacher
 
 CONFIGS = {
     "demo": (Path("src/distillkit/presets/demo_compress.yaml"), 2.6),
@@ -53,17 +54,6 @@ def run(config: Path, reduction: float, design: str, seed: int, teacher: Path, o
     return CompressionRun(load_config(config, CompressConfig, overrides), out, resume=True).run()
 
 
-def train_teacher(config: Path, out: Path) -> None:
-    """The config's teacher, trained once (seed 0) as `distillkit train` would."""
-    from distillkit.config import CompressConfig, TrainConfig, load_config
-    from distillkit.jobs.train import run_train
-
-    if (out / "report.json").is_file():
-        return
-    cfg = load_config(config, CompressConfig, [])
-    run_train(TrainConfig(seed=0, device=cfg.device, data=cfg.data, model=cfg.teacher), out)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", choices=sorted(CONFIGS), required=True)
@@ -76,7 +66,7 @@ def main() -> None:
     args = parser.parse_args()
     config, reduction = CONFIGS[args.config]
     out = args.out / args.config
-    train_teacher(config, out / "teacher")
+    train_teacher(config, [], out / "teacher")
     reports = {
         (design, seed): run(config, reduction, design, seed, out / "teacher", out / f"{design}_seed{seed}")
         for seed in args.seeds
