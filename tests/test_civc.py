@@ -165,7 +165,13 @@ def test_uniform_key_frames_replay_at_an_even_lower_frame_rate() -> None:
 
 
 # -------------------------------------------------------------------------------------------------- method
-EVERY_PART = {"logit_weight": 1.0, "spatial_weight": 1.0, "temporal_weight": 1.0, "key_frames": 4}
+EVERY_PART = {
+    "logit_weight": 1.0,
+    "spatial_weight": 1.0,
+    "temporal_weight": 1.0,
+    "key_frames": 4,
+    "adaptive_weights": True,
+}
 """civc with every part of its design switched on (the defaults switch off what the benchmark found costly)."""
 
 
@@ -224,13 +230,15 @@ def test_civc_loss_parts_follow_the_switches() -> None:
     linear = {k: v for k, v in out.items() if k != "cosine"}  # a linear head has no cosine scores to rank
     _, parts = build_method("civc", {"head": "linear"}).loss(linear, old, y, ctx)
     assert logged(parts)["ranking"] == 0
-    # the defaults: LUCIR's terms only; KD and the feature parts are not even computed
+    # the defaults: LUCIR's terms only, the less-forget weight 5 whatever the classes; KD and the feature parts
+    # are not even computed
     total, parts = build_method("civc", {}).loss(out, old, y, ctx)
     parts = logged(parts)
     assert set(parts) == {"ce", "kd", "ranking", "embedding"} and parts["kd"] == 0
-    assert total.item() == pytest.approx(
-        parts["ce"] + parts["ranking"] + scale * 5.0 * parts["embedding"], rel=1e-5
-    )
+    assert total.item() == pytest.approx(parts["ce"] + parts["ranking"] + 5.0 * parts["embedding"], rel=1e-5)
+    scaled, scaled_parts = build_method("civc", {"adaptive_weights": True}).loss(out, old, y, ctx)
+    assert logged(scaled_parts) == parts  # the same parts, weighted by LUCIR's sqrt(old / new)
+    assert scaled.item() == pytest.approx(total.item() + (scale - 1) * 5.0 * parts["embedding"], rel=1e-5)
     one = build_method("civc", {"temporal_weight": 0.5})  # one part on: only that part is computed
     assert set(one.feature_losses(out, old)) == {"temporal"}
 
