@@ -65,8 +65,8 @@ FIRST_DESIGN = (
     "method.options.adaptive_weights=true",
 )
 """civc's defaults when these tables were measured (every part on, fixed key-frames, no class-balanced
-fine-tuning, the distillation weights scaled by sqrt(old / new classes)); every civc run here starts from them, so the tables reproduce (the defaults have changed since:
-benchmarks/civc_bench.py)."""
+fine-tuning, the distillation weights scaled by sqrt(old / new classes)); every civc run here starts from them, so
+the tables reproduce (the defaults have changed since: benchmarks/civc_bench.py)."""
 CIVC = Variant("civc", "civc")
 ABLATION = [
     CIVC,

@@ -10,9 +10,9 @@ herding.
 
 The defaults are what the benchmark's development orders chose and its held-out orders support (docs/results.md):
 LUCIR's terms on a cosine classifier (its less-forget weight kept at 5 in every step rather than grown with the old
-classes), whole clips, class-balanced fine-tuning, and exemplar frames stored at 0.6
-of each side, which hold 0.36 of a frame's pixels, so that about 2.8 times as many exemplar clips fit the frame
-budget (spatial granularity), with half the new classes' training clips shown at that resolution. The decomposed
+classes), whole clips, class-balanced fine-tuning, and exemplar frames stored at 0.6 of each side, which hold 0.36
+of a frame's pixels, so that about 2.8 times as many exemplar clips fit the frame budget (spatial granularity),
+with half the new classes' training clips shown at that resolution. The decomposed
 distillation, the KD on old logits, the key-frames, the logit adjustment, weight interpolation and batch-norm
 recalibration each cost accuracy on the development orders and are off; the old model on batch statistics, chosen
 there, was not separated from running statistics on the held-out orders and is off too.
