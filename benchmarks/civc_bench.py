@@ -173,6 +173,7 @@ was kept at 5 (`DEFAULTS`)."""
 DEFAULTS = f"{AT_LR2}, less-forget weight not scaled by the classes"
 """civc at its defaults now: `AT_LR2` with the less-forget weight kept at 5 in every step, chosen on development
 orders 100-103 and supported by the held-out orders 0-4 of the three presets (Intel Xeon base models)."""
+DEFAULTS_HALF = f"{DEFAULTS}, half budget"
 AT_LR2_HALF = f"{AT_LR2}, half budget"
 AT_LR2_TWICE = f"{AT_LR2}, twice the budget"
 FIX_OLD = ("method.options.fix_old_weights=true",)
@@ -355,6 +356,13 @@ ENTRIES = [
     # the last step's new classes are learnt least, where the less-forget weight, 5·sqrt(old/new), is largest:
     # the weight kept at 5 in every step (development orders 100-103 on the Intel Xeon)
     on_defaults("less-forget weight not scaled by the classes", "method.options.adaptive_weights=false"),
+    # civc at its defaults now at half the frame budget, against iCaRL at the full one
+    Entry(
+        DEFAULTS_HALF,
+        "civc",
+        (*MEMORY_NOW, "method.options.adaptive_weights=false", *HALF_BUDGET),
+        ablates=DEFAULTS,
+    ),
     Entry("lucir, old class weights fixed", "lucir", FIX_OLD, baseline=True, ablates="lucir"),
     Entry(
         "lucir + CBF, old class weights fixed",
@@ -405,6 +413,7 @@ AGAINST_BASELINES = (
     AT_LR2,
     AT_LR2_HALF,
     DEFAULTS,
+    DEFAULTS_HALF,
 )
 """The entries compared with every baseline (the others only with civc)."""
 BUDGETS = (720, 1440, 2880)
@@ -455,6 +464,8 @@ HELD_OUT_TABLE = ("lucir", "icarl", "tcd", "lucir + CBF", "joint (upper bound)",
 XEON_TABLE = ("lucir", "lucir + CBF", AT_LR2, DEFAULTS)
 """The entries of the tables made on the Intel Xeon's base models of every preset: the two strongest baselines of
 the archive's tables, civc at its earlier defaults and at its defaults now."""
+XEON_BASELINES = (*XEON_TABLE, "icarl", "tcd", "podnet", "lucir + TC", "icarl + TC", DEFAULTS_HALF)
+"""`XEON_TABLE` with every other baseline and civc at its defaults at half the frame budget (motion preset)."""
 EVERY_TABLE: dict[str, tuple[str, ...]] = {
     "civc_bench_appearance": ("--preset", "appearance", "--entries", *PRESET_TABLE),
     "civc_bench_demo": ("--preset", "demo", "--entries", "joint (upper bound)", "lucir", "icarl", "lucir + CBF", AT_LR2,
