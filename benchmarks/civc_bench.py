@@ -488,7 +488,7 @@ EVERY_TABLE: dict[str, tuple[str, ...]] = {
         f"{AT_LR2}, CBF of the whole network", DEFAULTS),
     "civc_bench_motion_xeon_orders0_1_2_3_4_10_11_12_13_14": ("--machine", "xeon", *orders(0, 4), *orders(10, 14)[1:],
         "--entries", *XEON_TABLE),
-    "civc_bench_motion_xeon_orders10-14": ("--machine", "xeon", *orders(10, 14), "--entries", *XEON_TABLE),
+    "civc_bench_motion_xeon_orders10-14": ("--machine", "xeon", *orders(10, 14), "--entries", *XEON_BASELINES),
     "civc_bench_motion_xeon_dev_orders100-103": ("--machine", "xeon", *orders(100, 103), "--entries", "lucir",
         "lucir + CBF", AT_LR2, f"{AT_LR2}, less-forget on old clips", f"{AT_LR2}, CBF 1 epoch",
         f"{AT_LR2}, three quarters of the new clips small", f"{AT_LR2}, less-forget weight 10",
