@@ -174,6 +174,7 @@ DEFAULTS = f"{AT_LR2}, less-forget weight not scaled by the classes"
 """civc at its defaults now: `AT_LR2` with the less-forget weight kept at 5 in every step, chosen on development
 orders 100-103 and supported by the held-out orders 0-4 of the three presets (Intel Xeon base models)."""
 DEFAULTS_HALF = f"{DEFAULTS}, half budget"
+DEFAULTS_TWICE = f"{DEFAULTS}, twice the budget"
 AT_LR2_HALF = f"{AT_LR2}, half budget"
 AT_LR2_TWICE = f"{AT_LR2}, twice the budget"
 FIX_OLD = ("method.options.fix_old_weights=true",)
@@ -363,6 +364,12 @@ ENTRIES = [
         (*MEMORY_NOW, "method.options.adaptive_weights=false", *HALF_BUDGET),
         ablates=DEFAULTS,
     ),
+    Entry(
+        DEFAULTS_TWICE,
+        "civc",
+        (*MEMORY_NOW, "method.options.adaptive_weights=false", *TWICE_BUDGET),
+        ablates=DEFAULTS,
+    ),
     Entry("lucir, old class weights fixed", "lucir", FIX_OLD, baseline=True, ablates="lucir"),
     Entry(
         "lucir + CBF, old class weights fixed",
@@ -430,11 +437,19 @@ BUDGET_ENTRIES = {
         for method in ("icarl", "tcd")
     },
 }
-"""The entry of each method at each budget of the plot (`--budget`): civc with frames at 0.6 and half the new clips
-small (its defaults before the less-forget weight was kept at 5, which has not run at these budgets) and at its
-earlier ones (frames at 0.7, new clips sharp), iCaRL and TCD."""
+"""The entry of each method at each budget of the archive's plot (`--budget`): civc with frames at 0.6 and half the
+new clips small (its defaults before the less-forget weight was kept at 5, which has not run on those base models
+at these budgets) and at its earlier ones (frames at 0.7, new clips sharp), iCaRL and TCD."""
+MACHINE_BUDGET_ENTRIES = {
+    "civc at its defaults": dict(zip(BUDGETS, (DEFAULTS_HALF, DEFAULTS, DEFAULTS_TWICE), strict=True)),
+    "icarl": BUDGET_ENTRIES["icarl"],
+    "tcd": BUDGET_ENTRIES["tcd"],
+}
+"""The plot's entries on another machine's base models (`--budget --machine NAME`): civc at its defaults now, iCaRL
+and TCD."""
 
 LEGEND = {
+    "civc at its defaults": "civc at its defaults",
     "civc": "civc, frames 0.6 (less-forget weight scaled)",
     "civc, earlier defaults": "civc, earlier defaults (frames 0.7)",
     "icarl": "iCaRL (NME)",
@@ -464,15 +479,18 @@ HELD_OUT_TABLE = ("lucir", "icarl", "tcd", "lucir + CBF", "joint (upper bound)",
 XEON_TABLE = ("lucir", "lucir + CBF", AT_LR2, DEFAULTS)
 """The entries of the tables made on the Intel Xeon's base models of every preset: the two strongest baselines of
 the archive's tables, civc at its earlier defaults and at its defaults now."""
-XEON_BASELINES = (*XEON_TABLE, "icarl", "tcd", "podnet", "lucir + TC", "icarl + TC", DEFAULTS_HALF)
-"""`XEON_TABLE` with every other baseline and civc at its defaults at half the frame budget (motion preset)."""
+XEON_PRESET_BASELINES = (*XEON_TABLE, "icarl", "tcd", "podnet", "lucir + TC", "icarl + TC")
+"""`XEON_TABLE` with every other baseline (the appearance and mixed presets' tables)."""
+XEON_BASELINES = (*XEON_PRESET_BASELINES, DEFAULTS_HALF)
+"""`XEON_PRESET_BASELINES` and civc at its defaults at half the frame budget (the motion preset's tables)."""
 EVERY_TABLE: dict[str, tuple[str, ...]] = {
     "civc_bench_appearance": ("--preset", "appearance", "--entries", *PRESET_TABLE),
     "civc_bench_demo": ("--preset", "demo", "--entries", "joint (upper bound)", "lucir", "icarl", "lucir + CBF", AT_LR2,
                         "civc", "civc, frames at 0.6", FULL),
     "civc_bench_demo_orders0-9": ("--preset", "demo", *orders(0, 9), "--entries", *DEMO_TABLE),
     "civc_bench_demo_orders5-9": ("--preset", "demo", *orders(5, 9), "--entries", *DEMO_TABLE),
-    "civc_bench_appearance_xeon": ("--preset", "appearance", "--machine", "xeon", "--entries", *XEON_TABLE),
+    "civc_bench_appearance_xeon": ("--preset", "appearance", "--machine", "xeon", "--entries",
+        *XEON_PRESET_BASELINES),
     "civc_bench_mixed": ("--preset", "mixed", "--entries", *PRESET_TABLE),
     "civc_bench_mixed_xeon": ("--preset", "mixed", "--machine", "xeon", "--entries", *XEON_TABLE),
     "civc_bench_motion": (),
@@ -545,13 +563,17 @@ class Bench:
         self.root = ROOT / "runs" / "bench" / "civc_bench"
         known = {e.label: e for e in ENTRIES}
         if args.budget:
-            labels = [label for by_budget in BUDGET_ENTRIES.values() for label in by_budget.values()]
+            labels = [label for by_budget in self.budget_entries().values() for label in by_budget.values()]
         else:
             labels = args.entries or (list(known) if args.all else DEV_TABLE if args.dev else TABLE)
         missing = [label for label in labels if label not in known]
         if missing:
             raise SystemExit(f"unknown entries {missing}; known: {sorted(known)}")
         self.entries = [known[label] for label in labels]
+
+    def budget_entries(self) -> dict[str, dict[int, str]]:
+        """The budget plot's entries: the archive's, or on another machine's base models civc at its defaults."""
+        return MACHINE_BUDGET_ENTRIES if self.args.machine else BUDGET_ENTRIES
 
     def run_dir(self, label: str, order: int) -> Path:
         return self.root / self.folder / slug(label) / f"order_{order}"
@@ -792,9 +814,9 @@ class Bench:
         return text
 
     def budget_report(self, reused: int, wall: float) -> str:
-        """Average incremental accuracy of each method of `BUDGET_ENTRIES` (civc's two memories, iCaRL, TCD) at
-        each budget of `BUDGETS` (mean, std and 95 % t-interval over the orders), the paired differences of both
-        civc lines with iCaRL and TCD and with each other at each budget, and a plot."""
+        """Average incremental accuracy of each method of `budget_entries()` (civc's lines, iCaRL, TCD) at each
+        budget of `BUDGETS` (mean, std and 95 % t-interval over the orders), the paired differences of each civc line
+        with iCaRL and TCD and of the first with the others at each budget, and a plot."""
         self.check_bases()
         import matplotlib
 
@@ -802,7 +824,7 @@ class Bench:
         import matplotlib.pyplot as plt
 
         accs = {e.label: [r["avg_incremental_accuracy"] for r in self.own(e.label)] for e in self.entries}
-        name = f"civc_budget_{self.args.preset}"
+        name = f"civc_budget_{self.folder}"
         lines = [
             f"# {name}", "", f"`{self.command()}`", "",
             f"{self.args.preset} preset, `configs/incremental_civc_bench.yaml` at {', '.join(map(str, BUDGETS))} "
@@ -812,7 +834,8 @@ class Bench:
             "| Method | " + " | ".join(f"{b} frames" for b in BUDGETS) + " |", "|---|" + "---|" * len(BUDGETS),
         ]  # fmt: skip
         fig, ax = plt.subplots(figsize=(5.5, 4))
-        for method, by_budget in BUDGET_ENTRIES.items():
+        entries = self.budget_entries()
+        for method, by_budget in entries.items():
             stats = [paired(accs[by_budget[b]]) for b in BUDGETS]
             lines.append(
                 f"| {method} | "
@@ -828,11 +851,12 @@ class Bench:
         lines += ["", "civc − baseline at the same budget, paired by order:", "",
                   "| civc | Budget | Baseline | Differences per order | Mean ± std | 95 % interval | Verdict |",
                   "|---|---|---|---|---|---|---|"]  # fmt: skip
-        pairs = [("civc", "icarl"), ("civc", "tcd"), ("civc", "civc, earlier defaults"),
-                 ("civc, earlier defaults", "icarl"), ("civc, earlier defaults", "tcd")]  # fmt: skip
+        civcs = [method for method in entries if method.startswith("civc")]
+        pairs = [(civcs[0], method) for method in ("icarl", "tcd", *civcs[1:])]
+        pairs += [(civc, method) for civc in civcs[1:] for method in ("icarl", "tcd")]
         for civc, method in pairs:
             for b in BUDGETS:
-                diffs = [x - y for x, y in zip(accs[BUDGET_ENTRIES[civc][b]], accs[BUDGET_ENTRIES[method][b]],
+                diffs = [x - y for x, y in zip(accs[entries[civc][b]], accs[entries[method][b]],
                                                strict=True)]  # fmt: skip
                 s = paired(diffs)
                 lo, hi = s["ci95"]

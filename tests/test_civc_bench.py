@@ -235,6 +235,42 @@ def test_budget_report_tables_each_method_per_budget_and_pairs_civc_with_each_ba
     assert not (tmp_path / "civc_summary.json").exists()  # the plot chooses nothing and claims nothing
 
 
+def test_budget_report_on_another_machine_plots_civc_at_its_defaults_against_icarl_and_tcd(
+    bench, tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setattr(bench, "RESULTS", tmp_path)
+    monkeypatch.setattr(bench, "ARCHIVE", tmp_path / "archive")
+    args = {"orders": [0, 1, 2], "dev": False, "preset": "motion", "all": False, "jobs": 2, "budget": True,
+            "entries": None, "base_epochs": None, "machine": "xeon"}  # fmt: skip
+    b = bench.Bench(type("Args", (Unset,), args)())
+    now = bench.DEFAULTS
+    assert [e.label for e in b.entries] == [
+        f"{now}, half budget", now, f"{now}, twice the budget", "icarl, half budget", "icarl",
+        "icarl, twice the budget", "tcd, half budget", "tcd", "tcd, twice the budget",
+    ]  # fmt: skip
+    overrides = {e.label: e.overrides for e in b.entries}
+    assert overrides[f"{now}, twice the budget"] == (*overrides[now], "memory.budget_frames=2880")
+    # civc 80 on every order and budget; icarl 75, 76, 77 by order; tcd 80 - budget/720
+    accs = {label: [80.0 - (m == "icarl") * (5 - o) - (m == "tcd") * b_ / 720 for o in range(3)]
+            for m, by_budget in bench.MACHINE_BUDGET_ENTRIES.items() for b_, label in by_budget.items()}  # fmt: skip
+    monkeypatch.setattr(
+        b, "own", lambda label: [{"avg_incremental_accuracy": a, "forgetting": 0.0} for a in accs[label]]
+    )
+    monkeypatch.setattr(b, "results", lambda label, order: {"seconds_per_step": [60.0, 60.0]})
+    text = b.budget_report(0, 0.0)
+    rows = [line for line in text.splitlines() if line.startswith("| civc at its defaults | ")]
+    assert rows[0] == "| civc at its defaults | " + " | ".join(["80.00 ± 0.00 [80.0, 80.0]"] * 3) + " |"
+    assert [row.split(" | ")[1:3] for row in rows[1:]] == [
+        ["720", "icarl"], ["1440", "icarl"], ["2880", "icarl"], ["720", "tcd"], ["1440", "tcd"], ["2880", "tcd"],
+    ]  # fmt: skip
+    assert (
+        "| civc at its defaults | 1440 | icarl | +5.0 / +4.0 / +3.0 | +4.00 ± 1.00 | [+1.52, +6.48] | better |"
+        in text
+    )
+    assert "| civc at its defaults | 2880 | tcd | +4.0 / +4.0 / +4.0 | +4.00 ± 0.00 |" in text
+    assert (tmp_path / "civc_budget_motion_xeon.png").stat().st_size > 0  # beside the archive's plot
+
+
 def test_finished_runs_are_archived_and_not_run_again_unless_their_base_model_is_needed(
     bench, tmp_path, monkeypatch
 ) -> None:
