@@ -194,14 +194,19 @@ def test_report_pairs_civc_with_the_baselines_and_civc_options_with_the_civc_the
     assert epochs[(keys, full)] == {keys: "unknown", full: "mixed"}
 
 
+def budget_bench(bench, tmp_path, monkeypatch, preset: str, **machine: str):
+    """A `--budget` bench on orders 0-2 writing its table and plot under `tmp_path`."""
+    monkeypatch.setattr(bench, "RESULTS", tmp_path)
+    monkeypatch.setattr(bench, "ARCHIVE", tmp_path / "archive")
+    args = {"orders": [0, 1, 2], "dev": False, "preset": preset, "all": False, "jobs": 2, "budget": True,
+            "entries": None, "base_epochs": None, **machine}  # fmt: skip
+    return bench.Bench(type("Args", (Unset,), args)())
+
+
 def test_budget_report_tables_each_method_per_budget_and_pairs_civc_with_each_baseline(
     bench, tmp_path, monkeypatch
 ) -> None:
-    monkeypatch.setattr(bench, "RESULTS", tmp_path)
-    monkeypatch.setattr(bench, "ARCHIVE", tmp_path / "archive")
-    args = {"orders": [0, 1, 2], "dev": False, "preset": "appearance", "all": False, "jobs": 2, "budget": True,
-            "entries": None, "base_epochs": None}  # fmt: skip
-    b = bench.Bench(type("Args", (Unset,), args)())
+    b = budget_bench(bench, tmp_path, monkeypatch, "appearance")
     now = bench.AT_LR2
     assert [e.label for e in b.entries] == [
         f"{now}, half budget", now, f"{now}, twice the budget",
@@ -238,11 +243,7 @@ def test_budget_report_tables_each_method_per_budget_and_pairs_civc_with_each_ba
 def test_budget_report_on_another_machine_plots_civc_at_its_defaults_against_icarl_and_tcd(
     bench, tmp_path, monkeypatch
 ) -> None:
-    monkeypatch.setattr(bench, "RESULTS", tmp_path)
-    monkeypatch.setattr(bench, "ARCHIVE", tmp_path / "archive")
-    args = {"orders": [0, 1, 2], "dev": False, "preset": "motion", "all": False, "jobs": 2, "budget": True,
-            "entries": None, "base_epochs": None, "machine": "xeon"}  # fmt: skip
-    b = bench.Bench(type("Args", (Unset,), args)())
+    b = budget_bench(bench, tmp_path, monkeypatch, "motion", machine="xeon")
     now = bench.DEFAULTS
     assert [e.label for e in b.entries] == [
         f"{now}, half budget", now, f"{now}, twice the budget", "icarl, half budget", "icarl",
