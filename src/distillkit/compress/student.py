@@ -43,6 +43,7 @@ from torchvision.models.resnet import BasicBlock, Bottleneck
 from distillkit.engine.profile import count_macs
 from distillkit.errors import SplitError
 from distillkit.models.blocks import BlockTracer, BlockwiseNet, ResidualUnit
+from distillkit.models.pooling import StridedMaxPool2d, fast_pools
 from distillkit.models.tsm import ShiftConv2d
 from distillkit.models.video_blocks import ClipBlock
 
@@ -291,9 +292,13 @@ def design_student(
     residual: str = "internal",
     copy_if_costlier: bool = True,
     plain: str = "internal",
+    fast_pool: bool = True,
 ) -> list[nn.Module]:
     """Student blocks for every teacher block; `shapes[k]` = (input shape, output shape) of block k (for a
     `ClipBlock`, of clips: (N, T, C, H, W)).
+
+    With `fast_pool`, every max-pooling layer whose windows tile its input becomes a `StridedMaxPool2d`: the same
+    values, computed faster on a CPU when no gradient is asked for (`distillkit.models.pooling`).
 
     With `copy_if_costlier`, a block whose designed student would have at least the teacher block's MACs (a
     ResNet stem on grey images: one thin conv plus the 1×1 restore cost more than the teacher's conv) gets a copy
@@ -314,6 +319,8 @@ def design_student(
         if copy_if_costlier and count_macs(student, one) >= count_macs(block, one):
             inherit = resolve_init(design, init) == "inherit"
             student = copy.deepcopy(block) if inherit else fresh_copy(block)
+        if fast_pool:
+            fast_pools(student)
         with torch.no_grad():
             got = student.eval()(torch.zeros(shape_in)).shape
         if got != shape_out:
@@ -337,6 +344,8 @@ def is_copy(student: nn.Module, teacher: nn.Module) -> bool:
 
 
 def _kind(module: nn.Module) -> type:
+    if isinstance(module, StridedMaxPool2d):  # the same values as the teacher's pool
+        return nn.MaxPool2d
     return fx.GraphModule if isinstance(module, fx.GraphModule) else type(module)
 
 
@@ -407,6 +416,7 @@ def student_from_config(
         config.residual,
         config.copy_if_costlier,
         config.plain,
+        config.fast_pool,
     )
 
 

@@ -31,11 +31,12 @@ class ResidualUnit(nn.Module):
 
 
 class BlockTracer(fx.Tracer):
-    """fx tracer that keeps residual units whole (they are redesigned as units, not op by op)."""
+    """fx tracer that keeps residual units whole (they are redesigned as units, not op by op) and max-pooling
+    layers leaves (a student's `StridedMaxPool2d` included)."""
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
-        unit = isinstance(m, (BasicBlock, Bottleneck, ResidualUnit))
-        return unit or super().is_leaf_module(m, module_qualified_name)
+        whole = isinstance(m, (BasicBlock, Bottleneck, ResidualUnit, nn.MaxPool2d))
+        return whole or super().is_leaf_module(m, module_qualified_name)
 
 
 class BlockwiseNet(nn.Module):
