@@ -522,6 +522,7 @@ EVERY_TABLE: dict[str, tuple[str, ...]] = {
     "civc_bench_motion_orders5-9": (*orders(5, 9), "--entries", *HELD_OUT_TABLE, "icarl, step lr 0.004",
         "tcd, step lr 0.004", "podnet, step lr 0.004", "lucir + TC, step lr 0.004", "icarl + TC, step lr 0.004"),
     "civc_budget_motion": ("--budget",),
+    "civc_budget_motion_xeon": ("--budget", "--machine", "xeon"),
 }  # fmt: skip
 """Every current table of `benchmarks/results/` with the arguments that write it (its line 3 says the same; a test
 keeps them equal): `--every-table` runs them in turn, reusing every archived run, so that `make bench-civc`
