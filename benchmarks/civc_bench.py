@@ -489,6 +489,8 @@ EVERY_TABLE: dict[str, tuple[str, ...]] = {
                         "civc", "civc, frames at 0.6", FULL),
     "civc_bench_demo_orders0-9": ("--preset", "demo", *orders(0, 9), "--entries", *DEMO_TABLE),
     "civc_bench_demo_orders5-9": ("--preset", "demo", *orders(5, 9), "--entries", *DEMO_TABLE),
+    "civc_bench_demo_xeon_orders0-9": ("--preset", "demo", "--machine", "xeon", *orders(0, 9), "--entries", "lucir",
+        "icarl", "lucir + CBF", AT_LR2, DEFAULTS),
     "civc_bench_appearance_xeon": ("--preset", "appearance", "--machine", "xeon", "--entries",
         *XEON_PRESET_BASELINES),
     "civc_bench_mixed": ("--preset", "mixed", "--entries", *PRESET_TABLE),
