@@ -1,24 +1,28 @@
 """How the CPU speed-up of a PBKD student compares with its MACs ratio as the teacher gets wider.
 
-    python benchmarks/compress_width_latency.py            # VGG-16 and ResNet-18 at widths 0.25, 0.5, 1
-    python benchmarks/compress_width_latency.py --widths 0.25 --rounds 3
+    python benchmarks/compress_width_latency.py            # every family of the families benchmark
+    python benchmarks/compress_width_latency.py --families VGG-16 --widths 0.25 --rounds 3
 
-The families benchmark (`compress_families.py`) trains at width 0.25, where a batch-64 student runs 0.55–0.66 of
-its MACs ratio faster than its teacher on one CPU thread. Latency does not depend on the weights, so this script
-builds each teacher of `configs/compress_fashion_mnist_{vgg16,resnet18}.yaml` at several widths, designs its
-student as the families benchmark does (its MACs target and student options: `ratio_for_macs`,
+The families benchmark (`compress_families.py`) trains VGG-16 and ResNet-18 at width 0.25, where a batch-64 student
+ran 0.53–0.63 of its MACs ratio faster than its teacher on one CPU thread. Latency does not depend on the weights,
+so this script builds each teacher of `configs/compress_fashion_mnist_{vgg16,resnet18}.yaml` at widths 0.25, 0.5
+and 1, and those of the benchmark's other two families (the CIFAR ResNet-20 of
+`configs/compress_fashion_mnist_resnet20.yaml` and the user CNN of `user_cnn.py`, given by module names) at the
+width it trains them at, designs each student as the families benchmark does (its MACs target and student options: `ratio_for_macs`,
 `design_student`), and times both untrained, interleaved (one thread, median of `--rounds` rounds of 3 batch-64
 forward passes on the configs' 32×32 grey inputs), in PyTorch's default (NCHW) memory format and in channels-last
 (`memory_format=torch.channels_last`, what `runtime.channels_last` trains in), with per-operator times from one
 `torch.profiler` pass and, at the first width, each conv's time by its input and weight shape: where a student's
-saved MACs do not turn into saved time.
+saved MACs do not turn into saved time. A last table times one 3×3 conv at every output width from 4 to 64
+channels: a CPU library that computes output channels in blocks (oneDNN uses blocks of 16 with AVX-512) spends on a
+conv of 6 output channels what it spends on one of 16.
 
 Two more columns say how far a student could go. **The conv bound**: PBKD replaces each block by one that gives the
 same output, so what a block spends outside its convs (pooling, batch norm, activations, the head) stays; if the
 student's convs ran exactly the MACs ratio faster than the teacher's and the rest took what it takes in the
 student, its speed-up would be `teacher ms / (teacher conv ms / MACs ratio + student non-conv ms)`, the conv and
-non-conv shares taken from the profiled pass. A speed-up / MACs ratio target above this bound cannot be met by
-thinning convs. **onnxruntime**: both models exported to ONNX (the job's `export_onnx` path) and timed in
+non-conv shares taken from the profiled pass, the teacher's with its pools made fast as the student's are (like
+for like, below). A speed-up / MACs ratio target above this bound cannot be met by thinning convs. **onnxruntime**: both models exported to ONNX (the job's `export_onnx` path) and timed in
 onnxruntime's CPU provider on one thread, the runtime a deployment would use, which fuses batch norm and ReLU into
 the convs. **Like for like**: the student's max-pooling layers run as `StridedMaxPool2d` (`student.fast_pool`,
 the same values as PyTorch's pool, computed faster on a CPU); the teacher is the config's model as a user has it,
@@ -37,22 +41,26 @@ import time
 from pathlib import Path
 
 import torch
+from torchvision.models.resnet import BasicBlock
 
 from distillkit.compress.student import ratio_from_config, student_from_config
 from distillkit.config import CompressConfig, load_config
 from distillkit.engine.profile import count_macs, measure_latency
 from distillkit.models import build_model
-from distillkit.models.blocks import BlockwiseNet, block_shapes, split_model
+from distillkit.models.blocks import BlockwiseNet, ResidualUnit, block_shapes, split_model
 from distillkit.models.pooling import fast_pools
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 FAMILIES = {
-    "VGG-16": ("configs/compress_fashion_mnist_vgg16.yaml", 3.0, {"plain": "internal"}),
-    "ResNet-18": ("configs/compress_fashion_mnist_resnet18.yaml", 2.5, {}),
+    "VGG-16": ("configs/compress_fashion_mnist_vgg16.yaml", 3.0, {"plain": "internal"}, (0.25, 0.5, 1.0)),
+    "ResNet-18": ("configs/compress_fashion_mnist_resnet18.yaml", 2.5, {}, (0.25, 0.5, 1.0)),
+    "ResNet-20": ("configs/compress_fashion_mnist_resnet20.yaml", 2.5, {}, (1.0,)),
+    "user CNN": ("user_cnn", 2.5, {"plain": "internal"}, (1.0,)),
 }
-"""Each family's config, the MACs reduction the families benchmark asks of it and the student options it sets
-(`compress_families.py`: VGG-16's blocks keep their last conv wide, `student.plain: internal`)."""
+"""Each family's config (`user_cnn`: the config `compress_families.user_cnn_config` builds), the MACs reduction the
+families benchmark asks of it, the student options it sets (`compress_families.py`: VGG-16's and the user CNN's
+blocks keep their last conv wide, `student.plain: internal`) and the widths timed (the first the benchmark's)."""
 OPS = (
     "aten::conv2d",
     "aten::max_pool2d",
@@ -65,12 +73,21 @@ OPS = (
 """`aten::maximum`: the strided maxima of `StridedMaxPool2d` (the students' pooling in NCHW)."""
 
 
+def family_config(config: str) -> CompressConfig:
+    """The config file `config`, or for `user_cnn` the user CNN's config (the backbone registered)."""
+    if config == "user_cnn":
+        from compress_families import user_cnn_config
+
+        return CompressConfig.model_validate(user_cnn_config())
+    return load_config(ROOT / config, CompressConfig)
+
+
 def pair(
     config: str, width: float, reduction: float, student: dict | None = None
 ) -> tuple[BlockwiseNet, BlockwiseNet, tuple[int, ...]]:
     """Teacher and student (untrained, eval mode) of `config` at `width`, the student meeting `reduction` with the
     `student:` options `student` sets."""
-    cfg = load_config(ROOT / config, CompressConfig)
+    cfg = family_config(config)
     t, s = cfg.teacher, cfg.student.model_copy(update={"macs_reduction": reduction, **(student or {})})
     shape = (1, cfg.data.image_size, cfg.data.image_size)
     teacher = split_model(build_model(t.arch, 10, 1, width, t.small_input).eval(), cfg.blocks).eval()
@@ -135,6 +152,86 @@ def onnxruntime_ms(nets: dict[str, torch.nn.Module], shape: tuple[int, ...], rou
     return {name: statistics.median(v) for name, v in times.items()}
 
 
+def blocked_ratio(teacher: torch.nn.Module, shape: tuple[int, ...], block: int = 16) -> float | None:
+    """The most MACs a residual-internal student saves (teacher MACs / student MACs) when every thinned width is a
+    multiple of `block`, at least `block`: each basic unit's internal width (its first 3×3 conv's output, its
+    second's input) at `block` where it is wider, every other conv as the teacher's. On a CPU that computes output
+    channels in blocks of `block`, a thinner width runs no faster. None for a teacher without basic units."""
+    convs = {m: 0 for m in teacher.modules() if isinstance(m, torch.nn.Conv2d)}
+
+    def count(conv: torch.nn.Module, _: tuple, out: torch.Tensor) -> None:
+        convs[conv] = (
+            conv.in_channels // conv.groups * conv.out_channels * conv.kernel_size[0] * conv.kernel_size[1]
+        )
+        convs[conv] *= out.shape[-2] * out.shape[-1]
+
+    hooks = [conv.register_forward_hook(count) for conv in convs]
+    with torch.no_grad():
+        teacher(torch.zeros(1, *shape))
+    for hook in hooks:
+        hook.remove()
+    units = [m for m in teacher.modules() if isinstance(m, (BasicBlock, ResidualUnit))]
+    saved = 0.0
+    for unit in units:
+        first, second = [
+            m for m in unit.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3)
+        ][:2]
+        saved += (convs[first] + convs[second]) * max(0.0, 1 - block / first.out_channels)
+    total = sum(convs.values())
+    return total / (total - saved) if units else None
+
+
+SWEEP_INPUTS = ((16, 32), (32, 16), (64, 8))
+"""Input channels and map size of the convs of ResNet-18's first three stages at width 0.25."""
+SWEEP_OUTPUTS = (4, 6, 8, 12, 16, 24, 32, 48, 64)
+
+
+def output_sweep(rounds: int) -> dict[tuple[int, int], dict[int, float]]:
+    """Median batch-64 ms (NCHW, one thread) of a 3×3 conv from each of `SWEEP_INPUTS` to each of
+    `SWEEP_OUTPUTS` channels, the output widths interleaved: how a conv's time follows its output channels."""
+    found: dict[tuple[int, int], dict[int, list[float]]] = {}
+    for c, hw in SWEEP_INPUTS:
+        x = torch.randn(64, c, hw, hw)
+        convs = {out: torch.nn.Conv2d(c, out, 3, padding=1, bias=False).eval() for out in SWEEP_OUTPUTS}
+        times: dict[int, list[float]] = {out: [] for out in SWEEP_OUTPUTS}
+        with torch.inference_mode():
+            for _ in range(rounds):
+                for out, conv in convs.items():
+                    conv(x)
+                    runs = []
+                    for _ in range(3):
+                        start = time.perf_counter()
+                        conv(x)
+                        runs.append((time.perf_counter() - start) * 1000)
+                    times[out].append(statistics.median(runs))
+        found[(c, hw)] = times
+    return {key: {out: statistics.median(v) for out, v in t.items()} for key, t in found.items()}
+
+
+def blocked_markdown(rows: dict[str, list[dict]]) -> str:
+    lines = [
+        "", "The most conv MACs a residual student can save when each unit's internal width is a multiple of 16 "
+        "(`blocked_ratio`: at 16 where the teacher's is wider), against the MACs ratio of the student timed above:",
+        "", "| Family | Width | MACs ratio of the student | best MACs ratio, widths in blocks of 16 |", "|---|---|---|---|",
+    ]  # fmt: skip
+    for family, entries in rows.items():
+        for r in (r for r in entries if r["blocked_ratio"] is not None):
+            lines.append(f"| {family} | {r['width']:g} | {r['macs_ratio']:.2f} | {r['blocked_ratio']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def sweep_markdown(sweep: dict[tuple[int, int], dict[int, float]]) -> str:
+    lines = [
+        "", "A 3×3 conv's time by its output channels (NCHW, one thread, batch 64, ms, median over the rounds, "
+        "output widths interleaved), from the input shapes of ResNet-18's first three stages at width 0.25:", "",
+        "| input C×H×W | " + " | ".join(f"→ {out}" for out in SWEEP_OUTPUTS) + " |",
+        "|---|" + "---|" * len(SWEEP_OUTPUTS),
+    ]  # fmt: skip
+    for (c, hw), times in sweep.items():
+        lines.append(f"| {c}×{hw}×{hw} | " + " | ".join(f"{times[out]:.2f}" for out in SWEEP_OUTPUTS) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def conv_ms(net: torch.nn.Module, x: torch.Tensor) -> dict[str, float]:
     """CPU ms per forward spent in convs, by the conv's input (channels × height × width), output channels and
     kernel, summed over the convs of that shape, from one profiled pass after a warm-up."""
@@ -179,7 +276,8 @@ def measure(config: str, width: float, reduction: float, student: dict, rounds: 
     ms_cl = timed(nets, shape, rounds, True)
     x = torch.randn(64, *shape)
     speedup, speedup_cl = ms["teacher"] / ms["student"], ms_cl["teacher"] / ms_cl["student"]
-    ops = {name: op_ms(net, x) for name, net in nets.items()}
+    ops = {name: op_ms(net, x) for name, net in (nets | {"teacher, pools fast": fast_teacher}).items()}
+    like = {"teacher": "teacher, pools fast", "student": "student"}  # the conv bound, like for like
     ort_ms = onnxruntime_ms(nets, shape, rounds)
     return {
         "width": width,
@@ -192,10 +290,14 @@ def measure(config: str, width: float, reduction: float, student: dict, rounds: 
         "speedup_channels_last": speedup_cl,
         "share_channels_last": speedup_cl / macs,
         "ops": ops,
-        "share_bound": conv_bound(ms, ops, macs) / macs,
+        "share_bound": conv_bound(
+            {k: ms[v] for k, v in like.items()}, {k: ops[v] for k, v in like.items()}, macs
+        )
+        / macs,
         "ms_onnxruntime": ort_ms,
         "share_onnxruntime": ort_ms["teacher"] / ort_ms["student"] / macs,
         "convs": {name: conv_ms(net, x) for name, net in nets.items()} if shapes else None,
+        "blocked_ratio": blocked_ratio(teacher, shape),
     }
 
 
@@ -205,8 +307,8 @@ def markdown(rows: dict[str, list[dict]], rounds: int) -> str:
         f"Untrained teacher and PBKD student at each width, batch 64, one CPU thread, median of {rounds} rounds "
         "(interleaved) of 3 forward passes, in NCHW and in channels-last; per-operator ms (NCHW) from one profiled "
         "pass. Conv bound: the speed-up / MACs ratio the student would reach if its convs ran exactly the MACs ratio "
-        "faster than the teacher's and the rest of it took what it takes now (NCHW; the conv shares from the "
-        "profiled pass). onnxruntime: both models exported to ONNX and run by onnxruntime's CPU provider, one "
+        "faster than the teacher's (with its pools fast) and the rest of it took what it takes now (NCHW; the conv "
+        "shares from the profiled pass). onnxruntime: both models exported to ONNX and run by onnxruntime's CPU provider, one "
         "thread, the same rounds. The students' max-pooling runs as `StridedMaxPool2d` (the same values, faster in "
         "NCHW); like for like: the teacher with its pools made fast too. Pooling ms: `max_pool2d` + the strided "
         "maxima (`maximum`).", "",
@@ -246,8 +348,8 @@ def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--widths", nargs="+", type=float, default=[0.25, 0.5, 1.0])
-    parser.add_argument("--families", nargs="+", choices=sorted(FAMILIES), default=sorted(FAMILIES))
+    parser.add_argument("--widths", nargs="+", type=float, help="widths to time (default: each family's)")
+    parser.add_argument("--families", nargs="+", choices=list(FAMILIES), default=list(FAMILIES))
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--out", type=Path, default=RESULTS / "compress_width_latency.md")
     args = parser.parse_args(argv)
@@ -255,17 +357,17 @@ def main(argv: list[str] | None = None) -> str:
     torch.set_num_threads(1)
     rows = {}
     for family in args.families:
-        config, reduction, student = FAMILIES[family]
+        config, reduction, student, widths = FAMILIES[family]
         rows[family] = [
             measure(config, w, reduction, student, args.rounds, shapes=i == 0)
-            for i, w in enumerate(args.widths)
+            for i, w in enumerate(args.widths or widths)
         ]
         for r in rows[family]:
             print(f"{family} width {r['width']:g}: MACs {r['macs_ratio']:.2f}x, speed-up {r['speedup']:.2f}x "
                   f"({r['share']:.2f} of the MACs ratio; like for like {r['share_like_for_like']:.2f}; channels-last {r['share_channels_last']:.2f}; "
                   f"conv bound {r['share_bound']:.2f}; onnxruntime {r['share_onnxruntime']:.2f})",
                   flush=True)  # fmt: skip
-    text = markdown(rows, args.rounds)
+    text = markdown(rows, args.rounds) + sweep_markdown(output_sweep(args.rounds)) + blocked_markdown(rows)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
     print(text)

@@ -15,10 +15,10 @@ def bench():
         yield module
 
 
-@pytest.mark.parametrize("family", ["VGG-16", "ResNet-18"])
-def test_the_student_meets_the_families_macs_target_at_every_width(bench, family) -> None:
-    config, reduction, options = bench.FAMILIES[family]
-    for width in (0.125,):
+@pytest.mark.parametrize("family", ["VGG-16", "ResNet-18", "ResNet-20", "user CNN"])
+def test_the_student_meets_the_families_macs_target(bench, family) -> None:
+    config, reduction, options, widths = bench.FAMILIES[family]
+    for width in (0.125 if len(widths) > 1 else widths[0],):
         teacher, student, shape = bench.pair(config, width, reduction, options)
         assert shape[0] == 1  # grey images
         ratio = count_macs(teacher, (1, *shape)) / count_macs(student, (1, *shape))
@@ -32,14 +32,14 @@ def test_the_student_meets_the_families_macs_target_at_every_width(bench, family
 def test_the_vgg_student_pools_fast_and_the_teacher_as_the_config_builds_it(bench) -> None:
     from distillkit.models.pooling import StridedMaxPool2d
 
-    config, reduction, options = bench.FAMILIES["VGG-16"]
+    config, reduction, options, _ = bench.FAMILIES["VGG-16"]
     teacher, student, _ = bench.pair(config, 0.125, reduction, options)
     kinds = lambda net: {type(m) for m in net.modules() if isinstance(m, torch.nn.MaxPool2d)}  # noqa: E731
     assert kinds(student) == {StridedMaxPool2d} and kinds(teacher) == {torch.nn.MaxPool2d}
 
 
 def test_vgg_students_keep_their_last_conv_wide_as_in_the_families_benchmark(bench) -> None:
-    config, reduction, options = bench.FAMILIES["VGG-16"]
+    config, reduction, options, _ = bench.FAMILIES["VGG-16"]
     _, student, _ = bench.pair(config, 0.125, reduction, options)
     _, restoring, _ = bench.pair(config, 0.125, reduction, {"plain": "restore"})
     ones = lambda net: sum(m.kernel_size == (1, 1) for m in net.modules() if isinstance(m, torch.nn.Conv2d))  # noqa: E731
@@ -101,3 +101,26 @@ def test_onnxruntime_times_every_net_it_is_given(bench) -> None:
     nets = {"teacher": torch.nn.Conv2d(1, 4, 3).eval(), "student": torch.nn.Conv2d(1, 2, 3).eval()}
     ms = bench.onnxruntime_ms(nets, (1, 8, 8), rounds=1)
     assert set(ms) == {"teacher", "student"} and all(v > 0 for v in ms.values())
+
+
+def test_the_output_sweep_times_every_width_of_every_input_and_tabulates_them(bench, monkeypatch) -> None:
+    monkeypatch.setattr(bench, "SWEEP_INPUTS", ((3, 4),))
+    monkeypatch.setattr(bench, "SWEEP_OUTPUTS", (2, 5))
+    sweep = bench.output_sweep(rounds=1)
+    assert list(sweep) == [(3, 4)] and list(sweep[(3, 4)]) == [2, 5]
+    assert all(ms > 0 for ms in sweep[(3, 4)].values())
+    text = bench.sweep_markdown({(3, 4): {2: 0.5, 5: 1.25}})
+    assert "| input C×H×W | → 2 | → 5 |" in text and "| 3×4×4 | 0.50 | 1.25 |" in text
+
+
+def test_the_blocked_ratio_by_hand(bench) -> None:
+    """One basic unit 32 → 32 channels on 4×4 maps: its two 3×3 convs (32·32·9·16 MACs each) keep 16 of 32
+    internal channels, so 2·147 456 MACs become 147 456; a plain net has no ratio."""
+    from torchvision.models.resnet import BasicBlock
+
+    unit = BasicBlock(32, 32).eval()
+    assert bench.blocked_ratio(unit, (32, 4, 4)) == pytest.approx(2.0)
+    assert bench.blocked_ratio(BasicBlock(16, 16).eval(), (16, 4, 4)) == pytest.approx(1.0)
+    assert bench.blocked_ratio(torch.nn.Conv2d(3, 8, 3), (3, 4, 4)) is None
+    text = bench.blocked_markdown({"ResNet": [{"width": 1.0, "macs_ratio": 2.5, "blocked_ratio": 1.67}]})
+    assert "| ResNet | 1 | 2.50 | 1.67 |" in text
