@@ -10,7 +10,7 @@ from distillkit.models.blocks import block_shapes, split_model
 from distillkit.models.pooling import StridedMaxPool2d, fast_pools
 
 
-@pytest.mark.parametrize("kernel", [2, 3, (2, 3)])
+@pytest.mark.parametrize("kernel", [2, 3, (2, 3), (2, 1)])
 @pytest.mark.parametrize("size", [(8, 8), (9, 7), (6, 12)])
 def test_strided_pool_gives_every_value_of_max_pool(
     kernel: int | tuple[int, int], size: tuple[int, int]
@@ -35,11 +35,13 @@ def test_strided_pool_uses_max_pool_where_a_gradient_is_asked_for() -> None:
 
 def test_fast_pools_replaces_only_pools_whose_windows_tile_the_input() -> None:
     model = nn.Sequential(
-        nn.MaxPool2d(2), nn.Sequential(nn.MaxPool2d(3, stride=2), nn.MaxPool2d(2, padding=1)), nn.MaxPool2d(2)
+        nn.MaxPool2d(2),
+        nn.Sequential(nn.MaxPool2d(3, stride=2), nn.MaxPool2d(2, padding=1), nn.MaxPool2d(1)),
+        nn.MaxPool2d((2, 1)),
     )
     assert fast_pools(model) == 2
     assert [type(m) for m in model.modules() if isinstance(m, nn.MaxPool2d)] == [
-        StridedMaxPool2d, nn.MaxPool2d, nn.MaxPool2d, StridedMaxPool2d
+        StridedMaxPool2d, nn.MaxPool2d, nn.MaxPool2d, nn.MaxPool2d, StridedMaxPool2d
     ]  # fmt: skip
 
 

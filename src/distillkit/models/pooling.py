@@ -43,9 +43,11 @@ class StridedMaxPool2d(nn.MaxPool2d):
 
 
 def tiles(pool: nn.MaxPool2d) -> bool:
-    """Whether `pool`'s windows tile its input: kernel = stride, no padding or dilation, floor mode, no indices."""
+    """Whether `pool`'s windows tile its input: kernel = stride, larger than 1×1 (a 1×1 pool is the identity), no
+    padding or dilation, floor mode, no indices."""
     return (
         _pair(pool.kernel_size) == _pair(pool.stride)
+        and _pair(pool.kernel_size) != (1, 1)
         and _pair(pool.padding) == (0, 0)
         and _pair(pool.dilation) == (1, 1)
         and not pool.ceil_mode
