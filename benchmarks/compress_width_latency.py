@@ -8,23 +8,26 @@ ran 0.53–0.63 of its MACs ratio faster than its teacher on one CPU thread. Lat
 so this script builds each teacher of `configs/compress_fashion_mnist_{vgg16,resnet18}.yaml` at widths 0.25, 0.5
 and 1, and those of the benchmark's other two families (the CIFAR ResNet-20 of
 `configs/compress_fashion_mnist_resnet20.yaml` and the user CNN of `user_cnn.py`, given by module names) at the
-width it trains them at, designs each student as the families benchmark does (its MACs target and student options: `ratio_for_macs`,
-`design_student`), and times both untrained, interleaved (one thread, median of `--rounds` rounds of 3 batch-64
-forward passes on the configs' 32×32 grey inputs), in PyTorch's default (NCHW) memory format and in channels-last
-(`memory_format=torch.channels_last`, what `runtime.channels_last` trains in), with per-operator times from one
-`torch.profiler` pass and, at the first width, each conv's time by its input and weight shape: where a student's
-saved MACs do not turn into saved time. A last table times one 3×3 conv at every output width from 4 to 64
-channels: a CPU library that computes output channels in blocks (oneDNN uses blocks of 16 with AVX-512) spends on a
-conv of 6 output channels what it spends on one of 16.
+width it trains them at, designs each student as the families benchmark does (its MACs target and student
+options: `ratio_for_macs`, `design_student`), and times both untrained, interleaved (one thread, median of
+`--rounds` rounds of 3 batch-64 forward passes on the configs' 32×32 grey inputs), in PyTorch's default (NCHW)
+memory format and in channels-last (`memory_format=torch.channels_last`, what `runtime.channels_last` trains in),
+with per-operator times from one `torch.profiler` pass and, at the first width, each conv's time by its input and
+weight shape: where a student's saved MACs do not turn into saved time. Two last tables say why thin residual
+students fall short: one 3×3 conv timed at every output width from 4 to 64 channels (a CPU library that computes
+output channels in blocks, as oneDNN does in blocks of 16 with AVX-512, spends on a conv of 6 output channels
+what it spends on one of 16), and `blocked_ratio`, the most MACs a residual student saves with every thinned
+width a multiple of 16.
 
 Two more columns say how far a student could go. **The conv bound**: PBKD replaces each block by one that gives the
 same output, so what a block spends outside its convs (pooling, batch norm, activations, the head) stays; if the
 student's convs ran exactly the MACs ratio faster than the teacher's and the rest took what it takes in the
 student, its speed-up would be `teacher ms / (teacher conv ms / MACs ratio + student non-conv ms)`, the conv and
 non-conv shares taken from the profiled pass, the teacher's with its pools made fast as the student's are (like
-for like, below). A speed-up / MACs ratio target above this bound cannot be met by thinning convs. **onnxruntime**: both models exported to ONNX (the job's `export_onnx` path) and timed in
-onnxruntime's CPU provider on one thread, the runtime a deployment would use, which fuses batch norm and ReLU into
-the convs. **Like for like**: the student's max-pooling layers run as `StridedMaxPool2d` (`student.fast_pool`,
+for like, below). A speed-up / MACs ratio target above this bound cannot be met by thinning convs.
+**onnxruntime**: both models exported to ONNX (the job's `export_onnx` path) and timed in onnxruntime's CPU
+provider on one thread, the runtime a deployment would use, which fuses batch norm and ReLU into the convs.
+**Like for like**: the student's max-pooling layers run as `StridedMaxPool2d` (`student.fast_pool`,
 the same values as PyTorch's pool, computed faster on a CPU); the teacher is the config's model as a user has it,
 so part of the NCHW speed-up is the faster pooling. The like-for-like column times the teacher with its pools
 made fast too (`fast_pools`), so that the speed-up counts only what thinning the convs saves. Results go to
@@ -212,7 +215,8 @@ def blocked_markdown(rows: dict[str, list[dict]]) -> str:
     lines = [
         "", "The most conv MACs a residual student can save when each unit's internal width is a multiple of 16 "
         "(`blocked_ratio`: at 16 where the teacher's is wider), against the MACs ratio of the student timed above:",
-        "", "| Family | Width | MACs ratio of the student | best MACs ratio, widths in blocks of 16 |", "|---|---|---|---|",
+        "", "| Family | Width | MACs ratio of the student | best MACs ratio, widths in blocks of 16 |",
+        "|---|---|---|---|",
     ]  # fmt: skip
     for family, entries in rows.items():
         for r in (r for r in entries if r["blocked_ratio"] is not None):
@@ -272,11 +276,12 @@ def measure(config: str, width: float, reduction: float, student: dict, rounds: 
     macs = count_macs(teacher, (1, *shape)) / count_macs(student_net, (1, *shape))
     fast_teacher = copy.deepcopy(teacher)
     fast_pools(fast_teacher)
-    ms = timed(nets | {"teacher, pools fast": fast_teacher}, shape, rounds, False)
+    like_for_like = nets | {"teacher, pools fast": fast_teacher}
+    ms = timed(like_for_like, shape, rounds, False)
     ms_cl = timed(nets, shape, rounds, True)
     x = torch.randn(64, *shape)
     speedup, speedup_cl = ms["teacher"] / ms["student"], ms_cl["teacher"] / ms_cl["student"]
-    ops = {name: op_ms(net, x) for name, net in (nets | {"teacher, pools fast": fast_teacher}).items()}
+    ops = {name: op_ms(net, x) for name, net in like_for_like.items()}
     like = {"teacher": "teacher, pools fast", "student": "student"}  # the conv bound, like for like
     ort_ms = onnxruntime_ms(nets, shape, rounds)
     return {
@@ -308,10 +313,10 @@ def markdown(rows: dict[str, list[dict]], rounds: int) -> str:
         "(interleaved) of 3 forward passes, in NCHW and in channels-last; per-operator ms (NCHW) from one profiled "
         "pass. Conv bound: the speed-up / MACs ratio the student would reach if its convs ran exactly the MACs ratio "
         "faster than the teacher's (with its pools fast) and the rest of it took what it takes now (NCHW; the conv "
-        "shares from the profiled pass). onnxruntime: both models exported to ONNX and run by onnxruntime's CPU provider, one "
-        "thread, the same rounds. The students' max-pooling runs as `StridedMaxPool2d` (the same values, faster in "
-        "NCHW); like for like: the teacher with its pools made fast too. Pooling ms: `max_pool2d` + the strided "
-        "maxima (`maximum`).", "",
+        "shares from the profiled pass). onnxruntime: both models exported to ONNX and run by onnxruntime's CPU "
+        "provider, one thread, the same rounds. The students' max-pooling runs as `StridedMaxPool2d` (the same "
+        "values, faster in NCHW); like for like: the teacher with its pools made fast too. Pooling ms: `max_pool2d` "
+        "+ the strided maxima (`maximum`).", "",
         "| Family | Width | MACs ratio | Teacher ms | Student ms | Speed-up | Speed-up / MACs ratio | "
         "teacher ms, pools fast | like for like: speed-up / MACs ratio | "
         "channels-last ms (T / S) | channels-last speed-up / MACs ratio | "
@@ -364,7 +369,8 @@ def main(argv: list[str] | None = None) -> str:
         ]
         for r in rows[family]:
             print(f"{family} width {r['width']:g}: MACs {r['macs_ratio']:.2f}x, speed-up {r['speedup']:.2f}x "
-                  f"({r['share']:.2f} of the MACs ratio; like for like {r['share_like_for_like']:.2f}; channels-last {r['share_channels_last']:.2f}; "
+                  f"({r['share']:.2f} of the MACs ratio; like for like {r['share_like_for_like']:.2f}; "
+                  f"channels-last {r['share_channels_last']:.2f}; "
                   f"conv bound {r['share_bound']:.2f}; onnxruntime {r['share_onnxruntime']:.2f})",
                   flush=True)  # fmt: skip
     text = markdown(rows, args.rounds) + sweep_markdown(output_sweep(args.rounds)) + blocked_markdown(rows)
