@@ -635,6 +635,13 @@ def main() -> None:
         default=RESULTS,
         help="where the tables go (another folder for a partial rerun)",
     )
+    parser.add_argument(
+        "--set",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="overrides added to every family's config, last (a variant: give it its own --out and --results)",
+    )
     parser.add_argument("--remeasure", action="store_true", help="measure latency again")
     parser.add_argument("--report-only", action="store_true", help="no training: tables from finished runs")
     parser.add_argument(
@@ -651,6 +658,8 @@ def main() -> None:
         "--probe-variants", nargs="+", help="run only these probe variants (finished ones are listed)"
     )
     args = parser.parse_args()
+    for family in FAMILIES.values():
+        family.overrides = [*family.overrides, *args.set]
     torch.set_num_threads(1)
     start = time.time()
     if args.merge:

@@ -355,3 +355,44 @@ def test_a_block_whose_student_costs_more_gets_a_copy_of_the_teacher_block(resid
         shape_in = tuple(shapes[k][0])
         assert count_macs(students[k], shape_in) == count_macs(thinned[k], shape_in)
         assert count_macs(students[k], shape_in) < count_macs(teacher.blocks[k], shape_in)
+
+
+def test_thinned_widths_in_whole_multiples_by_hand() -> None:
+    from distillkit.compress.student import thinned
+
+    assert [thinned(c, 0.39) for c in (16, 32, 64, 128)] == [6, 12, 25, 50]  # rounded, as before
+    assert [thinned(c, 0.39, 16) for c in (16, 32, 64, 128)] == [6, 16, 16, 48]  # wider than 16: down to 16s
+    assert thinned(64, 0.5, 16) == 32  # an exact multiple stays
+    assert thinned(64, 0.1, 16) == 16  # at least one multiple
+    assert thinned(8, 0.5, 16) == 4  # not wider than the multiple: thinned as before
+    assert thinned(50, 1.0, 16) == 48
+
+
+@pytest.mark.parametrize("arch", ["resnet18", "vgg16"])
+def test_channel_multiple_keeps_wide_convs_in_whole_blocks_and_meets_the_macs_target(arch: str) -> None:
+    from distillkit.compress.student import ratio_for_macs
+
+    teacher = split_model(build_model(arch, 10, 1, width=0.25, small_input=True).eval())
+    shapes = block_shapes(teacher, torch.zeros(1, 1, 32, 32))
+    one = (1, 1, 32, 32)
+    outside = count_macs(teacher, one) - sum(
+        count_macs(b, tuple(s[0])) for b, s in zip(teacher.blocks, shapes, strict=True)
+    )
+
+    def widths(multiple: int) -> tuple[float, float, set[int]]:
+        ratio, reached = ratio_for_macs(
+            teacher.blocks, shapes, "thin", 2.5, outside, channel_multiple=multiple
+        )
+        students = design_student(teacher.blocks, shapes, "thin", ratio, channel_multiple=multiple)
+        macs = outside + sum(count_macs(b, tuple(s[0])) for b, s in zip(students, shapes, strict=True))
+        assert count_macs(teacher, one) / macs == pytest.approx(reached)
+        for student, block in zip(students, teacher.blocks, strict=True):  # receptive fields kept
+            assert receptive_field(student) == receptive_field(block)
+        convs = {m.out_channels for s in students for m in s.modules() if isinstance(m, nn.Conv2d)}
+        return ratio, reached, convs
+
+    _, reached, convs = widths(1)
+    assert reached >= 2.5 and any(c > 16 and c % 16 for c in convs)  # the plain rule leaves odd widths
+    _, reached, convs = widths(16)
+    assert reached >= 2.5
+    assert all(c <= 16 or c % 16 == 0 for c in convs)

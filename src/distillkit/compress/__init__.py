@@ -35,19 +35,28 @@ def compress_model(
     device: str | torch.device = "auto",
     residual: str = "internal",
     plain: str = "restore",
+    channel_multiple: int = 1,
 ) -> BlockwiseNet:
     """Compress a trained `model` by PBKD, cutting it after each module named in `blocks` ("auto" for VGG/ResNet).
 
     The model is not modified; the returned student is a `BlockwiseNet` (an ordinary `nn.Module`). `init="auto"`
     starts thin student convs from the teacher's largest filters; `residual` says how residual units are thinned,
-    `plain` how a block's own output width comes back (see `distillkit.compress.student`).
+    `plain` how a block's own output width comes back, `channel_multiple` keeps thinned widths in whole multiples
+    (see `distillkit.compress.student`).
     """
     device = resolve_device(device) if isinstance(device, str) else device
     teacher = split_model(model.eval(), blocks).to(device)
     x, _ = next(iter(train_loader))
     shapes = block_shapes(teacher, x[:2].to(device))
     students = design_student(
-        teacher.blocks, shapes, design, ratio, resolve_init(design, init), residual, plain=plain
+        teacher.blocks,
+        shapes,
+        design,
+        ratio,
+        resolve_init(design, init),
+        residual,
+        plain=plain,
+        channel_multiple=channel_multiple,
     )
     return progressive_distill(
         teacher, students, train_loader, steps_per_stage, optim or OptimConfig(), device, local_weight, order

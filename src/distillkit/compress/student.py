@@ -19,6 +19,10 @@ Residual units keep their shape, in one of two ways (`residual`):
 - ``branch``: every conv of the branch is thinned (a Bottleneck's last 1×1 excepted) and the branch ends in
   ReLU + a fresh 1×1 conv + BN back to the unit's width.
 
+Widths: each thinned conv keeps `ratio` × its filters, rounded; with `channel_multiple` (say 16), a conv wider
+than the multiple keeps whole multiples of it instead, since CPU conv kernels compute output channels in blocks and
+a width between two multiples takes the time of the larger one.
+
 Designs:
 - ``thin``: each k×k conv becomes a k×k conv with `ratio` × the filters.
 - ``depthwise``: each k×k conv (k > 1) becomes a depthwise k×k conv (same stride/dilation) followed by a
@@ -34,6 +38,7 @@ so the same channels move.
 from __future__ import annotations
 
 import copy
+import math
 from typing import TYPE_CHECKING
 
 import torch
@@ -62,7 +67,12 @@ def resolve_init(design: str, init: str) -> str:
     return "inherit" if design == "thin" else "random"
 
 
-def thinned(channels: int, ratio: float) -> int:
+def thinned(channels: int, ratio: float, multiple: int = 1) -> int:
+    """`ratio` × `channels` filters, rounded; with `multiple` > 1 and a conv wider than it, rounded down to whole
+    multiples instead (at least one): CPU conv kernels compute output channels in blocks (16 floats with AVX-512),
+    so a width between two multiples costs the time of the larger one."""
+    if multiple > 1 and channels > multiple:
+        return max(multiple, multiple * math.floor(channels * ratio / multiple + 1e-9))
     return max(1, int(round(channels * ratio)))
 
 
@@ -75,10 +85,11 @@ def design_student_block(
     init: str = "random",
     residual: str = "internal",
     plain: str = "internal",
+    channel_multiple: int = 1,
 ) -> nn.Sequential:
     """A student for teacher `block` (in/out channels of the block's tensors); `residual`: how residual units are
     thinned (`internal` or `branch`), `plain`: how the block's own output width comes back (`restore` or
-    `internal`; module docstring).
+    `internal`; module docstring), `channel_multiple`: thinned widths in whole multiples of it (`thinned`).
 
     `init="random"` initialises it afresh (`"auto"`: inherit for thin, random for depthwise); `init="inherit"` (thin design only) starts every thinned conv from the
     teacher's filters of largest L1 norm (Li et al., "Pruning Filters for Efficient ConvNets", ICLR 2017), with
@@ -107,7 +118,9 @@ def design_student_block(
                 raise SplitError(
                     f"student design: grouped conv '{name}' is not supported; give the student block"
                 )
-            out = module.out_channels if name in wide else thinned(module.out_channels, ratio)
+            out = (
+                module.out_channels if name in wide else thinned(module.out_channels, ratio, channel_multiple)
+            )
             layers += _conv(module, channels, out, design)
             keep = _inherit_conv(layers[-1], module, keep) if inherit else None
             channels = out
@@ -119,7 +132,11 @@ def design_student_block(
             unit_in, unit_out = _unit_channels(module)
             if channels != unit_in:
                 layers += _restore(channels, unit_in)
-            layers.append(_residual_student(module, unit_in, unit_out, design, ratio, inherit, residual))
+            layers.append(
+                _residual_student(
+                    module, unit_in, unit_out, design, ratio, inherit, residual, channel_multiple
+                )
+            )
             channels, keep = unit_out, None
         else:
             raise SplitError(
@@ -212,6 +229,7 @@ def _residual_student(
     ratio: float,
     inherit: bool = False,
     residual: str = "internal",
+    channel_multiple: int = 1,
 ) -> ResidualUnit:
     teacher_layers = _branch_layers(unit)
     convs = [m for m in teacher_layers if isinstance(m, nn.Conv2d)]
@@ -223,7 +241,7 @@ def _residual_student(
             # internal: the last conv keeps the unit's width. branch: only a final 1×1 conv does (Bottleneck);
             # otherwise a 1×1 is appended below.
             keep_width = m is last and (residual == "internal" or max(m.kernel_size) == 1)
-            out = m.out_channels if keep_width else thinned(m.out_channels, ratio)
+            out = m.out_channels if keep_width else thinned(m.out_channels, ratio, channel_multiple)
             layers += _conv(m, channels, out, design)
             keep = _inherit_conv(layers[-1], m, keep) if inherit else None
             channels = out
@@ -293,12 +311,14 @@ def design_student(
     copy_if_costlier: bool = True,
     plain: str = "internal",
     fast_pool: bool = True,
+    channel_multiple: int = 1,
 ) -> list[nn.Module]:
     """Student blocks for every teacher block; `shapes[k]` = (input shape, output shape) of block k (for a
     `ClipBlock`, of clips: (N, T, C, H, W)).
 
     With `fast_pool`, every max-pooling layer whose windows tile its input becomes a `StridedMaxPool2d`: the same
-    values, computed faster on a CPU when no gradient is asked for (`distillkit.models.pooling`).
+    values, computed faster on a CPU when no gradient is asked for (`distillkit.models.pooling`). With
+    `channel_multiple` > 1, thinned convs wider than it keep whole multiples of it (`thinned`).
 
     With `copy_if_costlier`, a block whose designed student would have at least the teacher block's MACs (a
     ResNet stem on grey images: one thin conv plus the 1×1 restore cost more than the teacher's conv) gets a copy
@@ -308,12 +328,20 @@ def design_student(
     for k, (block, (shape_in, shape_out)) in enumerate(zip(blocks, shapes, strict=True)):
         if isinstance(block, ClipBlock):  # clips (N, T, C, H, W): designed on its frame layers
             frames = design_student_block(
-                block.frames, shape_in[2], shape_out[2], design, ratio, init, residual, plain
+                block.frames,
+                shape_in[2],
+                shape_out[2],
+                design,
+                ratio,
+                init,
+                residual,
+                plain,
+                channel_multiple,
             )
             student: nn.Module = ClipBlock(frames)
         else:
             student = design_student_block(
-                block, shape_in[1], shape_out[1], design, ratio, init, residual, plain
+                block, shape_in[1], shape_out[1], design, ratio, init, residual, plain, channel_multiple
             )
         one = (1, *shape_in[1:])
         if copy_if_costlier and count_macs(student, one) >= count_macs(block, one):
@@ -362,6 +390,7 @@ def ratio_for_macs(
     residual: str = "internal",
     copy_if_costlier: bool = True,
     plain: str = "internal",
+    channel_multiple: int = 1,
 ) -> tuple[float, float]:
     """The largest filter ratio k/64 whose student has at least `reduction` times fewer MACs than the teacher, and
     the reduction it gives. MACs of one sample: the blocks' (teacher and student, on `shapes`) plus `other_macs`
@@ -376,7 +405,15 @@ def ratio_for_macs(
     def achieved(k: int) -> float:
         return teacher / macs(
             design_student(
-                blocks, shapes, design, k / RATIO_STEPS, "random", residual, copy_if_costlier, plain
+                blocks,
+                shapes,
+                design,
+                k / RATIO_STEPS,
+                "random",
+                residual,
+                copy_if_costlier,
+                plain,
+                channel_multiple=channel_multiple,
             )
         )
 
@@ -417,6 +454,7 @@ def student_from_config(
         config.copy_if_costlier,
         config.plain,
         config.fast_pool,
+        config.channel_multiple,
     )
 
 
@@ -439,4 +477,5 @@ def ratio_from_config(
         config.residual,
         config.copy_if_costlier,
         config.plain,
+        config.channel_multiple,
     )

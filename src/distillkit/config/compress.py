@@ -47,6 +47,11 @@ class StudentConfig(Section):
     """Max-pooling layers whose windows tile their input (kernel = stride) run, when no gradient is asked for, as
     the maximum of strided views: the same values as PyTorch's NCHW CPU kernel, many times faster on small maps
     (`distillkit.models.pooling`). Training and gradients are unchanged."""
+    channel_multiple: int = Field(1, ge=1, le=1024)
+    """Thinned convs wider than this keep a whole multiple of it (rounded down, at least one) rather than `ratio` ×
+    their filters rounded; narrower convs thin as before. CPU conv kernels compute output channels in blocks (16
+    with AVX-512 oneDNN), so a width between two multiples takes the time of the larger one: 16 trades a little
+    of the MACs saving at a ratio for time (`macs_reduction` finds the ratio as usual). 1: off."""
 
 
 class FinetuneConfig(Section):
