@@ -30,7 +30,12 @@ provider on one thread, the runtime a deployment would use, which fuses batch no
 **Like for like**: the student's max-pooling layers run as `StridedMaxPool2d` (`student.fast_pool`,
 the same values as PyTorch's pool, computed faster on a CPU); the teacher is the config's model as a user has it,
 so part of the NCHW speed-up is the faster pooling. The like-for-like column times the teacher with its pools
-made fast too (`fast_pools`), so that the speed-up counts only what thinning the convs saves. Results go to
+made fast too (`fast_pools`), so that the speed-up counts only what thinning the convs saves.
+**Other students and runtimes** (the last table, like for like): the same MACs target met by a student whose
+thinned widths are whole multiples of 16 (`student.channel_multiple: 16`), by the depthwise design
+(`student.design: depthwise`, the same target), and the families' student and teacher traced, frozen and
+optimised for inference by TorchScript (`torch.jit.freeze` + `torch.jit.optimize_for_inference`: batch norm folded
+into the convs, oneDNN convs with fused ReLU), each timed interleaved with the teacher. Results go to
 `benchmarks/results/compress_width_latency.md`.
 """
 
@@ -224,6 +229,23 @@ def blocked_markdown(rows: dict[str, list[dict]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def variants_markdown(rows: dict[str, list[dict]]) -> str:
+    names = list(next(iter(rows.values()))[0]["variants"])
+    lines = ["", "Other students for the same MACs target, and the families' pair frozen by TorchScript, like for like "
+             "(teacher with its pools fast; NCHW, one thread, batch 64; speed-up / MACs ratio, the MACs ratio in "
+             "brackets):", "", "| Family | Width | as benchmarked | " + " | ".join(names) + " |",
+             "|---|---|---|" + "---|" * len(names)]  # fmt: skip
+    for family, entries in rows.items():
+        for r in entries:
+            cells = [f"{r['share_like_for_like']:.2f} ({r['macs_ratio']:.2f}×)"]
+            cells += [
+                f"{v['speedup'] / v['macs_ratio']:.2f} ({v['macs_ratio']:.2f}×)"
+                for v in r["variants"].values()
+            ]
+            lines.append(f"| {family} | {r['width']:g} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def sweep_markdown(sweep: dict[tuple[int, int], dict[int, float]]) -> str:
     lines = [
         "", "A 3×3 conv's time by its output channels (NCHW, one thread, batch 64, ms, median over the rounds, "
@@ -270,6 +292,60 @@ def timed(nets: dict[str, torch.nn.Module], shape: tuple[int, ...], rounds: int,
     return {name: statistics.median(v) for name, v in times.items()}
 
 
+def frozen(net: torch.nn.Module, shape: tuple[int, ...]) -> torch.nn.Module:
+    """`net` traced, frozen and optimised for inference by TorchScript (batch norm folded, oneDNN convs)."""
+    with torch.no_grad():
+        return torch.jit.optimize_for_inference(
+            torch.jit.freeze(torch.jit.trace(net.eval(), torch.zeros(2, *shape)))
+        )
+
+
+def wall_ms(nets: dict[str, torch.nn.Module], shape: tuple[int, ...], rounds: int) -> dict[str, float]:
+    """Median batch-64 ms of each net (any callable, a frozen TorchScript module too), interleaved, one thread:
+    rounds of 3 forward passes after one warm-up pass each."""
+    x = torch.randn(64, *shape)
+    times: dict[str, list[float]] = {name: [] for name in nets}
+    with torch.inference_mode():
+        for net in nets.values():
+            net(x)
+        for _ in range(rounds):
+            for name, net in nets.items():
+                start = time.perf_counter()
+                for _ in range(3):
+                    net(x)
+                times[name].append((time.perf_counter() - start) / 3 * 1000)
+    return {name: statistics.median(v) for name, v in times.items()}
+
+
+VARIANTS = {"widths in 16s": {"channel_multiple": 16}, "depthwise": {"design": "depthwise"}}
+"""Other students for the same MACs target: `student:` options added to the family's."""
+
+
+def variants(
+    config: str,
+    width: float,
+    reduction: float,
+    student: dict,
+    fast_teacher: torch.nn.Module,
+    shape: tuple[int, ...],
+    rounds: int,
+) -> dict[str, dict[str, float]]:
+    """MACs ratio and like-for-like speed-up (against `fast_teacher`, the teacher with its pools fast) of each
+    `VARIANTS` student and of the frozen TorchScript pair."""
+    teacher_macs = count_macs(fast_teacher, (1, *shape))
+    found = {}
+    for name, extra in VARIANTS.items():
+        _, net, _ = pair(config, width, reduction, student | extra)
+        macs = teacher_macs / count_macs(net, (1, *shape))
+        ms = timed({"teacher": fast_teacher, "student": net}, shape, rounds, False)
+        found[name] = {"macs_ratio": macs, "speedup": ms["teacher"] / ms["student"]}
+    _, net, _ = pair(config, width, reduction, student)
+    macs = teacher_macs / count_macs(net, (1, *shape))
+    ms = wall_ms({"teacher": frozen(fast_teacher, shape), "student": frozen(net, shape)}, shape, rounds)
+    found["TorchScript frozen"] = {"macs_ratio": macs, "speedup": ms["teacher"] / ms["student"]}
+    return found
+
+
 def measure(config: str, width: float, reduction: float, student: dict, rounds: int, shapes: bool) -> dict:
     teacher, student_net, shape = pair(config, width, reduction, student)
     nets = {"teacher": teacher, "student": student_net}
@@ -303,6 +379,7 @@ def measure(config: str, width: float, reduction: float, student: dict, rounds: 
         "share_onnxruntime": ort_ms["teacher"] / ort_ms["student"] / macs,
         "convs": {name: conv_ms(net, x) for name, net in nets.items()} if shapes else None,
         "blocked_ratio": blocked_ratio(teacher, shape),
+        "variants": variants(config, width, reduction, student, fast_teacher, shape, rounds),
     }
 
 
@@ -374,6 +451,7 @@ def main(argv: list[str] | None = None) -> str:
                   f"conv bound {r['share_bound']:.2f}; onnxruntime {r['share_onnxruntime']:.2f})",
                   flush=True)  # fmt: skip
     text = markdown(rows, args.rounds) + sweep_markdown(output_sweep(args.rounds)) + blocked_markdown(rows)
+    text += variants_markdown(rows)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
     print(text)

@@ -124,3 +124,34 @@ def test_the_blocked_ratio_by_hand(bench) -> None:
     assert bench.blocked_ratio(torch.nn.Conv2d(3, 8, 3), (3, 4, 4)) is None
     text = bench.blocked_markdown({"ResNet": [{"width": 1.0, "macs_ratio": 2.5, "blocked_ratio": 1.67}]})
     assert "| ResNet | 1 | 2.50 | 1.67 |" in text
+
+
+def test_a_frozen_net_computes_what_the_net_computes_and_wall_ms_times_every_net(bench) -> None:
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.BatchNorm2d(4), torch.nn.ReLU(), torch.nn.Flatten()
+    ).eval()
+    with torch.no_grad():
+        net[1].running_mean.uniform_(-1, 1)
+        net[1].running_var.uniform_(0.5, 2)
+        x = torch.randn(3, 1, 6, 6)
+        torch.testing.assert_close(bench.frozen(net, (1, 6, 6))(x), net(x), rtol=1e-4, atol=1e-5)
+    ms = bench.wall_ms({"a": net, "b": bench.frozen(net, (1, 6, 6))}, (1, 6, 6), rounds=1)
+    assert set(ms) == {"a", "b"} and all(v > 0 for v in ms.values())
+
+
+def test_the_variants_meet_the_macs_target_and_are_tabulated(bench) -> None:
+    from distillkit.models.pooling import fast_pools
+
+    config, reduction, options, _ = bench.FAMILIES["VGG-16"]
+    teacher, _, shape = bench.pair(config, 0.125, reduction, options)
+    fast_pools(teacher)
+    found = bench.variants(config, 0.125, reduction, options, teacher, shape, rounds=1)
+    assert list(found) == [*bench.VARIANTS, "TorchScript frozen"]
+    assert all(v["macs_ratio"] >= reduction and v["speedup"] > 0 for v in found.values())
+    row = {"width": 0.25, "macs_ratio": 3.0, "share_like_for_like": 0.6,
+           "variants": {"widths in 16s": {"macs_ratio": 3.2, "speedup": 2.4}, "depthwise": {"macs_ratio": 7.0,
+                        "speedup": 1.4}}}  # fmt: skip
+    text = bench.variants_markdown({"VGG-16": [row]})
+    assert "| Family | Width | as benchmarked | widths in 16s | depthwise |" in text
+    assert "| VGG-16 | 0.25 | 0.60 (3.00×) | 0.75 (3.20×) | 0.20 (7.00×) |" in text
