@@ -396,3 +396,16 @@ def test_channel_multiple_keeps_wide_convs_in_whole_blocks_and_meets_the_macs_ta
     _, reached, convs = widths(16)
     assert reached >= 2.5
     assert all(c <= 16 or c % 16 == 0 for c in convs)
+
+
+def test_the_student_section_passes_its_channel_multiple_on() -> None:
+    from distillkit.compress.student import ratio_from_config, student_from_config
+    from distillkit.config.compress import StudentConfig
+
+    teacher = split_model(build_model("resnet18", 10, 1, width=0.25, small_input=True).eval())
+    shapes = block_shapes(teacher, torch.zeros(1, 1, 32, 32))
+    config = StudentConfig(channel_multiple=16, macs_reduction=2.5)
+    ratio, reached = ratio_from_config(teacher, shapes, config)
+    students = student_from_config(teacher.blocks, shapes, config, ratio)
+    widths = {m.out_channels for s in students for m in s.modules() if isinstance(m, nn.Conv2d)}
+    assert reached >= 2.5 and widths >= {6, 48} and all(c <= 16 or c % 16 == 0 for c in widths)
