@@ -660,14 +660,14 @@ def main() -> None:
     args = parser.parse_args()
     for family in FAMILIES.values():
         family.overrides = [*family.overrides, *args.set]
+    for name in args.families:
+        base_config(FAMILIES[name])  # registers the user CNN, which the report's latency also builds
     torch.set_num_threads(1)
     start = time.time()
     if args.merge:
         print(merge_results(args.merge, args.results))
         return
     if args.profile:
-        for name in args.families:
-            base_config(FAMILIES[name])  # registers the user CNN
         text = profile_ops(args.out, args.families, args.seeds)
         (RESULTS / "compress_families_profile.md").write_text(text)
         print(text)
