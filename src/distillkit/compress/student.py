@@ -72,6 +72,7 @@ def thinned(channels: int, ratio: float, multiple: int = 1) -> int:
     multiples instead (at least one): CPU conv kernels compute output channels in blocks (16 floats with AVX-512),
     so a width between two multiples costs the time of the larger one."""
     if multiple > 1 and channels > multiple:
+        # + 1e-9: a product such as 64 × 0.75 / 16 that float arithmetic puts just below a whole number
         return max(multiple, multiple * math.floor(channels * ratio / multiple + 1e-9))
     return max(1, int(round(channels * ratio)))
 
