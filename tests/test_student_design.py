@@ -409,3 +409,10 @@ def test_the_student_section_passes_its_channel_multiple_on() -> None:
     students = student_from_config(teacher.blocks, shapes, config, ratio)
     widths = {m.out_channels for s in students for m in s.modules() if isinstance(m, nn.Conv2d)}
     assert reached >= 2.5 and widths >= {6, 48} and all(c <= 16 or c % 16 == 0 for c in widths)
+
+
+def test_thinned_widths_survive_float_error() -> None:
+    from distillkit.compress.student import thinned
+
+    assert 800 * 0.58 / 16 < 29  # 28.999999999999996 in floats
+    assert thinned(800, 0.58, 16) == 29 * 16
