@@ -72,7 +72,7 @@ def thinned(channels: int, ratio: float, multiple: int = 1) -> int:
     multiples instead (at least one): CPU conv kernels compute output channels in blocks (16 floats with AVX-512),
     so a width between two multiples costs the time of the larger one."""
     if multiple > 1 and channels > multiple:
-        # + 1e-9: 800 × 0.58 / 16 is 28.999999999999996 in floats, and must round down to 29
+        # + 1e-9: 800 × 0.58 / 16 is 28.999999999999996 in floats, and must give 29 multiples, not 28
         return max(multiple, multiple * math.floor(channels * ratio / multiple + 1e-9))
     return max(1, int(round(channels * ratio)))
 
