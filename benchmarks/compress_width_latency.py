@@ -327,11 +327,12 @@ def variants(
     reduction: float,
     student: dict,
     fast_teacher: torch.nn.Module,
+    student_net: torch.nn.Module,
     shape: tuple[int, ...],
     rounds: int,
 ) -> dict[str, dict[str, float]]:
     """MACs ratio and like-for-like speed-up (against `fast_teacher`, the teacher with its pools fast) of each
-    `VARIANTS` student and of the frozen TorchScript pair."""
+    `VARIANTS` student and of `fast_teacher` and `student_net` (the family's student) frozen by TorchScript."""
     teacher_macs = count_macs(fast_teacher, (1, *shape))
     found = {}
     for name, extra in VARIANTS.items():
@@ -339,9 +340,10 @@ def variants(
         macs = teacher_macs / count_macs(net, (1, *shape))
         ms = timed({"teacher": fast_teacher, "student": net}, shape, rounds, False)
         found[name] = {"macs_ratio": macs, "speedup": ms["teacher"] / ms["student"]}
-    _, net, _ = pair(config, width, reduction, student)
-    macs = teacher_macs / count_macs(net, (1, *shape))
-    ms = wall_ms({"teacher": frozen(fast_teacher, shape), "student": frozen(net, shape)}, shape, rounds)
+    macs = teacher_macs / count_macs(student_net, (1, *shape))
+    ms = wall_ms(
+        {"teacher": frozen(fast_teacher, shape), "student": frozen(student_net, shape)}, shape, rounds
+    )
     found["TorchScript frozen"] = {"macs_ratio": macs, "speedup": ms["teacher"] / ms["student"]}
     return found
 
@@ -379,7 +381,7 @@ def measure(config: str, width: float, reduction: float, student: dict, rounds: 
         "share_onnxruntime": ort_ms["teacher"] / ort_ms["student"] / macs,
         "convs": {name: conv_ms(net, x) for name, net in nets.items()} if shapes else None,
         "blocked_ratio": blocked_ratio(teacher, shape),
-        "variants": variants(config, width, reduction, student, fast_teacher, shape, rounds),
+        "variants": variants(config, width, reduction, student, fast_teacher, student_net, shape, rounds),
     }
 
 

@@ -144,9 +144,9 @@ def test_the_variants_meet_the_macs_target_and_are_tabulated(bench) -> None:
     from distillkit.models.pooling import fast_pools
 
     config, reduction, options, _ = bench.FAMILIES["VGG-16"]
-    teacher, _, shape = bench.pair(config, 0.125, reduction, options)
+    teacher, student, shape = bench.pair(config, 0.125, reduction, options)
     fast_pools(teacher)
-    found = bench.variants(config, 0.125, reduction, options, teacher, shape, rounds=1)
+    found = bench.variants(config, 0.125, reduction, options, teacher, student, shape, rounds=1)
     assert list(found) == [*bench.VARIANTS, "TorchScript frozen"]
     assert all(v["macs_ratio"] >= reduction and v["speedup"] > 0 for v in found.values())
     row = {"width": 0.25, "macs_ratio": 3.0, "share_like_for_like": 0.6,
