@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from distillkit import api
 from distillkit.compress import compress_model
+from distillkit.engine.profile import count_macs
 
 
 def test_compress_writes_the_output_contract(tmp_path: Path, compress_yaml: Path) -> None:
@@ -94,10 +95,56 @@ def test_python_api_compresses_a_users_model() -> None:
     model = Net()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     data = TensorDataset(torch.randn(16, 3, 12, 12), torch.randint(0, 3, (16,)))
-    student = compress_model(model, ["stem", "stage"], DataLoader(data, batch_size=8), steps_per_stage=2)
+    loader = DataLoader(data, batch_size=8)
+    student = compress_model(model, ["stem", "stage"], loader, steps_per_stage=2)
     assert student(torch.randn(2, 3, 12, 12)).shape == (2, 3)
-    assert student.blocks[1][0].out_channels == 16  # half of the teacher's 32 filters
+    # one-conv blocks keep their last (only) conv at the teacher's width (`plain: internal`, the config's
+    # default): nothing to thin, so each student block is a copy of its teacher block
+    assert count_macs(student, (1, 3, 12, 12)) == count_macs(model, (1, 3, 12, 12))
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    restored = compress_model(model, ["stem", "stage"], loader, steps_per_stage=2, plain="restore")
+    assert [b[0].out_channels for b in restored.blocks] == [8, 16]  # half the filters, then a 1×1 back
+
+
+def _vgg_like() -> nn.Module:
+    layers: list[nn.Module] = []
+    for c_in, c_out in [(3, 16), (16, 16), (16, 32), (32, 32)]:
+        layers += [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
+    return nn.Sequential(*layers[:6], nn.MaxPool2d(2), *layers[6:], nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(32, 3))  # fmt: skip
+
+
+def test_python_api_meets_a_macs_target() -> None:
+    """A user with an `nn.Module` of their own asks for a MACs reduction and gets a student that meets it; a
+    ratio and a reduction together are refused."""
+    torch.manual_seed(0)
+    model = _vgg_like().eval()
+    data = TensorDataset(torch.randn(16, 3, 12, 12), torch.randint(0, 3, (16,)))
+    loader = DataLoader(data, batch_size=8)
+    student = compress_model(model, ["6", "12"], loader, steps_per_stage=1, macs_reduction=2.5)
+    got = count_macs(model, (1, 3, 12, 12)) / count_macs(student, (1, 3, 12, 12))
+    assert got >= 2.5
+    wide = compress_model(model, ["6", "12"], loader, steps_per_stage=1, ratio=1.0)
+    assert count_macs(wide, (1, 3, 12, 12)) == count_macs(model, (1, 3, 12, 12))
+    with pytest.raises(ValueError, match="ratio or macs_reduction"):
+        compress_model(model, ["6", "12"], loader, steps_per_stage=1, ratio=0.5, macs_reduction=2.5)
+
+
+def test_python_api_fine_tunes_the_student_when_asked() -> None:
+    """`finetune_steps` trains the whole student after the stages: from the same seed, the stages give the same
+    student, and the fine-tune then moves its head (the stages never train it)."""
+    model = _vgg_like().eval()
+    data = TensorDataset(torch.randn(16, 3, 12, 12), torch.randint(0, 3, (16,)))
+    students = []
+    for steps in (0, 2):
+        torch.manual_seed(0)
+        loader = DataLoader(data, batch_size=8, shuffle=True)
+        students.append(compress_model(model, ["6", "12"], loader, steps_per_stage=1, finetune_steps=steps))
+    plain, tuned = students
+    head = model[-1].weight  # the stages leave the teacher's head as it is; the fine-tune trains it
+    assert [torch.equal(p, head) for p in plain.head.parameters() if p.shape == head.shape] == [True]
+    assert [torch.equal(p, head) for p in tuned.head.parameters() if p.shape == head.shape] == [False]
+    assert not tuned.training
 
 
 def test_the_teacher_is_never_modified(

@@ -12,10 +12,12 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from distillkit.compress.pbkd import progressive_distill
-from distillkit.compress.student import design_student, resolve_init
+from distillkit.compress.pbkd import KDFinetuneObjective, progressive_distill
+from distillkit.compress.student import design_student, ratio_for_macs, resolve_init
 from distillkit.config import OptimConfig
 from distillkit.engine.device import resolve_device
+from distillkit.engine.loop import fit
+from distillkit.engine.profile import count_macs
 from distillkit.models.blocks import BlockwiseNet, block_shapes, split_model
 
 __all__ = ["BlockwiseNet", "compress_model", "design_student", "progressive_distill", "split_model"]
@@ -26,7 +28,7 @@ def compress_model(
     blocks: Sequence[str] | str,
     train_loader: DataLoader,
     steps_per_stage: int,
-    ratio: float = 0.5,
+    ratio: float | None = None,
     design: str = "thin",
     init: str = "auto",
     local_weight: float = 1.0,
@@ -34,30 +36,66 @@ def compress_model(
     order: str | Sequence[int] = "bottom_up",
     device: str | torch.device = "auto",
     residual: str = "internal",
-    plain: str = "restore",
+    plain: str = "internal",
     channel_multiple: int = 1,
+    macs_reduction: float | None = None,
+    finetune_steps: int = 0,
+    finetune_optim: OptimConfig | None = None,
 ) -> BlockwiseNet:
     """Compress a trained `model` by PBKD, cutting it after each module named in `blocks` ("auto" for VGG/ResNet).
+
+    The student's width is `ratio` (the share of filters each thinned conv keeps; 0.5 if neither is given) or
+    `macs_reduction` (the widest student with at least that many times fewer MACs than `model`, as the config's
+    `student.macs_reduction`). `finetune_steps` > 0 ends with the whole student trained by KD from the teacher
+    (α 0.5, temperature 4, as `pbkd.finetune`; `finetune_optim` defaults to SGD at lr 0.01).
 
     The model is not modified; the returned student is a `BlockwiseNet` (an ordinary `nn.Module`). `init="auto"`
     starts thin student convs from the teacher's largest filters; `residual` says how residual units are thinned,
     `plain` how a block's own output width comes back, `channel_multiple` keeps thinned widths in whole multiples
     (see `distillkit.compress.student`).
     """
+    if ratio is not None and macs_reduction is not None:
+        raise ValueError("compress_model: give ratio or macs_reduction, not both")
     device = resolve_device(device) if isinstance(device, str) else device
     teacher = split_model(model.eval(), blocks).to(device)
     x, _ = next(iter(train_loader))
     shapes = block_shapes(teacher, x[:2].to(device))
+    if macs_reduction is not None:
+        outside = count_macs(teacher, (1, *shapes[0][0][1:])) - sum(
+            count_macs(b, (1, *s[0][1:])) for b, s in zip(teacher.blocks, shapes, strict=True)
+        )
+        ratio, _ = ratio_for_macs(
+            teacher.blocks,
+            shapes,
+            design,
+            macs_reduction,
+            outside,
+            residual,
+            plain=plain,
+            channel_multiple=channel_multiple,
+        )
     students = design_student(
         teacher.blocks,
         shapes,
         design,
-        ratio,
+        0.5 if ratio is None else ratio,
         resolve_init(design, init),
         residual,
         plain=plain,
         channel_multiple=channel_multiple,
     )
-    return progressive_distill(
+    student = progressive_distill(
         teacher, students, train_loader, steps_per_stage, optim or OptimConfig(), device, local_weight, order
     )
+    if finetune_steps > 0:
+        objective = KDFinetuneObjective(student, teacher, alpha=0.5, temperature=4.0)
+        fit(
+            objective,
+            train_loader,
+            finetune_steps,
+            finetune_optim or OptimConfig(lr=0.01),
+            device,
+            "finetune (KD)",
+        )
+        student.eval()
+    return student
