@@ -37,16 +37,38 @@ def test_paired_interval_by_hand(bench) -> None:
 
 def test_summary_merges_by_preset_method_baseline_held_out_and_orders(bench, tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(bench, "RESULTS", tmp_path)
-    one = {"preset": "motion", "method": "civc", "baseline": "lucir", "orders": [0, 1], "differences": [1, 2],
+    one = {"preset": "demo", "method": "civc", "baseline": "lucir", "orders": [0, 1], "differences": [1, 2],
            "mean": 1.5, "ci95": [-4.9, 7.9], "held_out": True}  # fmt: skip
-    bench.Bench.merge_summary([one, {**one, "held_out": False}])
-    bench.Bench.merge_summary([{**one, "mean": 9.0}])
+    bench.Bench.merge_summary([one])
+    bench.Bench.merge_summary([{**one, "mean": 9.0}])  # the same comparison again: replaced
     summary = json.loads((tmp_path / "civc_summary.json").read_text())
-    assert [(c["held_out"], c["mean"]) for c in summary] == [(False, 1.5), (True, 9.0)]
+    assert [(c["held_out"], c["mean"]) for c in summary] == [(True, 9.0)]
     # the same comparison on other orders is another entry, not a replacement
     bench.Bench.merge_summary([{**one, "orders": [5, 6], "mean": 3.0}])
     summary = json.loads((tmp_path / "civc_summary.json").read_text())
-    assert [(c["orders"], c["mean"]) for c in summary if c["held_out"]] == [([0, 1], 9.0), ([5, 6], 3.0)]
+    assert [(c["orders"], c["mean"]) for c in summary] == [([0, 1], 9.0), ([5, 6], 3.0)]
+
+
+def test_held_out_means_the_orders_chose_nothing(bench, tmp_path, monkeypatch) -> None:
+    """`held_out` is true only for orders that took part in no choice of civc's defaults, and every merge writes
+    it anew for the entries already in the summary."""
+    assert bench.chose_nothing("motion", "xeon", [10, 11, 12, 13, 14])
+    assert bench.chose_nothing("demo", None, list(range(10))) and bench.chose_nothing("demo", "xeon", [0, 1])
+    assert not bench.chose_nothing("motion", "xeon", [0, 1, 2, 3, 4, 10, 11])  # 0-4 gated a default there
+    assert not bench.chose_nothing("appearance", "xeon", [0, 1, 2, 3, 4])
+    assert not bench.chose_nothing("motion", None, [10, 11, 12, 13, 14])  # the archive's fifteen gated one
+    assert bench.chose_nothing("appearance", "xeon", [10, 11, 12, 13, 14])
+    assert not bench.chose_nothing("demo", None, [100, 101])  # development orders
+    monkeypatch.setattr(bench, "RESULTS", tmp_path)
+    stale = {"preset": "motion", "method": "civc", "baseline": "lucir", "orders": [0, 1], "differences": [1, 2],
+             "mean": 1.5, "ci95": [-4.9, 7.9], "held_out": True}  # fmt: skip
+    (tmp_path / "civc_summary.json").write_text(json.dumps([stale]))
+    bench.Bench.merge_summary([{**stale, "machine": "xeon", "orders": [10, 11], "held_out": True}])
+    summary = json.loads((tmp_path / "civc_summary.json").read_text())
+    assert [(c.get("machine"), c["orders"], c["held_out"]) for c in summary] == [
+        (None, [0, 1], False),
+        ("xeon", [10, 11], True),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -70,12 +92,12 @@ def test_orders_that_chose_nothing_are_said_to_have_chosen_nothing(bench) -> Non
         "base_epochs": None,
     }
 
-    def note(orders: list[int] | None, held_out: bool = True) -> str:
-        return bench.Bench(type("Args", (Unset,), {**args, "orders": orders})()).order_note(held_out)
+    def note(orders: list[int] | None, reported: bool = True) -> str:
+        return bench.Bench(type("Args", (Unset,), {**args, "orders": orders})()).order_note(reported)
 
-    assert note([5, 6, 7, 8, 9]) == "held out: they chose nothing"
-    assert note(None) == note(list(range(10))) == bench.HELD_OUT_NOTE  # orders 0-4 switched two options off
-    assert note([100, 101], held_out=False) == "development orders"
+    assert note([15, 16, 17]) == "held out: they chose nothing"
+    assert note(None) == note([5, 6, 7, 8, 9]) == note([10, 11]) == bench.CHOSE_NOTE  # the archive's fifteen
+    assert note([100, 101], reported=False) == "development orders"
 
 
 def test_every_entry_builds_and_shares_a_base_model_by_head(bench) -> None:
@@ -184,7 +206,7 @@ def test_report_pairs_civc_with_the_baselines_and_civc_options_with_the_civc_the
         (full, "civc"): [-10.0, -10.0, -13.0],
         (keys, full): [1.0, 2.0, 3.0],
     }
-    assert all(c["held_out"] for c in summary)
+    assert not any(c["held_out"] for c in summary)  # motion orders 0-2 took part in choosing civc's defaults
     sampling = {(c["method"], c["baseline"]): c["jpeg_subsampling"] for c in summary}
     assert sampling[("civc", "lucir")] == "4:4:4" and sampling[(keys, full)] == "mixed"
     assert b.subsampling(keys) == "4:2:0"
