@@ -624,6 +624,77 @@ def merge_results(folders: list[Path], dest: Path) -> str:
     return save_tables(entries, labels, preamble, dest)
 
 
+def paired_runs(a: Path, b: Path, names: list[str], seeds: list[int]) -> list[dict]:
+    """Per family and method (PBKD and every baseline), the paired differences seed by seed of top-1 accuracy, run
+    folder `a` − run folder `b` (two `--out` folders of this script, e.g. a `--set` variant against the defaults),
+    with their mean and 95 % t-interval. Only seeds finished in both count; the two must share the teacher (the
+    same report), else they are not paired and the script stops naming the family."""
+    rows = []
+    for name in names:
+        family = FAMILIES[name]
+        teachers = [json.loads((teacher_dir(o, family) / "report.json").read_text()) if
+                    (teacher_dir(o, family) / "report.json").is_file() else None for o in (a, b)]  # fmt: skip
+        if None in teachers:
+            continue
+        if teachers[0] != teachers[1]:
+            raise SystemExit(f"--compare: {name}'s teachers in {a} and {b} differ: the runs are not paired")
+        reports = []
+        for seed in seeds:
+            pair = [run_folder(o, family, seed) / "report.json" for o in (a, b)]
+            if all(f.is_file() for f in pair):
+                reports.append([json.loads(f.read_text()) for f in pair])
+        if not reports:
+            continue
+        for method in ["pbkd", *METHODS]:
+
+            def acc(r: dict, m: str = method) -> float | None:
+                return r["student"]["accuracy"] if m == "pbkd" else r["baselines"].get(m, {}).get("accuracy")
+
+            diffs = [acc(x) - acc(y) for x, y in reports if acc(x) is not None and acc(y) is not None]
+            if not diffs:
+                continue
+            mean, ci = t_interval(diffs)
+            rows.append({
+                "family": name, "method": method, "seeds": [x["seed"] for x, _ in reports], "per_seed": diffs,
+                "mean": mean, "ci95": ci, "a": mean_std([acc(x) for x, _ in reports]),
+                "b": mean_std([acc(y) for _, y in reports]),
+                "macs_ratio": [reports[0][0]["speedup"]["macs"], reports[0][1]["speedup"]["macs"]],
+            })  # fmt: skip
+    return rows
+
+
+def verdict(ci: list[float] | None) -> str:
+    """'better' / 'worse' when the interval lies above / below 0, else 'not separated'."""
+    if ci is None or ci[0] <= 0 <= ci[1]:
+        return "not separated"
+    return "better" if ci[0] > 0 else "worse"
+
+
+def compare_markdown(rows: list[dict], a: Path, b: Path) -> str:
+    """The paired table of `paired_runs`."""
+    labels = {n: f.label for n, f in FAMILIES.items()}
+    names = {"pbkd": "PBKD", "scratch": "scratch", "kd": "KD", "kd_inherit": "`kd_inherit`", "fitnets": "FitNets",
+             "at": "AT"}  # fmt: skip
+    lines = [
+        "# compress_families: paired comparison", "",
+        f"`python benchmarks/compress_families.py --compare {a.as_posix()} {b.as_posix()}`", "",
+        f"Top-1 % of each method's student, A = `{a.as_posix()}` against B = `{b.as_posix()}`, the same teacher, "
+        "paired by seed (A − B), mean and 95 % t-interval; \"better\" or \"worse\" only where the interval "
+        "excludes 0.", "",
+        "| family | method | A | B | A − B per seed | mean | 95 % interval | verdict | MACs × (A / B) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]  # fmt: skip
+    for r in rows:
+        ci = "n/a" if r["ci95"] is None else f"[{r['ci95'][0]:+.2f}, {r['ci95'][1]:+.2f}]"
+        lines.append(
+            f"| {labels[r['family']]} | {names[r['method']]} | {r['a']['mean']:.2f} ± {r['a']['std']:.2f} | "
+            f"{r['b']['mean']:.2f} ± {r['b']['std']:.2f} | {' / '.join(f'{d:+.2f}' for d in r['per_seed'])} | "
+            f"{r['mean']:+.2f} | {ci} | {verdict(r['ci95'])} | "
+            f"{r['macs_ratio'][0]:.2f} / {r['macs_ratio'][1]:.2f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--families", nargs="+", choices=list(FAMILIES), default=list(FAMILIES))
@@ -651,6 +722,13 @@ def main() -> None:
         metavar="DIR",
         help="no training: one table from these result folders",
     )
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        nargs=2,
+        metavar=("A", "B"),
+        help="no training: each method's accuracy in run folders A − B (two --out folders), paired by seed",
+    )
     parser.add_argument("--probe", choices=list(PROBES), help="run this family's probe variants instead")
     parser.add_argument("--profile", action="store_true", help="per-operator CPU time of teacher and student")
     parser.add_argument("--probe-seeds", type=int, nargs="+", default=[10])
@@ -666,6 +744,14 @@ def main() -> None:
     start = time.time()
     if args.merge:
         print(merge_results(args.merge, args.results))
+        return
+    if args.compare:
+        rows = paired_runs(*args.compare, args.families, args.seeds)
+        text = compare_markdown(rows, *args.compare)
+        args.results.mkdir(parents=True, exist_ok=True)
+        (args.results / "compress_families_compare.md").write_text(text)
+        (args.results / "compress_families_compare.json").write_text(json.dumps(rows, indent=2) + "\n")
+        print(text)
         return
     if args.profile:
         text = profile_ops(args.out, args.families, args.seeds)

@@ -136,3 +136,35 @@ def test_merge_takes_each_family_from_the_last_folder_that_holds_it(bench, tmp_p
         bench.merge_results([tmp_path / "missing"], dest)
     with pytest.raises(SystemExit, match="where the merged table goes"):
         bench.merge_results([older, dest], dest)
+
+
+def test_compare_pairs_two_variants_by_seed_on_the_same_teacher(bench, tmp_path, monkeypatch) -> None:
+    """`--compare A B`: each method's A − B seed by seed, with the t-interval by hand; only seeds finished in both
+    count; runs from different teachers are refused."""
+    fam = bench.Family("toy", "toy net", "configs/x.yaml", [], 2.5, 1.5)
+    monkeypatch.setattr(bench, "FAMILIES", {"toy": fam})
+    a, b = tmp_path / "a", tmp_path / "b"
+    runs = {a: {0: (90.0, 88.0), 1: (91.0, 88.5), 2: (89.0, 87.0)}, b: {0: (89.0, 88.5), 1: (89.5, 88.0)}}
+    for out, seeds in runs.items():
+        (out / "toy" / "teacher").mkdir(parents=True)
+        (out / "toy" / "teacher" / "report.json").write_text(json.dumps({"accuracy": 91.0}))
+        for seed, (pbkd, kd) in seeds.items():
+            (out / "toy" / f"seed{seed}").mkdir()
+            report = fake_report(seed, pbkd, {"kd": kd})
+            (out / "toy" / f"seed{seed}" / "report.json").write_text(json.dumps(report))
+    rows = bench.paired_runs(a, b, ["toy"], [0, 1, 2])
+    assert [(r["method"], r["seeds"], r["per_seed"]) for r in rows] == [
+        ("pbkd", [0, 1], [1.0, 1.5]),
+        ("kd", [0, 1], [-0.5, 0.5]),
+    ]
+    pbkd = rows[0]
+    half = 12.706 * (0.5**0.5 / 2**0.5) * 0.5  # t(0.975, 1) · std / √n, std of (1.0, 1.5) = 0.5 / √2
+    assert pbkd["mean"] == 1.25 and pbkd["ci95"] == pytest.approx([1.25 - half, 1.25 + half])
+    assert pbkd["a"] == {"mean": 90.5, "std": pytest.approx(0.5**0.5)}
+    text = bench.compare_markdown(rows, a, b)
+    assert "| toy net | PBKD | 90.50 ± 0.71 | 89.25 ± 0.35 | +1.00 / +1.50 | +1.25 |" in text
+    assert "| toy net | KD |" in text and text.count("not separated") == 2
+    assert bench.verdict([0.1, 1.0]) == "better" and bench.verdict([-1.0, -0.1]) == "worse"
+    (b / "toy" / "teacher" / "report.json").write_text(json.dumps({"accuracy": 90.0}))
+    with pytest.raises(SystemExit, match="teachers in .* differ"):
+        bench.paired_runs(a, b, ["toy"], [0, 1, 2])
