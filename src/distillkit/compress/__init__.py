@@ -13,11 +13,10 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from distillkit.compress.pbkd import KDFinetuneObjective, progressive_distill
-from distillkit.compress.student import design_student, ratio_for_macs, resolve_init
+from distillkit.compress.student import design_student, macs_outside_blocks, ratio_for_macs, resolve_init
 from distillkit.config import OptimConfig
 from distillkit.engine.device import resolve_device
 from distillkit.engine.loop import fit
-from distillkit.engine.profile import count_macs
 from distillkit.models.blocks import BlockwiseNet, block_shapes, split_model
 
 __all__ = ["BlockwiseNet", "compress_model", "design_student", "progressive_distill", "split_model"]
@@ -61,15 +60,12 @@ def compress_model(
     x, _ = next(iter(train_loader))
     shapes = block_shapes(teacher, x[:2].to(device))
     if macs_reduction is not None:
-        outside = count_macs(teacher, (1, *shapes[0][0][1:])) - sum(
-            count_macs(b, (1, *s[0][1:])) for b, s in zip(teacher.blocks, shapes, strict=True)
-        )
         ratio, _ = ratio_for_macs(
             teacher.blocks,
             shapes,
             design,
             macs_reduction,
-            outside,
+            macs_outside_blocks(teacher, shapes),
             residual,
             plain=plain,
             channel_multiple=channel_multiple,

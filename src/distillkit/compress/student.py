@@ -459,6 +459,13 @@ def student_from_config(
     )
 
 
+def macs_outside_blocks(teacher: BlockwiseNet, shapes: list[tuple[torch.Size, torch.Size]]) -> int:
+    """MACs of one sample of a split teacher outside its blocks (the head): the same for teacher and student."""
+    return count_macs(teacher, (1, *shapes[0][0][1:])) - sum(
+        count_macs(b, (1, *sh[0][1:])) for b, sh in zip(teacher.blocks, shapes, strict=True)
+    )
+
+
 def ratio_from_config(
     teacher: BlockwiseNet, shapes: list[tuple[torch.Size, torch.Size]], config: StudentConfig
 ) -> tuple[float, float]:
@@ -466,15 +473,12 @@ def ratio_from_config(
     teacher (what lies outside its blocks, the head, counts for teacher and student alike)."""
     if config.macs_reduction is None:
         raise ValueError("ratio_from_config needs student.macs_reduction")
-    outside = count_macs(teacher, (1, *shapes[0][0][1:])) - sum(
-        count_macs(b, (1, *sh[0][1:])) for b, sh in zip(teacher.blocks, shapes, strict=True)
-    )
     return ratio_for_macs(
         teacher.blocks,
         shapes,
         config.design,
         config.macs_reduction,
-        outside,
+        macs_outside_blocks(teacher, shapes),
         config.residual,
         config.copy_if_costlier,
         config.plain,
