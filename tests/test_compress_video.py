@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from helpers import TINY_INCREMENTAL, refused
+from helpers import TINY_INCREMENTAL, refused, run_cli
 
 import distillkit.compress.pbkd as pbkd
 from distillkit import api
@@ -264,6 +264,20 @@ def test_compress_video_writes_the_report(teacher_run: Path, tmp_path: Path) -> 
     saved = torch.load(tmp_path / "run" / "student.pt", weights_only=True)
     assert all(torch.equal(v, saved[k]) for k, v in loaded.state_dict().items())
     assert loaded(clips).shape == (2, 3)
+
+
+def test_the_command_compresses_a_video_model_from_a_config_file(teacher_run: Path, tmp_path: Path) -> None:
+    """`distillkit compress VIDEO.yaml --out DIR` (the path a user takes): the report of a video run, the MACs
+    target met, the student loads back and classifies clips."""
+    tree = {**_compress_tree(teacher_run), "baselines": {"methods": []}, "export_onnx": False}
+    config = tmp_path / "video.yaml"
+    config.write_text(yaml.safe_dump(tree))
+    assert run_cli("compress", str(config), "--out", str(tmp_path / "run")) == 0
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["video"]["num_segments"] == T and report["video"]["clip_shape"] == [T, 3, 16, 16]
+    assert report["teacher"]["macs"] / report["student"]["macs"] >= 2.0
+    assert [b["shifts"] for b in report["video"]["blocks"]] == [0, 2, 2, 2, 2]
+    assert api.load_student(tmp_path / "run")(torch.randn(2, T, 3, 16, 16)).shape == (2, 3)
 
 
 class Crash(Exception):
