@@ -97,10 +97,10 @@ DEV = [100, 101]
 """Class orders on which defaults and options are chosen (`--dev`)."""
 DEV_FROM = 100
 """Every order from this one on is a development order (100 and 101, and more when two cannot decide): a table
-holding one is a development table, never a held-out one."""
+holding one is a development table, never a reported one."""
 
 
-def are_held_out(orders: list[int]) -> bool:
+def are_reported(orders: list[int]) -> bool:
     """Whether a table on `orders` is a reported table rather than a development one: none of its orders a
     development order (its file has no `_dev`)."""
     return all(o < DEV_FROM for o in orders)
@@ -109,7 +109,7 @@ def are_held_out(orders: list[int]) -> bool:
 def chose_nothing(preset: str, machine: str | None, orders: list[int]) -> bool:
     """Whether none of `orders` took part in choosing civc's defaults (no development order, none in `CHOSE`):
     the summary's `held_out`."""
-    return are_held_out(orders) and not set(orders) & CHOSE.get((machine or "", preset), frozenset())
+    return are_reported(orders) and not set(orders) & CHOSE.get((machine or "", preset), frozenset())
 
 
 DEMO = [
@@ -413,7 +413,7 @@ TABLE = ["joint (upper bound)", "lucir", "icarl", "podnet", "tcd", "lucir + TC",
          "civc (full-size frames), no CBF", "civc (full-size frames), old model on batch statistics",
          "civc (full-size frames) + key-frames", "civc (full-size frames) + spatio-temporal distillation",
          "civc (full-size frames) + TC", "civc (full-size frames) + logit KD"]  # fmt: skip
-"""The reported table's entries (held-out orders): joint training on all data seen (no memory limit: the ceiling
+"""The reported table's entries (orders 0–4): joint training on all data seen (no memory limit: the ceiling
 of this protocol, compared with nothing), the baselines (with vCLIMB's temporal consistency too), civc at its
 defaults (`AT_LR2`), and civc at its earlier defaults (`civc`: frames at 0.7, new clips sharp) with the entries
 that vary it: half the frame budget, full-size frames, half the new clips shown small, and full-size frames with
@@ -773,7 +773,7 @@ class Bench:
         forgetting = {e.label: [r["forgetting"] for r in self.own(e.label)] for e in self.entries}
         last = {e.label: [(r["old_accuracy"][-1], r["new_accuracy"][-1]) for r in self.own(e.label)]
                 for e in self.entries}  # fmt: skip
-        reported = not self.args.dev and are_held_out(self.orders)
+        reported = not self.args.dev and are_reported(self.orders)
         held_out = reported and chose_nothing(self.args.preset, self.args.machine, self.orders)
         name = f"civc_bench_{self.folder}" + ("" if reported else "_dev") + self.orders_suffix()
         lines = [

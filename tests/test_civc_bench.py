@@ -117,8 +117,8 @@ def test_every_entry_builds_and_shares_a_base_model_by_head(bench) -> None:
         )()
     )
     assert b.orders == bench.HELD_OUT and set(b.orders).isdisjoint(bench.DEV)
-    assert bench.are_held_out([0, 1, 2, 3, 4, 10, 99])
-    assert not bench.are_held_out([5, 102])  # 102 is a development order
+    assert bench.are_reported([0, 1, 2, 3, 4, 10, 99])
+    assert not bench.are_reported([5, 102])  # 102 is a development order
     owners = {e.label: b.owner(e) for e in b.entries}
     assert owners["lucir"] is None and owners["icarl"] is None
     assert owners["civc"] == owners["civc (full-size frames) + TC"] == owners["podnet"] == "lucir"
