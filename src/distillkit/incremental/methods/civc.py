@@ -8,14 +8,14 @@ key-frame exemplars (null: whole clips only); `old_batch_stats` the old model on
 `exemplar_scale` the smaller exemplar frames (1: full size); `memory.selection: random` drops the video-level
 herding.
 
-The defaults are what the benchmark's development orders chose and its held-out orders support (docs/results.md):
+The defaults are what the benchmark's development orders chose and its orders 0–4 let pass (docs/results.md):
 LUCIR's terms on a cosine classifier (its less-forget weight kept at 5 in every step rather than grown with the old
 classes), whole clips, class-balanced fine-tuning, and exemplar frames stored at 0.6 of each side, which hold 0.36
 of a frame's pixels, so that about 2.8 times as many exemplar clips fit the frame budget (spatial granularity),
 with half the new classes' training clips shown at that resolution. The decomposed
 distillation, the KD on old logits, the key-frames, the logit adjustment, weight interpolation and batch-norm
 recalibration each cost accuracy on the development orders and are off; the old model on batch statistics, chosen
-there, was not separated from running statistics on the held-out orders and is off too.
+there, was not separated from running statistics on orders 0–4 and is off too.
 """
 
 from __future__ import annotations
@@ -97,8 +97,8 @@ class CIVCOptions(SimilarityHeadOptions):
     adaptive_weights: bool = False
     """Scale the distillation weights (the less-forget constraint's and the feature parts') by sqrt(old classes /
     new classes), as LUCIR does: 7.1 to 11.2 for the less-forget weight 5 over the benchmark's steps. Off by
-    default: the weights as given in every step were better on the benchmark's development and held-out motion
-    orders (+0.44 [+0.31, +0.56] on orders 0–4) and not below on the appearance and mixed presets
+    default: the weights as given in every step were better on the benchmark's development motion orders and on
+    its orders 0–4 (+0.44 [+0.31, +0.56]) and not below on the appearance and mixed presets
     (docs/results.md); the new classes, learnt least in the last steps where the scaled weight is largest, gain."""
     key_frames: int | None = Field(None, ge=1)
     """Key-frames stored per exemplar video (dual granularity); null (the default): whole clips, which scored
@@ -122,8 +122,8 @@ class CIVCOptions(SimilarityHeadOptions):
     statistics otherwise, as LUCIR and PODNet do): with running statistics the feature distances are far from
     zero before any weight has changed (about 0.19 spatial and 0.38 temporal at the start of a step on the
     synthetic benchmark, against 0 with batch statistics), and training chases that mismatch. Off by default:
-    chosen on the benchmark's development orders (+0.8), it was not separated from running statistics on the
-    held-out orders (running − batch statistics −0.30, interval [−1.34, +0.74]; docs/results.md)."""
+    chosen on the benchmark's development orders (+0.8), it was not separated from running statistics on orders
+    0–4 (running − batch statistics −0.30, interval [−1.34, +0.74]; docs/results.md)."""
     logit_adjustment: float = Field(0.0, ge=0)
     """τ of logit-adjusted cross-entropy in incremental steps (Menon et al., ICLR 2021): the training logits are
     shifted by τ·log of each class's share of the step's training set, so that the new classes' full data stops
@@ -160,7 +160,7 @@ class CIVCOptions(SimilarityHeadOptions):
     clip's as loaded (1 − cos; the clip as loaded is the target and gets no gradient from it), so that a clip's
     embedding does not depend on the resolution the old classes are replayed at: the spatial counterpart of
     vCLIMB's temporal consistency. 0 (the default): off; weight 1, chosen on the development orders, was not
-    separated from it on ten held-out orders of the benchmark (docs/results.md)."""
+    separated from it on ten orders outside the development ones (docs/results.md)."""
     bn_recalibration: bool = False
     """After each incremental step, re-estimate every batch norm's running statistics on the exemplar memory
     (training transforms; updated by then, so every class seen has its share), instead of keeping averages of
