@@ -650,14 +650,17 @@ def paired_runs(a: Path, b: Path, names: list[str], seeds: list[int]) -> list[di
             def acc(r: dict, m: str = method) -> float | None:
                 return r["student"]["accuracy"] if m == "pbkd" else r["baselines"].get(m, {}).get("accuracy")
 
-            diffs = [acc(x) - acc(y) for x, y in reports if acc(x) is not None and acc(y) is not None]
-            if not diffs:
+            both = [
+                (x["seed"], acc(x), acc(y)) for x, y in reports if acc(x) is not None and acc(y) is not None
+            ]
+            if not both:
                 continue
+            diffs = [u - v for _, u, v in both]
             mean, ci = t_interval(diffs)
             rows.append({
-                "family": name, "method": method, "seeds": [x["seed"] for x, _ in reports], "per_seed": diffs,
-                "mean": mean, "ci95": ci, "a": mean_std([acc(x) for x, _ in reports]),
-                "b": mean_std([acc(y) for _, y in reports]),
+                "family": name, "method": method, "seeds": [seed for seed, _, _ in both], "per_seed": diffs,
+                "mean": mean, "ci95": ci, "a": mean_std([u for _, u, _ in both]),
+                "b": mean_std([v for _, _, v in both]),
                 "macs_ratio": [reports[0][0]["speedup"]["macs"], reports[0][1]["speedup"]["macs"]],
             })  # fmt: skip
     return rows

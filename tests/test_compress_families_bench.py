@@ -144,18 +144,18 @@ def test_compare_pairs_two_variants_by_seed_on_the_same_teacher(bench, tmp_path,
     fam = bench.Family("toy", "toy net", "configs/x.yaml", [], 2.5, 1.5)
     monkeypatch.setattr(bench, "FAMILIES", {"toy": fam})
     a, b = tmp_path / "a", tmp_path / "b"
-    runs = {a: {0: (90.0, 88.0), 1: (91.0, 88.5), 2: (89.0, 87.0)}, b: {0: (89.0, 88.5), 1: (89.5, 88.0)}}
+    runs = {a: {0: (90.0, 88.0), 1: (91.0, 88.5), 2: (89.0, 87.0)}, b: {0: (89.0, 88.5), 1: (89.5, None)}}
     for out, seeds in runs.items():
         (out / "toy" / "teacher").mkdir(parents=True)
         (out / "toy" / "teacher" / "report.json").write_text(json.dumps({"accuracy": 91.0}))
         for seed, (pbkd, kd) in seeds.items():
             (out / "toy" / f"seed{seed}").mkdir()
-            report = fake_report(seed, pbkd, {"kd": kd})
+            report = fake_report(seed, pbkd, {} if kd is None else {"kd": kd})  # None: KD did not run
             (out / "toy" / f"seed{seed}" / "report.json").write_text(json.dumps(report))
     rows = bench.paired_runs(a, b, ["toy"], [0, 1, 2])
     assert [(r["method"], r["seeds"], r["per_seed"]) for r in rows] == [
         ("pbkd", [0, 1], [1.0, 1.5]),
-        ("kd", [0, 1], [-0.5, 0.5]),
+        ("kd", [0], [-0.5]),  # only the seeds where both ran it
     ]
     pbkd = rows[0]
     half = 12.706 * (0.5**0.5 / 2**0.5) * 0.5  # t(0.975, 1) · std / √n, std of (1.0, 1.5) = 0.5 / √2
@@ -163,7 +163,8 @@ def test_compare_pairs_two_variants_by_seed_on_the_same_teacher(bench, tmp_path,
     assert pbkd["a"] == {"mean": 90.5, "std": pytest.approx(0.5**0.5)}
     text = bench.compare_markdown(rows, a, b)
     assert "| toy net | PBKD | 90.50 ± 0.71 | 89.25 ± 0.35 | +1.00 / +1.50 | +1.25 |" in text
-    assert "| toy net | KD |" in text and text.count("not separated") == 2
+    assert "| toy net | KD | 88.00 ± 0.00 | 88.50 ± 0.00 | -0.50 | -0.50 | n/a | not separated |" in text
+    assert text.count("not separated") == 2
     assert bench.verdict([0.1, 1.0]) == "better" and bench.verdict([-1.0, -0.1]) == "worse"
     (b / "toy" / "teacher" / "report.json").write_text(json.dumps({"accuracy": 90.0}))
     with pytest.raises(SystemExit, match="teachers in .* differ"):
