@@ -9,6 +9,7 @@
     python benchmarks/civc_bench.py --base-epochs 60 --entries lucir icarl civc   # probe: a longer base step
     python benchmarks/civc_bench.py --every-table         # every current table (`EVERY_TABLE`): make bench-civc
     python benchmarks/civc_bench.py --machine xeon --entries lucir civc   # another machine's runs, kept apart
+    python benchmarks/civc_bench.py --coverage            # which baselines each current table holds
 
 Every run is a `distillkit incremental` run of `configs/incremental_civc_bench.yaml` (same backbone, epochs and
 frame budget for all; only the method, its options and the class order change), `--jobs` at a time on one CPU
@@ -563,6 +564,57 @@ keeps them equal): `--every-table` runs them in turn, reusing every archived run
 regenerates them all. The tables kept as history (`*_base30`, `*_jpeg420`, `civc_bench_motion_dev`) measured
 settings that are not defaults any more and are not among them."""
 
+COVERED = ("lucir", "lucir + CBF", "icarl", "podnet", "tcd", "lucir + TC", "icarl + TC")
+"""The baselines every comparison table should hold (`coverage`): a table holds one when it has the entry, or the
+entry at the lr-0.004 protocol (`<label>, step lr 0.004`)."""
+MACHINES = {
+    "": "AMD EPYC (the archive)",
+    "xeon": "Intel Xeon (AVX-512)",
+    "epyc": "AMD EPYC, another one (its base models are not the archive's)",
+}
+"""The CPU behind each `--machine` set of runs (the archive's has none)."""
+
+
+def coverage() -> str:
+    """Which of `COVERED` each current table (`EVERY_TABLE`, the budget plots aside) holds, with its machine and
+    what its orders were used for; written to `civc_coverage.md` (`--coverage`, and at the end of
+    `--every-table`). A baseline missing from a table of another machine cannot be added: its base models are
+    gone with that machine, and base models trained again here are other models."""
+    lines = [
+        "# civc_coverage", "", "`python benchmarks/civc_bench.py --coverage`", "",
+        "The baselines each current table holds (x: the entry at the protocol's step lr or at 0.004; ·: not "
+        "run on those orders). Orders: *chose nothing* (the summary's `held_out`), *chose* (orders 0–4 and the "
+        "archive's motion orders, which gated civc's defaults: `CHOSE`) or *development*.", "",
+        "| Table | Machine | Orders | Orders were | " + " | ".join(COVERED) + " |",
+        "|---|---|---|---|" + "---|" * len(COVERED),
+    ]  # fmt: skip
+    missing, count = [], 0
+    for name, argv in EVERY_TABLE.items():
+        args = arguments().parse_args(list(argv))
+        if args.budget:
+            continue
+        bench, count = Bench(args), count + 1
+        labels = {e.label for e in bench.entries}
+        held = [b in labels or f"{b}, step lr 0.004" in labels for b in COVERED]
+        use = ("development" if not are_reported(bench.orders)
+               else "chose nothing" if chose_nothing(args.preset, args.machine, bench.orders) else "chose")  # fmt: skip
+        orders_text = ", ".join(map(str, bench.orders))
+        lines.append(
+            f"| {name} | {MACHINES.get(args.machine or '', args.machine)} | {orders_text} | {use} | "
+            + " | ".join("x" if h else "·" for h in held)
+            + " |"
+        )
+        if not all(held):
+            missing.append(name)
+    lines += [
+        "",
+        f"{len(missing)} of {count} tables lack at least one of them: {', '.join(missing) or 'none'}.",
+    ]
+    text = "\n".join(lines) + "\n"
+    (RESULTS / "civc_coverage.md").write_text(text)
+    return text
+
+
 # two-sided 95 % quantiles of Student's t for 1..30 degrees of freedom
 _T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
         2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
@@ -1014,8 +1066,17 @@ def main(argv: list[str] | None = None) -> str:
         parser.error(
             f"--every-table runs every table with its own arguments; it takes only --jobs (given: {chosen})"
         )
+    if args.coverage and chosen:
+        parser.error(
+            f"--coverage reads every current table's own arguments; it takes no others (given: {chosen})"
+        )
     if args.every_table:
-        return "".join(main([*table, "--jobs", str(args.jobs)]) for table in EVERY_TABLE.values())
+        tables = "".join(main([*table, "--jobs", str(args.jobs)]) for table in EVERY_TABLE.values())
+        return tables + coverage()
+    if args.coverage:
+        text = coverage()
+        print(text)
+        return text
     bench = Bench(args)
     return (bench.budget_report if bench.args.budget else bench.report)(*bench.run())
 
@@ -1047,6 +1108,9 @@ def arguments() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--every-table", action="store_true", help="every current table in turn (`EVERY_TABLE`), runs reused"
+    )
+    parser.add_argument(
+        "--coverage", action="store_true", help="which baselines each current table holds (civc_coverage.md)"
     )
     return parser
 

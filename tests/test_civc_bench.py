@@ -620,3 +620,31 @@ def test_a_base_model_that_ends_elsewhere_than_its_archived_run_stops_before_its
     archived.write_text(text.replace("99.33", "99.0").replace("91.0", "90.0"))
     calls.clear()
     assert b.run()[0] == 0 and calls == ["lucir", "civc"]
+
+
+def test_coverage_marks_the_baselines_each_table_holds(bench, tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(bench, "RESULTS", tmp_path)
+    tables = {
+        "every": ("--machine", "xeon", "--orders", "10", "11", "--entries", *bench.COVERED),
+        "two": ("--orders", "0", "1", "--entries", "lucir", "tcd, step lr 0.004"),
+        "dev": ("--orders", "100", "101", "--entries", "icarl"),
+        "plot": ("--budget",),  # a budget plot is not a comparison table: left out
+    }
+    monkeypatch.setattr(bench, "EVERY_TABLE", tables)
+    text = bench.main(["--coverage"])
+    assert text == (tmp_path / "civc_coverage.md").read_text()
+    rows = [line.split(" | ") for line in text.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert [(r[0], r[1], r[3]) for r in rows] == [
+        ("| every", "Intel Xeon (AVX-512)", "chose nothing"),
+        ("| two", "AMD EPYC (the archive)", "chose"),
+        ("| dev", "AMD EPYC (the archive)", "development"),
+    ]
+    marks = {r[0][2:]: [m.strip(" |") for m in r[4:]] for r in rows}
+    assert marks == {
+        "every": ["x"] * 7,
+        "two": ["x", "·", "·", "·", "x", "·", "·"],
+        "dev": ["·", "·", "x", "·", "·", "·", "·"],
+    }
+    assert "2 of 3 tables lack at least one of them: two, dev." in text
+    with pytest.raises(SystemExit):  # it reads each table's own arguments: no others beside it
+        bench.main(["--coverage", "--preset", "mixed"])
