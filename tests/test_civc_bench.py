@@ -633,7 +633,8 @@ def test_coverage_marks_the_baselines_each_table_holds(bench, tmp_path, monkeypa
     monkeypatch.setattr(bench, "EVERY_TABLE", tables)
     text = bench.main(["--coverage"])
     assert text == (tmp_path / "civc_coverage.md").read_text()
-    rows = [line.split(" | ") for line in text.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    table = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line]
+    rows = [line.split(" | ") for line in table[1:]]
     assert [(r[0], r[1], r[3]) for r in rows] == [
         ("| every", "Intel Xeon (AVX-512)", "chose nothing"),
         ("| two", "AMD EPYC (the archive)", "chose"),
