@@ -36,6 +36,8 @@ bench-incremental: $(STAMP)
 
 bench-civc: $(STAMP)
 	$(BIN)/python benchmarks/civc_bench.py --every-table
+	$(BIN)/python benchmarks/civc_steps.py --orders 0 1 2 3 4 5 6 7 8 9 --entries "joint (upper bound)" \
+		"civc, frames at 0.6, new clips small" lucir "lucir + CBF"
 
 bench-civc-legacy: $(STAMP)
 	$(BIN)/python benchmarks/civc_synthetic.py comparison
