@@ -512,6 +512,9 @@ XEON_PRESET_BASELINES = (*XEON_TABLE, "icarl", "tcd", "podnet", "lucir + TC", "i
 """`XEON_TABLE` with every other baseline (the appearance and mixed presets' tables)."""
 XEON_BASELINES = (*XEON_PRESET_BASELINES, DEFAULTS_HALF)
 """`XEON_PRESET_BASELINES` and civc at its defaults at half the frame budget (the motion preset's tables)."""
+EPYC_TABLE = ("lucir", "icarl", "podnet", "tcd", "lucir + TC", "icarl + TC", "lucir + CBF", DEFAULTS)
+"""Every baseline and civc at its defaults, on a second AMD EPYC's base models (the appearance preset's orders
+10-14, which chose nothing, run from nothing in one session)."""
 EVERY_TABLE: dict[str, tuple[str, ...]] = {
     "civc_bench_appearance": ("--preset", "appearance", "--entries", *PRESET_TABLE),
     "civc_bench_demo": ("--preset", "demo", "--entries", "joint (upper bound)", "lucir", "icarl", "lucir + CBF", AT_LR2,
@@ -524,6 +527,8 @@ EVERY_TABLE: dict[str, tuple[str, ...]] = {
         *XEON_PRESET_BASELINES),
     "civc_bench_appearance_xeon_orders10-14": ("--preset", "appearance", "--machine", "xeon", *orders(10, 14),
         "--entries", "lucir", "lucir + CBF", DEFAULTS),
+    "civc_bench_appearance_epyc_orders10-14": ("--preset", "appearance", "--machine", "epyc", *orders(10, 14),
+        "--entries", *EPYC_TABLE),
     "civc_bench_mixed": ("--preset", "mixed", "--entries", *PRESET_TABLE),
     "civc_bench_mixed_xeon_orders10-14": ("--preset", "mixed", "--machine", "xeon", *orders(10, 14), "--entries",
         "lucir", "lucir + CBF", DEFAULTS),
