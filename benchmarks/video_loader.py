@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import multiprocessing
 import os
 import platform
 import shlex
@@ -60,6 +61,7 @@ from distillkit.report.meta import run_metadata
 from distillkit.report.tables import markdown_table, print_table
 
 NUM_SEGMENTS = 8
+FORK = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 METHODS = ("bare", "loader", "loader_raw")  # loader_raw: VideoDataset without transform
 
@@ -174,6 +176,8 @@ def run_pass(
             batch_size=args.batch_size,
             num_workers=num_workers,
             worker_init_fn=_one_thread if num_workers else None,
+            # forked, as a job's workers are on Linux, and this process's children, whose CPU time it counts
+            multiprocessing_context=FORK if num_workers else None,
         )
         for batch in loader:
             count += len(batch[0] if method != "bare" else batch)

@@ -3,6 +3,7 @@ traceback, and (where it can be known) before any work."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -410,6 +411,23 @@ def test_skip_log_lists_each_video_once_with_workers(tmp_path, video_data) -> No
     lines = ds.skip_log.read_text().splitlines()
     assert [json.loads(x)["source"] for x in lines] == [records[1].source], lines
     assert read_skip_log(ds.skip_log) == [json.loads(lines[0])]
+
+
+class _ParentPid(torch.utils.data.Dataset):
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, index: int) -> int:
+        return os.getppid()
+
+
+def test_dataloader_workers_do_not_fork_the_test_process() -> None:
+    """conftest starts workers from a fork server: a fork of this process could meet a lock held by a thread an
+    earlier test left (the suite once hung so, in the skip-log test above)."""
+    from torch.utils.data import DataLoader
+
+    parents = [int(p) for p in DataLoader(_ParentPid(), batch_size=1, num_workers=2)]
+    assert len(parents) == 2 and os.getpid() not in parents
 
 
 def test_an_error_echoing_control_characters_stays_one_line(tmp_path, capsys) -> None:
