@@ -109,9 +109,10 @@ def bare_clip(path: str, num_segments: int = NUM_SEGMENTS) -> np.ndarray:
         idx = np.minimum((2 * k * n + n) // (2 * num_segments), n - 1).tolist()  # segment centres
         wanted, last = set(idx), max(idx)
         frames = {}
+        stream.thread_count = 1  # FFmpeg on this thread, as `PyAVReader` decodes
         for i, frame in enumerate(container.decode(stream)):
             if i in wanted:
-                frames[i] = frame.to_ndarray(format="rgb24")
+                frames[i] = frame.to_ndarray(format="rgb24", threads=1)
             if i >= last:
                 break
     return np.stack([frames[i] for i in idx])

@@ -12,12 +12,12 @@ from helpers import TINY_COMPRESS, TINY_TRAIN
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """DataLoader workers in the test process start from a fork server, not by forking this process. By the time a
-    test forks, earlier tests have left threads here (torch.profiler's kineto config loader, onnxruntime's pool,
-    OpenMP's, OpenBLAS's); a fork that meets one of them holding a lock, or kineto's fork handler stopping its
-    thread, could leave the workers or this process waiting forever (seen twice, in CI and a fresh clone's run: the
-    suite hung in the first test to fork DataLoader workers after the profiler tests). The fork server is a fresh
-    process that imported torch and nothing else."""
+    """DataLoader workers in the test process start from a fork server, not by forking this process. A fork
+    copies only the forking thread, and earlier tests leave thread pools here (kineto's from torch.profiler,
+    onnxruntime's, OpenMP's, OpenBLAS's): a worker that needs one waits forever. The suite hung twice in the
+    first test to fork workers, and once in the loader benchmark's process, whose worker waited inside FFmpeg's
+    thread pool (since then `PyAVReader` keeps FFmpeg on the calling thread). The fork server is a fresh process
+    that imported torch and nothing else."""
     multiprocessing.set_start_method("forkserver", force=True)
     multiprocessing.set_forkserver_preload(["torch"])
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -72,6 +74,29 @@ def test_pyav_reads_requested_frames(tmp_path: Path, codec: str, suffix: str) ->
     assert [frame_number(f) for f in reader.read(np.array([3]))] == [3]
     with pytest.raises(IndexError):
         reader.read([12])
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts threads in /proc")
+def test_pyav_decodes_on_the_calling_thread(tmp_path: Path) -> None:
+    """No FFmpeg thread pool: a DataLoader worker forked while one exists inherits it without its threads and can
+    wait on it forever. A second thread counts this process's threads for as long as the read lasts."""
+    path = write_video(tmp_path / "v.mp4", 48, "libx264")
+    before = len(os.listdir("/proc/self/task"))
+    counts: list[int] = []
+    done = threading.Event()
+
+    def count() -> None:
+        while not done.is_set():
+            counts.append(len(os.listdir("/proc/self/task")))
+
+    counter = threading.Thread(target=count)
+    counter.start()
+    try:
+        assert len(PyAVReader(path).read(list(range(48)))) == 48
+    finally:
+        done.set()
+        counter.join()
+    assert counts and max(counts) <= before + 1  # the counting thread alone
 
 
 def _cut_in_half(path: Path) -> Path:

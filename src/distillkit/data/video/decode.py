@@ -6,6 +6,7 @@ the order asked (indices may repeat). Anything wrong with the file on disk raise
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -45,6 +46,13 @@ def _pyav():  # imported on first use: parsing annotations does not need PyAV
     import av
 
     return av
+
+
+@functools.cache
+def _one_thread() -> dict[str, int]:
+    """Options of `VideoFrame.to_ndarray` that keep the colour conversion on the calling thread (PyAV 17 and
+    later thread it; earlier versions do not)."""
+    return {"threads": 1} if int(_pyav().__version__.split(".")[0]) >= 17 else {}
 
 
 def _av_message(exc: Exception) -> str:
@@ -111,11 +119,16 @@ class PyAVReader:
         frames: dict[int, np.ndarray] = {}
         decoded = 0
         container, self._container = self._container or self._open(), None
+        stream = container.streams.video[0]
+        # FFmpeg decodes and converts on this thread: its thread pools would outlive a read in this process, and a
+        # DataLoader worker forked from it could wait forever on a pool whose threads the fork did not copy (the
+        # test suite hung so); on clips this small they also cost more than they save
+        stream.thread_count = 1
         with container:
             try:
-                for frame in container.decode(container.streams.video[0]):
+                for frame in container.decode(stream):
                     if decoded in wanted:
-                        frames[decoded] = frame.to_ndarray(format="rgb24")
+                        frames[decoded] = frame.to_ndarray(format="rgb24", **_one_thread())
                     decoded += 1
                     if decoded > last:
                         break
