@@ -514,13 +514,14 @@ XEON_BASELINES = (*XEON_PRESET_BASELINES, DEFAULTS_HALF)
 """`XEON_PRESET_BASELINES` and civc at its defaults at half the frame budget (the motion preset's tables)."""
 EPYC_TABLE = ("lucir", "icarl", "podnet", "tcd", "lucir + TC", "icarl + TC", "lucir + CBF", DEFAULTS)
 """Every baseline and civc at its defaults, on a second AMD EPYC's base models (the appearance preset's orders
-10-14, which chose nothing, run from nothing in one session)."""
+10-14 and the demo stream's orders 0-4, which chose nothing, each run from nothing in one session)."""
 EVERY_TABLE: dict[str, tuple[str, ...]] = {
     "civc_bench_appearance": ("--preset", "appearance", "--entries", *PRESET_TABLE),
     "civc_bench_demo": ("--preset", "demo", "--entries", "joint (upper bound)", "lucir", "icarl", "lucir + CBF", AT_LR2,
                         "civc", "civc, frames at 0.6", FULL),
     "civc_bench_demo_orders0-9": ("--preset", "demo", *orders(0, 9), "--entries", *DEMO_TABLE),
     "civc_bench_demo_orders5-9": ("--preset", "demo", *orders(5, 9), "--entries", *DEMO_TABLE),
+    "civc_bench_demo_epyc": ("--preset", "demo", "--machine", "epyc", *orders(0, 4), "--entries", *EPYC_TABLE),
     "civc_bench_demo_xeon_orders0-9": ("--preset", "demo", "--machine", "xeon", *orders(0, 9), "--entries", "lucir",
         "icarl", "lucir + CBF", AT_LR2, DEFAULTS),
     "civc_bench_appearance_xeon": ("--preset", "appearance", "--machine", "xeon", "--entries",
