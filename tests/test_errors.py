@@ -423,7 +423,7 @@ class _ParentPid(torch.utils.data.Dataset):
 
 def test_dataloader_workers_do_not_fork_the_test_process() -> None:
     """conftest starts workers from a fork server: a fork of this process could meet a lock held by a thread an
-    earlier test left (the suite once hung so, in the skip-log test above)."""
+    earlier test left (the suite hung twice in the skip-log test above, its first test to fork workers)."""
     from torch.utils.data import DataLoader
 
     parents = [int(p) for p in DataLoader(_ParentPid(), batch_size=1, num_workers=2)]
