@@ -57,6 +57,7 @@ from distillkit.data.video import (
     parse_list_file,
     segment_indices,
 )
+from distillkit.data.video.decode import one_thread_conversion
 from distillkit.report.meta import run_metadata
 from distillkit.report.tables import markdown_table, print_table
 
@@ -112,7 +113,7 @@ def bare_clip(path: str, num_segments: int = NUM_SEGMENTS) -> np.ndarray:
         stream.thread_count = 1  # FFmpeg on this thread, as `PyAVReader` decodes
         for i, frame in enumerate(container.decode(stream)):
             if i in wanted:
-                frames[i] = frame.to_ndarray(format="rgb24", threads=1)
+                frames[i] = frame.to_ndarray(format="rgb24", **one_thread_conversion())
             if i >= last:
                 break
     return np.stack([frames[i] for i in idx])

@@ -101,6 +101,23 @@ def test_pyav_decodes_on_the_calling_thread(tmp_path: Path) -> None:
     assert max(counts) <= before + 1  # the counting thread alone
 
 
+@pytest.mark.parametrize(
+    ("version", "options"), [("16.0.1", {}), ("17.0.0", {"threads": 1}), ("18.1.0", {"threads": 1})]
+)
+def test_one_thread_conversion_follows_the_pyav_version(monkeypatch, version: str, options: dict) -> None:
+    """PyAV before 17 has no `threads` option in `to_ndarray` (and converts on the calling thread anyway)."""
+    from types import SimpleNamespace
+
+    import distillkit.data.video.decode as decode
+
+    monkeypatch.setattr(decode, "_pyav", lambda: SimpleNamespace(__version__=version))
+    decode.one_thread_conversion.cache_clear()
+    try:
+        assert decode.one_thread_conversion() == options
+    finally:
+        decode.one_thread_conversion.cache_clear()
+
+
 def _cut_in_half(path: Path) -> Path:
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])

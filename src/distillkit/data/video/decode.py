@@ -49,9 +49,10 @@ def _pyav():  # imported on first use: parsing annotations does not need PyAV
 
 
 @functools.cache
-def _one_thread() -> dict[str, int]:
+def one_thread_conversion() -> dict[str, int]:
     """Options of `VideoFrame.to_ndarray` that keep the colour conversion on the calling thread (PyAV 17 and
-    later thread it; earlier versions do not)."""
+    later thread it; earlier versions do not). Code that converts frames itself, as the loader benchmark does, uses
+    this rather than writing the option again."""
     return {"threads": 1} if int(_pyav().__version__.split(".")[0]) >= 17 else {}
 
 
@@ -128,7 +129,7 @@ class PyAVReader:
             try:
                 for frame in container.decode(stream):
                     if decoded in wanted:
-                        frames[decoded] = frame.to_ndarray(format="rgb24", **_one_thread())
+                        frames[decoded] = frame.to_ndarray(format="rgb24", **one_thread_conversion())
                     decoded += 1
                     if decoded > last:
                         break
