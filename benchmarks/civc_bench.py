@@ -513,8 +513,9 @@ XEON_PRESET_BASELINES = (*XEON_TABLE, "icarl", "tcd", "podnet", "lucir + TC", "i
 XEON_BASELINES = (*XEON_PRESET_BASELINES, DEFAULTS_HALF)
 """`XEON_PRESET_BASELINES` and civc at its defaults at half the frame budget (the motion preset's tables)."""
 EPYC_TABLE = ("lucir", "icarl", "podnet", "tcd", "lucir + TC", "icarl + TC", "lucir + CBF", DEFAULTS)
-"""Every baseline and civc at its defaults, on a second AMD EPYC's base models (the appearance preset's orders
-10-14 and the demo stream's orders 0-4, which chose nothing, each run from nothing in one session)."""
+"""Every baseline and civc at its defaults, on another AMD EPYC's base models (the appearance and mixed presets'
+orders 10-14 and the demo stream's orders 0-4, which chose nothing, each run from nothing in one session; the
+mixed preset's on a third machine of the same CPU model, with no earlier `mixed_epyc` runs to pair with)."""
 EVERY_TABLE: dict[str, tuple[str, ...]] = {
     "civc_bench_appearance": ("--preset", "appearance", "--entries", *PRESET_TABLE),
     "civc_bench_demo": ("--preset", "demo", "--entries", "joint (upper bound)", "lucir", "icarl", "lucir + CBF", AT_LR2,
@@ -535,6 +536,8 @@ EVERY_TABLE: dict[str, tuple[str, ...]] = {
         "lucir", "lucir + CBF", DEFAULTS),
     "civc_bench_mixed_xeon": ("--preset", "mixed", "--machine", "xeon", "--entries",
         *XEON_PRESET_BASELINES),
+    "civc_bench_mixed_epyc_orders10-14": ("--preset", "mixed", "--machine", "epyc", *orders(10, 14),
+        "--entries", *EPYC_TABLE),
     "civc_bench_motion": (),
     "civc_bench_motion_dev_orders100-101": (*orders(100, 101), "--entries", "lucir", "lucir + CBF", "civc",
         "lucir, old class weights fixed", "lucir + CBF, old class weights fixed", "lucir + CBF, step lr 0.004",
