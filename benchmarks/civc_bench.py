@@ -579,7 +579,7 @@ entry at the lr-0.004 protocol (`<label>, step lr 0.004`)."""
 MACHINES = {
     "": "AMD EPYC (the archive)",
     "xeon": "Intel Xeon (AVX-512)",
-    "epyc": "AMD EPYC, another one (its base models are not the archive's)",
+    "epyc": "AMD EPYC, others of that model (base models not the archive's; each preset's from one machine)",
 }
 """The CPU behind each `--machine` set of runs (the archive's has none)."""
 
